@@ -1,0 +1,24 @@
+// Entry point of the `bitsim` command: registers the subcommands and turns every error into one
+// line on stderr and a non-zero exit.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"bitsim: bit-accurate low-precision arithmetic, hardware models and cost"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "bitsim 0.1.0");
+  bitsim::app::add_arith_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bitsim: error: {}\n", e.what());
+    return 2;
+  }
+  return 0;
+}

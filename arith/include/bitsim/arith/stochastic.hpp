@@ -1,0 +1,47 @@
+// Counter-based random bits for stochastic rounding: bits = f(seed, stream, index).
+// Results never depend on thread count or call order because no generator state is shared.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace bitsim::arith {
+
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), bit-exact
+// with Random123's philox4x32_R(10, ctr, key); tests check the published known-answer vectors.
+constexpr std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr,
+                                                     std::array<std::uint32_t, 2> key) {
+  constexpr std::uint32_t kM0 = 0xD2511F53, kM1 = 0xCD9E8D57;
+  constexpr std::uint32_t kW0 = 0x9E3779B9, kW1 = 0xBB67AE85;
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      key[0] += kW0;
+      key[1] += kW1;
+    }
+    const std::uint64_t p0 = std::uint64_t{kM0} * ctr[0];
+    const std::uint64_t p1 = std::uint64_t{kM1} * ctr[2];
+    ctr = {std::uint32_t(p1 >> 32) ^ ctr[1] ^ key[0], std::uint32_t(p1),
+           std::uint32_t(p0 >> 32) ^ ctr[3] ^ key[1], std::uint32_t(p0)};
+  }
+  return ctr;
+}
+
+// The stochastic-rounding stream. Element `index` of stream `stream` under `seed` uses word
+// (index mod 4) of Philox4x32-10 with key = (seed low, seed high) and
+// counter = (index/4 low, index/4 high, stream low, stream high); its top k bits are the random
+// number r in [0, 2^k) that stochastic rounding adds below the kept LSB.
+struct SrStream {
+  std::uint64_t seed = 0;
+  std::uint64_t stream = 0;
+
+  std::array<std::uint32_t, 4> block(std::uint64_t block_index) const {
+    return philox4x32_10({std::uint32_t(block_index), std::uint32_t(block_index >> 32),
+                          std::uint32_t(stream), std::uint32_t(stream >> 32)},
+                         {std::uint32_t(seed), std::uint32_t(seed >> 32)});
+  }
+  std::uint32_t word(std::uint64_t index) const { return block(index >> 2)[index & 3]; }
+  // k in 1..32
+  std::uint32_t bits(std::uint64_t index, int k) const { return word(index) >> (32 - k); }
+};
+
+}  // namespace bitsim::arith

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the main bitsim demo: the format calculator on a few classic cases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh >/dev/null
+b=build/app/bitsim
+set -x
+$b formats fp8e4m3
+$b quantize --format fp16 0.1 65519 65520 0x1p-25 0x1.8p-25
+$b quantize --format 'fixed<8,4>' --rounding nearest-even 0.09375 0.15625 -8.03125 100
+$b quantize --format 'fixed<8,4>' --rounding stochastic --seed 7 0.1 0.1 0.1 0.1
