@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "bitsim/arith/format.hpp"
+#include "bitsim/arith/ops.hpp"
 #include "bitsim/arith/quantize.hpp"
+#include "bitsim/arith/requantize.hpp"
 #include "bitsim/arith/stochastic.hpp"
 #include "cli_util.hpp"
 #include "commands.hpp"
@@ -100,9 +102,144 @@ void run_quantize(const QuantizeArgs& a) {
   for_each_input(a.values, one);
 }
 
+
+struct OpArgs {
+  std::string op, format, out_format, rounding = "nearest-even", overflow;
+  std::uint64_t seed = 0, stream = 0;
+  int sr_bits = 16;
+  bool codes = false, json = false;
+  std::vector<std::string> operands;
+};
+
+void run_op(const OpArgs& a) {
+  const Format in = Format::parse(a.format);
+  const Format out = a.out_format.empty() ? in : Format::parse(a.out_format);
+  const RoundSpec spec = make_round_spec(out, a.rounding, a.overflow, a.sr_bits);
+  const std::size_t arity = a.op == "fma" ? 3 : 2;
+  const SrStream sr{a.seed, a.stream};
+  std::uint64_t index = 0;
+
+  // An operand is a code (--codes) or a value, which must be exactly representable in `in`.
+  auto operand = [&](const std::string& tok) -> u128 {
+    if (a.codes) return parse_hex_code(tok, in.width());
+    const Exact x = parse_exact(tok);
+    const Quantized q = quantize(in, x, {Rounding::NearestEven, default_overflow(in)});
+    if (q.status & ~unsigned(kInvalid))
+      throw FormatError(fmt::format("operand '{}' is not a value of {} (nearest is {}); round it with "
+                                    "`bitsim quantize` or pass --codes", tok, in.spec(), decode(in, q.code).to_decimal()));
+    return q.code;
+  };
+  auto one_case = [&](const std::vector<std::string>& toks) {
+    if (toks.size() != arity)
+      throw FormatError(fmt::format("{} takes {} operands, got {}", a.op, arity, toks.size()));
+    const u128 x = operand(toks[0]), y = operand(toks[1]);
+    const std::uint32_t r = spec.rounding == Rounding::Stochastic ? sr.bits(index, spec.sr_bits) : 0;
+    Quantized q;
+    if (a.op == "add") q = add(in, x, y, out, spec, r);
+    else if (a.op == "sub") q = sub(in, x, y, out, spec, r);
+    else if (a.op == "mul") q = mul(in, x, y, out, spec, r);
+    else q = fma(in, x, y, in, operand(toks[2]), out, spec, r);
+    const std::string value = decode(out, q.code).to_decimal();
+    if (a.json) {
+      nlohmann::json j{{"operands", toks}, {"code", hex_code(out, q.code)}, {"value", value},
+                       {"status", status_string(q.status)}};
+      fmt::print("{}\n", j.dump());
+    } else {
+      fmt::print("{} {:<24} {}\n", hex_code(out, q.code), value, status_string(q.status));
+    }
+    ++index;
+  };
+  if (!a.operands.empty()) return one_case(a.operands);
+  for_each_input({}, [&](const std::string& line) { one_case(split_ws(line)); });
+}
+
+std::int32_t parse_i32(const std::string& tok, std::string_view what) {
+  const Exact x = parse_exact(tok);
+  const Quantized q = quantize(Format::parse("int<32>"), x, {Rounding::NearestEven, Overflow::Saturate});
+  if (q.status) throw FormatError(fmt::format("bad {} '{}': expected an int32", what, tok));
+  return std::int32_t(std::uint32_t(q.code));
+}
+
+// Runs fn on the operands given, or on each stdin line split on whitespace; prints one int32 per case.
+template <class Fn>
+void int32_cases(const std::vector<std::string>& args, std::size_t arity, Fn&& fn) {
+  auto one = [&](const std::vector<std::string>& toks) {
+    if (toks.size() != arity) throw FormatError(fmt::format("expected {} integers per case, got {}", arity, toks.size()));
+    fmt::print("{}\n", fn(toks));
+  };
+  if (!args.empty()) {
+    if (arity == 1) for (const auto& t : args) one({t});
+    else one(args);
+    return;
+  }
+  for_each_input({}, [&](const std::string& line) { one(split_ws(line)); });
+}
+
+void add_op_command(CLI::App& app) {
+  auto* op = app.add_subcommand("op", "Bit-exact arithmetic on codes or values, rounded once");
+  op->require_subcommand(1);
+  for (const char* name : {"add", "sub", "mul", "fma"}) {
+    auto a = std::make_shared<OpArgs>();
+    a->op = name;
+    auto* c = op->add_subcommand(name, std::string(name) == "fma" ? "a * b + c, rounded once" : std::string("a ") + name + " b, rounded once");
+    c->add_option("--format,-f", a->format, "Operand format")->required();
+    c->add_option("--out-format", a->out_format, "Result format (default: the operand format)");
+    c->add_option("--rounding,-r", a->rounding, "Rounding mode")->capture_default_str();
+    c->add_option("--overflow,-o", a->overflow, "Overflow mode (default: saturate, or ieee for floats)");
+    c->add_option("--seed", a->seed, "Seed of the stochastic-rounding stream");
+    c->add_option("--stream", a->stream, "Stream id of the stochastic-rounding stream");
+    c->add_option("--sr-bits", a->sr_bits, "Random bits per stochastic rounding (1..32)")->capture_default_str();
+    c->add_flag("--codes", a->codes, "Operands are hex codes, not values");
+    c->add_flag("--json", a->json, "One JSON object per line");
+    c->add_option("operands", a->operands, "A B [C]; without operands, one case per stdin line");
+    c->callback([a] { run_op(*a); });
+  }
+
+  auto rq = std::make_shared<std::tuple<std::string, std::string, std::string, std::string, std::string, std::vector<std::string>>>();
+  auto* r = op->add_subcommand("requantize", "int32 accumulator -> multiplier, shift, zero point, clamp (gemmlowp/TFLite)");
+  r->add_option("--multiplier", std::get<0>(*rq), "Q31 multiplier (int32)")->required();
+  r->add_option("--shift", std::get<1>(*rq), "Left shift (> 0) or right shift (< 0)")->required();
+  r->add_option("--zero-point", std::get<2>(*rq), "Output zero point")->required();
+  r->add_option("--min", std::get<3>(*rq), "Clamp minimum (default INT32_MIN)");
+  r->add_option("--max", std::get<4>(*rq), "Clamp maximum (default INT32_MAX)");
+  r->add_option("acc", std::get<5>(*rq), "int32 accumulators; stdin, one per line, if none");
+  r->callback([rq] {
+    auto& [m, s, z, lo, hi, accs] = *rq;
+    Requantizer q;
+    q.multiplier = parse_i32(m, "--multiplier");
+    q.shift = parse_i32(s, "--shift");
+    if (q.shift < -31 || q.shift > 30) throw FormatError(fmt::format("bad --shift '{}': expected -31..30", s));
+    q.zero_point = parse_i32(z, "--zero-point");
+    if (!lo.empty()) q.min = parse_i32(lo, "--min");
+    if (!hi.empty()) q.max = parse_i32(hi, "--max");
+    if (q.min > q.max) throw FormatError(fmt::format("bad clamp: --min {} is above --max {}", q.min, q.max));
+    int32_cases(accs, 1, [&](const std::vector<std::string>& t) { return q(parse_i32(t[0], "accumulator")); });
+  });
+
+  auto srdhm = std::make_shared<std::vector<std::string>>();
+  auto* h = op->add_subcommand("srdhm", "gemmlowp SaturatingRoundingDoublingHighMul(A, B)");
+  h->add_option("operands", *srdhm, "A B (int32); stdin, one pair per line, if none");
+  h->callback([srdhm] {
+    int32_cases(*srdhm, 2, [](const std::vector<std::string>& t) {
+      return saturating_rounding_doubling_high_mul(parse_i32(t[0], "A"), parse_i32(t[1], "B"));
+    });
+  });
+  auto rdiv = std::make_shared<std::vector<std::string>>();
+  auto* d = op->add_subcommand("rdivpot", "gemmlowp RoundingDivideByPOT(X, EXP)");
+  d->add_option("operands", *rdiv, "X EXP (int32, 0..31); stdin, one pair per line, if none");
+  d->callback([rdiv] {
+    int32_cases(*rdiv, 2, [](const std::vector<std::string>& t) {
+      const std::int32_t e = parse_i32(t[1], "EXP");
+      if (e < 0 || e > 31) throw FormatError(fmt::format("bad EXP '{}': expected 0..31", t[1]));
+      return rounding_divide_by_pot(parse_i32(t[0], "X"), e);
+    });
+  });
+}
+
 }  // namespace
 
 void add_arith_commands(CLI::App& app) {
+  add_op_command(app);
   auto* formats = app.add_subcommand("formats", "Spec grammar, or range, step and bit layout of a format");
   auto spec = std::make_shared<std::string>();
   formats->add_option("format", *spec, "A format spec such as fixed<8,4> or fp8e4m3");

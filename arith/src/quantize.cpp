@@ -75,7 +75,7 @@ Quantized fixed_out_of_range(const Format& f, bool neg, u128 wrapped, bool wrap_
 }
 
 Quantized quantize_fixed(const Format& f, const Exact& x, const RoundSpec& spec, std::uint32_t random) {
-  if (x.is_nan()) return {0, kInvalid};
+  if (x.is_nan()) return {0, kInvalid};  // IEEE: nan to an integer format is invalid
   if (x.is_inf()) return fixed_out_of_range(f, x.neg, 0, false, spec.overflow);
 
   Split s = split(x.sig, -f.fl - x.exp, x.sticky);
@@ -152,7 +152,7 @@ Quantized float_overflow(const Format& f, bool neg, const RoundSpec& spec) {
 }
 
 Quantized quantize_float(const Format& f, const Exact& x, const RoundSpec& spec, std::uint32_t random) {
-  if (x.is_nan()) return {f.has_nan() ? nan_code(f) : 0, kInvalid};
+  if (x.is_nan()) return f.has_nan() ? Quantized{nan_code(f), 0} : Quantized{0, kInvalid};  // quiet nan
   if (x.neg && !f.is_signed && !x.is_zero())
     return {f.has_nan() ? nan_code(f) : 0, kInvalid};  // a negative value has no unsigned code
   if (x.is_inf()) {

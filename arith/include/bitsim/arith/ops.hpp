@@ -32,4 +32,9 @@ Quantized mul(const Format& in, u128 a, u128 b, const Format& out, const RoundSp
 Quantized fma(const Format& in, u128 a, u128 b, const Format& c_format, u128 c, const Format& out,
               const RoundSpec& spec, std::uint32_t random = 0);
 
+// round(x + y) once into `out`, with IEEE's zero-sign rule and invalid flag for inf - inf.
+// The building block of add, sub, fma and every accumulator.
+Quantized round_sum(const Format& out, const Exact& x, const Exact& y, const RoundSpec& spec,
+                    std::uint32_t random = 0);
+
 }  // namespace bitsim::arith

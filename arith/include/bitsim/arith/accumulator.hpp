@@ -1,0 +1,72 @@
+// Accumulators as hardware has them (format, overflow, rounding per add, summation order) and
+// the Kahan-compensated "lazy update" of Park et al. 2018 (Algorithm 1), both on codes.
+#pragma once
+
+#include <cstdint>
+
+#include "bitsim/arith/ops.hpp"
+#include "bitsim/arith/stochastic.hpp"
+
+namespace bitsim::arith {
+
+// acc <- round(acc + x) on every add: one rounding per add into the accumulator's format, with its
+// overflow mode (a fixed-point accumulator that saturates stays saturated only as long as the
+// following addends keep it there, exactly like a saturating adder). Adding products in sequence
+// reproduces a MAC unit that accumulates over K one product per cycle.
+// Stochastic rounding draws add number i's random bits from `sr` at index i.
+class Accumulator {
+ public:
+  Accumulator(const Format& format, const RoundSpec& spec, SrStream sr = {})
+      : format_(format), spec_(spec), sr_(sr) {}
+
+  void reset(u128 code = 0) {
+    code_ = code;
+    status_ = 0;
+    adds_ = 0;
+  }
+  // acc <- round(acc + x); returns this add's status.
+  unsigned add(const Exact& x);
+  // acc <- round(acc + a * b), the exact product of two codes rounded once with the sum.
+  unsigned mac(const Format& fa, u128 a, const Format& fb, u128 b) {
+    return add(exact_mul(decode(fa, a), decode(fb, b)));
+  }
+
+  const Format& format() const { return format_; }
+  u128 code() const { return code_; }
+  Exact value() const { return decode(format_, code_); }
+  unsigned status() const { return status_; }  // OR of every add's status since reset
+  std::uint64_t adds() const { return adds_; }
+
+ private:
+  Format format_;
+  RoundSpec spec_;
+  SrStream sr_;
+  u128 code_ = 0;
+  unsigned status_ = 0;
+  std::uint64_t adds_ = 0;
+};
+
+// Lazy update (SGD with Kahan summation), Park et al. 2018, Algorithm 1, on codes:
+//   acc   <- round_acc(acc + u)            u = -lr * grad, the update
+//   theta' = round_w(theta + acc)
+//   acc   <- round_acc(acc - (theta' - theta))   the part of acc that theta could not absorb
+//   theta <- theta'
+// (The paper prints the residual step as "acc + (theta' - theta)"; its text, "subtracting the
+// updated portion", and Kahan summation both call for the subtraction used here.)
+struct LazyUpdateResult {
+  u128 theta = 0;
+  u128 acc = 0;
+  unsigned status = 0;
+};
+struct LazyUpdate {
+  Format weight;
+  RoundSpec weight_spec;
+  Format acc;
+  RoundSpec acc_spec;
+
+  // r_acc1, r_theta, r_acc2: random bits for the three roundings when they are stochastic.
+  LazyUpdateResult step(u128 theta, u128 acc, const Exact& update, std::uint32_t r_acc1 = 0,
+                        std::uint32_t r_theta = 0, std::uint32_t r_acc2 = 0) const;
+};
+
+}  // namespace bitsim::arith
