@@ -1,0 +1,25 @@
+// Fast array quantization of fp32 tensors ("fake quantization": values stay fp32 but lie on the
+// format's grid). Bit-identical to the scalar quantize(); tests compare them element by element.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "bitsim/arith/format.hpp"
+#include "bitsim/arith/rounding.hpp"
+#include "bitsim/arith/stochastic.hpp"
+
+namespace bitsim::arith {
+
+// True when every value of `f` is an fp32 number, so that fp32 can carry the quantized values:
+// fixed point up to 24 bits with its grid inside fp32's range, floats with m <= 23, a zero, and
+// exponents inside fp32's (subnormals included).
+bool fits_fp32(const Format& f);
+
+// out[i] = the value of quantize(f, in[i], spec, r_i) where r_i = sr.bits(first_index + i, k).
+// Throws FormatError when !fits_fp32(f). `in` and `out` may be the same array. Status flags are
+// not computed here; the scalar quantize() gives them.
+void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
+                  const SrStream& sr = {}, std::uint64_t first_index = 0);
+
+}  // namespace bitsim::arith

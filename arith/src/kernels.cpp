@@ -1,0 +1,208 @@
+// Branch-free fp32 array quantizer. Each element is scaled by a power of two into fp64 so that the
+// format's LSB becomes 1 (exact: fp32 has 24 significant bits), rounded to an integer there by the
+// same rules as round_up_magnitude(), range-checked, and scaled back (exact by fits_fp32()).
+// One instantiation per rounding mode keeps the inner loop free of mode dispatch, so it vectorises.
+#include "bitsim/arith/kernels.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "bitsim/arith/quantize.hpp"
+
+namespace bitsim::arith {
+namespace {
+
+// Loop invariants of one quantization.
+struct Plan {
+  Overflow overflow = Overflow::Saturate;
+  double two_k = 65536;  // 2^k for stochastic rounding
+  // fixed point
+  double scale = 1, inv_scale = 1;  // 2^fl, 2^-fl
+  double lo = 0, hi = 0;            // integer code range
+  double sym_lo = 0;                // -max, or 0 when unsigned
+  double modulus = 0;               // 2^wl
+  // floats
+  int m = 0, emin = 0;
+  double max_value = 0, min_normal = 0;
+  double overflow_pos = 0, overflow_neg = 0;  // what a finite value that overflows becomes
+  double inf_pos = 0, inf_neg = 0;            // what +-inf becomes
+  double nan_result = 0;                      // a nan, or 0 in formats without nan
+  bool ftz = false, is_signed = true;
+};
+
+double result_of(const Format& f, const Exact& x, const RoundSpec& spec) {
+  return decode(f, quantize(f, x, spec).code).to_double();
+}
+
+Plan make_plan(const Format& f, const RoundSpec& spec) {
+  Plan p;
+  p.overflow = spec.overflow;
+  p.two_k = std::ldexp(1.0, spec.sr_bits);
+  if (!f.is_float()) {
+    p.scale = std::ldexp(1.0, f.fl);
+    p.inv_scale = std::ldexp(1.0, -f.fl);
+    p.lo = double(f.min_int());
+    p.hi = double(f.max_int());
+    p.sym_lo = f.is_signed ? -p.hi : 0.0;
+    p.modulus = std::ldexp(1.0, f.wl);
+    return p;
+  }
+  p.m = f.man_bits;
+  p.emin = f.emin();
+  p.max_value = decode(f, max_code(f)).to_double();
+  p.min_normal = std::ldexp(1.0, f.emin());
+  p.ftz = !f.subnormals;
+  p.is_signed = f.is_signed;
+  p.nan_result = f.has_nan() ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+  // The scalar quantizer is the one definition of overflow and non-finite inputs: ask it.
+  const Exact huge{Exact::Class::Finite, false, 1, f.emax() + 2, false};
+  Exact neg_huge = huge;
+  neg_huge.neg = true;
+  p.overflow_pos = result_of(f, huge, spec);
+  p.overflow_neg = result_of(f, neg_huge, spec);
+  p.inf_pos = result_of(f, Exact::inf(false), spec);
+  p.inf_neg = result_of(f, Exact::inf(true), spec);
+  return p;
+}
+
+// Rounds y to an integer under mode R, deciding exactly as round_up_magnitude() does.
+// twos: stochastic rounding on a two's complement code (fixed point) rather than a magnitude.
+template <Rounding R, bool Twos>
+inline double round_to_integer(double y, std::uint32_t r, double two_k) {
+  const double a = std::fabs(y);
+  const double t = std::floor(a);
+  const double f = a - t;  // exact, and so is f * two_k
+  const bool neg = y < 0;
+  const bool odd = t - 2.0 * std::floor(t * 0.5) != 0.0;
+  bool inc = false;
+  if constexpr (R == Rounding::NearestEven) inc = f > 0.5 || (f == 0.5 && odd);
+  if constexpr (R == Rounding::NearestAway) inc = f >= 0.5;
+  if constexpr (R == Rounding::NearestZero) inc = f > 0.5;
+  if constexpr (R == Rounding::NearestUp) inc = f > 0.5 || (f == 0.5 && !neg);
+  if constexpr (R == Rounding::NearestDown) inc = f > 0.5 || (f == 0.5 && neg);
+  if constexpr (R == Rounding::TowardZero) inc = false;
+  if constexpr (R == Rounding::Down) inc = f > 0 && neg;
+  if constexpr (R == Rounding::Up) inc = f > 0 && !neg;
+  if constexpr (R == Rounding::Odd) inc = f > 0 && !odd;
+  if constexpr (R == Rounding::Stochastic) {
+    // Magnitude form of "add r below the LSB and truncate" (see round_up_magnitude): a two's
+    // complement code of a negative value holds 1 - f, whose top k bits are 2^k - ceil(f 2^k).
+    if (Twos && neg) inc = double(r) < std::ceil(f * two_k);
+    else inc = std::floor(f * two_k) + double(r) >= two_k;
+  }
+  return std::copysign(t + (inc ? 1.0 : 0.0), y);
+}
+
+template <Rounding R, Overflow O>
+void fixed_loop(const Plan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+  const double scale = p.scale, inv_scale = p.inv_scale, lo = p.lo, hi = p.hi, sym_lo = p.sym_lo;
+  const double modulus = p.modulus, two_k = p.two_k;
+  for (std::size_t j = 0; j < n; ++j) {
+    const float x = src[j];
+    const std::uint32_t r = R == Rounding::Stochastic ? rnd[j] : 0;
+    const double v = round_to_integer<R, true>(double(x) * scale, r, two_k);
+    double q;
+    if constexpr (O == Overflow::SaturateZero) q = (v < lo || v > hi) ? 0.0 : v;
+    else if constexpr (O == Overflow::SaturateSymmetric) q = std::min(std::max(v, sym_lo), hi);
+    else if constexpr (O == Overflow::Wrap) q = v - modulus * std::floor((v - lo) / modulus);  // exact
+    else q = std::min(std::max(v, lo), hi);
+    // nan (and, when wrapping, +-inf) has no fixed-point code: 0. Adding 0.0 turns -0 into +0.
+    const bool no_code = x != x || (O == Overflow::Wrap && std::fabs(x) == std::numeric_limits<float>::infinity());
+    dst[j] = no_code ? 0.0f : float(q * inv_scale + 0.0);
+  }
+}
+
+template <Rounding R>
+void float_loop(const Plan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+  const int m = p.m, emin = p.emin;
+  const double two_k = p.two_k, max_value = p.max_value, min_normal = p.min_normal;
+  const double ov_pos = p.overflow_pos, ov_neg = p.overflow_neg, inf_pos = p.inf_pos, inf_neg = p.inf_neg;
+  const double nan_result = p.nan_result;
+  const bool ftz = p.ftz, is_signed = p.is_signed;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (std::size_t j = 0; j < n; ++j) {
+    const float x = src[j];
+    const std::uint32_t r = R == Rounding::Stochastic ? rnd[j] : 0;
+    const int field = int((std::bit_cast<std::uint32_t>(x) >> 23) & 0xff);
+    const int e = std::max(field - 127, emin);  // binade, or the subnormal one
+    const double scale = std::bit_cast<double>(std::uint64_t(1023 + m - e) << 52);     // 2^(m-e)
+    const double inv_scale = std::bit_cast<double>(std::uint64_t(1023 - m + e) << 52);  // 2^(e-m)
+    double v = round_to_integer<R, false>(double(x) * scale, r, two_k) * inv_scale;
+    v = (ftz && std::fabs(v) < min_normal) ? 0.0 : v;
+    v = std::copysign(v, double(x));
+    v = std::fabs(v) > max_value ? (x > 0 ? ov_pos : ov_neg) : v;
+    v = std::fabs(x) == kInf ? (x > 0 ? inf_pos : inf_neg) : v;
+    v = (!is_signed && !(x >= 0)) ? (x < 0 ? nan_result : std::fabs(v)) : v;  // negatives have no code
+    v = x != x ? nan_result : v;
+    dst[j] = float(v);
+  }
+}
+
+template <Rounding R>
+void run(const Format& f, const Plan& p, std::span<const float> in, std::span<float> out, const SrStream& sr,
+         std::uint64_t first, int k) {
+  constexpr std::size_t kChunk = 1024;  // random words per Philox batch
+  std::array<std::uint32_t, kChunk> rnd{};
+  for (std::size_t base = 0; base < in.size(); base += kChunk) {
+    const std::size_t n = std::min(kChunk, in.size() - base);
+    if constexpr (R == Rounding::Stochastic) {
+      // Element i uses word (i mod 4) of Philox block i/4.
+      const std::uint64_t i0 = first + base;
+      for (std::uint64_t b = i0 >> 2; b <= (i0 + n - 1) >> 2; ++b) {
+        const auto blk = sr.block(b);
+        for (std::uint64_t w = 0; w < 4; ++w) {
+          const std::uint64_t idx = b * 4 + w;
+          if (idx >= i0 && idx < i0 + n) rnd[idx - i0] = blk[w] >> (32 - k);
+        }
+      }
+    }
+    const float* src = in.data() + base;
+    float* dst = out.data() + base;
+    if (f.is_float()) {
+      float_loop<R>(p, src, dst, rnd.data(), n);
+      continue;
+    }
+    switch (p.overflow) {
+      case Overflow::SaturateZero: fixed_loop<R, Overflow::SaturateZero>(p, src, dst, rnd.data(), n); break;
+      case Overflow::SaturateSymmetric: fixed_loop<R, Overflow::SaturateSymmetric>(p, src, dst, rnd.data(), n); break;
+      case Overflow::Wrap: fixed_loop<R, Overflow::Wrap>(p, src, dst, rnd.data(), n); break;
+      case Overflow::Saturate:
+      case Overflow::Ieee: fixed_loop<R, Overflow::Saturate>(p, src, dst, rnd.data(), n); break;
+    }
+  }
+}
+
+}  // namespace
+
+bool fits_fp32(const Format& f) {
+  if (!f.is_float()) return f.wl <= 24 && f.fl <= 149 && f.wl - f.fl <= 128;
+  return f.has_zero && f.man_bits <= 23 && f.emax() <= 127 && f.emin() - (f.subnormals ? f.man_bits : 0) >= -149;
+}
+
+void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
+                  const SrStream& sr, std::uint64_t first_index) {
+  if (!fits_fp32(f))
+    throw FormatError(fmt::format("format {} has values that fp32 cannot hold; quantize to codes instead", f.spec()));
+  if (out.size() < in.size()) throw std::invalid_argument("quantize_f32: output shorter than input");
+  const Plan p = make_plan(f, spec);
+  const int k = spec.sr_bits;
+  switch (spec.rounding) {
+    case Rounding::NearestEven: return run<Rounding::NearestEven>(f, p, in, out, sr, first_index, k);
+    case Rounding::NearestAway: return run<Rounding::NearestAway>(f, p, in, out, sr, first_index, k);
+    case Rounding::NearestZero: return run<Rounding::NearestZero>(f, p, in, out, sr, first_index, k);
+    case Rounding::NearestUp: return run<Rounding::NearestUp>(f, p, in, out, sr, first_index, k);
+    case Rounding::NearestDown: return run<Rounding::NearestDown>(f, p, in, out, sr, first_index, k);
+    case Rounding::TowardZero: return run<Rounding::TowardZero>(f, p, in, out, sr, first_index, k);
+    case Rounding::Down: return run<Rounding::Down>(f, p, in, out, sr, first_index, k);
+    case Rounding::Up: return run<Rounding::Up>(f, p, in, out, sr, first_index, k);
+    case Rounding::Odd: return run<Rounding::Odd>(f, p, in, out, sr, first_index, k);
+    case Rounding::Stochastic: return run<Rounding::Stochastic>(f, p, in, out, sr, first_index, k);
+  }
+}
+
+}  // namespace bitsim::arith
