@@ -137,7 +137,7 @@ void float_loop(const Plan& p, const float* src, float* dst, const std::uint32_t
     v = std::copysign(v, double(x));
     v = std::fabs(v) > max_value ? (x > 0 ? ov_pos : ov_neg) : v;
     v = std::fabs(x) == kInf ? (x > 0 ? inf_pos : inf_neg) : v;
-    v = (!is_signed && !(x >= 0)) ? (x < 0 ? nan_result : std::fabs(v)) : v;  // negatives have no code
+    v = is_signed ? v : (x < 0 ? nan_result : std::fabs(v));  // negatives have no unsigned code
     v = x != x ? nan_result : v;
     dst[j] = float(v);
   }
