@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "bitsim/arith/quantize.hpp"
+#include "kernels_avx2.hpp"
 
 namespace bitsim::arith {
 namespace {
@@ -143,37 +144,86 @@ void float_loop(const Plan& p, const float* src, float* dst, const std::uint32_t
   }
 }
 
+// k-bit random numbers of elements first .. first + n - 1 (the stream's words, in index order).
+void random_bits(const SrStream& sr, std::uint64_t first, std::size_t n, int k, bool simd, std::uint32_t* out) {
+  const std::uint64_t b0 = first >> 2, b1 = (first + n + 3) >> 2;  // blocks covering the range
+  const std::size_t skip = std::size_t(first & 3);
+  std::array<std::uint32_t, 4 * 260> words;  // up to 1024 elements + alignment slack
+  if (simd) {
+    avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, words.data());
+  } else {
+    for (std::uint64_t b = b0; b < b1; ++b) {
+      const auto blk = sr.block(b);
+      for (int w = 0; w < 4; ++w) words[4 * (b - b0) + w] = blk[w] >> (32 - k);
+    }
+  }
+  std::memcpy(out, words.data() + skip, n * sizeof(std::uint32_t));
+}
+
 template <Rounding R>
-void run(const Format& f, const Plan& p, std::span<const float> in, std::span<float> out, const SrStream& sr,
-         std::uint64_t first, int k) {
-  constexpr std::size_t kChunk = 1024;  // random words per Philox batch
+void portable(const Format& f, const Plan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+  if (f.is_float()) return float_loop<R>(p, src, dst, rnd, n);
+  switch (p.overflow) {
+    case Overflow::SaturateZero: return fixed_loop<R, Overflow::SaturateZero>(p, src, dst, rnd, n);
+    case Overflow::SaturateSymmetric: return fixed_loop<R, Overflow::SaturateSymmetric>(p, src, dst, rnd, n);
+    case Overflow::Wrap: return fixed_loop<R, Overflow::Wrap>(p, src, dst, rnd, n);
+    case Overflow::Saturate:
+    case Overflow::Ieee: return fixed_loop<R, Overflow::Saturate>(p, src, dst, rnd, n);
+  }
+}
+
+void portable_dispatch(Rounding r, const Format& f, const Plan& p, const float* src, float* dst,
+                       const std::uint32_t* rnd, std::size_t n) {
+  switch (r) {
+    case Rounding::NearestEven: return portable<Rounding::NearestEven>(f, p, src, dst, rnd, n);
+    case Rounding::NearestAway: return portable<Rounding::NearestAway>(f, p, src, dst, rnd, n);
+    case Rounding::NearestZero: return portable<Rounding::NearestZero>(f, p, src, dst, rnd, n);
+    case Rounding::NearestUp: return portable<Rounding::NearestUp>(f, p, src, dst, rnd, n);
+    case Rounding::NearestDown: return portable<Rounding::NearestDown>(f, p, src, dst, rnd, n);
+    case Rounding::TowardZero: return portable<Rounding::TowardZero>(f, p, src, dst, rnd, n);
+    case Rounding::Down: return portable<Rounding::Down>(f, p, src, dst, rnd, n);
+    case Rounding::Up: return portable<Rounding::Up>(f, p, src, dst, rnd, n);
+    case Rounding::Odd: return portable<Rounding::Odd>(f, p, src, dst, rnd, n);
+    case Rounding::Stochastic: return portable<Rounding::Stochastic>(f, p, src, dst, rnd, n);
+  }
+}
+
+// The AVX2 lanes compute in fp32, which is exact under these conditions (see kernels_avx2.cpp):
+// fixed point with 0 <= fl <= 126 and no wrap-around (wrap needs the bits above the range), and at
+// most 24 random bits (so r and floor(f 2^k) + r are exact fp32 integers).
+bool simd_eligible(const Format& f, const RoundSpec& spec) {
+  if (!avx2::available()) return false;
+  if (spec.rounding == Rounding::Stochastic && spec.sr_bits > 24) return false;
+  if (f.is_float()) return true;
+  return f.fl >= 0 && f.fl <= 126 && spec.overflow != Overflow::Wrap;
+}
+
+void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
+                       const SrStream& sr, std::uint64_t first_index, bool allow_simd) {
+  if (!fits_fp32(f))
+    throw FormatError(fmt::format("format {} has values that fp32 cannot hold; quantize to codes instead", f.spec()));
+  if (out.size() < in.size()) throw std::invalid_argument("quantize_f32: output shorter than input");
+  const Plan p = make_plan(f, spec);
+  const bool simd = allow_simd && simd_eligible(f, spec);
+  avx2::FixedPlan fp;
+  avx2::FloatPlan flp;
+  if (simd) {
+    fp = {float(std::ldexp(1.0, f.wl - f.fl)), float(p.scale), float(p.inv_scale), float(p.lo), float(p.hi),
+          float(p.sym_lo), float(p.two_k)};
+    flp = {p.m, p.emin, float(p.max_value), float(p.min_normal), float(p.overflow_pos), float(p.overflow_neg),
+           float(p.inf_pos), float(p.inf_neg), float(p.nan_result), p.ftz, p.is_signed, float(p.two_k)};
+  }
+  constexpr std::size_t kChunk = 1024;
   std::array<std::uint32_t, kChunk> rnd{};
   for (std::size_t base = 0; base < in.size(); base += kChunk) {
     const std::size_t n = std::min(kChunk, in.size() - base);
-    if constexpr (R == Rounding::Stochastic) {
-      // Element i uses word (i mod 4) of Philox block i/4.
-      const std::uint64_t i0 = first + base;
-      for (std::uint64_t b = i0 >> 2; b <= (i0 + n - 1) >> 2; ++b) {
-        const auto blk = sr.block(b);
-        for (std::uint64_t w = 0; w < 4; ++w) {
-          const std::uint64_t idx = b * 4 + w;
-          if (idx >= i0 && idx < i0 + n) rnd[idx - i0] = blk[w] >> (32 - k);
-        }
-      }
-    }
+    if (spec.rounding == Rounding::Stochastic)
+      random_bits(sr, first_index + base, n, spec.sr_bits, avx2::available() && allow_simd, rnd.data());
     const float* src = in.data() + base;
     float* dst = out.data() + base;
-    if (f.is_float()) {
-      float_loop<R>(p, src, dst, rnd.data(), n);
-      continue;
-    }
-    switch (p.overflow) {
-      case Overflow::SaturateZero: fixed_loop<R, Overflow::SaturateZero>(p, src, dst, rnd.data(), n); break;
-      case Overflow::SaturateSymmetric: fixed_loop<R, Overflow::SaturateSymmetric>(p, src, dst, rnd.data(), n); break;
-      case Overflow::Wrap: fixed_loop<R, Overflow::Wrap>(p, src, dst, rnd.data(), n); break;
-      case Overflow::Saturate:
-      case Overflow::Ieee: fixed_loop<R, Overflow::Saturate>(p, src, dst, rnd.data(), n); break;
-    }
+    if (!simd) portable_dispatch(spec.rounding, f, p, src, dst, rnd.data(), n);
+    else if (f.is_float()) avx2::quantize_float(spec.rounding, flp, src, dst, rnd.data(), n);
+    else avx2::quantize_fixed(spec.rounding, spec.overflow, fp, src, dst, rnd.data(), n);
   }
 }
 
@@ -186,23 +236,19 @@ bool fits_fp32(const Format& f) {
 
 void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
                   const SrStream& sr, std::uint64_t first_index) {
-  if (!fits_fp32(f))
-    throw FormatError(fmt::format("format {} has values that fp32 cannot hold; quantize to codes instead", f.spec()));
-  if (out.size() < in.size()) throw std::invalid_argument("quantize_f32: output shorter than input");
-  const Plan p = make_plan(f, spec);
-  const int k = spec.sr_bits;
-  switch (spec.rounding) {
-    case Rounding::NearestEven: return run<Rounding::NearestEven>(f, p, in, out, sr, first_index, k);
-    case Rounding::NearestAway: return run<Rounding::NearestAway>(f, p, in, out, sr, first_index, k);
-    case Rounding::NearestZero: return run<Rounding::NearestZero>(f, p, in, out, sr, first_index, k);
-    case Rounding::NearestUp: return run<Rounding::NearestUp>(f, p, in, out, sr, first_index, k);
-    case Rounding::NearestDown: return run<Rounding::NearestDown>(f, p, in, out, sr, first_index, k);
-    case Rounding::TowardZero: return run<Rounding::TowardZero>(f, p, in, out, sr, first_index, k);
-    case Rounding::Down: return run<Rounding::Down>(f, p, in, out, sr, first_index, k);
-    case Rounding::Up: return run<Rounding::Up>(f, p, in, out, sr, first_index, k);
-    case Rounding::Odd: return run<Rounding::Odd>(f, p, in, out, sr, first_index, k);
-    case Rounding::Stochastic: return run<Rounding::Stochastic>(f, p, in, out, sr, first_index, k);
-  }
+  quantize_f32_impl(f, spec, in, out, sr, first_index, true);
 }
+
+void quantize_f32_portable(const Format& f, const RoundSpec& spec, std::span<const float> in,
+                           std::span<float> out, const SrStream& sr, std::uint64_t first_index) {
+  quantize_f32_impl(f, spec, in, out, sr, first_index, false);
+}
+
+namespace avx2 {
+bool available() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+}  // namespace avx2
 
 }  // namespace bitsim::arith

@@ -33,12 +33,16 @@ std::vector<float> dense_inputs(const Format& f, std::uint32_t stride) {
   return v;
 }
 
+using Kernel = void (*)(const Format&, const RoundSpec&, std::span<const float>, std::span<float>,
+                        const SrStream&, std::uint64_t);
+
 void expect_kernel_equals_scalar(const Format& f, const RoundSpec& spec, std::uint32_t stride) {
+  for (Kernel kernel : {Kernel(&quantize_f32), Kernel(&quantize_f32_portable)}) {
   const auto in = dense_inputs(f, stride);
   std::vector<float> out(in.size());
   const SrStream sr{42, 3};
   const std::uint64_t first = 5;  // not a multiple of 4: exercises block alignment
-  quantize_f32(f, spec, in, out, sr, first);
+  kernel(f, spec, in, out, sr, first);
   int failures = 0;
   for (std::size_t i = 0; i < in.size() && failures < 5; ++i) {
     const std::uint32_t r = sr.bits(first + i, spec.sr_bits);
@@ -49,10 +53,11 @@ void expect_kernel_equals_scalar(const Format& f, const RoundSpec& spec, std::ui
                       (float(want) == got && std::signbit(float(want)) == std::signbit(got));
     if (!same) {
       ++failures;
-      ADD_FAILURE() << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow) << " x="
+      ADD_FAILURE() << (kernel == Kernel(&quantize_f32) ? "simd " : "portable ") << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow) << " x="
                     << in[i] << " (0x" << std::hex << std::bit_cast<std::uint32_t>(in[i]) << std::dec
                     << ") kernel=" << got << " scalar=" << want;
     }
+  }
   }
 }
 
@@ -96,4 +101,22 @@ TEST(QuantizeF32, RejectsFormatsFp32CannotHold) {
   EXPECT_THROW(quantize_f32(Format::parse("e8m0"), {}, v, o), FormatError);
   EXPECT_TRUE(fits_fp32(Format::parse("fixed<24,149>")));
   EXPECT_FALSE(fits_fp32(Format::parse("fixed<24,150>")));
+}
+
+// Random-bit blocks whose 32-bit low counter word carries into the high word take the scalar
+// Philox path inside the SIMD generator; both must give the stream's bits.
+TEST(QuantizeF32, StochasticAcrossTheCounterCarry) {
+  const Format f = Format::parse("fixed<8,4>");
+  const RoundSpec spec{Rounding::Stochastic, Overflow::Saturate, 16};
+  std::vector<float> in(4096), out(in.size()), ref(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = 0.03125f * float(i % 97) - 1.5f;
+  const SrStream sr{7, 9};
+  const std::uint64_t first = (std::uint64_t{1} << 34) - 4 * 100 - 3;  // block index crosses 2^32
+  quantize_f32(f, spec, in, out, sr, first);
+  quantize_f32_portable(f, spec, in, ref, sr, first);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const auto q = quantize(f, Exact::from_float(in[i]), spec, sr.bits(first + i, 16));
+    ASSERT_EQ(out[i], float(decode(f, q.code).to_double())) << i;
+    ASSERT_EQ(ref[i], out[i]) << i;
+  }
 }

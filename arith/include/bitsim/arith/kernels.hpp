@@ -22,4 +22,8 @@ bool fits_fp32(const Format& f);
 void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
                   const SrStream& sr = {}, std::uint64_t first_index = 0);
 
+// The same, always on the portable C++ loop: the oracle the SIMD path is tested against.
+void quantize_f32_portable(const Format& f, const RoundSpec& spec, std::span<const float> in,
+                           std::span<float> out, const SrStream& sr = {}, std::uint64_t first_index = 0);
+
 }  // namespace bitsim::arith

@@ -1,0 +1,253 @@
+// AVX2 fp32 array quantizer and Philox4x32-10 generator, lane for lane the same arithmetic as the
+// portable loop in kernels.cpp (which tests hold them equal to). Compiled for AVX2 only; called
+// only after a run-time CPU check. Uses no inline library code, so no AVX2 code leaks elsewhere.
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "kernels_avx2.hpp"
+
+namespace bitsim::arith::avx2 {
+namespace {
+
+inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+inline __m256 sign_ps(__m256 v) { return _mm256_and_ps(_mm256_set1_ps(-0.0f), v); }
+inline __m256 select(__m256 mask, __m256 yes, __m256 no) { return _mm256_blendv_ps(no, yes, mask); }
+#define BITSIM_CMP(a, b, op) _mm256_cmp_ps((a), (b), (op))
+
+// Integer magnitude of y rounded under R (y exact, |y| < 2^25), as in round_up_magnitude().
+// Returns the rounded magnitude; the caller applies the sign.
+template <Rounding R, bool Twos>
+inline __m256 round_magnitude(__m256 y, __m256 r, __m256 two_k) {
+  const __m256 a = abs_ps(y);
+  const __m256 t = _mm256_floor_ps(a);
+  const __m256 f = _mm256_sub_ps(a, t);  // exact
+  const __m256 half = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
+  const __m256 neg = BITSIM_CMP(y, zero, _CMP_LT_OQ);
+  const __m256 odd = BITSIM_CMP(_mm256_sub_ps(t, _mm256_mul_ps(_mm256_set1_ps(2.0f), _mm256_floor_ps(_mm256_mul_ps(t, half)))),
+                                zero, _CMP_NEQ_OQ);
+  const __m256 gt_half = BITSIM_CMP(f, half, _CMP_GT_OQ);
+  const __m256 tie = BITSIM_CMP(f, half, _CMP_EQ_OQ);
+  const __m256 nonzero = BITSIM_CMP(f, zero, _CMP_GT_OQ);
+  __m256 inc = zero;
+  if constexpr (R == Rounding::NearestEven) inc = _mm256_or_ps(gt_half, _mm256_and_ps(tie, odd));
+  if constexpr (R == Rounding::NearestAway) inc = _mm256_or_ps(gt_half, tie);
+  if constexpr (R == Rounding::NearestZero) inc = gt_half;
+  if constexpr (R == Rounding::NearestUp) inc = _mm256_or_ps(gt_half, _mm256_andnot_ps(neg, tie));
+  if constexpr (R == Rounding::NearestDown) inc = _mm256_or_ps(gt_half, _mm256_and_ps(neg, tie));
+  if constexpr (R == Rounding::Down) inc = _mm256_and_ps(nonzero, neg);
+  if constexpr (R == Rounding::Up) inc = _mm256_andnot_ps(neg, nonzero);
+  if constexpr (R == Rounding::Odd) inc = _mm256_andnot_ps(odd, nonzero);
+  if constexpr (R == Rounding::Stochastic) {
+    const __m256 fk = _mm256_mul_ps(f, two_k);  // exact
+    const __m256 up = BITSIM_CMP(_mm256_add_ps(_mm256_floor_ps(fk), r), two_k, _CMP_GE_OQ);
+    if constexpr (Twos) {
+      const __m256 down = BITSIM_CMP(r, _mm256_ceil_ps(fk), _CMP_LT_OQ);
+      inc = select(neg, down, up);
+    } else {
+      inc = up;
+    }
+  }
+  return _mm256_add_ps(t, _mm256_and_ps(inc, _mm256_set1_ps(1.0f)));
+}
+
+inline __m256 random_ps(const std::uint32_t* rnd) {
+  return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rnd)));  // k <= 24: exact
+}
+
+template <Rounding R, Overflow O>
+void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+  const __m256 clamp = _mm256_set1_ps(p.clamp), nclamp = _mm256_set1_ps(-p.clamp);
+  const __m256 scale = _mm256_set1_ps(p.scale), inv_scale = _mm256_set1_ps(p.inv_scale);
+  const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi), sym_lo = _mm256_set1_ps(p.sym_lo);
+  const __m256 two_k = _mm256_set1_ps(p.two_k), zero = _mm256_setzero_ps();
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_loadu_ps(src + j);
+    const __m256 is_nan = BITSIM_CMP(x, x, _CMP_UNORD_Q);
+    const __m256 y = _mm256_mul_ps(_mm256_min_ps(_mm256_max_ps(x, nclamp), clamp), scale);
+    const __m256 r = R == Rounding::Stochastic ? random_ps(rnd + j) : zero;
+    const __m256 v = _mm256_or_ps(round_magnitude<R, true>(y, r, two_k), sign_ps(y));
+    __m256 q;
+    if constexpr (O == Overflow::SaturateZero) {
+      const __m256 out = _mm256_or_ps(BITSIM_CMP(v, lo, _CMP_LT_OQ), BITSIM_CMP(v, hi, _CMP_GT_OQ));
+      q = _mm256_andnot_ps(out, v);
+    } else if constexpr (O == Overflow::SaturateSymmetric) {
+      q = _mm256_min_ps(_mm256_max_ps(v, sym_lo), hi);
+    } else {
+      q = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    }
+    q = _mm256_add_ps(_mm256_mul_ps(q, inv_scale), zero);  // + 0 turns -0 into +0
+    _mm256_storeu_ps(dst + j, _mm256_andnot_ps(is_nan, q));
+  }
+  if (j < n) {  // tail through a padded copy, so lanes and scalar elements see the same code
+    alignas(32) float xs[8] = {}, ys[8];
+    alignas(32) std::uint32_t rs[8] = {};
+    for (std::size_t i = j; i < n; ++i) {
+      xs[i - j] = src[i];
+      if (R == Rounding::Stochastic) rs[i - j] = rnd[i];
+    }
+    fixed_loop<R, O>(p, xs, ys, rs, 8);
+    for (std::size_t i = j; i < n; ++i) dst[i] = ys[i - j];
+  }
+}
+
+inline __m256 pow2_ps(__m256i e) {  // 2^e for e in [-126, 127]
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
+}
+
+template <Rounding R>
+void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+  const __m256i emin = _mm256_set1_epi32(p.emin), bias = _mm256_set1_epi32(127), one = _mm256_set1_epi32(1);
+  const __m256 two_m_minus_1 = pow2_ps(_mm256_set1_epi32(p.m - 1)), two_minus_m = pow2_ps(_mm256_set1_epi32(-p.m));
+  const __m256 max_value = _mm256_set1_ps(p.max_value), min_normal = _mm256_set1_ps(p.min_normal);
+  const __m256 ov_pos = _mm256_set1_ps(p.overflow_pos), ov_neg = _mm256_set1_ps(p.overflow_neg);
+  const __m256 inf_pos = _mm256_set1_ps(p.inf_pos), inf_neg = _mm256_set1_ps(p.inf_neg);
+  const __m256 nan_result = _mm256_set1_ps(p.nan_result), inf = _mm256_set1_ps(__builtin_inff());
+  const __m256 two_k = _mm256_set1_ps(p.two_k), zero = _mm256_setzero_ps();
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_loadu_ps(src + j);
+    const __m256i field = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 23), _mm256_set1_epi32(0xff));
+    const __m256i e = _mm256_max_epi32(_mm256_sub_epi32(field, bias), emin);  // binade or subnormal one
+    // y = x * 2^(m - e) in two exact steps (2^(1-e) and 2^(m-1) are normal fp32 numbers).
+    const __m256 y = _mm256_mul_ps(_mm256_mul_ps(x, pow2_ps(_mm256_sub_epi32(one, e))), two_m_minus_1);
+    const __m256 r = R == Rounding::Stochastic ? random_ps(rnd + j) : zero;
+    __m256 v = _mm256_mul_ps(_mm256_mul_ps(round_magnitude<R, false>(y, r, two_k), two_minus_m), pow2_ps(e));
+    if (p.ftz) v = _mm256_andnot_ps(BITSIM_CMP(v, min_normal, _CMP_LT_OQ), v);
+    const __m256 positive = BITSIM_CMP(x, zero, _CMP_GT_OQ);
+    v = select(BITSIM_CMP(v, max_value, _CMP_GT_OQ), select(positive, ov_pos, ov_neg), _mm256_or_ps(v, sign_ps(x)));
+    v = select(BITSIM_CMP(abs_ps(x), inf, _CMP_EQ_OQ), select(positive, inf_pos, inf_neg), v);
+    if (!p.is_signed) v = select(BITSIM_CMP(x, zero, _CMP_LT_OQ), nan_result, abs_ps(v));
+    v = select(BITSIM_CMP(x, x, _CMP_UNORD_Q), nan_result, v);
+    _mm256_storeu_ps(dst + j, v);
+  }
+  if (j < n) {
+    alignas(32) float xs[8] = {}, ys[8];
+    alignas(32) std::uint32_t rs[8] = {};
+    for (std::size_t i = j; i < n; ++i) {
+      xs[i - j] = src[i];
+      if (R == Rounding::Stochastic) rs[i - j] = rnd[i];
+    }
+    float_loop<R>(p, xs, ys, rs, 8);
+    for (std::size_t i = j; i < n; ++i) dst[i] = ys[i - j];
+  }
+}
+
+template <template <Rounding> class Fn, class... Args>
+void dispatch(Rounding r, Args&&... args) {
+  switch (r) {
+    case Rounding::NearestEven: return Fn<Rounding::NearestEven>::run(args...);
+    case Rounding::NearestAway: return Fn<Rounding::NearestAway>::run(args...);
+    case Rounding::NearestZero: return Fn<Rounding::NearestZero>::run(args...);
+    case Rounding::NearestUp: return Fn<Rounding::NearestUp>::run(args...);
+    case Rounding::NearestDown: return Fn<Rounding::NearestDown>::run(args...);
+    case Rounding::TowardZero: return Fn<Rounding::TowardZero>::run(args...);
+    case Rounding::Down: return Fn<Rounding::Down>::run(args...);
+    case Rounding::Up: return Fn<Rounding::Up>::run(args...);
+    case Rounding::Odd: return Fn<Rounding::Odd>::run(args...);
+    case Rounding::Stochastic: return Fn<Rounding::Stochastic>::run(args...);
+  }
+}
+
+template <Rounding R>
+struct FixedRun {
+  static void run(Overflow o, const FixedPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
+                  std::size_t n) {
+    switch (o) {
+      case Overflow::SaturateZero: return fixed_loop<R, Overflow::SaturateZero>(p, src, dst, rnd, n);
+      case Overflow::SaturateSymmetric: return fixed_loop<R, Overflow::SaturateSymmetric>(p, src, dst, rnd, n);
+      default: return fixed_loop<R, Overflow::Saturate>(p, src, dst, rnd, n);
+    }
+  }
+};
+
+template <Rounding R>
+struct FloatRun {
+  static void run(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+    float_loop<R>(p, src, dst, rnd, n);
+  }
+};
+
+// 32x32 -> 64-bit products of eight lanes, split into high and low halves (two vpmuludq, no vpmulld).
+inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);                          // lanes 0,2,4,6 as 64-bit
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);    // lanes 1,3,5,7 as 64-bit
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+}  // namespace
+
+void quantize_fixed(Rounding r, Overflow o, const FixedPlan& p, const float* src, float* dst,
+                    const std::uint32_t* rnd, std::size_t n) {
+  dispatch<FixedRun>(r, o, p, src, dst, rnd, n);
+}
+
+void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
+                    std::size_t n) {
+  dispatch<FloatRun>(r, p, src, dst, rnd, n);
+}
+
+void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,
+                 std::uint32_t* out) {
+  const __m256i m0 = _mm256_set1_epi32(int(0xD2511F53)), m1 = _mm256_set1_epi32(int(0xCD9E8D57));
+  const __m256i w0 = _mm256_set1_epi32(int(0x9E3779B9)), w1 = _mm256_set1_epi32(int(0xBB67AE85));
+  const __m128i shift = _mm_cvtsi32_si128(32 - k);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  std::size_t j = 0;
+  for (; j + 8 <= blocks; j += 8) {
+    const std::uint64_t b0 = first_block + j;
+    if (std::uint32_t(b0) > 0xFFFFFFF7u) break;  // the low counter word would carry: scalar tail
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(int(std::uint32_t(b0))), lane);
+    __m256i c1 = _mm256_set1_epi32(int(std::uint32_t(b0 >> 32)));
+    __m256i c2 = _mm256_set1_epi32(int(std::uint32_t(stream))), c3 = _mm256_set1_epi32(int(std::uint32_t(stream >> 32)));
+    __m256i k0 = _mm256_set1_epi32(int(std::uint32_t(seed))), k1 = _mm256_set1_epi32(int(std::uint32_t(seed >> 32)));
+    for (int round = 0; round < 10; ++round) {
+      if (round > 0) {
+        k0 = _mm256_add_epi32(k0, w0);
+        k1 = _mm256_add_epi32(k1, w1);
+      }
+      __m256i hi0, lo0, hi1, lo1;
+      mulhilo(c0, m0, hi0, lo0);
+      mulhilo(c2, m1, hi1, lo1);
+      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), k0);
+      c1 = lo1;
+      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), k1);
+      c3 = lo0;
+    }
+    c0 = _mm256_srl_epi32(c0, shift);
+    c1 = _mm256_srl_epi32(c1, shift);
+    c2 = _mm256_srl_epi32(c2, shift);
+    c3 = _mm256_srl_epi32(c3, shift);
+    // 4x8 transpose: block l's four words must land at out[4l .. 4l+3].
+    const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpacklo_epi32(c2, c3);
+    const __m256i t2 = _mm256_unpackhi_epi32(c0, c1), t3 = _mm256_unpackhi_epi32(c2, c3);
+    const __m256i b04 = _mm256_unpacklo_epi64(t0, t1), b15 = _mm256_unpackhi_epi64(t0, t1);
+    const __m256i b26 = _mm256_unpacklo_epi64(t2, t3), b37 = _mm256_unpackhi_epi64(t2, t3);
+    __m256i* dst = reinterpret_cast<__m256i*>(out + 4 * j);
+    _mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(b04, b15, 0x20));
+    _mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(b26, b37, 0x20));
+    _mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(b04, b15, 0x31));
+    _mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(b26, b37, 0x31));
+  }
+  for (; j < blocks; ++j) {  // tail, and blocks whose low counter word carries: one at a time
+    const std::uint64_t b = first_block + j;
+    std::uint32_t c[4] = {std::uint32_t(b), std::uint32_t(b >> 32), std::uint32_t(stream), std::uint32_t(stream >> 32)};
+    std::uint32_t key[2] = {std::uint32_t(seed), std::uint32_t(seed >> 32)};
+    for (int round = 0; round < 10; ++round) {
+      if (round > 0) {
+        key[0] += 0x9E3779B9u;
+        key[1] += 0xBB67AE85u;
+      }
+      const std::uint64_t p0 = std::uint64_t{0xD2511F53u} * c[0], p1 = std::uint64_t{0xCD9E8D57u} * c[2];
+      const std::uint32_t n0 = std::uint32_t(p1 >> 32) ^ c[1] ^ key[0], n2 = std::uint32_t(p0 >> 32) ^ c[3] ^ key[1];
+      c[0] = n0;
+      c[1] = std::uint32_t(p1);
+      c[2] = n2;
+      c[3] = std::uint32_t(p0);
+    }
+    for (int q = 0; q < 4; ++q) out[4 * j + std::size_t(q)] = c[q] >> (32 - k);
+  }
+}
+
+}  // namespace bitsim::arith::avx2

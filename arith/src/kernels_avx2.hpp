@@ -1,0 +1,40 @@
+// AVX2 paths of the fp32 array quantizer, eight lanes of fp32 at a time, and of the Philox stream.
+// Internal to arith: kernels.cpp chooses them at run time and the portable loop remains the oracle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "bitsim/arith/rounding.hpp"
+
+namespace bitsim::arith::avx2 {
+
+bool available();
+
+// Loop invariants in fp32; every constant here is exactly representable (see kernels.cpp).
+struct FixedPlan {
+  float clamp = 0;          // 2^(wl - fl): inputs are clamped to +-clamp first, keeping y exact
+  float scale = 1, inv_scale = 1;  // 2^fl, 2^-fl with 0 <= fl <= 126
+  float lo = 0, hi = 0, sym_lo = 0;
+  float two_k = 65536;
+};
+
+struct FloatPlan {
+  int m = 0, emin = 0;
+  float max_value = 0, min_normal = 0;
+  float overflow_pos = 0, overflow_neg = 0, inf_pos = 0, inf_neg = 0, nan_result = 0;
+  bool ftz = false, is_signed = true;
+  float two_k = 65536;
+};
+
+// n elements; rnd holds k-bit random numbers (k <= 24) for stochastic rounding, else unused.
+void quantize_fixed(Rounding r, Overflow o, const FixedPlan& p, const float* src, float* dst,
+                    const std::uint32_t* rnd, std::size_t n);
+void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
+                    std::size_t n);
+
+// out[4*j + w] = word w of philox4x32_10(block first_block + j) >> (32 - k), for j < blocks.
+void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,
+                 std::uint32_t* out);
+
+}  // namespace bitsim::arith::avx2
