@@ -24,6 +24,7 @@ constexpr std::string_view kGrammar = R"(Format specs:
   fixed<wl,fl>      signed two's complement, value = code * 2^-fl (wl 1..128; fl any, may be < 0 or > wl)
   ufixed<wl,fl>     unsigned fixed point
   int<w>, uint<w>   fixed<w,0>, ufixed<w,0>
+  pow2<w>           sign + (w-1)-bit exponent, logarithmic: float<w-1,0,fin>
   float<e,m[,opt]>  sign, e exponent bits (bias 2^(e-1)-1), m mantissa bits; IEEE 754 by default
      opt fn         no infinities; exponent and mantissa all ones is nan (OCP FP8 E4M3)
      opt fin        finite only: no inf, no nan (OCP FP6/FP4)

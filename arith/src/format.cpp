@@ -127,6 +127,12 @@ Format Format::parse(std::string_view text) {
     if (args.size() != 1) fail(spec, fmt::format("{} takes <width>", name));
     return fixed(parse_int(spec, args[0], "width"), 0, name == "int");
   }
+  if (name == "pow2") {  // sign + exponent: a float without mantissa bits, finite only
+    if (args.size() != 1) fail(spec, "pow2 takes <width>");
+    const int w = parse_int(spec, args[0], "width");
+    if (w < 2) fail(spec, fmt::format("pow2 width {} is below 2", w));
+    return floating(w - 1, 0, NonFinite::None);
+  }
   if (name == "float") {
     if (args.size() < 2) fail(spec, "float takes <e,m[,options]>");
     Format f;
