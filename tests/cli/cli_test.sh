@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `bitsim` command: results of well-known cases, and that bad input gives
+# one error line naming the bad token and exit status 2, never a crash.
+set -u
+bitsim="$1"
+fails=0
+
+# expect_ok "description" "expected substring of stdout" command...
+expect_ok() {
+  local what="$1" want="$2"; shift 2
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -ne 0 ] || [[ "$out" != *"$want"* ]]; then
+    echo "FAIL: $what: rc=$rc, wanted '$want' in: $out"; fails=$((fails + 1))
+  fi
+}
+
+# expect_error "description" "expected substring of the error line" command...
+expect_error() {
+  local what="$1" want="$2"; shift 2
+  local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
+  local lines; lines=$(printf '%s\n' "$err" | grep -c .)
+  if [ $rc -ne 2 ] || [[ "$err" != *"$want"* ]] || [ "$lines" -ne 1 ]; then
+    echo "FAIL: $what: rc=$rc (want 2), lines=$lines (want 1), wanted '$want' in: $err"; fails=$((fails + 1))
+  fi
+}
+
+# IEEE 754 binary16: 65520 is the first value that rounds to infinity; 65504 is the largest finite.
+expect_ok "fp16 overflow to inf" "0x7c00 inexact|overflow" "$bitsim" quantize -f fp16 65520
+expect_ok "fp16 max" "65504" "$bitsim" quantize -f fp16 65519
+# OCP FP8 E4M3: max finite 448 (0x7e); with the ieee overflow mode an overflow becomes nan (0x7f).
+expect_ok "e4m3 max" "0x7e" "$bitsim" quantize -f fp8e4m3 464
+expect_ok "e4m3 overflow to nan" "0x7f" "$bitsim" quantize -f fp8e4m3 480
+expect_ok "e4m3 saturating" "0x7e" "$bitsim" quantize -f fp8e4m3 -o saturate 1e9
+expect_ok "hex float input" "0x3c00" "$bitsim" quantize -f fp16 0x1p0
+expect_ok "raw f32 bits" "0x3f80" "$bitsim" quantize -f bf16 --in-bits f32 0x3f800001
+expect_ok "json" '"code":"0x3e9a"' "$bitsim" quantize -f bf16 --json 0.3
+expect_ok "fixed tie to even" "0x02" "$bitsim" quantize -f 'fixed<8,4>' 0.09375
+expect_ok "op codes" "0x7e" "$bitsim" op add -f fp8e4m3 --codes 0x7e 0x40
+expect_ok "srdhm saturates" "2147483647" "$bitsim" op srdhm -- -2147483648 -2147483648
+expect_ok "rdivpot ties away" "-3" "$bitsim" op rdivpot -- -5 1
+expect_ok "formats grammar" "fixed<wl,fl>" "$bitsim" formats
+expect_ok "stdin batch" "0x3c00" sh -c "printf '1\n2\n' | '$bitsim' quantize -f fp16"
+n=$(seq 1 100000 | "$bitsim" quantize -f 'fixed<16,0>' | wc -l)
+[ "$n" -eq 100000 ] || { echo "FAIL: stdin batch of 100000 gave $n lines"; fails=$((fails + 1)); }
+
+expect_error "unknown format" "unknown format 'fixd'" "$bitsim" quantize -f 'fixd<8,4>' 1
+expect_error "zero word length" "word length 0" "$bitsim" quantize -f 'fixed<0,0>' 1
+expect_error "too wide" "word length 129" "$bitsim" formats 'fixed<129,0>'
+expect_error "malformed number" "bad number 'abc'" "$bitsim" quantize -f fp16 abc
+expect_error "bad rounding" "bad rounding 'nearest'" "$bitsim" quantize -f fp16 -r nearest 1
+expect_error "overflow mode for floats" "overflow 'wrap' does not apply" "$bitsim" quantize -f fp16 -o wrap 1
+expect_error "missing operand" "add takes 2 operands" "$bitsim" op add -f fp16 1
+expect_error "operand not in format" "not a value of float<5,10>" "$bitsim" op add -f fp16 0.1 1
+expect_error "stdin line named" "stdin line 2" sh -c "printf '1\nx\n' | '$bitsim' quantize -f fp16"
+expect_error "bad exponent" "bad EXP '40'" "$bitsim" op rdivpot 5 40
+expect_error "bad code" "bad code '0x1ff'" "$bitsim" op add -f fp8e4m3 --codes 0x1ff 0x1
+expect_error "bad in-bits" "bad --in-bits 'f16'" "$bitsim" quantize -f fp16 --in-bits f16 0
+expect_error "sr bits" "bad --sr-bits 40" "$bitsim" quantize -f fp16 --sr-bits 40 1
+
+if [ $fails -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"
