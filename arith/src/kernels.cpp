@@ -144,20 +144,21 @@ void float_loop(const Plan& p, const float* src, float* dst, const std::uint32_t
   }
 }
 
-// k-bit random numbers of elements first .. first + n - 1 (the stream's words, in index order).
+// k-bit random numbers of elements first .. first + n - 1 (n <= 1024), laid out as SrStream::bits.
 void random_bits(const SrStream& sr, std::uint64_t first, std::size_t n, int k, bool simd, std::uint32_t* out) {
-  const std::uint64_t b0 = first >> 2, b1 = (first + n + 3) >> 2;  // blocks covering the range
-  const std::size_t skip = std::size_t(first & 3);
-  std::array<std::uint32_t, 4 * 260> words;  // up to 1024 elements + alignment slack
-  if (simd) {
-    avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, words.data());
-  } else {
-    for (std::uint64_t b = b0; b < b1; ++b) {
-      const auto blk = sr.block(b);
-      for (int w = 0; w < 4; ++w) words[4 * (b - b0) + w] = blk[w] >> (32 - k);
-    }
+  const std::uint64_t per = std::uint64_t(SrStream::per_block(k));
+  const std::uint64_t b0 = first / per, b1 = (first + n + per - 1) / per;  // blocks covering the range
+  if (simd && first % per == 0 && n % per == 0) {  // whole blocks: straight into place
+    avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, out);
+    return;
   }
-  std::memcpy(out, words.data() + skip, n * sizeof(std::uint32_t));
+  std::array<std::uint32_t, 1024 + 16> values;  // n plus the alignment slack of two blocks
+  if (simd) {
+    avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, values.data());
+  } else {
+    for (std::uint64_t i = b0 * per; i < b1 * per; ++i) values[i - b0 * per] = sr.bits(i, k);
+  }
+  std::memcpy(out, values.data() + (first - b0 * per), n * sizeof(std::uint32_t));
 }
 
 template <Rounding R>

@@ -95,9 +95,12 @@ inline __m256 pow2_ps(__m256i e) {  // 2^e for e in [-126, 127]
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23));
 }
 
-template <Rounding R>
+// Narrow formats (emin - m >= -126) scale with one multiply each way; wide ones (bf16, tf32, fp32)
+// need two so that every power of two involved stays a normal fp32 number.
+template <Rounding R, bool Narrow, bool Ftz, bool Signed>
 void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
   const __m256i emin = _mm256_set1_epi32(p.emin), bias = _mm256_set1_epi32(127), one = _mm256_set1_epi32(1);
+  const __m256i m = _mm256_set1_epi32(p.m);
   const __m256 two_m_minus_1 = pow2_ps(_mm256_set1_epi32(p.m - 1)), two_minus_m = pow2_ps(_mm256_set1_epi32(-p.m));
   const __m256 max_value = _mm256_set1_ps(p.max_value), min_normal = _mm256_set1_ps(p.min_normal);
   const __m256 ov_pos = _mm256_set1_ps(p.overflow_pos), ov_neg = _mm256_set1_ps(p.overflow_neg);
@@ -109,15 +112,21 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
     const __m256 x = _mm256_loadu_ps(src + j);
     const __m256i field = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 23), _mm256_set1_epi32(0xff));
     const __m256i e = _mm256_max_epi32(_mm256_sub_epi32(field, bias), emin);  // binade or subnormal one
-    // y = x * 2^(m - e) in two exact steps (2^(1-e) and 2^(m-1) are normal fp32 numbers).
-    const __m256 y = _mm256_mul_ps(_mm256_mul_ps(x, pow2_ps(_mm256_sub_epi32(one, e))), two_m_minus_1);
+    // y = x * 2^(m - e), exact: a power-of-two scaling that stays in fp32's normal range.
+    __m256 y, v;
     const __m256 r = R == Rounding::Stochastic ? random_ps(rnd + j) : zero;
-    __m256 v = _mm256_mul_ps(_mm256_mul_ps(round_magnitude<R, false>(y, r, two_k), two_minus_m), pow2_ps(e));
-    if (p.ftz) v = _mm256_andnot_ps(BITSIM_CMP(v, min_normal, _CMP_LT_OQ), v);
+    if constexpr (Narrow) {
+      y = _mm256_mul_ps(x, pow2_ps(_mm256_sub_epi32(m, e)));
+      v = _mm256_mul_ps(round_magnitude<R, false>(y, r, two_k), pow2_ps(_mm256_sub_epi32(e, m)));
+    } else {  // 2^(1-e) and 2^(m-1) are normal fp32 numbers; so are 2^-m and 2^e
+      y = _mm256_mul_ps(_mm256_mul_ps(x, pow2_ps(_mm256_sub_epi32(one, e))), two_m_minus_1);
+      v = _mm256_mul_ps(_mm256_mul_ps(round_magnitude<R, false>(y, r, two_k), two_minus_m), pow2_ps(e));
+    }
+    if constexpr (Ftz) v = _mm256_andnot_ps(BITSIM_CMP(v, min_normal, _CMP_LT_OQ), v);
     const __m256 positive = BITSIM_CMP(x, zero, _CMP_GT_OQ);
     v = select(BITSIM_CMP(v, max_value, _CMP_GT_OQ), select(positive, ov_pos, ov_neg), _mm256_or_ps(v, sign_ps(x)));
     v = select(BITSIM_CMP(abs_ps(x), inf, _CMP_EQ_OQ), select(positive, inf_pos, inf_neg), v);
-    if (!p.is_signed) v = select(BITSIM_CMP(x, zero, _CMP_LT_OQ), nan_result, abs_ps(v));
+    if constexpr (!Signed) v = select(BITSIM_CMP(x, zero, _CMP_LT_OQ), nan_result, abs_ps(v));
     v = select(BITSIM_CMP(x, x, _CMP_UNORD_Q), nan_result, v);
     _mm256_storeu_ps(dst + j, v);
   }
@@ -128,7 +137,7 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
       xs[i - j] = src[i];
       if (R == Rounding::Stochastic) rs[i - j] = rnd[i];
     }
-    float_loop<R>(p, xs, ys, rs, 8);
+    float_loop<R, Narrow, Ftz, Signed>(p, xs, ys, rs, 8);
     for (std::size_t i = j; i < n; ++i) dst[i] = ys[i - j];
   }
 }
@@ -164,7 +173,17 @@ struct FixedRun {
 template <Rounding R>
 struct FloatRun {
   static void run(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
-    float_loop<R>(p, src, dst, rnd, n);
+    const bool narrow = p.emin - p.m >= -126;
+    if (narrow && !p.ftz && p.is_signed) return float_loop<R, true, false, true>(p, src, dst, rnd, n);
+    if (!narrow && !p.ftz && p.is_signed) return float_loop<R, false, false, true>(p, src, dst, rnd, n);
+    if (narrow) {
+      if (p.ftz) return p.is_signed ? float_loop<R, true, true, true>(p, src, dst, rnd, n)
+                                     : float_loop<R, true, true, false>(p, src, dst, rnd, n);
+      return float_loop<R, true, false, false>(p, src, dst, rnd, n);
+    }
+    if (p.ftz) return p.is_signed ? float_loop<R, false, true, true>(p, src, dst, rnd, n)
+                                   : float_loop<R, false, true, false>(p, src, dst, rnd, n);
+    return float_loop<R, false, false, false>(p, src, dst, rnd, n);
   }
 };
 
@@ -174,6 +193,33 @@ inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
   const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);    // lanes 1,3,5,7 as 64-bit
   hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
   lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+// Stores the random numbers of eight blocks whose words are c0..c3 (lane l = block l) in element
+// order: a 4x8 transpose puts block l's words at positions 4l..4l+3; with k <= 16 every word then
+// splits into its high and low halves. Returns the number of values written (32 or 64).
+inline std::size_t store_block_values(__m256i c0, __m256i c1, __m256i c2, __m256i c3, int k, std::uint32_t* out) {
+  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpacklo_epi32(c2, c3);
+  const __m256i t2 = _mm256_unpackhi_epi32(c0, c1), t3 = _mm256_unpackhi_epi32(c2, c3);
+  const __m256i b04 = _mm256_unpacklo_epi64(t0, t1), b15 = _mm256_unpackhi_epi64(t0, t1);
+  const __m256i b26 = _mm256_unpacklo_epi64(t2, t3), b37 = _mm256_unpackhi_epi64(t2, t3);
+  const __m256i words[4] = {_mm256_permute2x128_si256(b04, b15, 0x20), _mm256_permute2x128_si256(b26, b37, 0x20),
+                            _mm256_permute2x128_si256(b04, b15, 0x31), _mm256_permute2x128_si256(b26, b37, 0x31)};
+  __m256i* dst = reinterpret_cast<__m256i*>(out);
+  if (k > 16) {
+    const __m128i shift = _mm_cvtsi32_si128(32 - k);
+    for (int v = 0; v < 4; ++v) _mm256_storeu_si256(dst + v, _mm256_srl_epi32(words[v], shift));
+    return 32;
+  }
+  const __m128i shift = _mm_cvtsi32_si128(16 - k);
+  const __m256i low16 = _mm256_set1_epi32(0xffff);
+  for (int v = 0; v < 4; ++v) {
+    const __m256i hi = _mm256_srli_epi32(words[v], 16), lo = _mm256_and_si256(words[v], low16);
+    const __m256i u0 = _mm256_unpacklo_epi32(hi, lo), u1 = _mm256_unpackhi_epi32(hi, lo);
+    _mm256_storeu_si256(dst + 2 * v, _mm256_srl_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), shift));
+    _mm256_storeu_si256(dst + 2 * v + 1, _mm256_srl_epi32(_mm256_permute2x128_si256(u0, u1, 0x31), shift));
+  }
+  return 64;
 }
 
 }  // namespace
@@ -192,43 +238,39 @@ void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_b
                  std::uint32_t* out) {
   const __m256i m0 = _mm256_set1_epi32(int(0xD2511F53)), m1 = _mm256_set1_epi32(int(0xCD9E8D57));
   const __m256i w0 = _mm256_set1_epi32(int(0x9E3779B9)), w1 = _mm256_set1_epi32(int(0xBB67AE85));
-  const __m128i shift = _mm_cvtsi32_si128(32 - k);
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  // Two independent groups of eight blocks per iteration: the ten rounds are a dependency chain
+  // of multiplies, and interleaving two chains keeps the multipliers busy.
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
+  const __m256i s_lo = _mm256_set1_epi32(int(std::uint32_t(stream))), s_hi = _mm256_set1_epi32(int(std::uint32_t(stream >> 32)));
   std::size_t j = 0;
-  for (; j + 8 <= blocks; j += 8) {
+  for (; j + 16 <= blocks; j += 16) {
     const std::uint64_t b0 = first_block + j;
-    if (std::uint32_t(b0) > 0xFFFFFFF7u) break;  // the low counter word would carry: scalar tail
-    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32(int(std::uint32_t(b0))), lane);
-    __m256i c1 = _mm256_set1_epi32(int(std::uint32_t(b0 >> 32)));
-    __m256i c2 = _mm256_set1_epi32(int(std::uint32_t(stream))), c3 = _mm256_set1_epi32(int(std::uint32_t(stream >> 32)));
+    if (std::uint32_t(b0) > 0xFFFFFFEFu) break;  // the low counter word would carry: scalar tail
+    __m256i a0 = _mm256_add_epi32(_mm256_set1_epi32(int(std::uint32_t(b0))), lane), b0v = _mm256_add_epi32(a0, eight);
+    __m256i a1 = _mm256_set1_epi32(int(std::uint32_t(b0 >> 32))), b1 = a1;
+    __m256i a2 = s_lo, b2 = s_lo, a3 = s_hi, b3 = s_hi;
     __m256i k0 = _mm256_set1_epi32(int(std::uint32_t(seed))), k1 = _mm256_set1_epi32(int(std::uint32_t(seed >> 32)));
     for (int round = 0; round < 10; ++round) {
       if (round > 0) {
         k0 = _mm256_add_epi32(k0, w0);
         k1 = _mm256_add_epi32(k1, w1);
       }
-      __m256i hi0, lo0, hi1, lo1;
-      mulhilo(c0, m0, hi0, lo0);
-      mulhilo(c2, m1, hi1, lo1);
-      c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), k0);
-      c1 = lo1;
-      c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), k1);
-      c3 = lo0;
+      __m256i ahi0, alo0, ahi1, alo1, bhi0, blo0, bhi1, blo1;
+      mulhilo(a0, m0, ahi0, alo0);
+      mulhilo(b0v, m0, bhi0, blo0);
+      mulhilo(a2, m1, ahi1, alo1);
+      mulhilo(b2, m1, bhi1, blo1);
+      a0 = _mm256_xor_si256(_mm256_xor_si256(ahi1, a1), k0);
+      b0v = _mm256_xor_si256(_mm256_xor_si256(bhi1, b1), k0);
+      a1 = alo1;
+      b1 = blo1;
+      a2 = _mm256_xor_si256(_mm256_xor_si256(ahi0, a3), k1);
+      b2 = _mm256_xor_si256(_mm256_xor_si256(bhi0, b3), k1);
+      a3 = alo0;
+      b3 = blo0;
     }
-    c0 = _mm256_srl_epi32(c0, shift);
-    c1 = _mm256_srl_epi32(c1, shift);
-    c2 = _mm256_srl_epi32(c2, shift);
-    c3 = _mm256_srl_epi32(c3, shift);
-    // 4x8 transpose: block l's four words must land at out[4l .. 4l+3].
-    const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpacklo_epi32(c2, c3);
-    const __m256i t2 = _mm256_unpackhi_epi32(c0, c1), t3 = _mm256_unpackhi_epi32(c2, c3);
-    const __m256i b04 = _mm256_unpacklo_epi64(t0, t1), b15 = _mm256_unpackhi_epi64(t0, t1);
-    const __m256i b26 = _mm256_unpacklo_epi64(t2, t3), b37 = _mm256_unpackhi_epi64(t2, t3);
-    __m256i* dst = reinterpret_cast<__m256i*>(out + 4 * j);
-    _mm256_storeu_si256(dst + 0, _mm256_permute2x128_si256(b04, b15, 0x20));
-    _mm256_storeu_si256(dst + 1, _mm256_permute2x128_si256(b26, b37, 0x20));
-    _mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(b04, b15, 0x31));
-    _mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(b26, b37, 0x31));
+    out += store_block_values(a0, a1, a2, a3, k, out);
+    out += store_block_values(b0v, b1, b2, b3, k, out);
   }
   for (; j < blocks; ++j) {  // tail, and blocks whose low counter word carries: one at a time
     const std::uint64_t b = first_block + j;
@@ -246,7 +288,14 @@ void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_b
       c[2] = n2;
       c[3] = std::uint32_t(p0);
     }
-    for (int q = 0; q < 4; ++q) out[4 * j + std::size_t(q)] = c[q] >> (32 - k);
+    for (int q = 0; q < 4; ++q) {
+      if (k > 16) {
+        *out++ = c[q] >> (32 - k);
+      } else {
+        *out++ = (c[q] >> 16) >> (16 - k);
+        *out++ = (c[q] & 0xffff) >> (16 - k);
+      }
+    }
   }
 }
 

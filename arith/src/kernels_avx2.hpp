@@ -33,7 +33,8 @@ void quantize_fixed(Rounding r, Overflow o, const FixedPlan& p, const float* src
 void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
                     std::size_t n);
 
-// out[4*j + w] = word w of philox4x32_10(block first_block + j) >> (32 - k), for j < blocks.
+// The k-bit random numbers of SrStream blocks first_block .. first_block + blocks - 1, in element
+// order: SrStream::per_block(k) numbers per block.
 void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,
                  std::uint32_t* out);
 

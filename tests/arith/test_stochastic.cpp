@@ -37,9 +37,25 @@ TEST(SrStream, StreamsAndSeedsDiffer) {
   const SrStream a{1, 0}, b{1, 1}, c{2, 0};
   int same_ab = 0, same_ac = 0;
   for (std::uint64_t i = 0; i < 1000; ++i) {
-    same_ab += a.word(i) == b.word(i);
-    same_ac += a.word(i) == c.word(i);
+    same_ab += a.bits(i, 32) == b.bits(i, 32);
+    same_ac += a.bits(i, 32) == c.bits(i, 32);
   }
   EXPECT_LT(same_ab, 3);
   EXPECT_LT(same_ac, 3);
+}
+
+// The documented layout, checked on Random123's first known-answer block (seed 0, stream 0,
+// block 0 -> 6627e8d5 e169c58d bc57ac4c 9b00dbd8).
+TEST(SrStream, ElementLayoutFollowsTheDocumentation) {
+  const SrStream sr{0, 0};
+  const std::uint32_t halves[8] = {0x6627, 0xe8d5, 0xe169, 0xc58d, 0xbc57, 0xac4c, 0x9b00, 0xdbd8};
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(sr.bits(i, 16), halves[i]) << i;
+    EXPECT_EQ(sr.bits(i, 3), halves[i] >> 13) << i;
+  }
+  const std::uint32_t words[4] = {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(sr.bits(i, 32), words[i]) << i;
+    EXPECT_EQ(sr.bits(i, 17), words[i] >> 15) << i;
+  }
 }

@@ -26,10 +26,12 @@ constexpr std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4
   return ctr;
 }
 
-// The stochastic-rounding stream. Element `index` of stream `stream` under `seed` uses word
-// (index mod 4) of Philox4x32-10 with key = (seed low, seed high) and
-// counter = (index/4 low, index/4 high, stream low, stream high); its top k bits are the random
-// number r in [0, 2^k) that stochastic rounding adds below the kept LSB.
+// The stochastic-rounding stream. Block b of stream `stream` under `seed` is Philox4x32-10 with
+// key = (seed low, seed high) and counter = (b low, b high, stream low, stream high): four 32-bit
+// words. For k <= 16 each word serves two elements (a 32-bit generator feeding two 16-bit
+// stochastic-rounding units): element `index` takes half (index mod 2) of word (index/2 mod 4) of
+// block index/8, the high half first, and r is that half's top k bits. For 16 < k <= 32 element
+// `index` takes word (index mod 4) of block index/4 and r is its top k bits.
 struct SrStream {
   std::uint64_t seed = 0;
   std::uint64_t stream = 0;
@@ -39,9 +41,17 @@ struct SrStream {
                           std::uint32_t(stream), std::uint32_t(stream >> 32)},
                          {std::uint32_t(seed), std::uint32_t(seed >> 32)});
   }
-  std::uint32_t word(std::uint64_t index) const { return block(index >> 2)[index & 3]; }
-  // k in 1..32
-  std::uint32_t bits(std::uint64_t index, int k) const { return word(index) >> (32 - k); }
+  // Elements per block for k random bits.
+  static constexpr int per_block(int k) { return k <= 16 ? 8 : 4; }
+  // r in [0, 2^k) for element `index`; k in 1..32.
+  std::uint32_t bits(std::uint64_t index, int k) const {
+    if (k <= 16) {
+      const std::uint32_t w = block(index >> 3)[(index >> 1) & 3];
+      const std::uint32_t half = (index & 1) ? (w & 0xffff) : (w >> 16);
+      return half >> (16 - k);
+    }
+    return block(index >> 2)[index & 3] >> (32 - k);
+  }
 };
 
 }  // namespace bitsim::arith
