@@ -180,9 +180,9 @@ i128 Format::min_int() const {
   return i128(u128(0) - (u128(1) << (wl - 1)));  // modular conversion, defined since C++20
 }
 
-i128 Format::max_int() const {
-  if (is_signed) return i128((u128(1) << (wl - 1)) - 1);
-  return wl >= 128 ? i128(~u128(0) >> 1) : i128((u128(1) << wl) - 1);
+u128 Format::max_magnitude() const {
+  if (is_signed) return (u128(1) << (wl - 1)) - 1;
+  return wl >= 128 ? ~u128(0) : (u128(1) << wl) - 1;
 }
 
 // ---- mode names ----

@@ -48,7 +48,7 @@ Plan make_plan(const Format& f, const RoundSpec& spec) {
     p.scale = std::ldexp(1.0, f.fl);
     p.inv_scale = std::ldexp(1.0, -f.fl);
     p.lo = double(f.min_int());
-    p.hi = double(f.max_int());
+    p.hi = double(f.max_magnitude());
     p.sym_lo = f.is_signed ? -p.hi : 0.0;
     p.modulus = std::ldexp(1.0, f.wl);
     return p;

@@ -62,8 +62,8 @@ Quantized fixed_out_of_range(const Format& f, bool neg, u128 wrapped, bool wrap_
   switch (o) {
     case Overflow::SaturateZero: return {0, st};
     case Overflow::SaturateSymmetric:
-      if (neg) return {f.is_signed ? u128(-f.max_int()) & mask : 0, st};
-      return {u128(f.max_int()) & mask, st};
+      if (neg) return {f.is_signed ? (u128(0) - f.max_magnitude()) & mask : 0, st};
+      return {f.max_magnitude(), st};
     case Overflow::Wrap:
       if (!wrap_known) return {0, st | kInvalid};
       return {wrapped & mask, st};
@@ -71,7 +71,7 @@ Quantized fixed_out_of_range(const Format& f, bool neg, u128 wrapped, bool wrap_
     case Overflow::Ieee:
       break;
   }
-  return {u128(neg ? f.min_int() : f.max_int()) & mask, st};
+  return {neg ? u128(f.min_int()) & mask : f.max_magnitude(), st};
 }
 
 Quantized quantize_fixed(const Format& f, const Exact& x, const RoundSpec& spec, std::uint32_t random) {
@@ -91,7 +91,7 @@ Quantized quantize_fixed(const Format& f, const Exact& x, const RoundSpec& spec,
   const bool wrap_known = !(x.sticky && -f.fl - x.exp < 0);
 
   // Range check on the magnitude: signed [-(max+1), max], unsigned [0, max].
-  const u128 max_mag = u128(f.max_int());
+  const u128 max_mag = f.max_magnitude();
   bool in_range;
   if (s.lost_high) in_range = false;
   else if (!x.neg || s.mag == 0) in_range = s.mag <= max_mag;
@@ -225,7 +225,7 @@ Exact decode(const Format& f, u128 code) {
 }
 
 u128 max_code(const Format& f) {
-  if (!f.is_float()) return u128(f.max_int()) & f.code_mask();
+  if (!f.is_float()) return f.max_magnitude();
   return max_finite_code(f, false);
 }
 

@@ -66,9 +66,10 @@ struct Format {
   bool has_inf() const { return kind == FormatKind::Float && nonfinite == NonFinite::Ieee; }
   bool has_nan() const { return kind == FormatKind::Float && nonfinite != NonFinite::None; }
 
-  // Fixed helpers: range of codes as signed integers.
+  // Fixed helpers: the most negative code as a signed integer (0 when unsigned) and the largest
+  // code's magnitude (2^(wl-1) - 1 signed, 2^wl - 1 unsigned; fits u128 for every wl <= 128).
   i128 min_int() const;
-  i128 max_int() const;
+  u128 max_magnitude() const;
 
   bool operator==(const Format&) const = default;
 };
