@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bitsim/arith/block.hpp"
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/ops.hpp"
 #include "bitsim/arith/quantize.hpp"
@@ -32,6 +33,10 @@ constexpr std::string_view kGrammar = R"(Format specs:
      opt u          unsigned (no sign bit)
      opt nz         no zero: exponent field 0 is a normal binade (E8M0)
   Names: fp64 fp32 tf32 fp16 bf16 fp8e4m3 fp8e5m2 fp6e3m2 fp6e2m3 fp4e2m1 e8m0
+Block formats (all values given form one tensor; --shape ROWSxCOLS for channel grouping):
+  dfx<wl>, dfx<wl,channel>, dfx<wl,block=n>   dynamic fixed point: int<wl> codes, shared exponent
+  mxfp8e4m3 mxfp8e5m2 mxfp6e3m2 mxfp6e2m3 mxfp4e2m1 mxint8   OCP MX v1.0 (blocks of 32, E8M0 scale)
+  mx<element,k>                                 MX with another element format or block size
 Note: SystemC's sc_fixed<W,I> counts integer bits I; bitsim's fixed<wl,fl> counts fraction bits,
 so sc_fixed<W,I> is fixed<W,W-I>.
 Rounding: nearest-even nearest-away nearest-zero nearest-up nearest-down toward-zero down up odd
@@ -65,7 +70,7 @@ void describe(const Format& f) {
 }
 
 struct QuantizeArgs {
-  std::string format, rounding = "nearest-even", overflow, in_bits;
+  std::string format, rounding = "nearest-even", overflow, in_bits, shape;
   std::uint64_t seed = 0, stream = 0;
   int sr_bits = 16;
   bool json = false;
@@ -78,31 +83,79 @@ Exact read_value(const std::string& token, const std::string& in_bits) {
   return decode(f, parse_hex_code(token, f.width()));
 }
 
+void print_quantized(const QuantizeArgs& a, const std::string& token, const std::string& value,
+                     const std::string& code, unsigned status, const std::string& scale) {
+  if (a.json) {
+    nlohmann::json j{{"input", token}, {"value", value}, {"code", code}};
+    if (scale.empty()) j["status"] = status_string(status);  // block formats report the tensor's
+    else j["scale_exp"] = scale;
+    fmt::print("{}\n", j.dump());
+  } else if (scale.empty()) {
+    fmt::print("{:<24} {:<24} {} {}\n", token, value, code, status_string(status));
+  } else {
+    fmt::print("{:<24} {:<24} {} scale 2^{}\n", token, value, code, scale);
+  }
+}
+
+// Block formats quantize all values together as one tensor (rows x cols with --shape).
+void run_quantize_block(const QuantizeArgs& a, const BlockFormat& f) {
+  const RoundSpec spec = make_round_spec(f.element, a.rounding, a.overflow, a.sr_bits);
+  std::vector<std::string> tokens;
+  std::vector<Exact> values;
+  for_each_input(a.values, [&](const std::string& token) {
+    values.push_back(read_value(token, a.in_bits));
+    tokens.push_back(token);
+  });
+  MatrixShape shape{1, values.size()};
+  if (!a.shape.empty()) {
+    const auto x = a.shape.find('x');
+    const auto bad = [&] { return FormatError(fmt::format("bad --shape '{}': expected ROWSxCOLS with ROWS*COLS = {} values", a.shape, values.size())); };
+    if (x == std::string::npos) throw bad();
+    try {
+      std::size_t used = 0;
+      shape.rows = std::stoul(a.shape.substr(0, x), &used);
+      if (used != x) throw bad();
+      shape.cols = std::stoul(a.shape.substr(x + 1), &used);
+      if (used != a.shape.size() - x - 1) throw bad();
+    } catch (const std::logic_error&) {
+      throw bad();
+    }
+    if (shape.rows * shape.cols != values.size()) throw bad();
+  }
+  const BlockQuantized q = quantize_block(f, values, spec, SrStream{a.seed, a.stream}, shape);
+  const std::vector<Exact> decoded = decode_block(f, q, shape);
+  const auto groups = block_groups(f, values.size(), shape);
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    for (std::size_t i = groups[g].first; i < groups[g].first + groups[g].size; ++i) {
+      const std::string scale = q.scale_exp[g] == kNanScale ? "nan" : std::to_string(q.scale_exp[g]);
+      print_quantized(a, tokens[i], decoded[i].to_decimal(), hex_code(f.element, q.codes[i]), 0, scale);
+    }
+  if (a.json) fmt::print("{}\n", nlohmann::json{{"format", f.spec()}, {"status", status_string(q.status)}}.dump());
+  else fmt::print("# {}: {} values in {} groups, {}\n", f.spec(), values.size(), groups.size(), status_string(q.status));
+}
+
+bool is_block_spec(std::string_view spec) {
+  const auto s = spec.substr(spec.find_first_not_of(" \t") == std::string_view::npos ? 0 : spec.find_first_not_of(" \t"));
+  return s.starts_with("dfx") || s.starts_with("mx");
+}
+
 void run_quantize(const QuantizeArgs& a) {
-  const Format f = Format::parse(a.format);
-  const RoundSpec spec = make_round_spec(f, a.rounding, a.overflow, a.sr_bits);
   if (!a.in_bits.empty() && a.in_bits != "f32" && a.in_bits != "f64")
     throw FormatError(fmt::format("bad --in-bits '{}': expected f32 or f64", a.in_bits));
+  if (is_block_spec(a.format)) return run_quantize_block(a, BlockFormat::parse(a.format));
+  if (!a.shape.empty()) throw FormatError(fmt::format("--shape applies to block formats (dfx, mx), not {}", a.format));
+  const Format f = Format::parse(a.format);
+  const RoundSpec spec = make_round_spec(f, a.rounding, a.overflow, a.sr_bits);
   const SrStream sr{a.seed, a.stream};
-
   std::uint64_t index = 0;
-  auto one = [&](const std::string& token) {
+  for_each_input(a.values, [&](const std::string& token) {
     const Exact x = read_value(token, a.in_bits);
     const std::uint32_t r = spec.rounding == Rounding::Stochastic ? sr.bits(index, spec.sr_bits) : 0;
     const Quantized q = quantize(f, x, spec, r);
-    const std::string value = decode(f, q.code).to_decimal();
-    if (a.json) {
-      nlohmann::json j{{"input", token}, {"value", value}, {"code", hex_code(f, q.code)},
-                       {"status", status_string(q.status)}};
-      fmt::print("{}\n", j.dump());
-    } else {
-      fmt::print("{:<24} {:<24} {} {}\n", token, value, hex_code(f, q.code), status_string(q.status));
-    }
+    print_quantized(a, token, decode(f, q.code).to_decimal(), hex_code(f, q.code), q.status, "");
     ++index;
-  };
-  for_each_input(a.values, one);
+  });
 }
-
 
 struct OpArgs {
   std::string op, format, out_format, rounding = "nearest-even", overflow;
@@ -258,6 +311,7 @@ void add_arith_commands(CLI::App& app) {
   q->add_option("--stream", a->stream, "Stream id of the stochastic-rounding stream")->capture_default_str();
   q->add_option("--sr-bits", a->sr_bits, "Random bits per stochastic rounding (1..32)")->capture_default_str();
   q->add_option("--in-bits", a->in_bits, "Read inputs as raw hex bits of f32 or f64");
+  q->add_option("--shape", a->shape, "Block formats: the tensor as ROWSxCOLS (row-major), for channel/block groups");
   q->add_flag("--json", a->json, "One JSON object per line");
   q->add_option("values", a->values, "Values (decimal or C99 hex float); stdin, one per line, if none");
   q->callback([a] { run_quantize(*a); });

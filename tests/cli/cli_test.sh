@@ -40,6 +40,9 @@ expect_ok "srdhm saturates" "2147483647" "$bitsim" op srdhm -- -2147483648 -2147
 expect_ok "rdivpot ties away" "-3" "$bitsim" op rdivpot -- -5 1
 expect_ok "formats grammar" "fixed<wl,fl>" "$bitsim" formats
 expect_ok "stdin batch" "0x3c00" sh -c "printf '1\n2\n' | '$bitsim' quantize -f fp16"
+# OCP MX: block max 7 -> X = 2^(2 - 2) = 1; FP4 E2M1 clamps -7 to -6 (code 0xf).
+expect_ok "mxfp4 block" "0xf scale 2^0" "$bitsim" quantize -f mxfp4e2m1 1 2 3 -7
+expect_ok "dfx per channel" '"scale_exp":"3"' "$bitsim" quantize -f 'dfx<4,channel>' --shape 2x2 --json 1 2 30 40
 n=$(seq 1 100000 | "$bitsim" quantize -f 'fixed<16,0>' | wc -l)
 [ "$n" -eq 100000 ] || { echo "FAIL: stdin batch of 100000 gave $n lines"; fails=$((fails + 1)); }
 
@@ -56,6 +59,10 @@ expect_error "bad exponent" "bad EXP '40'" "$bitsim" op rdivpot 5 40
 expect_error "bad code" "bad code '0x1ff'" "$bitsim" op add -f fp8e4m3 --codes 0x1ff 0x1
 expect_error "bad in-bits" "bad --in-bits 'f16'" "$bitsim" quantize -f fp16 --in-bits f16 0
 expect_error "sr bits" "bad --sr-bits 40" "$bitsim" quantize -f fp16 --sr-bits 40 1
+
+expect_error "bad shape" "bad --shape '3x2'" "$bitsim" quantize -f 'dfx<4,channel>' --shape 3x2 1 2 3 4
+expect_error "bad block format" "dfx" "$bitsim" quantize -f 'dfx<1>' 1
+expect_error "shape on scalar format" "--shape applies to block formats" "$bitsim" quantize -f fp16 --shape 1x1 1
 
 if [ $fails -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"
