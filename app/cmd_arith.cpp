@@ -298,8 +298,18 @@ void add_arith_commands(CLI::App& app) {
   auto spec = std::make_shared<std::string>();
   formats->add_option("format", *spec, "A format spec such as fixed<8,4> or fp8e4m3");
   formats->callback([spec] {
-    if (spec->empty()) fmt::print("{}", kGrammar);
-    else describe(Format::parse(*spec));
+    if (spec->empty()) return fmt::print("{}", kGrammar);
+    if (!is_block_spec(*spec)) return describe(Format::parse(*spec));
+    const BlockFormat b = BlockFormat::parse(*spec);
+    const bool mx = b.scaling == BlockScaling::Microscaling;
+    const std::string groups = b.grouping == Grouping::Tensor    ? "one per tensor"
+                               : b.grouping == Grouping::Channel ? "one per row (channel)"
+                                                                 : fmt::format("one per {} elements of a row", b.block_size);
+    fmt::print("{}\n  {:<14} {}\n  {:<14} {}, {}\n", b.spec(), "shared scale", groups,
+               "scale format", mx ? "e8m0 (2^-127 .. 2^127, 0xff = nan)" : "2^-fl, fl chosen from max |x|",
+               mx ? "from floor(log2 max|x|) - emax of the element (OCP MX 6.3)" : "so that no element overflows");
+    fmt::print("element format:\n");
+    describe(b.element);
   });
 
   auto a = std::make_shared<QuantizeArgs>();
