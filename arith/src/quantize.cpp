@@ -98,7 +98,9 @@ Quantized quantize_fixed(const Format& f, const Exact& x, const RoundSpec& spec,
   else in_range = f.is_signed && s.mag <= max_mag + 1;
   if (in_range && x.neg && s.mag == max_mag + 1 && spec.overflow == Overflow::SaturateSymmetric)
     in_range = false;  // SC_SAT_SYM: the most negative code is not part of the range
-  if (!in_range) return fixed_out_of_range(f, x.neg && s.mag != 0, wrapped, wrap_known, spec.overflow);
+  // The rounded value is zero only if no magnitude bits remain, in or above the 128-bit window.
+  const bool negative = x.neg && (s.mag != 0 || s.lost_high);
+  if (!in_range) return fixed_out_of_range(f, negative, wrapped, wrap_known, spec.overflow);
   return {wrapped & f.code_mask(), inexact};
 }
 
