@@ -212,7 +212,9 @@ void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const f
     fp = {float(std::ldexp(1.0, f.wl - f.fl)), float(p.scale), float(p.inv_scale), float(p.lo), float(p.hi),
           float(p.sym_lo), float(p.two_k)};
     flp = {p.m, p.emin, float(p.max_value), float(p.min_normal), float(p.overflow_pos), float(p.overflow_neg),
-           float(p.inf_pos), float(p.inf_neg), float(p.nan_result), p.ftz, p.is_signed, float(p.two_k)};
+           float(p.inf_pos), float(p.inf_neg), float(p.nan_result), p.ftz, p.is_signed, float(p.two_k),
+           f.is_float() && f.exp_bits == 8 && f.is_signed && f.has_zero && f.nonfinite == NonFinite::Ieee,
+           spec.sr_bits};
   }
   constexpr std::size_t kChunk = 1024;
   std::array<std::uint32_t, kChunk> rnd{};

@@ -142,6 +142,67 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
   }
 }
 
+// fp32 bits rounded at bit s = 23 - m as integers: the target shares fp32's exponent range, so the
+// kept bits of the pattern are the target's code and a carry walks into the exponent as it should.
+template <Rounding R, bool Ftz>
+void same_range_loop(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+  const int s = 23 - p.m, k = p.sr_bits;
+  const __m128i shift = _mm_cvtsi32_si128(s);
+  const __m256i sign_mask = _mm256_set1_epi32(int(0x80000000u)), abs_mask = _mm256_set1_epi32(0x7fffffff);
+  const __m256i frac_mask = _mm256_set1_epi32(int((1u << s) - 1)), half = _mm256_set1_epi32(int(s ? 1u << (s - 1) : 1));  // s = 0: nothing is lost, no tie
+  const __m256i inf_bits = _mm256_set1_epi32(0x7f800000), min_normal = _mm256_set1_epi32(0x00800000);
+  const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+  const __m256i two_k = _mm256_set1_epi32(1 << k);
+  const __m128i sr_down = _mm_cvtsi32_si128(k <= s ? s - k : 0), sr_up = _mm_cvtsi32_si128(k > s ? k - s : 0);
+  const __m256i ov_pos = _mm256_castps_si256(_mm256_set1_ps(p.overflow_pos));
+  const __m256i ov_neg = _mm256_castps_si256(_mm256_set1_ps(p.overflow_neg));
+  const __m256i inf_pos = _mm256_castps_si256(_mm256_set1_ps(p.inf_pos));
+  const __m256i inf_neg = _mm256_castps_si256(_mm256_set1_ps(p.inf_neg));
+  const __m256i nan_result = _mm256_castps_si256(_mm256_set1_ps(p.nan_result));
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j));
+    const __m256i sign = _mm256_and_si256(b, sign_mask), u = _mm256_and_si256(b, abs_mask);
+    const __m256i neg = _mm256_cmpeq_epi32(sign, sign_mask);
+    const __m256i t = _mm256_srl_epi32(u, shift), f = _mm256_and_si256(u, frac_mask);
+    const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(t, one), one);
+    const __m256i gt_half = _mm256_cmpgt_epi32(f, half), tie = _mm256_cmpeq_epi32(f, half);
+    const __m256i nonzero = _mm256_cmpgt_epi32(f, zero);
+    __m256i inc = zero;
+    if constexpr (R == Rounding::NearestEven) inc = _mm256_or_si256(gt_half, _mm256_and_si256(tie, odd));
+    if constexpr (R == Rounding::NearestAway) inc = _mm256_or_si256(gt_half, tie);
+    if constexpr (R == Rounding::NearestZero) inc = gt_half;
+    if constexpr (R == Rounding::NearestUp) inc = _mm256_or_si256(gt_half, _mm256_andnot_si256(neg, tie));
+    if constexpr (R == Rounding::NearestDown) inc = _mm256_or_si256(gt_half, _mm256_and_si256(neg, tie));
+    if constexpr (R == Rounding::Down) inc = _mm256_and_si256(nonzero, neg);
+    if constexpr (R == Rounding::Up) inc = _mm256_andnot_si256(neg, nonzero);
+    if constexpr (R == Rounding::Odd) inc = _mm256_andnot_si256(odd, nonzero);
+    if constexpr (R == Rounding::Stochastic) {
+      // The k fraction bits the adder sees (all s bits, shifted up, when k > s), plus r.
+      const __m256i d = _mm256_sll_epi32(_mm256_srl_epi32(f, sr_down), sr_up);
+      const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rnd + j));
+      inc = _mm256_cmpgt_epi32(_mm256_add_epi32(d, r), _mm256_sub_epi32(two_k, one));
+    }
+    __m256i res = _mm256_sll_epi32(_mm256_sub_epi32(t, inc), shift);  // inc is -1 where set
+    if constexpr (Ftz) res = _mm256_andnot_si256(_mm256_cmpgt_epi32(min_normal, res), res);
+    const __m256i overflow = _mm256_cmpgt_epi32(res, _mm256_sub_epi32(inf_bits, one));
+    res = _mm256_blendv_epi8(_mm256_or_si256(res, sign), _mm256_blendv_epi8(ov_pos, ov_neg, neg), overflow);
+    res = _mm256_blendv_epi8(res, _mm256_blendv_epi8(inf_pos, inf_neg, neg), _mm256_cmpeq_epi32(u, inf_bits));
+    res = _mm256_blendv_epi8(res, nan_result, _mm256_cmpgt_epi32(u, inf_bits));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), res);
+  }
+  if (j < n) {
+    alignas(32) float xs[8] = {}, ys[8];
+    alignas(32) std::uint32_t rs[8] = {};
+    for (std::size_t i = j; i < n; ++i) {
+      xs[i - j] = src[i];
+      if (R == Rounding::Stochastic) rs[i - j] = rnd[i];
+    }
+    same_range_loop<R, Ftz>(p, xs, ys, rs, 8);
+    for (std::size_t i = j; i < n; ++i) dst[i] = ys[i - j];
+  }
+}
+
 template <template <Rounding> class Fn, class... Args>
 void dispatch(Rounding r, Args&&... args) {
   switch (r) {
@@ -173,6 +234,8 @@ struct FixedRun {
 template <Rounding R>
 struct FloatRun {
   static void run(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
+    if (p.same_range)
+      return p.ftz ? same_range_loop<R, true>(p, src, dst, rnd, n) : same_range_loop<R, false>(p, src, dst, rnd, n);
     const bool narrow = p.emin - p.m >= -126;
     if (narrow && !p.ftz && p.is_signed) return float_loop<R, true, false, true>(p, src, dst, rnd, n);
     if (!narrow && !p.ftz && p.is_signed) return float_loop<R, false, false, true>(p, src, dst, rnd, n);

@@ -25,6 +25,10 @@ struct FloatPlan {
   float overflow_pos = 0, overflow_neg = 0, inf_pos = 0, inf_neg = 0, nan_result = 0;
   bool ftz = false, is_signed = true;
   float two_k = 65536;
+  // Signed IEEE formats with fp32's 8-bit exponent (bf16, tf32, fp32): rounding is integer
+  // rounding of the fp32 bit pattern at bit 23 - m, subnormals included.
+  bool same_range = false;
+  int sr_bits = 16;
 };
 
 // n elements; rnd holds k-bit random numbers (k <= 24) for stochastic rounding, else unused.

@@ -17,13 +17,15 @@ namespace {
 std::vector<float> dense_inputs(const Format& f, std::uint32_t stride) {
   std::vector<float> v;
   for (std::uint64_t b = 0; b < (1ull << 32); b += stride) v.push_back(std::bit_cast<float>(std::uint32_t(b)));
-  // Every value of the format, and the midpoints and near-midpoints between neighbours.
-  if (f.width() <= 12) {
+  // Every value of the format, the midpoints between neighbours (ties) and the fp32 numbers on
+  // either side of each midpoint. Midpoints of formats up to 16 bits are fp32 numbers.
+  if (f.width() <= 16) {
     for (u128 c = 0; c <= f.code_mask(); ++c) {
       const double x = decode(f, c).to_double();
       const double y = decode(f, (c + 1) & f.code_mask()).to_double();
-      for (double t : {x, (x + y) / 2, std::nextafter((x + y) / 2, x), std::nextafter((x + y) / 2, y), x * 1.25})
-        v.push_back(float(t));
+      const float mid = float((x + y) / 2);
+      for (float t : {float(x), mid, std::nextafter(mid, float(x)), std::nextafter(mid, float(y)), float(x * 1.25)})
+        v.push_back(t);
     }
   }
   for (float s : {0.0f, -0.0f, 1e-45f, -1e-45f, 1e38f, -1e38f}) v.push_back(s);
