@@ -169,6 +169,8 @@ Quantized quantize_float(const Format& f, const Exact& x, const RoundSpec& spec,
   // Value lies in [2^e, 2^(e+1)). With sig == 0 and sticky the value is below 2^exp.
   const int e = x.sig ? msb(x.sig) + x.exp : x.exp - 1;
   const int emin = f.emin();
+  // A format without zero has nothing below its smallest number: every smaller value maps there.
+  if (!f.has_zero && e < emin) return {encode_finite(f, false, emin, u128(1) << m), kUnderflow | kInexact};
   // Subnormals and flush-to-zero formats round on the subnormal grid (LSB 2^(emin-m)); ftz then
   // flushes a subnormal result. A format without zero has no grid below emin at all.
   const int lsb_exp = (e < emin ? emin : e) - m;
@@ -185,10 +187,15 @@ Quantized quantize_float(const Format& f, const Exact& x, const RoundSpec& spec,
   if (mag >> m) {  // normal result
     if (re > f.emax() || (re == f.emax() && mag > max_significand(f))) return float_overflow(f, x.neg, spec);
     // IEEE tininess after rounding: rounding to m+1 bits with unbounded exponent stays below 2^emin.
+    // Only a value in the binade just below 2^emin can round up out of the tiny range.
     if (st && e < emin) {
-      const Split t = split(x.sig, e - m - x.exp, x.sticky);
-      const bool up = round_up_magnitude(spec.rounding, x.neg, t.mag & 1, t.lost, random, spec.sr_bits, false);
-      if (!((t.mag + (up ? 1 : 0)) >> (m + 1))) st |= kUnderflow;
+      bool tiny = true;
+      if (e == emin - 1) {
+        const Split t = split(x.sig, e - m - x.exp, x.sticky);
+        const bool up = round_up_magnitude(spec.rounding, x.neg, t.mag & 1, t.lost, random, spec.sr_bits, false);
+        tiny = !((t.mag + (up ? 1 : 0)) >> (m + 1));
+      }
+      if (tiny) st |= kUnderflow;
     }
     return {encode_finite(f, x.neg, re, mag), st};
   }
