@@ -8,4 +8,7 @@ namespace bitsim::app {
 // formats, quantize, op
 void add_arith_commands(CLI::App& app);
 
+// cost energy|area|roofline|fpga|laws
+void add_cost_commands(CLI::App& app);
+
 }  // namespace bitsim::app

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libsystemc-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,518 @@
+// `bitsim cost energy|area|roofline|fpga|laws`: what an operation, a MAC array or a network layer
+// costs in silicon, from the costmodel library and its data tables.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bitsim/arith/format.hpp"
+#include "bitsim/costmodel/fpga.hpp"
+#include "bitsim/costmodel/laws.hpp"
+#include "bitsim/costmodel/plot.hpp"
+#include "bitsim/costmodel/report.hpp"
+#include "bitsim/costmodel/roofline.hpp"
+#include "bitsim/costmodel/table.hpp"
+#include "bitsim/costmodel/technology.hpp"
+#include "commands.hpp"
+
+namespace bitsim::app {
+namespace {
+
+using arith::Format;
+using namespace bitsim::costmodel;
+
+// A number from the command line, consumed whole; the error names the option and the token.
+double parse_number(const std::string& tok, std::string_view what, std::string_view unit, bool allow_zero = false) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(tok, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != tok.size() || !std::isfinite(v) || v < 0 || (!allow_zero && v == 0))
+    throw std::invalid_argument(fmt::format("bad {} '{}': expected a {} number{}", what, tok,
+                                            allow_zero ? "non-negative" : "positive", unit.empty() ? "" : fmt::format(" ({})", unit)));
+  return v;
+}
+
+std::uint64_t parse_count(const std::string& tok, std::string_view what) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    if (!tok.empty() && std::isdigit(static_cast<unsigned char>(tok[0]))) v = std::stoull(tok, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != tok.size() || v == 0)
+    throw std::invalid_argument(fmt::format("bad {} '{}': expected a positive integer", what, tok));
+  return v;
+}
+
+// Options that choose the table and where to evaluate it.
+struct ModelArgs {
+  std::string table, node, vdd, device = "hp", dram_end = "low";
+};
+
+void add_model_options(CLI::App* c, ModelArgs& m) {
+  c->add_option("--table", m.table, "Energy/area reference table (JSON); default: Horowitz ISSCC 2014, 45 nm, 0.9 V");
+  c->add_option("--node", m.node, "Process node in nm to scale to (Stillmaker & Baas 2017: 180..7 nm)");
+  c->add_option("--vdd", m.vdd, "Supply voltage at --node in V (default: the node's nominal supply)");
+  c->add_option("--device", m.device, "Device flavour for node scaling: hp or lp")->capture_default_str();
+  c->add_option("--dram-end", m.dram_end, "End of the published DRAM range: low or high")->capture_default_str();
+}
+
+CostModel make_model(const ModelArgs& m) {
+  CostTarget t;
+  if (!m.node.empty()) t.node_nm = parse_number(m.node, "--node", "nm");
+  if (!m.vdd.empty()) t.vdd_v = parse_number(m.vdd, "--vdd", "V");
+  t.device = parse_device(m.device);
+  if (m.dram_end == "low") t.dram_end = DramEnd::Low;
+  else if (m.dram_end == "high") t.dram_end = DramEnd::High;
+  else throw std::invalid_argument(fmt::format("bad --dram-end '{}': expected low or high", m.dram_end));
+  CostTable table = m.table.empty() ? CostTable::load_default() : CostTable::load(m.table);
+  return CostModel(std::move(table), NodeScaling::load_default(), t);
+}
+
+nlohmann::json model_json(const CostModel& m) {
+  return {{"table", m.table().name},
+          {"node_nm", m.target_point().node_nm},
+          {"vdd_v", m.target_point().vdd_v},
+          {"device", std::string(to_string(m.target_point().device))},
+          {"node_interpolated", m.target_interpolated()},
+          {"energy_scale", m.energy_scale()},
+          {"area_scale", m.area_scale()},
+          {"model", m.describe()}};
+}
+
+// ---------------------------------------------------------------- cost energy / cost area
+
+struct UnitArgs {
+  std::string op, format, format2, acc_format, sr_bits = "16", sram_kb, access_bits, activity;
+  ModelArgs model;
+  bool json = false;
+};
+
+constexpr std::string_view kOps = "mul add mac xnor sr requant sram dram rf";
+
+Format need_format(const std::string& spec, std::string_view op) {
+  if (spec.empty()) throw std::invalid_argument(fmt::format("--op {} needs --format", op));
+  return Format::parse(spec);
+}
+
+int access_bits_of(const UnitArgs& a) {
+  if (!a.access_bits.empty()) return int(parse_count(a.access_bits, "--access-bits"));
+  if (!a.format.empty()) return Format::parse(a.format).width();
+  return 64;
+}
+
+void run_unit(const UnitArgs& a, bool area) {
+  const CostModel m = make_model(a.model);
+  std::string what;
+  UnitCost u;
+  const std::string& op = a.op;
+  if (op == "sram" || op == "dram" || op == "rf") {
+    if (area)
+      throw std::invalid_argument(fmt::format("--op {}: no area model for memories (Horowitz publishes none); "
+                                              "cost area covers arithmetic units", op));
+    const int bits = access_bits_of(a);
+    double pj = 0;
+    if (op == "sram") {
+      if (a.sram_kb.empty()) throw std::invalid_argument("--op sram needs --sram-kb (capacity in KiB)");
+      const double bytes = parse_number(a.sram_kb, "--sram-kb", "KiB") * 1024;
+      pj = m.sram_read_energy_pj(bytes, bits);
+      what = fmt::format("sram read of {} bits from {} KiB", bits, bytes / 1024);
+    } else if (op == "dram") {
+      pj = m.dram_energy_pj(bits);
+      what = fmt::format("dram access of {} bits ({} end of the published range)", bits, a.model.dram_end);
+    } else {
+      pj = m.register_file_energy_pj(bits);
+      what = fmt::format("register file access of {} bits", bits);
+    }
+    u.components.push_back({"access", pj, std::nullopt});
+  } else if (op == "mul" || op == "add" || op == "mac") {
+    const Format f = need_format(a.format, op);
+    const Format g = a.format2.empty() ? f : Format::parse(a.format2);
+    if (op == "mul") {
+      u = m.multiply(f, g);
+      what = fmt::format("mul {} x {}", f.spec(), g.spec());
+    } else if (op == "add") {
+      u = m.add(f, g);
+      what = fmt::format("add {} + {}", f.spec(), g.spec());
+    } else {
+      const Format acc = a.acc_format.empty() ? default_accumulator(f, g) : Format::parse(a.acc_format);
+      u = m.mac(f, g, acc);
+      what = fmt::format("mac {} x {} -> {}", f.spec(), g.spec(), acc.spec());
+    }
+  } else if (op == "xnor") {
+    u = m.xnor_popcount();
+    what = "xnor-popcount (one binary MAC)";
+  } else if (op == "sr") {
+    const Format f = need_format(a.format, op);
+    const int k = int(parse_count(a.sr_bits, "--sr-bits"));
+    u = m.stochastic_round(f, k);
+    what = fmt::format("stochastic rounding into {} with {} random bits", f.spec(), k);
+  } else if (op == "requant") {
+    const Format out = need_format(a.format, op);
+    const Format acc = a.acc_format.empty() ? Format::fixed(32, 0) : Format::parse(a.acc_format);
+    u = m.requantize(acc, out);
+    what = fmt::format("requantize {} -> {}", acc.spec(), out.spec());
+  } else {
+    throw std::invalid_argument(fmt::format("bad --op '{}': expected one of {}", op, kOps));
+  }
+
+  if (!a.activity.empty()) {
+    if (area) throw std::invalid_argument("--activity applies to cost energy, not cost area");
+    // Switching activity relative to random operands (1 = the table's conditions).
+    const double act = parse_number(a.activity, "--activity", "1 = random data", true);
+    for (auto& c : u.components) c.energy_pj *= act;
+    what += fmt::format(" at activity {}", act);
+  }
+  if (area && !u.area_um2()) {
+    std::string missing;
+    for (const auto& c : u.components)
+      if (!c.area_um2) missing += (missing.empty() ? "" : ", ") + c.name;
+    throw std::invalid_argument(fmt::format("{}: table {} gives no area for {}", what, m.table().origin, missing));
+  }
+  if (a.json) {
+    nlohmann::json j = model_json(m);
+    j["op"] = op;
+    j["what"] = what;
+    nlohmann::json comps = nlohmann::json::array();
+    for (const auto& c : u.components) {
+      nlohmann::json cj{{"name", c.name}};
+      if (area) cj["area_um2"] = *c.area_um2;
+      else cj["energy_pj"] = c.energy_pj;
+      comps.push_back(cj);
+    }
+    j["components"] = comps;
+    if (area) j["area_um2"] = *u.area_um2();
+    else j["energy_pj"] = u.energy_pj();
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("{}\n  {}\n", what, m.describe());
+  for (const auto& c : u.components) {
+    if (area) fmt::print("  {:<36} {:>14.6g} um^2\n", c.name, *c.area_um2);
+    else fmt::print("  {:<36} {:>14.6g} pJ\n", c.name, c.energy_pj);
+  }
+  if (area) fmt::print("  {:<36} {:>14.6g} um^2\n", "total", *u.area_um2());
+  else fmt::print("  {:<36} {:>14.6g} pJ\n", "total", u.energy_pj());
+}
+
+void add_unit_command(CLI::App* cost, const char* name, bool area) {
+  auto a = std::make_shared<UnitArgs>();
+  auto* c = cost->add_subcommand(name, area ? "Area of one arithmetic unit at any format" :
+                                              "Energy of one operation or memory access at any format");
+  c->add_option("--op", a->op, fmt::format("Operation: {}", kOps))->required();
+  c->add_option("--format,-f", a->format, "Operand format (requant: output format; memories: access width)");
+  c->add_option("--format2", a->format2, "Second operand format (default: --format)");
+  c->add_option("--acc-format", a->acc_format, "Accumulator format (mac; requant input, default int<32>)");
+  c->add_option("--sr-bits", a->sr_bits, "Random bits for --op sr")->capture_default_str();
+  c->add_option("--sram-kb", a->sram_kb, "SRAM capacity in KiB for --op sram");
+  c->add_option("--access-bits", a->access_bits, "Bits per memory access (default: --format's width, else 64)");
+  if (!area)
+    c->add_option("--activity", a->activity, "Switching activity relative to random data (toggles / (0.5 x ops x input bits))");
+  add_model_options(c, a->model);
+  c->add_flag("--json", a->json, "One JSON object");
+  c->callback([a, area] { run_unit(*a, area); });
+}
+
+// ---------------------------------------------------------------- cost roofline
+
+struct RooflineArgs {
+  std::string array, clock, bandwidth, area_mm2, fpga_luts, act_format = "int<8>", weight_format, out_format, acc_format;
+  std::vector<std::string> gemms;
+  std::string plot, energy_plot;
+  ModelArgs model;
+  bool json = false;
+};
+
+std::pair<std::uint64_t, std::uint64_t> parse_array(const std::string& s) {
+  const auto x = s.find('x');
+  if (x == std::string::npos) throw std::invalid_argument(fmt::format("bad --array '{}': expected ROWSxCOLS", s));
+  try {
+    return {parse_count(s.substr(0, x), "--array rows"), parse_count(s.substr(x + 1), "--array cols")};
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument(fmt::format("bad --array '{}': expected ROWSxCOLS with positive integers", s));
+  }
+}
+
+GemmLayer parse_gemm(const std::string& s, std::size_t index) {
+  GemmLayer g;
+  std::string shape = s;
+  if (const auto eq = s.find('='); eq != std::string::npos) {
+    g.name = s.substr(0, eq);
+    shape = s.substr(eq + 1);
+  }
+  if (g.name.empty()) g.name = fmt::format("gemm{}", index + 1);
+  const auto bad = [&] { return std::invalid_argument(fmt::format("bad --gemm '{}': expected [NAME=]MxKxN with positive integers", s)); };
+  const auto x1 = shape.find('x');
+  const auto x2 = x1 == std::string::npos ? x1 : shape.find('x', x1 + 1);
+  if (x2 == std::string::npos) throw bad();
+  try {
+    g.m = parse_count(shape.substr(0, x1), "M");
+    g.k = parse_count(shape.substr(x1 + 1, x2 - x1 - 1), "K");
+    g.n = parse_count(shape.substr(x2 + 1), "N");
+  } catch (const std::invalid_argument&) {
+    throw bad();
+  }
+  return g;
+}
+
+void run_roofline(const RooflineArgs& a) {
+  const CostModel m = make_model(a.model);
+  if (a.clock.empty()) throw std::invalid_argument("cost roofline needs --clock (GHz)");
+  if (a.bandwidth.empty()) throw std::invalid_argument("cost roofline needs --bandwidth (GB/s)");
+  if (a.gemms.empty()) throw std::invalid_argument("cost roofline needs at least one --gemm [NAME=]MxKxN");
+  if (int(!a.array.empty()) + int(!a.area_mm2.empty()) + int(!a.fpga_luts.empty()) != 1)
+    throw std::invalid_argument("cost roofline needs exactly one of --array RxC, --area-mm2 MM2 or --fpga-luts N");
+  const double clock_ghz = parse_number(a.clock, "--clock", "GHz");
+  const double bw_gb_per_s = parse_number(a.bandwidth, "--bandwidth", "GB/s");
+  const Format act = Format::parse(a.act_format);
+  const Format weight = a.weight_format.empty() ? act : Format::parse(a.weight_format);
+  const Format out = a.out_format.empty() ? act : Format::parse(a.out_format);
+  const Format acc = a.acc_format.empty() ? default_accumulator(act, weight) : Format::parse(a.acc_format);
+
+  // 1-bit x 1-bit layers are binary (+-1) networks: XNOR-popcount, not a two's complement MAC.
+  const bool binary = act.width() == 1 && weight.width() == 1;
+  const UnitCost mac_unit = binary ? m.xnor_popcount() : m.mac(act, weight, acc);
+  std::uint64_t macs = 0;
+  std::string array_desc;
+  if (!a.array.empty()) {
+    const auto [r, c] = parse_array(a.array);
+    macs = r * c;
+    array_desc = fmt::format("{}x{} MAC array", r, c);
+  } else if (!a.fpga_luts.empty()) {
+    if (act.is_float() || weight.is_float())
+      throw std::invalid_argument("--fpga-luts: the FPGA view (FINN) covers integer MACs, not floats");
+    const FpgaData fpga = FpgaData::load_default();
+    const std::uint64_t luts = parse_count(a.fpga_luts, "--fpga-luts");
+    const FpgaBudget b = fpga_budget(fpga.model, luts, 0, weight.width(), act.width(), 64, acc.width(), clock_ghz);
+    macs = b.macs_per_cycle;
+    array_desc = fmt::format("{} MACs in {} LUTs ({:.4g} LUTs per MAC, FINN-R model, SIMD 64)", macs, luts, b.luts_per_mac);
+  } else {
+    const double mm2 = parse_number(a.area_mm2, "--area-mm2", "mm^2");
+    if (!mac_unit.area_um2()) throw std::invalid_argument(fmt::format("--area-mm2: table {} gives no area for this MAC", m.table().origin));
+    macs = binary ? std::uint64_t(std::floor(mm2 * 1e6 / *mac_unit.area_um2())) : macs_in_area(m, act, weight, acc, mm2);
+    if (macs == 0) throw std::invalid_argument(fmt::format("--area-mm2 {}: not even one MAC fits", a.area_mm2));
+    array_desc = fmt::format("{} MACs in {} mm^2 ({:.6g} um^2 per {})", macs, mm2, *mac_unit.area_um2(),
+                             binary ? "xnor-popcount" : fmt::format("{} x {} -> {} MAC", act.spec(), weight.spec(), acc.spec()));
+  }
+  const double peak = peak_ops_per_s(macs, clock_ghz);
+  const double mac_pj = mac_unit.energy_pj();
+
+  std::vector<RooflinePoint> points;
+  std::vector<EnergyBar> bars;
+  nlohmann::json layers = nlohmann::json::array();
+  for (std::size_t i = 0; i < a.gemms.size(); ++i) {
+    GemmLayer g = parse_gemm(a.gemms[i], i);
+    g.act = act, g.weight = weight, g.out = out;
+    const RooflinePoint p = roofline(g, peak, bw_gb_per_s);
+    points.push_back(p);
+    // Energy: one MAC per (m, k, n) and every operand over the DRAM interface once, in 64-bit accesses.
+    Counts counts;
+    const OpKind kind = binary ? OpKind::XnorPopcount : OpKind::Mac;
+    counts.ops.push_back({kind, act, weight, acc, 16, g.m * g.k * g.n, {{"layer", g.name}}, std::nullopt});
+    counts.memory.push_back({MemLevel::Dram, 0, 64, std::uint64_t(std::ceil(p.bytes * 8 / 64)), {{"layer", g.name}}});
+    const EnergyReport e = estimate_energy(m, counts);
+    EnergyBar bar{g.name, {}};
+    for (const auto& [comp, pj] : e.by_component_pj) bar.components_pj.emplace_back(comp, pj);
+    bars.push_back(bar);
+    layers.push_back({{"name", g.name}, {"m", g.m}, {"k", g.k}, {"n", g.n}, {"ops", p.ops}, {"bytes", p.bytes},
+                      {"intensity_ops_per_byte", p.intensity_ops_per_byte},
+                      {"memory_roof_ops_per_s", p.memory_roof_ops_per_s},
+                      {"attainable_ops_per_s", p.attainable_ops_per_s}, {"bound", std::string(to_string(p.bound))},
+                      {"energy_pj", e.total_energy_pj}, {"energy_by_component_pj", e.by_component_pj}});
+  }
+  const double ridge = ridge_intensity_ops_per_byte(peak, bw_gb_per_s);
+  const std::string title = fmt::format("{} x {} -> {}, {} at {} GHz, {} GB/s", act.spec(), weight.spec(), acc.spec(),
+                                        array_desc.substr(0, array_desc.find(" (")), clock_ghz, bw_gb_per_s);
+  if (!a.plot.empty()) plot_roofline(a.plot, peak, bw_gb_per_s, points, title);
+  if (!a.energy_plot.empty()) plot_energy_breakdown(a.energy_plot, bars, "energy per layer: " + m.describe());
+
+  if (a.json) {
+    nlohmann::json j = model_json(m);
+    j["macs"] = macs;
+    j["clock_ghz"] = clock_ghz;
+    j["peak_ops_per_s"] = peak;
+    j["bandwidth_gb_per_s"] = bw_gb_per_s;
+    j["ridge_ops_per_byte"] = ridge;
+    j["mac_energy_pj"] = mac_pj;
+    j["formats"] = {{"act", act.spec()}, {"weight", weight.spec()}, {"out", out.spec()}, {"acc", acc.spec()}};
+    j["layers"] = layers;
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("{}: peak {:.6g} GOPS ({} MACs x 2 x {} GHz), bandwidth {} GB/s, ridge {:.6g} ops/byte\n", array_desc,
+             peak / 1e9, macs, clock_ghz, bw_gb_per_s, ridge);
+  fmt::print("operands {} x {} -> acc {}, outputs {}; {}\n", act.spec(), weight.spec(), acc.spec(), out.spec(), m.describe());
+  fmt::print("{:<12} {:>18} {:>14} {:>14} {:>10} {:>16} {:>8} {:>14}\n", "layer", "MxKxN", "ops", "bytes", "ops/byte",
+             "attainable GOPS", "bound", "energy uJ");
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const auto& l = layers[i];
+    fmt::print("{:<12} {:>18} {:>14.6g} {:>14.6g} {:>10.4g} {:>16.6g} {:>8} {:>14.6g}\n", points[i].name,
+               fmt::format("{}x{}x{}", l["m"].get<std::uint64_t>(), l["k"].get<std::uint64_t>(), l["n"].get<std::uint64_t>()),
+               points[i].ops, points[i].bytes, points[i].intensity_ops_per_byte, points[i].attainable_ops_per_s / 1e9,
+               to_string(points[i].bound), l["energy_pj"].get<double>() / 1e6);
+  }
+}
+
+void add_roofline_command(CLI::App* cost) {
+  auto a = std::make_shared<RooflineArgs>();
+  auto* c = cost->add_subcommand("roofline", "Peak, arithmetic intensity and attainable performance per GEMM layer");
+  c->add_option("--array", a->array, "MAC array ROWSxCOLS");
+  c->add_option("--area-mm2", a->area_mm2, "Instead of --array: as many MACs as fit in this area (mm^2)");
+  c->add_option("--fpga-luts", a->fpga_luts, "Instead of --array: as many MACs as FINN-R's LUT model fits in N LUTs");
+  c->add_option("--clock", a->clock, "Clock in GHz");
+  c->add_option("--bandwidth", a->bandwidth, "Off-chip bandwidth in GB/s (10^9 bytes/s)");
+  c->add_option("--gemm", a->gemms, "Layer [NAME=]MxKxN (C[MxN] = A[MxK] W[KxN]); repeat for more layers");
+  c->add_option("--act-format", a->act_format, "Activation format")->capture_default_str();
+  c->add_option("--weight-format", a->weight_format, "Weight format (default: --act-format)");
+  c->add_option("--out-format", a->out_format, "Output format (default: --act-format)");
+  c->add_option("--acc-format", a->acc_format, "Accumulator format (default: int<32>, or fp32 for floats)");
+  c->add_option("--plot", a->plot, "Write the roofline plot (.png or .svg, via gnuplot)");
+  c->add_option("--energy-plot", a->energy_plot, "Write the per-layer energy breakdown bars (.png or .svg)");
+  add_model_options(c, a->model);
+  c->add_flag("--json", a->json, "One JSON object");
+  c->callback([a] { run_roofline(*a); });
+}
+
+// ---------------------------------------------------------------- cost fpga
+
+struct FpgaArgs {
+  std::string device = "zu19eg", luts, dsps, format = "int<8>", format2, simd = "64", acc_bits, clock;
+  bool use_dsps = false, json = false;
+};
+
+int fpga_bits(const std::string& spec) {
+  const Format f = Format::parse(spec);
+  if (f.is_float())
+    throw std::invalid_argument(fmt::format("--format {}: the FPGA view (FINN) covers integer MACs, not floats", spec));
+  return f.width();
+}
+
+void run_fpga(const FpgaArgs& a) {
+  const FpgaData data = FpgaData::load_default();
+  const FpgaDevice dev = data.device(a.device);
+  if (a.clock.empty()) throw std::invalid_argument("cost fpga needs --clock (GHz)");
+  const double clock_ghz = parse_number(a.clock, "--clock", "GHz");
+  const std::uint64_t luts = a.luts.empty() ? dev.luts : parse_count(a.luts, "--luts");
+  std::uint64_t dsps = 0;
+  if (!a.dsps.empty()) dsps = std::uint64_t(parse_number(a.dsps, "--dsps", "", true));
+  else if (a.use_dsps) dsps = dev.dsps;
+  const int w = fpga_bits(a.format);
+  const int x = a.format2.empty() ? w : fpga_bits(a.format2);
+  const int simd = int(parse_count(a.simd, "--simd"));
+  // Default accumulator: exact for a dot product of 1024 terms (w + x + log2 1024 bits).
+  const int acc = a.acc_bits.empty() ? w + x + 10 : int(parse_count(a.acc_bits, "--acc-bits"));
+  const FpgaBudget b = fpga_budget(data.model, luts, dsps, w, x, simd, acc, clock_ghz);
+  const double weights = onchip_weight_capacity(dev, w);
+  if (a.json) {
+    nlohmann::json j{{"device", dev.name}, {"luts_budget", luts}, {"dsps_budget", dsps}, {"weight_bits", w},
+                     {"act_bits", x}, {"simd", simd}, {"acc_bits", acc}, {"clock_ghz", clock_ghz},
+                     {"luts_per_mac", b.luts_per_mac}, {"lut_pes", b.lut_pes}, {"dsp_pes", b.dsp_pes},
+                     {"macs_per_cycle", b.macs_per_cycle}, {"luts_used", b.luts_used}, {"dsps_used", b.dsps_used},
+                     {"peak_ops_per_s", b.peak_ops_per_s}, {"onchip_weights", weights},
+                     {"onchip_mbit", dev.bram_mbit + dev.uram_mbit}};
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("{}: {} LUTs{}, {}-bit weights x {}-bit activations, SIMD {}, {}-bit accumulators, {} GHz\n", dev.name, luts,
+             dsps ? fmt::format(" + {} DSPs", dsps) : "", w, x, simd, acc, clock_ghz);
+  fmt::print("  LUTs per MAC (FINN-R, LUT multiplier)  {:>12.5g}\n", b.luts_per_mac);
+  fmt::print("  MACs per cycle                         {:>12} ({} LUT PEs + {} DSP PEs of {} lanes)\n", b.macs_per_cycle,
+             b.lut_pes, b.dsp_pes, simd);
+  fmt::print("  LUTs used / DSPs used                  {:>12.0f} / {}\n", b.luts_used, b.dsps_used);
+  fmt::print("  peak                                   {:>12.5g} TOPS\n", b.peak_ops_per_s / 1e12);
+  fmt::print("  on-chip weights ({} Mb BRAM+URAM)     {:>12.5g} M\n", dev.bram_mbit + dev.uram_mbit, weights / 1e6);
+}
+
+void add_fpga_command(CLI::App* cost) {
+  auto a = std::make_shared<FpgaArgs>();
+  auto* c = cost->add_subcommand("fpga", "MACs per cycle, peak ops/s and on-chip weights for an FPGA budget (FINN-R LUT model)");
+  c->add_option("--device", a->device, "FPGA device from data/fpga.json")->capture_default_str();
+  c->add_option("--luts", a->luts, "LUT budget (default: the device's)");
+  c->add_option("--dsps", a->dsps, "DSP budget for multipliers (default 0: LUTs only, as FINN)");
+  c->add_flag("--use-dsps", a->use_dsps, "Use the device's DSPs for multipliers too");
+  c->add_option("--format,-f", a->format, "Weight format (integer)")->capture_default_str();
+  c->add_option("--format2", a->format2, "Activation format (default: --format)");
+  c->add_option("--simd", a->simd, "Lanes per processing element")->capture_default_str();
+  c->add_option("--acc-bits", a->acc_bits, "Accumulator bits (default: W + A + 10)");
+  c->add_option("--clock", a->clock, "Clock in GHz");
+  c->add_flag("--json", a->json, "One JSON object");
+  c->callback([a] { run_fpga(*a); });
+}
+
+// ---------------------------------------------------------------- cost laws
+
+void run_laws(const ModelArgs& args) {
+  const CostModel m = make_model(args);
+  const NodeScaling ns = NodeScaling::load_default();
+  fmt::print("{}\n{}\n\nanchors (the table's values, returned exactly):\n", m.describe(), m.table().source);
+  for (const TableEntry& e : m.table().entries)
+    fmt::print("  {:<14} {:<14} {:>10.6g} pJ/{}{}\n", e.id, to_string(e.kind), e.energy_pj,
+               e.access_bits ? fmt::format("{}-bit access", e.access_bits) : "op",
+               e.area_um2 ? fmt::format("  {:>8.6g} um^2", *e.area_um2) : "");
+  fmt::print("\nfitted orders (least-squares slope of log cost against log width, at the table's node):\n");
+  auto show = [&](std::string_view name, std::string_view range, const std::function<double(double)>& f, double lo, double hi) {
+    try {
+      fmt::print("  {:<44} {:<16} {:>6.3f}\n", name, range, fitted_exponent(f, lo, hi));
+    } catch (const std::exception& e) {
+      fmt::print("  {:<44} {:<16} n/a ({})\n", name, range, e.what());
+    }
+  };
+  show("int multiplier energy, k x k", "k = 4..64", [&](double k) { return m.int_mul_energy_pj(k, k); }, 4, 64);
+  show("int multiplier area, k x k", "k = 4..64", [&](double k) { return m.int_mul_area_um2(k, k).value(); }, 4, 64);
+  show("int adder energy, k bits", "k = 4..64", [&](double k) { return m.int_add_energy_pj(k); }, 4, 64);
+  show("int adder area, k bits", "k = 4..64", [&](double k) { return m.int_add_area_um2(k).value(); }, 4, 64);
+  show("fp multiplier energy, float<8,m>", "m = 3..52", [&](double mm) { return m.fp_mul_energy_pj(8, mm); }, 3, 52);
+  show("fp multiplier area, float<8,m>", "m = 3..52", [&](double mm) { return m.fp_mul_area_um2(8, mm).value(); }, 3, 52);
+  show("fp adder energy, float<8,m>", "m = 3..52", [&](double mm) { return m.fp_add_energy_pj(8, mm); }, 3, 52);
+  show("fp adder area, float<8,m>", "m = 3..52", [&](double mm) { return m.fp_add_area_um2(8, mm).value(); }, 3, 52);
+  show("sram read energy per bit, by capacity", "8 KiB..1 MiB", [&](double c) { return m.sram_read_energy_pj(c, 1); }, 8192, 1048576);
+  for (bool mul : {true, false})
+    for (bool area : {false, true}) {
+      try {
+        std::string orders;
+        for (double p : m.fp_significand_orders(mul, area)) orders += fmt::format(" {:.4f}", p);
+        fmt::print("  fp {} significand datapath {} ~ (m+1)^p, p ={}\n", mul ? "mul" : "add", area ? "area  " : "energy", orders);
+      } catch (const std::exception&) {
+      }
+    }
+  fmt::print("\nnode scaling from {} nm {} V (energy at each node's nominal supply; * = interpolated):\n", m.table_point().node_nm,
+             m.table_point().vdd_v);
+  std::vector<double> nodes = ns.published_nodes();
+  for (double n : {28.0, 22.0})
+    if (!ns.is_published(n)) nodes.push_back(n);
+  std::sort(nodes.rbegin(), nodes.rend());
+  for (double n : nodes) {
+    // At the table's own node, its own supply, so that row reads x1.
+    const double v = n == m.table_point().node_nm ? m.table_point().vdd_v : ns.nominal_vdd_v(n, m.target_point().device);
+    const TechPoint to{n, v, m.target_point().device};
+    fmt::print("  {:>5}{} nm  {:>5.3g} V  energy x{:<9.4g} area x{:.4g}\n", n, ns.is_published(n) ? " " : "*", v,
+               ns.energy_factor(m.table_point(), to), ns.area_factor(m.table_point().node_nm, n));
+  }
+}
+
+}  // namespace
+
+void add_cost_commands(CLI::App& app) {
+  auto* cost = app.add_subcommand("cost", "Energy, area and roofline of operations, MAC arrays and layers");
+  cost->require_subcommand(1);
+  add_unit_command(cost, "energy", false);
+  add_unit_command(cost, "area", true);
+  add_roofline_command(cost);
+  add_fpga_command(cost);
+  auto m = std::make_shared<ModelArgs>();
+  auto* laws = cost->add_subcommand("laws", "The table's anchors, the fitted orders of every law, and node scaling factors");
+  add_model_options(laws, *m);
+  laws->callback([m] { run_laws(*m); });
+}
+
+}  // namespace bitsim::app

@@ -1,0 +1,34 @@
+// Plots made with gnuplot: a roofline with each layer as a point, and stacked energy-breakdown
+// bars. Files appear atomically (temp file, then rename); any failure is one clear PlotError.
+#pragma once
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bitsim/costmodel/roofline.hpp"
+
+namespace bitsim::costmodel {
+
+struct PlotError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The gnuplot program: $BITSIM_GNUPLOT if set, else "gnuplot" from PATH.
+std::string gnuplot_program();
+
+// Log-log roofline (ops/byte against ops/s): the compute and bandwidth roofs, one labelled point
+// per layer at its attainable performance. The terminal follows the extension: .png or .svg.
+void plot_roofline(const std::filesystem::path& out, double peak_ops_per_s, double bandwidth_gb_per_s,
+                   const std::vector<RooflinePoint>& points, const std::string& title);
+
+// One stacked bar per label (a layer), one segment per component.
+struct EnergyBar {
+  std::string label;
+  std::vector<std::pair<std::string, double>> components_pj;
+};
+void plot_energy_breakdown(const std::filesystem::path& out, const std::vector<EnergyBar>& bars, const std::string& title);
+
+}  // namespace bitsim::costmodel

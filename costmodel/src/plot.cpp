@@ -1,0 +1,216 @@
+// gnuplot driver: writes data and a script to a private temp directory, runs gnuplot with its
+// output going to a temp file beside the target, then renames it into place.
+#include "bitsim/costmodel/plot.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+
+extern char** environ;
+
+namespace bitsim::costmodel {
+namespace fs = std::filesystem;
+
+std::string gnuplot_program() {
+  const char* env = std::getenv("BITSIM_GNUPLOT");
+  return env && *env ? env : "gnuplot";
+}
+
+namespace {
+
+// A private directory for the data and script, removed on every path out.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "bitsim-plot-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw PlotError(fmt::format("cannot create a temporary directory: {}", std::strerror(errno)));
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// gnuplot single-quoted string: a quote inside is doubled.
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  out += '\'';
+  return out;
+}
+
+// A label safe inside gnuplot's double-quoted data fields.
+std::string data_label(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += (c == '"' || c == '\n' || c == '\r' || c == '\\') ? '_' : c;
+  out += '"';
+  return out;
+}
+
+std::string terminal_for(const fs::path& out) {
+  const std::string ext = out.extension().string();
+  if (ext == ".png") return "set terminal pngcairo size 960,640 noenhanced font 'sans,10'";
+  if (ext == ".svg") return "set terminal svg size 960,640 noenhanced font 'sans,10'";
+  throw PlotError(fmt::format("plot {}: unsupported extension '{}': use .png or .svg", out.string(), ext));
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+  if (!f) throw PlotError(fmt::format("cannot write '{}'", p.string()));
+}
+
+std::string first_line(const fs::path& p) {
+  std::ifstream f(p);
+  std::string line;
+  while (std::getline(f, line))
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return line.substr(line.find_first_not_of(" \t\r"));
+  return "no message";
+}
+
+// Runs gnuplot on `body` (everything after terminal and output) and moves the result to `out`.
+void render(const fs::path& out, const std::string& body, const TempDir& dir) {
+  const std::string terminal = terminal_for(out);
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) throw PlotError(fmt::format("plot {}: directory '{}' does not exist", out.string(), parent.string()));
+  const fs::path tmp = parent / fmt::format(".{}.tmp-{}", out.filename().string(), getpid());
+  const fs::path script = dir.path() / "plot.gp";
+  const fs::path log = dir.path() / "gnuplot.log";
+  write_file(script, terminal + "\nset output " + quote(tmp.string()) + "\n" + body + "\nset output\n");
+
+  const std::string prog = gnuplot_program();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::string arg0 = prog, arg1 = script.string();
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, prog.c_str(), &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0)
+    throw PlotError(fmt::format("plot {}: cannot run '{}': {} (install gnuplot-nox, or set BITSIM_GNUPLOT)", out.string(),
+                                prog, std::strerror(rc)));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::file_size(tmp, ec) > 0 && !ec;
+  if (!ok) {
+    fs::remove(tmp, ec);
+    const std::string why = WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed";
+    throw PlotError(fmt::format("plot {}: gnuplot failed ({}): {}", out.string(), why, first_line(log)));
+  }
+  fs::rename(tmp, out, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw PlotError(fmt::format("plot {}: cannot move the finished plot into place: {}", out.string(), ec.message()));
+  }
+}
+
+}  // namespace
+
+void plot_roofline(const fs::path& out, double peak, double bw_gb_per_s, const std::vector<RooflinePoint>& points,
+                   const std::string& title) {
+  terminal_for(out);  // reject a bad extension before any work
+  if (points.empty()) throw PlotError(fmt::format("plot {}: no layers to plot", out.string()));
+  const TempDir dir;
+  const double peak_gops = peak / 1e9;
+  const double ridge = peak_gops / bw_gb_per_s;  // ops/byte
+  double lo = ridge, hi = ridge;
+  std::string data;
+  for (const RooflinePoint& p : points) {
+    lo = std::min(lo, p.intensity_ops_per_byte);
+    hi = std::max(hi, p.intensity_ops_per_byte);
+    data += fmt::format("{:.17g} {:.17g} {}\n", p.intensity_ops_per_byte, p.attainable_ops_per_s / 1e9, data_label(p.name));
+  }
+  write_file(dir.path() / "points.dat", data);
+  const double xlo = lo / 4, xhi = hi * 4;
+  const double ylo = std::min(peak_gops, xlo * bw_gb_per_s) / 4, yhi = peak_gops * 4;
+  const std::string body = fmt::format(
+      "set title {}\n"
+      "set logscale xy\n"
+      "set xlabel 'arithmetic intensity (ops/byte)'\n"
+      "set ylabel 'attainable performance (GOPS)'\n"
+      "set grid\n"
+      "set key left top\n"
+      "set xrange [{:.17g}:{:.17g}]\n"
+      "set yrange [{:.17g}:{:.17g}]\n"
+      "set samples 400\n"
+      "peak = {:.17g}\nbw = {:.17g}\n"
+      "roof(x) = x * bw < peak ? x * bw : peak\n"
+      "plot roof(x) with lines lw 2 lc rgb '#1f4e79' title sprintf('roofline: %.4g GOPS peak, %.4g GB/s', peak, bw), \\\n"
+      "  {} using 1:2 with points pt 7 ps 1.4 lc rgb '#c0392b' title 'layers (attainable)', \\\n"
+      "  {} using 1:2:3 with labels offset char 1,1 left notitle\n",
+      quote(title), xlo, xhi, ylo, yhi, peak_gops, bw_gb_per_s, quote((dir.path() / "points.dat").string()),
+      quote((dir.path() / "points.dat").string()));
+  render(out, body, dir);
+}
+
+void plot_energy_breakdown(const fs::path& out, const std::vector<EnergyBar>& bars, const std::string& title) {
+  terminal_for(out);
+  if (bars.empty()) throw PlotError(fmt::format("plot {}: no bars to plot", out.string()));
+  const TempDir dir;
+  // Components in first-seen order; a bar without one contributes 0 to it.
+  std::vector<std::string> comps;
+  double max_total = 0;
+  for (const EnergyBar& b : bars) {
+    double total = 0;
+    for (const auto& [name, pj] : b.components_pj) {
+      if (std::find(comps.begin(), comps.end(), name) == comps.end()) comps.push_back(name);
+      total += pj;
+    }
+    max_total = std::max(max_total, total);
+  }
+  const auto [unit, scale] = max_total >= 1e6 ? std::pair("uJ", 1e-6) : max_total >= 1e3 ? std::pair("nJ", 1e-3) : std::pair("pJ", 1.0);
+  std::string data = "\"label\"";
+  for (const auto& c : comps) {
+    data += ' ';
+    data += data_label(c);
+  }
+  data += "\n";
+  for (const EnergyBar& b : bars) {
+    data += data_label(b.label);
+    for (const auto& c : comps) {
+      double v = 0;
+      for (const auto& [name, pj] : b.components_pj)
+        if (name == c) v += pj;
+      data += fmt::format(" {:.17g}", v * scale);
+    }
+    data += "\n";
+  }
+  write_file(dir.path() / "bars.dat", data);
+  const std::string body = fmt::format(
+      "set title {}\n"
+      "set style data histograms\n"
+      "set style histogram rowstacked\n"
+      "set style fill solid 0.85 border -1\n"
+      "set boxwidth 0.7\n"
+      "set ylabel 'energy ({})'\n"
+      "set yrange [0:*]\n"
+      "set grid ytics\n"
+      "set key outside right top\n"
+      "set xtics rotate by -30\n"
+      "plot for [i=2:{}] {} using i:xtic(1) title columnheader(i)\n",
+      quote(title), unit, comps.size() + 1, quote((dir.path() / "bars.dat").string()));
+  render(out, body, dir);
+}
+
+}  // namespace bitsim::costmodel

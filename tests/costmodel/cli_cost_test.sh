@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# End-to-end checks of `bitsim cost`: published anchors on the command line, roofline by hand,
+# plots written atomically, and bad input (including a malformed table) as one error line, exit 2.
+set -u
+bitsim="$1"
+fails=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect_ok "description" "expected substring of stdout" command...
+expect_ok() {
+  local what="$1" want="$2"; shift 2
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -ne 0 ] || [[ "$out" != *"$want"* ]]; then
+    echo "FAIL: $what: rc=$rc, wanted '$want' in: $out"; fails=$((fails + 1))
+  fi
+}
+
+# expect_error "description" "expected substring of the error line" command...
+expect_error() {
+  local what="$1" want="$2"; shift 2
+  local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
+  local lines; lines=$(printf '%s\n' "$err" | grep -c .)
+  if [ $rc -ne 2 ] || [[ "$err" != *"$want"* ]] || [ "$lines" -ne 1 ]; then
+    echo "FAIL: $what: rc=$rc (want 2), lines=$lines (want 1), wanted '$want' in: $err"; fails=$((fails + 1))
+  fi
+}
+
+# Horowitz ISSCC 2014, 45 nm: 8b mult 0.2 pJ + 32b add 0.1 pJ; fp32 mult 3.7 pJ, 7700 um^2.
+expect_ok "int8 mac energy" "total                                           0.3 pJ" "$bitsim" cost energy --op mac -f 'int<8>'
+expect_ok "fp32 mul energy" "3.7 pJ" "$bitsim" cost energy --op mul -f fp32
+expect_ok "fp32 mul area" "7700 um^2" "$bitsim" cost area --op mul -f fp32
+expect_ok "32b mul json" '"energy_pj":3.1' "$bitsim" cost energy --op mul -f 'int<32>' --json
+expect_ok "sram 1MB" "100 pJ" "$bitsim" cost energy --op sram --sram-kb 1024 --access-bits 64
+expect_ok "dram low end" "1300 pJ" "$bitsim" cost energy --op dram --access-bits 64
+expect_ok "dram high end" "2600 pJ" "$bitsim" cost energy --op dram --access-bits 64 --dram-end high
+# Stillmaker & Baas: 45 nm -> 7 nm area factor 0.059: 282 um^2 x 0.059 = 16.638 um^2.
+expect_ok "7 nm area" "16.638 um^2" "$bitsim" cost area --op mul -f 'int<8>' --node 7
+expect_ok "28 nm interpolated" '"node_interpolated":true' "$bitsim" cost energy --op mul -f bf16 --node 28 --json
+expect_ok "supply stated" "0.7 V" "$bitsim" cost energy --op mul -f 'int<8>' --node 7
+expect_ok "laws" "fp mul significand datapath" "$bitsim" cost laws
+
+# Roofline: 16x16 at 1 GHz = 512 GOPS; 64x64x64 int8 = 42.67 ops/byte x 10 GB/s = 426.7 GOPS.
+expect_ok "roofline peak" "peak 512 GOPS" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm fc=64x64x64
+expect_ok "roofline memory bound" "426.667   memory" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm fc=64x64x64
+expect_ok "roofline compute bound" "512  compute" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 100 --gemm fc=64x64x64
+expect_ok "roofline json" '"bound":"memory"' "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm 64x64x64 --json
+expect_ok "fpga binary" "MACs per cycle" "$bitsim" cost fpga --clock 0.3 -f 'int<1>'
+
+if command -v "${BITSIM_GNUPLOT:-gnuplot}" >/dev/null 2>&1; then
+  expect_ok "plots" "peak" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm a=64x64x64 \
+    --gemm b=1x4096x1000 --plot "$tmp/roof.png" --energy-plot "$tmp/energy.svg"
+  [ -s "$tmp/roof.png" ] && [ -s "$tmp/energy.svg" ] || { echo "FAIL: plots not written"; fails=$((fails + 1)); }
+  if ls -a "$tmp" | grep -q '\.tmp-'; then echo "FAIL: temporary plot file left behind"; fails=$((fails + 1)); fi
+else
+  echo "note: gnuplot not installed, plot output not checked"
+fi
+# A plotting failure is one clear error and leaves no file.
+BITSIM_GNUPLOT=/nonexistent/gnuplot expect_error "no gnuplot" "cannot run '/nonexistent/gnuplot'" \
+  "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm 64x64x64 --plot "$tmp/none.png"
+[ -e "$tmp/none.png" ] && { echo "FAIL: failed plot left a file"; fails=$((fails + 1)); }
+expect_error "plot extension" "unsupported extension '.pdf'" "$bitsim" cost roofline --array 16x16 --clock 1 \
+  --bandwidth 10 --gemm 64x64x64 --plot "$tmp/x.pdf"
+
+# A user's table: used as given, and a malformed one names the entry.
+cat > "$tmp/mine.json" <<'EOF'
+{"name": "mine", "source": "my synthesis", "node_nm": 28, "vdd_v": 0.9, "entries": [
+  {"id": "add8", "kind": "int_add", "bits": 8, "per": "op", "energy_pj": 0.011, "source": "synthesis run 3"},
+  {"id": "mul8", "kind": "int_mul", "bits": 8, "per": "op", "energy_pj": 0.07, "source": "synthesis run 3"}]}
+EOF
+expect_ok "user table" "0.081 pJ" "$bitsim" cost energy --op mac -f 'int<8>' --acc-format 'int<8>' --table "$tmp/mine.json"
+sed 's/"energy_pj": 0.07/"energy_pj": "0.07"/' "$tmp/mine.json" > "$tmp/bad.json"
+expect_error "malformed table" "entry 'mul8': 'energy_pj' must be a positive number" "$bitsim" cost energy --op mul -f 'int<8>' --table "$tmp/bad.json"
+printf '{"name": ' > "$tmp/broken.json"
+expect_error "broken json" "not valid JSON" "$bitsim" cost energy --op mul -f 'int<8>' --table "$tmp/broken.json"
+
+expect_error "bad op" "bad --op 'div'" "$bitsim" cost energy --op div -f 'int<8>'
+expect_error "missing format" "--op mul needs --format" "$bitsim" cost energy --op mul
+expect_error "bad format" "unknown format 'fixd'" "$bitsim" cost energy --op mul -f 'fixd<8,4>'
+expect_error "bad node" "bad node 5 nm" "$bitsim" cost energy --op mul -f 'int<8>' --node 5
+expect_error "mixed operands" "mixing a float and a fixed-point operand" "$bitsim" cost energy --op mul -f fp16 --format2 'int<8>'
+expect_error "bad array" "bad --array '16'" "$bitsim" cost roofline --array 16 --clock 1 --bandwidth 10 --gemm 1x2x3
+expect_error "bad clock" "bad --clock 'fast'" "$bitsim" cost roofline --array 4x4 --clock fast --bandwidth 10 --gemm 1x2x3
+expect_error "bad gemm" "bad --gemm 'l1=2x3'" "$bitsim" cost roofline --array 4x4 --clock 1 --bandwidth 10 --gemm l1=2x3
+expect_error "no memory area" "no area model for memories" "$bitsim" cost area --op sram --sram-kb 8
+expect_error "fpga float" "covers integer MACs" "$bitsim" cost fpga --clock 0.3 -f fp16
+
+if [ $fails -ne 0 ]; then echo "$fails cost CLI checks failed"; exit 1; fi
+echo "all cost CLI checks passed"
