@@ -3,28 +3,10 @@
 # plots written atomically, and bad input (including a malformed table) as one error line, exit 2.
 set -u
 bitsim="$1"
-fails=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# expect_ok "description" "expected substring of stdout" command...
-expect_ok() {
-  local what="$1" want="$2"; shift 2
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -ne 0 ] || [[ "$out" != *"$want"* ]]; then
-    echo "FAIL: $what: rc=$rc, wanted '$want' in: $out"; fails=$((fails + 1))
-  fi
-}
-
-# expect_error "description" "expected substring of the error line" command...
-expect_error() {
-  local what="$1" want="$2"; shift 2
-  local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
-  local lines; lines=$(printf '%s\n' "$err" | grep -c .)
-  if [ $rc -ne 2 ] || [[ "$err" != *"$want"* ]] || [ "$lines" -ne 1 ]; then
-    echo "FAIL: $what: rc=$rc (want 2), lines=$lines (want 1), wanted '$want' in: $err"; fails=$((fails + 1))
-  fi
-}
+source "$(dirname "$0")/../cli/expect.sh"
 
 # Horowitz ISSCC 2014, 45 nm: 8b mult 0.2 pJ + 32b add 0.1 pJ; fp32 mult 3.7 pJ, 7700 um^2.
 expect_ok "int8 mac energy" "total                                           0.3 pJ" "$bitsim" cost energy --op mac -f 'int<8>'
