@@ -2,6 +2,8 @@
 // the scalar quantize() (the only rounding in bitsim). The exponent rules are in docs/block.md.
 #include "bitsim/arith/block.hpp"
 
+#include "spec_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -29,11 +31,7 @@ constexpr std::array kNamedMx{
 };
 constexpr std::size_t kMxBlock = 32;
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using spec_text::trim;
 
 [[noreturn]] void fail(std::string_view spec, std::string_view why) {
   throw FormatError(fmt::format("bad block format '{}': {}", spec, why));
@@ -41,12 +39,9 @@ std::string_view trim(std::string_view s) {
 
 template <class Int>
 Int parse_number(std::string_view spec, std::string_view tok, std::string_view what) {
-  tok = trim(tok);
-  Int v{};
-  const auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-  if (tok.empty() || ec != std::errc{} || p != tok.data() + tok.size())
-    fail(spec, fmt::format("'{}' is not a valid {}", tok, what));
-  return v;
+  const auto v = spec_text::parse_integer<Int>(tok);
+  if (!v) fail(spec, fmt::format("'{}' is not a valid {}", trim(tok), what));
+  return *v;
 }
 
 // Shared checks of parse() and validate(); `spec` names the string being checked.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bitsim/arith/rounding.hpp"
+#include "spec_text.hpp"
 
 namespace bitsim::arith {
 namespace {
@@ -29,25 +30,16 @@ constexpr std::array kAliases{
     Alias{"e8m0", "float<8,0,fn,u,nz>"},
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using spec_text::trim;
 
 [[noreturn]] void fail(std::string_view spec, std::string_view why) {
   throw FormatError(fmt::format("bad format '{}': {}", spec, why));
 }
 
 int parse_int(std::string_view spec, std::string_view tok, std::string_view what) {
-  tok = trim(tok);
-  int v = 0;
-  const char* first = tok.data();
-  if (!tok.empty() && tok.front() == '+') ++first;
-  auto [p, ec] = std::from_chars(first, tok.data() + tok.size(), v);
-  if (ec != std::errc{} || p != tok.data() + tok.size() || tok.empty())
-    fail(spec, fmt::format("'{}' is not an integer {}", tok, what));
-  return v;
+  const auto v = spec_text::parse_integer<int>(tok);
+  if (!v) fail(spec, fmt::format("'{}' is not an integer {}", trim(tok), what));
+  return *v;
 }
 
 // Splits "name<a,b,c>" into name and the comma-separated arguments.

@@ -20,8 +20,8 @@ Exact negate(Exact a);
 Format product_format(const Format& a, const Format& b);
 
 // Operands are codes of `in` (of `in` and `in2` for mul/fma's b); the exact result is rounded once
-// into `out`. For IEEE-style invalid operations (inf - inf, 0 * inf, nan operands) the status
-// has kInvalid and the code is out's nan (0 in formats without nan).
+// into `out`. inf - inf and 0 * inf set kInvalid and give out's nan; a nan operand gives out's nan
+// with no flag (a quiet nan), except that a format without nan gets code 0 and kInvalid.
 Quantized add(const Format& in, u128 a, u128 b, const Format& out, const RoundSpec& spec,
               std::uint32_t random = 0);
 Quantized sub(const Format& in, u128 a, u128 b, const Format& out, const RoundSpec& spec,
