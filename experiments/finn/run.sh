@@ -9,7 +9,7 @@ out=${2:-$here/results}
 mkdir -p "$out"
 [ -x "$bitsim" ] || { echo "run.sh: no bitsim at '$bitsim' (build it, or pass its path)" >&2; exit 1; }
 
-# Peak TOPS FINN reports for the ZU19EG (Umuroglu et al., FPGA 2017), as quoted in the issue.
+# Peak TOPS FINN reports for the ZU19EG (Umuroglu et al., FPGA 2017), as commonly cited.
 declare -A finn_tops=([1]=66 [8]=4 [16]=1 [32]=0.3)
 clock_ghz=0.3   # the clock the model's absolute numbers are quoted at
 simd=64
