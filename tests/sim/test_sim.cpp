@@ -1,0 +1,572 @@
+// SystemC models against arith, bit for bit, under random valid/ready stalls, and their cycle
+// counts against the closed-form latencies of docs/sim.md. One simulation per forked child.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "bitsim/arith/accumulator.hpp"
+#include "bitsim/arith/ops.hpp"
+#include "sim/accumulator.hpp"
+#include "sim/lfsr.hpp"
+#include "sim/mac_unit.hpp"
+#include "sim/multiplier.hpp"
+#include "sim/sr_unit.hpp"
+#include "tb.hpp"
+
+// libsystemc.so references sc_main; the tests drive sc_start themselves.
+int sc_main(int, char*[]) { return 0; }
+
+namespace {
+
+using namespace bitsim;
+using namespace bitsim::sim;
+using namespace bitsim::sim::test;
+using arith::Format;
+using arith::Overflow;
+using arith::Rounding;
+using arith::RoundSpec;
+
+std::string hex(u128 v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "0x%016llx%016llx", static_cast<unsigned long long>(v >> 64),
+                static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Counts mismatches and prints the first few to stderr (the parent test shows the child's stderr).
+struct Checker {
+  int failures = 0;
+  void fail(const std::string& what) {
+    if (++failures <= 10) std::fprintf(stderr, "MISMATCH %s\n", what.c_str());
+    if (failures == 1) std::fprintf(stderr, "(simulated to %s)\n", sc_core::sc_time_stamp().to_string().c_str());
+  }
+  void expect(bool ok, const std::string& what) {
+    if (!ok) fail(what);
+  }
+};
+
+// Reset for two edges, then run until the sink has everything (it calls sc_stop) or max_edges.
+void run_sim(sc_core::sc_signal<bool>& rst, long max_edges) {
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);  // "stopped by user"
+  rst.write(true);
+  sc_core::sc_start(sc_core::sc_time(20, sc_core::SC_NS));
+  rst.write(false);
+  sc_core::sc_start(sc_core::sc_time(10.0 * double(max_edges), sc_core::SC_NS));
+}
+
+// Runs `body` in a forked child (SystemC elaborates once per process) and expects exit code 0.
+#define EXPECT_SIM_PASSES(body)                                                  \
+  EXPECT_EXIT({ std::exit((body) == 0 ? 0 : 1); }, ::testing::ExitedWithCode(0), "")
+
+constexpr double kStall = 0.3;
+
+// Set by the harness self-test: the references are corrupted, so every check must fail.
+bool g_sabotage = false;
+
+// ---------------------------------------------------------------------------------------------
+// Multiplier
+
+int multiplier_run(const Format& fa, const Format& fb, int stages, double stall, int n_random, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Item> items;
+  for (u128 a : corner_codes(fa))
+    for (u128 b : corner_codes(fb)) items.push_back({{a, b}, bool(rng() & 1)});
+  for (int i = 0; i < n_random; ++i) items.push_back({{random_code(fa, rng), random_code(fb, rng)}, bool(rng() & 1)});
+  const std::size_t n = items.size();
+
+  sc_core::sc_clock clk("clk", 10, sc_core::SC_NS);
+  sc_core::sc_signal<bool> rst("rst"), iv("iv"), ir("ir"), il("il"), ov("ov"), ordy("ordy"), ol("ol");
+  sc_core::sc_signal<Code> ia("ia"), ib("ib"), oc("oc");
+  sc_core::sc_signal<unsigned> os("os");
+  Source src("src", items, 2, stall, seed);
+  Multiplier dut("dut", fa, fb, stages);
+  Sink sink("sink", n, stall, seed + 1);
+  src.clk(clk), src.rst(rst), src.valid(iv), src.ready(ir), src.data[0](ia), src.data[1](ib), src.last(il);
+  dut.clk(clk), dut.rst(rst), dut.in_valid(iv), dut.in_ready(ir), dut.in_a(ia), dut.in_b(ib), dut.in_last(il);
+  dut.out_valid(ov), dut.out_ready(ordy), dut.out_code(oc), dut.out_status(os), dut.out_last(ol);
+  sink.clk(clk), sink.rst(rst), sink.valid(ov), sink.ready(ordy), sink.code(oc), sink.status(os), sink.last(ol);
+  run_sim(rst, 100 * long(n) + 100);
+
+  Checker c;
+  if (sink.got.size() != n) {
+    c.fail("got " + std::to_string(sink.got.size()) + " of " + std::to_string(n));
+    return c.failures;
+  }
+  const Format pf = arith::product_format(fa, fb);
+  RoundSpec exact;
+  exact.overflow = arith::default_overflow(pf);
+  for (std::size_t i = 0; i < n; ++i) {
+    const u128 a = items[i].data[0], b = items[i].data[1];
+    arith::Quantized ref;
+    if (fa == fb) {
+      ref = arith::mul(fa, a, b, pf, exact);
+    } else {
+      const arith::Exact x = arith::decode(fa, a), y = arith::decode(fb, b);
+      const arith::Exact p = arith::exact_mul(x, y);
+      ref = arith::quantize(pf, p, exact);
+      if (p.is_nan() && !x.is_nan() && !y.is_nan()) ref.status |= arith::kInvalid;
+    }
+    if (g_sabotage) ref.code ^= 1;
+    const auto& g = sink.got[i];
+    const std::string id = fa.spec() + " x " + fb.spec() + " a=" + hex(a) + " b=" + hex(b);
+    c.expect(g.code == ref.code && g.status == ref.status,
+             id + " got " + hex(g.code) + "/" + std::to_string(g.status) + " want " + hex(ref.code) + "/" +
+                 std::to_string(ref.status));
+    // Independent of arith's rounding: fixed-point products are exact integer products.
+    if (!fa.is_float() && !fb.is_float() && fa.wl <= 64 && fb.wl <= 64) {
+      auto sx = [](const Format& f, u128 v) {
+        return f.is_signed && f.wl < 128 && (v >> (f.wl - 1)) & 1 ? arith::i128(v) - (arith::i128(1) << f.wl)
+                                                                 : arith::i128(v);
+      };
+      const arith::u128 want = arith::u128(sx(fa, a) * sx(fb, b)) & pf.code_mask();
+      c.expect(g.code == want, id + " integer product");
+    }
+    c.expect(g.last == items[i].last, id + " last flag");
+    const long lat = g.edge - src.transfer_edge[i];
+    c.expect(stall == 0 ? lat == stages : lat >= stages, id + " latency " + std::to_string(lat));
+  }
+  // A sink that never stalls sees one result per edge: n inputs take n + stages edges.
+  if (stall == 0)
+    c.expect(sink.got.back().edge - src.transfer_edge.front() + 1 == long(n) + stages, "throughput");
+  return c.failures;
+}
+
+TEST(SimMultiplier, FixedMatchesArith) {
+  EXPECT_SIM_PASSES(multiplier_run(Format::parse("fixed<8,3>"), Format::parse("fixed<6,-2>"), 1, kStall, 2000, 1));
+}
+TEST(SimMultiplier, MixedSignednessMatchesArith) {
+  EXPECT_SIM_PASSES(multiplier_run(Format::parse("ufixed<8,0>"), Format::parse("fixed<8,4>"), 3, kStall, 2000, 2));
+}
+TEST(SimMultiplier, Wide64x64MatchesArith) {
+  EXPECT_SIM_PASSES(multiplier_run(Format::parse("int<64>"), Format::parse("int<64>"), 2, kStall, 2000, 3));
+}
+TEST(SimMultiplier, Fp8MatchesArith) {
+  EXPECT_SIM_PASSES(multiplier_run(Format::parse("float<4,3,fn>"), Format::parse("float<5,2>"), 2, kStall, 2000, 4));
+}
+TEST(SimMultiplier, Fp16Bf16MatchesArith) {
+  EXPECT_SIM_PASSES(multiplier_run(Format::parse("fp16"), Format::parse("bf16"), 4, kStall, 2000, 5));
+}
+TEST(SimMultiplier, Fp16SquaredMatchesArith) {
+  EXPECT_SIM_PASSES(multiplier_run(Format::parse("fp16"), Format::parse("fp16"), 1, kStall, 2000, 6));
+}
+TEST(SimMultiplier, LatencyIsStagesWithoutStalls) {
+  for (int stages : {1, 2, 5})
+    EXPECT_SIM_PASSES(multiplier_run(Format::parse("fixed<8,0>"), Format::parse("fixed<8,0>"), stages, 0.0, 300, 7));
+}
+
+// Bit-level ripple-carry array multiplier: sums each partial-product row into the running sum with
+// the cells the column needs (no cell where a bit is known to be zero), counting them and checking
+// the product, so the closed-form counts are held to a structure that really multiplies.
+MultiplierCells simulate_array(int n, int m, std::uint64_t a, std::uint64_t b, std::uint64_t& product) {
+  MultiplierCells c;
+  c.partial_products = m;
+  c.and_gates = n * m;
+  // Running sum bits with a "known zero" flag, indexed by weight.
+  std::vector<int> bit(std::size_t(n + m), 0);
+  std::vector<bool> live(std::size_t(n + m), false);
+  for (int i = 0; i < n; ++i) bit[i] = int((a >> i) & (b & 1)), live[i] = true;
+  for (int j = 1; j < m; ++j) {
+    int carry = 0;
+    bool carry_live = false;
+    for (int i = 0; i < n; ++i) {
+      const int w = i + j;
+      const int pp = int((a >> i) & (b >> j) & 1);
+      const int inputs = 1 + int(live[w]) + int(carry_live);
+      const int s = pp + bit[w] + carry;
+      if (inputs == 3) ++c.full_adders;
+      if (inputs == 2) ++c.half_adders;
+      bit[w] = s & 1;
+      live[w] = true;
+      carry = s >> 1;
+      carry_live = inputs >= 2;
+    }
+    bit[std::size_t(n + j)] = carry;
+    live[std::size_t(n + j)] = carry_live;
+  }
+  product = 0;
+  for (int w = 0; w < n + m; ++w) product |= std::uint64_t(bit[w]) << w;
+  return c;
+}
+
+TEST(SimMultiplier, ArrayCellCountsMatchBitLevelArray) {
+  for (int n = 1; n <= 6; ++n)
+    for (int m = 1; m <= 6; ++m) {
+      const MultiplierCells f = array_multiplier_cells(n, m);
+      for (std::uint64_t a = 0; a < (1u << n); ++a)
+        for (std::uint64_t b = 0; b < (1u << m); ++b) {
+          std::uint64_t p = 0;
+          const MultiplierCells s = simulate_array(n, m, a, b, p);
+          ASSERT_EQ(p, a * b) << n << "x" << m;
+          ASSERT_EQ(s.full_adders, f.full_adders) << n << "x" << m;
+          ASSERT_EQ(s.half_adders, f.half_adders) << n << "x" << m;
+          ASSERT_EQ(s.and_gates, f.and_gates);
+        }
+      if (n >= 2 && m >= 2) {
+        EXPECT_EQ(f.adders(), n * (m - 1));
+      }
+    }
+}
+
+TEST(SimMultiplier, BoothCellCounts) {
+  const MultiplierCells c8 = booth4_multiplier_cells(8, 8);
+  EXPECT_EQ(c8.partial_products, 4);
+  EXPECT_EQ(c8.booth_encoders, 4);
+  EXPECT_EQ(c8.booth_selectors, 4 * 9);
+  EXPECT_EQ(c8.full_adders, 3 * 10);
+  EXPECT_EQ(c8.half_adders, 3);
+  EXPECT_EQ(booth4_multiplier_cells(8, 7).partial_products, 4);
+  EXPECT_EQ(booth4_multiplier_cells(16, 16).partial_products, 8);
+  // Booth halves the rows: fewer adders than the array from 8 bits on.
+  for (int n : {8, 16, 32}) EXPECT_LT(booth4_multiplier_cells(n, n).adders(), array_multiplier_cells(n, n).adders());
+}
+
+// The harness must be able to fail: with corrupted references the child reports mismatches.
+TEST(SimHarness, DetectsMismatches) {
+  g_sabotage = true;
+  EXPECT_EXIT({ std::exit(multiplier_run(Format::parse("fixed<4,0>"), Format::parse("fixed<4,0>"), 2, kStall, 10, 8) == 0 ? 0 : 1); },
+              ::testing::ExitedWithCode(1), "MISMATCH");
+  g_sabotage = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accumulator
+
+int accumulator_run(const Format& in, const Format& acc, const RoundSpec& spec, double stall, int groups,
+                    unsigned seed, int fixed_k = 0) {
+  std::mt19937_64 rng(seed);
+  const arith::SrStream sr{seed * 77 + 1, 3};
+  std::vector<Item> items;
+  std::vector<std::size_t> group_end;  // index of each group's last item
+  for (int g = 0; g < groups; ++g) {
+    const int k = fixed_k ? fixed_k : 1 + int(rng() % 8);
+    for (int i = 0; i < k; ++i) items.push_back({{random_code(in, rng)}, i == k - 1});
+    group_end.push_back(items.size() - 1);
+  }
+  sc_core::sc_clock clk("clk", 10, sc_core::SC_NS);
+  sc_core::sc_signal<bool> rst("rst"), iv("iv"), ir("ir"), il("il"), ov("ov"), ordy("ordy"), no_last("no_last");
+  sc_core::sc_signal<Code> ix("ix"), oc("oc");
+  sc_core::sc_signal<unsigned> os("os");
+  Source src("src", items, 1, stall, seed);
+  Accumulator dut("dut", in, acc, spec, sr);
+  Sink sink("sink", std::size_t(groups), stall, seed + 1);
+  src.clk(clk), src.rst(rst), src.valid(iv), src.ready(ir), src.data[0](ix), src.last(il);
+  dut.clk(clk), dut.rst(rst), dut.in_valid(iv), dut.in_ready(ir), dut.in_code(ix), dut.in_last(il);
+  dut.out_valid(ov), dut.out_ready(ordy), dut.out_code(oc), dut.out_status(os);
+  sink.clk(clk), sink.rst(rst), sink.valid(ov), sink.ready(ordy), sink.code(oc), sink.status(os), sink.last(no_last);
+  run_sim(rst, 100 * long(items.size()) + 100);
+
+  Checker c;
+  if (sink.got.size() != std::size_t(groups)) {
+    c.fail("got " + std::to_string(sink.got.size()) + " of " + std::to_string(groups));
+    return c.failures;
+  }
+  arith::Accumulator ref(acc, spec, sr);
+  std::size_t first = 0;
+  for (int g = 0; g < groups; ++g) {
+    ref.reset();
+    for (std::size_t i = first; i <= group_end[g]; ++i) ref.add(arith::decode(in, items[i].data[0]));
+    const auto& got = sink.got[std::size_t(g)];
+    const std::string id = in.spec() + "->" + acc.spec() + " " + std::string(arith::to_string(spec.rounding)) + "/" +
+                           std::string(arith::to_string(spec.overflow)) + " group " + std::to_string(g);
+    c.expect(got.code == ref.code() && got.status == ref.status(),
+             id + " got " + hex(got.code) + " want " + hex(ref.code()));
+    const long lat = got.edge - src.transfer_edge[group_end[g]];
+    c.expect(stall == 0 ? lat == 1 : lat >= 1, id + " latency " + std::to_string(lat));
+    first = group_end[g] + 1;
+  }
+  if (stall == 0)  // no bubbles between groups
+    c.expect(sink.got.back().edge - src.transfer_edge.front() + 1 == long(items.size()) + 1, "throughput");
+  return c.failures;
+}
+
+RoundSpec spec_of(Rounding r, Overflow o, int k = 16) {
+  RoundSpec s;
+  s.rounding = r;
+  s.overflow = o;
+  s.sr_bits = k;
+  return s;
+}
+
+TEST(SimAccumulator, FixedNearestEvenSaturate) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fixed<16,4>"), Format::parse("fixed<12,2>"),
+                                    spec_of(Rounding::NearestEven, Overflow::Saturate), kStall, 400, 11));
+}
+TEST(SimAccumulator, FixedTowardZeroWrap) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fixed<16,4>"), Format::parse("fixed<10,2>"),
+                                    spec_of(Rounding::TowardZero, Overflow::Wrap), kStall, 400, 12));
+}
+TEST(SimAccumulator, FixedNearestAwaySaturateSymmetric) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fixed<8,3>"), Format::parse("fixed<8,1>"),
+                                    spec_of(Rounding::NearestAway, Overflow::SaturateSymmetric), kStall, 400, 13));
+}
+TEST(SimAccumulator, FixedDownWrapUnsigned) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("ufixed<12,4>"), Format::parse("ufixed<10,2>"),
+                                    spec_of(Rounding::Down, Overflow::Wrap), kStall, 400, 14));
+}
+TEST(SimAccumulator, FixedStochastic) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fixed<16,8>"), Format::parse("fixed<12,2>"),
+                                    spec_of(Rounding::Stochastic, Overflow::Saturate, 4), kStall, 400, 15));
+}
+TEST(SimAccumulator, FloatBf16NearestEven) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fp16"), Format::parse("bf16"),
+                                    spec_of(Rounding::NearestEven, Overflow::Ieee), kStall, 400, 16));
+}
+TEST(SimAccumulator, FloatFp8Stochastic) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("float<4,3,fn>"), Format::parse("float<5,2>"),
+                                    spec_of(Rounding::Stochastic, Overflow::Ieee, 8), kStall, 400, 17));
+}
+TEST(SimAccumulator, FloatFp16Up) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fp16"), Format::parse("fp16"), spec_of(Rounding::Up, Overflow::Ieee),
+                                    kStall, 400, 18));
+}
+TEST(SimAccumulator, LatencyOneNoBubbles) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("fixed<8,0>"), Format::parse("fixed<16,0>"),
+                                    spec_of(Rounding::NearestEven, Overflow::Saturate), 0.0, 50, 19, 3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stochastic-rounding unit
+
+int sr_run(const Format& in, const Format& out, const RoundSpec& spec, double stall, int n, unsigned seed,
+           SrSource source = SrSource::Philox) {
+  std::mt19937_64 rng(seed);
+  const arith::SrStream sr{seed, 9};
+  std::vector<Item> items;
+  for (u128 x : corner_codes(in)) items.push_back({{x}, false});
+  for (int i = 0; i < n; ++i) items.push_back({{random_code(in, rng)}, false});
+  sc_core::sc_clock clk("clk", 10, sc_core::SC_NS);
+  sc_core::sc_signal<bool> rst("rst"), iv("iv"), ir("ir"), il("il"), ov("ov"), ordy("ordy"), no_last("no_last");
+  sc_core::sc_signal<Code> ix("ix"), oc("oc");
+  sc_core::sc_signal<unsigned> os("os");
+  Source src("src", items, 1, stall, seed);
+  const std::uint32_t lfsr_seed = seed | 1u;
+  SrUnit dut("dut", in, out, spec, sr, source, lfsr_seed);
+  Sink sink("sink", items.size(), stall, seed + 1);
+  src.clk(clk), src.rst(rst), src.valid(iv), src.ready(ir), src.data[0](ix), src.last(il);
+  dut.clk(clk), dut.rst(rst), dut.in_valid(iv), dut.in_ready(ir), dut.in_code(ix);
+  dut.out_valid(ov), dut.out_ready(ordy), dut.out_code(oc), dut.out_status(os);
+  sink.clk(clk), sink.rst(rst), sink.valid(ov), sink.ready(ordy), sink.code(oc), sink.status(os), sink.last(no_last);
+  run_sim(rst, 100 * long(items.size()) + 100);
+
+  Checker c;
+  if (sink.got.size() != items.size()) {
+    c.fail("got " + std::to_string(sink.got.size()) + " of " + std::to_string(items.size()));
+    return c.failures;
+  }
+  RoundSpec s = spec;
+  s.rounding = Rounding::Stochastic;
+  Lfsr32 twin(lfsr_seed);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::uint32_t r = source == SrSource::Philox ? sr.bits(i, s.sr_bits) : twin.next(s.sr_bits);
+    const arith::Quantized ref = arith::quantize(out, arith::decode(in, items[i].data[0]), s, r);
+    const auto& g = sink.got[i];
+    c.expect(g.code == ref.code && g.status == ref.status,
+             in.spec() + "->" + out.spec() + " x=" + hex(items[i].data[0]) + " got " + hex(g.code) + " want " +
+                 hex(ref.code));
+    const long lat = g.edge - src.transfer_edge[i];
+    c.expect(stall == 0 ? lat == 1 : lat >= 1, "latency " + std::to_string(lat));
+  }
+  c.expect(dut.index() == items.size(), "stream index counts accepted inputs");
+  return c.failures;
+}
+
+TEST(SimSrUnit, FixedK4Saturate) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fixed<16,8>"), Format::parse("fixed<8,4>"),
+                           spec_of(Rounding::Stochastic, Overflow::Saturate, 4), kStall, 3000, 21));
+}
+TEST(SimSrUnit, FixedK16Wrap) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fixed<24,12>"), Format::parse("fixed<8,2>"),
+                           spec_of(Rounding::Stochastic, Overflow::Wrap, 16), kStall, 3000, 22));
+}
+TEST(SimSrUnit, FloatFp32ToBf16K20) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fp32"), Format::parse("bf16"),
+                           spec_of(Rounding::Stochastic, Overflow::Ieee, 20), kStall, 3000, 23));
+}
+TEST(SimSrUnit, FloatFp16ToFp8K8) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fp16"), Format::parse("float<4,3,fn>"),
+                           spec_of(Rounding::Stochastic, Overflow::Saturate, 8), kStall, 3000, 24));
+}
+TEST(SimSrUnit, IndexFollowsTransfersUnderHeavyStalls) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fixed<16,8>"), Format::parse("fixed<8,4>"),
+                           spec_of(Rounding::Stochastic, Overflow::Saturate, 8), 0.7, 1000, 25));
+}
+TEST(SimSrUnit, LatencyOne) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fixed<16,8>"), Format::parse("fixed<8,4>"),
+                           spec_of(Rounding::Stochastic, Overflow::Saturate, 8), 0.0, 300, 26));
+}
+
+TEST(SimSrUnit, LfsrSourceMatchesTwin) {
+  EXPECT_SIM_PASSES(sr_run(Format::parse("fixed<16,8>"), Format::parse("fixed<8,4>"),
+                           spec_of(Rounding::Stochastic, Overflow::Saturate, 8), kStall, 2000, 27, SrSource::Lfsr));
+}
+
+// The LFSR's 32-step transition is linear; its period is 2^32 - 1 exactly when T^(2^32-1) = I and
+// T^((2^32-1)/q) != I for each prime q of 2^32 - 1 = 3 * 5 * 17 * 257 * 65537. T is a companion
+// matrix, for which state 1 is a cyclic vector, so testing T^e on state 1 decides T^e = I.
+TEST(SimLfsr, PolynomialIsPrimitive) {
+  using Matrix = std::array<std::uint32_t, 32>;  // column i = image of basis vector i
+  auto apply = [](const Matrix& m, std::uint32_t v) {
+    std::uint32_t r = 0;
+    for (int i = 0; i < 32; ++i)
+      if ((v >> i) & 1u) r ^= m[std::size_t(i)];
+    return r;
+  };
+  auto mul = [&](const Matrix& a, const Matrix& b) {
+    Matrix r{};
+    for (std::size_t i = 0; i < 32; ++i) r[i] = apply(a, b[i]);
+    return r;
+  };
+  Matrix step{};
+  for (std::size_t i = 0; i < 32; ++i) {
+    Lfsr32 l(std::uint32_t(1) << i);
+    l.step();
+    step[i] = l.state();
+  }
+  auto power_on_one = [&](std::uint64_t e) {
+    Matrix result{}, base = step;
+    for (std::size_t i = 0; i < 32; ++i) result[i] = std::uint32_t(1) << i;
+    for (; e; e >>= 1, base = mul(base, base))
+      if (e & 1) result = mul(result, base);
+    return apply(result, 1u);
+  };
+  const std::uint64_t period = (std::uint64_t(1) << 32) - 1;
+  EXPECT_EQ(power_on_one(period), 1u);
+  for (std::uint64_t q : {3u, 5u, 17u, 257u, 65537u}) EXPECT_NE(power_on_one(period / q), 1u) << q;
+  // The step is the documented Galois shift.
+  Lfsr32 l(1);
+  l.step();
+  EXPECT_EQ(l.state(), Lfsr32::kFeedback);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MAC unit
+
+int mac_run(const MacConfig& cfg, double stall, int groups, unsigned seed, int fixed_k = 0) {
+  std::mt19937_64 rng(seed);
+  std::vector<Item> items;
+  std::vector<std::size_t> group_end;
+  for (int g = 0; g < groups; ++g) {
+    const int k = fixed_k ? fixed_k : 1 + int(rng() % 12);
+    for (int i = 0; i < k; ++i) items.push_back({{random_code(cfg.a, rng), random_code(cfg.b, rng)}, i == k - 1});
+    group_end.push_back(items.size() - 1);
+  }
+  sc_core::sc_clock clk("clk", 10, sc_core::SC_NS);
+  sc_core::sc_signal<bool> rst("rst"), iv("iv"), ir("ir"), il("il"), ov("ov"), ordy("ordy"), no_last("no_last");
+  sc_core::sc_signal<Code> ia("ia"), ib("ib"), oc("oc");
+  sc_core::sc_signal<unsigned> os("os");
+  Source src("src", items, 2, stall, seed);
+  MacUnit dut("dut", cfg);
+  Sink sink("sink", std::size_t(groups), stall, seed + 1);
+  src.clk(clk), src.rst(rst), src.valid(iv), src.ready(ir), src.data[0](ia), src.data[1](ib), src.last(il);
+  dut.clk(clk), dut.rst(rst), dut.in_valid(iv), dut.in_ready(ir), dut.in_a(ia), dut.in_b(ib), dut.in_last(il);
+  dut.out_valid(ov), dut.out_ready(ordy), dut.out_code(oc), dut.out_status(os);
+  sink.clk(clk), sink.rst(rst), sink.valid(ov), sink.ready(ordy), sink.code(oc), sink.status(os), sink.last(no_last);
+  run_sim(rst, 100 * long(items.size()) + 100);
+
+  Checker c;
+  if (sink.got.size() != std::size_t(groups)) {
+    c.fail("got " + std::to_string(sink.got.size()) + " of " + std::to_string(groups));
+    return c.failures;
+  }
+  std::size_t first = 0;
+  for (int g = 0; g < groups; ++g) {
+    std::vector<u128> a, b;
+    for (std::size_t i = first; i <= group_end[g]; ++i) a.push_back(items[i].data[0]), b.push_back(items[i].data[1]);
+    MacResult ref = mac_reference(cfg, a.data(), b.data(), a.size(), std::uint64_t(g));
+    if (g_sabotage) ref.code ^= 1;
+    const auto& got = sink.got[std::size_t(g)];
+    c.expect(got.code == ref.code && got.status == ref.status,
+             "group " + std::to_string(g) + " got " + hex(got.code) + "/" + std::to_string(got.status) + " want " +
+                 hex(ref.code) + "/" + std::to_string(ref.status));
+    const long lat = got.edge - src.transfer_edge[group_end[g]];
+    c.expect(stall == 0 ? lat == cfg.latency() : lat >= cfg.latency(), "latency " + std::to_string(lat));
+    first = group_end[g] + 1;
+  }
+  if (stall == 0 && fixed_k)
+    c.expect(sink.got.back().edge - src.transfer_edge.front() + 1 == cfg.cycles(groups, fixed_k),
+             "cycles " + std::to_string(sink.got.back().edge - src.transfer_edge.front() + 1) + " want " +
+                 std::to_string(cfg.cycles(groups, fixed_k)));
+  return c.failures;
+}
+
+MacConfig int8_requant() {
+  MacConfig cfg;
+  cfg.a = Format::parse("int<8>");
+  cfg.b = Format::parse("int<8>");
+  cfg.mul_stages = 2;
+  cfg.acc = Format::fixed(32, 0);
+  cfg.acc_spec = spec_of(Rounding::NearestEven, Overflow::Wrap);
+  cfg.output = MacOutput::Requantize;
+  cfg.out = Format::parse("int<8>");
+  cfg.requant = arith::Requantizer::from_real(0.0123, 3);
+  cfg.requant.min = -128;
+  cfg.requant.max = 127;
+  return cfg;
+}
+
+TEST(SimMac, Int8Int32RequantizeMatchesArith) { EXPECT_SIM_PASSES(mac_run(int8_requant(), kStall, 300, 31)); }
+
+TEST(SimMac, FixedSaturatingAccumulatorMatchesArith) {
+  MacConfig cfg;
+  cfg.a = Format::parse("fixed<8,4>");
+  cfg.b = Format::parse("fixed<6,5>");
+  cfg.mul_stages = 3;
+  cfg.acc = Format::parse("fixed<12,6>");
+  cfg.acc_spec = spec_of(Rounding::NearestEven, Overflow::Saturate);
+  EXPECT_SIM_PASSES(mac_run(cfg, kStall, 300, 32));
+}
+
+TEST(SimMac, Fp8Fp16AccumulatorStochasticOutputMatchesArith) {
+  MacConfig cfg;
+  cfg.a = Format::parse("float<4,3,fn>");
+  cfg.b = Format::parse("float<5,2>");
+  cfg.mul_stages = 2;
+  cfg.acc = Format::parse("fp16");
+  cfg.acc_spec = spec_of(Rounding::NearestEven, Overflow::Ieee);
+  cfg.output = MacOutput::Stochastic;
+  cfg.out = Format::parse("float<5,2>");
+  cfg.out_spec = spec_of(Rounding::Stochastic, Overflow::Ieee, 8);
+  cfg.out_sr = {42, 7};
+  EXPECT_SIM_PASSES(mac_run(cfg, kStall, 300, 33));
+}
+
+TEST(SimMac, StochasticBf16AccumulatorMatchesArith) {
+  MacConfig cfg;
+  cfg.a = Format::parse("bf16");
+  cfg.b = Format::parse("bf16");
+  cfg.mul_stages = 1;
+  cfg.acc = Format::parse("bf16");
+  cfg.acc_spec = spec_of(Rounding::Stochastic, Overflow::Ieee, 12);
+  cfg.acc_sr = {5, 1};
+  EXPECT_SIM_PASSES(mac_run(cfg, kStall, 300, 34));
+}
+
+TEST(SimHarness, DetectsMacMismatches) {
+  g_sabotage = true;
+  EXPECT_EXIT({ std::exit(mac_run(int8_requant(), kStall, 20, 36) == 0 ? 0 : 1); }, ::testing::ExitedWithCode(1),
+              "MISMATCH");
+  g_sabotage = false;
+}
+
+TEST(SimMac, CyclesAreGroupsTimesKPlusLatency) {
+  for (int stages : {1, 4})
+    for (MacOutput out : {MacOutput::Accumulator, MacOutput::Requantize}) {
+      MacConfig cfg = int8_requant();
+      cfg.mul_stages = stages;
+      cfg.output = out;
+      for (int k : {1, 16}) EXPECT_SIM_PASSES(mac_run(cfg, 0.0, 10, 35, k));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  // Each simulation forks; "threadsafe" re-executes the binary for the child, which is also safe.
+  GTEST_FLAG_SET(death_test_style, "fast");
+  return RUN_ALL_TESTS();
+}
