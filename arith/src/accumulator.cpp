@@ -2,6 +2,21 @@
 #include "bitsim/arith/accumulator.hpp"
 
 namespace bitsim::arith {
+
+MacDatapath::MacDatapath(const Format& fa, const Format& fb, const Format& acc, const RoundSpec& spec)
+    : fa_(fa), fb_(fb), acc_(acc), spec_(spec), mask_(acc.code_mask()) {
+  const bool all_fixed = !fa.is_float() && !fb.is_float() && !acc.is_float();
+  if (!all_fixed) return;
+  const int shift = acc.fl - (fa.fl + fb.fl);
+  // |a * b| < 2^(wa + wb) and |acc| < 2^wl: with both below 2^125 the i128 sum cannot overflow.
+  if (shift < 0 || fa.wl + fb.wl + shift > 125 || acc.wl > 125) return;
+  shift_ = shift;
+  scale_ = i128(1) << shift;
+  hi_ = i128(acc.max_magnitude());
+  // saturate-symmetric: the most negative code is out of range even when exact.
+  lo_ = acc.is_signed && spec.overflow == Overflow::SaturateSymmetric ? -hi_ : acc.min_int();
+}
+
 unsigned Accumulator::add(const Exact& x) {
   const std::uint32_t r = spec_.rounding == Rounding::Stochastic ? sr_.bits(adds_, spec_.sr_bits) : 0;
   const Quantized q = round_sum(format_, decode(format_, code_), x, spec_, r);

@@ -2,6 +2,7 @@
 // float accumulators, plain int64 arithmetic for saturating and wrapping fixed-point ones.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cfenv>
 #include <cmath>
@@ -147,5 +148,66 @@ TEST(Accumulator, StochasticAddsUseTheAccumulatorsStream) {
     // 0.75 LSB: top 8 fraction bits are 192; carry when 192 + r >= 256.
     ref += (192 + sr.bits(i, 8) >= 256) ? 1 : 0;
     ASSERT_EQ(to_signed(acc.code(), 16), ref);
+  }
+}
+
+// MacDatapath's integer path must be exactly round_sum on every code: all codes of small operand
+// and accumulator formats, every fixed-point overflow mode, with and without a fraction shift, and
+// an accumulator that drops product fraction bits (the path must then not be taken).
+TEST(MacDatapath, EqualsRoundSumOnEveryCodeOfSmallFormats) {
+  const Overflow modes[] = {Overflow::Saturate, Overflow::SaturateZero, Overflow::SaturateSymmetric,
+                            Overflow::Wrap};
+  const char* operands[][2] = {{"fixed<3,1>", "fixed<4,2>"}, {"ufixed<3,0>", "fixed<3,0>"}, {"ufixed<2,1>", "ufixed<3,1>"}};
+  // Shifts acc.fl - (a.fl + b.fl): fixed<6,3>: 0, 3, 1; fixed<7,5>: 2, 5, 3; ufixed<6,4>: 1, 4, 2;
+  // fixed<6,1>: -2, 1, -1 (drops product fraction bits for the first and third pair).
+  const char* accs[] = {"fixed<6,3>", "fixed<7,5>", "ufixed<6,4>", "fixed<6,1>"};
+  std::mt19937 rng(7);
+  int integer_paths = 0;
+  for (const auto& ops : operands) {
+    const Format fa = Format::parse(ops[0]), fb = Format::parse(ops[1]);
+    for (const char* acc_spec : accs) {
+      const Format fc = Format::parse(acc_spec);
+      for (Overflow ov : modes) {
+        for (Rounding rd : {Rounding::NearestEven, Rounding::Stochastic}) {
+          const RoundSpec spec{rd, ov, 4};
+          const MacDatapath mac(fa, fb, fc, spec);
+          integer_paths += mac.integer_path();
+          for (u128 c = 0; c <= fc.code_mask(); ++c)
+            for (u128 a = 0; a <= fa.code_mask(); ++a)
+              for (u128 b = 0; b <= fb.code_mask(); ++b) {
+                const std::uint32_t r = rng() & 15;
+                const Quantized want =
+                    round_sum(fc, decode(fc, c), exact_mul(decode(fa, a), decode(fb, b)), spec, r);
+                const Quantized got = mac(c, a, b, r);
+                ASSERT_EQ(got.code, want.code) << ops[0] << " x " << ops[1] << " + " << acc_spec << " "
+                                               << int(ov) << " c=" << int(c) << " a=" << int(a) << " b=" << int(b);
+                ASSERT_EQ(got.status, want.status);
+              }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(integer_paths, (3 * 3 + 1) * 4 * 2);  // every case with a shift >= 0
+}
+
+// Independent of arith: int8 x int8 into int<16> (saturating and wrapping) is plain integer MAC
+// arithmetic, checked against int64 sums with a hand-written clamp / wrap.
+TEST(MacDatapath, Int8MacEqualsInt64Arithmetic) {
+  const Format i8 = Format::parse("int<8>"), i16 = Format::parse("int<16>");
+  for (Overflow ov : {Overflow::Saturate, Overflow::Wrap}) {
+    const MacDatapath mac(i8, i8, i16, {Rounding::NearestEven, ov});
+    ASSERT_TRUE(mac.integer_path());
+    std::mt19937 rng(3);
+    std::int64_t want = 0;
+    u128 code = 0;
+    for (int i = 0; i < 200000; ++i) {
+      const std::int64_t a = std::int8_t(rng()), b = std::int8_t(rng());
+      if (i % 1000 == 0) want = 0, code = 0;
+      want += a * b;
+      if (ov == Overflow::Saturate) want = std::clamp<std::int64_t>(want, -32768, 32767);
+      else want = std::int16_t(std::uint16_t(want));
+      code = mac(code, u128(std::uint8_t(a)), u128(std::uint8_t(b))).code;
+      ASSERT_EQ(std::int64_t(std::int16_t(std::uint16_t(code))), want) << "add " << i;
+    }
   }
 }

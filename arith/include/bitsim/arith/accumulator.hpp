@@ -46,6 +46,49 @@ class Accumulator {
   std::uint64_t adds_ = 0;
 };
 
+// One MAC step as a pure function of codes: round(acc + a * b) into the accumulator format with
+// one rounding, exactly what Accumulator::mac does to its register (random bits for stochastic
+// rounding are the caller's: Accumulator draws add number i at index i of its stream).
+//
+// Hardware models call this once per PE and cycle, so it has an exact integer path: when a, b and
+// acc are fixed point, acc keeps every fraction bit of the product (acc.fl >= a.fl + b.fl) and
+// everything fits 125 bits, acc + a * b is an integer on acc's grid. While that sum lies in acc's
+// range it *is* the result, with no rounding and no flag, so decode / quantize are skipped; a sum
+// out of range (the overflow mode decides) and every other format pair take round_sum.
+class MacDatapath {
+ public:
+  MacDatapath(const Format& fa, const Format& fb, const Format& acc, const RoundSpec& spec);
+
+  Quantized operator()(u128 acc, u128 a, u128 b, std::uint32_t random = 0) const {
+    if (shift_ >= 0) {
+      const i128 sum = int_value(acc, acc_.wl, acc_.is_signed) +
+                       (int_value(a, fa_.wl, fa_.is_signed) * int_value(b, fb_.wl, fb_.is_signed)) * scale_;
+      if (sum >= lo_ && sum <= hi_) return {u128(sum) & mask_, 0};
+    }
+    return round_sum(acc_, decode(acc_, acc), exact_mul(decode(fa_, a), decode(fb_, b)), spec_, random);
+  }
+
+  const Format& acc_format() const { return acc_; }
+  const RoundSpec& spec() const { return spec_; }
+  bool stochastic() const { return spec_.rounding == Rounding::Stochastic; }
+  // Whether the exact integer path is in use (for tests and benchmarks).
+  bool integer_path() const { return shift_ >= 0; }
+
+ private:
+  static i128 int_value(u128 code, int wl, bool is_signed) {
+    if (!is_signed) return i128(code);
+    const int up = 128 - wl;
+    return i128(code << up) >> up;  // sign-extend the low wl bits
+  }
+
+  Format fa_, fb_, acc_;
+  RoundSpec spec_;
+  int shift_ = -1;  // acc.fl - (a.fl + b.fl) on the integer path, else -1
+  i128 scale_ = 1;  // 2^shift_
+  i128 lo_ = 0, hi_ = 0;
+  u128 mask_ = 0;
+};
+
 // Lazy update (SGD with Kahan summation), Park et al. 2018, Algorithm 1, on codes:
 //   acc   <- round_acc(acc + u)            u = -lr * grad, the update
 //   theta' = round_w(theta + acc)
