@@ -4,7 +4,10 @@
 namespace bitsim::arith {
 
 MacDatapath::MacDatapath(const Format& fa, const Format& fb, const Format& acc, const RoundSpec& spec)
-    : fa_(fa), fb_(fb), acc_(acc), spec_(spec), mask_(acc.code_mask()) {
+    : fa_(fa), fb_(fb), acc_(acc), product_(arith::product_format(fa, fb)), spec_(spec), mask_(acc.code_mask()) {
+  exact_spec_.overflow = default_overflow(product_);  // product_ holds every product: never applies
+  int_product_ = !fa.is_float() && !fb.is_float() && fa.wl + fb.wl <= 125;
+  product_mask_ = product_.code_mask();
   const bool all_fixed = !fa.is_float() && !fb.is_float() && !acc.is_float();
   if (!all_fixed) return;
   const int shift = acc.fl - (fa.fl + fb.fl);

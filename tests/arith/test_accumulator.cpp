@@ -182,6 +182,10 @@ TEST(MacDatapath, EqualsRoundSumOnEveryCodeOfSmallFormats) {
                 ASSERT_EQ(got.code, want.code) << ops[0] << " x " << ops[1] << " + " << acc_spec << " "
                                                << int(ov) << " c=" << int(c) << " a=" << int(a) << " b=" << int(b);
                 ASSERT_EQ(got.status, want.status);
+                // The product code the multiplier feeds the adder: an exact integer product.
+                ASSERT_EQ(mac.product(a, b),
+                          quantize(mac.product_format(), exact_mul(decode(fa, a), decode(fb, b)),
+                                   {Rounding::NearestEven, Overflow::Saturate}).code);
               }
         }
       }
@@ -210,4 +214,20 @@ TEST(MacDatapath, Int8MacEqualsInt64Arithmetic) {
       ASSERT_EQ(std::int64_t(std::int16_t(std::uint16_t(code))), want) << "add " << i;
     }
   }
+}
+
+// Float operands: the product code is the exact product in product_format, for every fp8 pair.
+TEST(MacDatapath, Fp8ProductCodeIsExactOnEveryPair) {
+  const Format f = Format::parse("fp8e4m3"), acc = Format::parse("fp32");
+  const MacDatapath mac(f, f, acc, {Rounding::NearestEven, Overflow::Ieee});
+  ASSERT_FALSE(mac.integer_path());
+  for (u128 a = 0; a < 256; ++a)
+    for (u128 b = 0; b < 256; ++b) {
+      const Exact p = exact_mul(decode(f, a), decode(f, b));
+      const Quantized q = quantize(mac.product_format(), p, {Rounding::NearestEven, Overflow::Ieee});
+      ASSERT_EQ(mac.product(a, b), q.code);
+      if (!p.is_nan()) {
+        ASSERT_EQ(q.status & kInexact, 0u);  // the product format holds it exactly
+      }
+    }
 }

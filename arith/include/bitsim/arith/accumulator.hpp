@@ -68,7 +68,15 @@ class MacDatapath {
     return round_sum(acc_, decode(acc_, acc), exact_mul(decode(fa_, a), decode(fb_, b)), spec_, random);
   }
 
+  // The exact product a * b as a code of product_format(a, b): what the multiplier hands the adder.
+  u128 product(u128 a, u128 b) const {
+    if (int_product_)
+      return u128(int_value(a, fa_.wl, fa_.is_signed) * int_value(b, fb_.wl, fb_.is_signed)) & product_mask_;
+    return quantize(product_, exact_mul(decode(fa_, a), decode(fb_, b)), exact_spec_).code;
+  }
+
   const Format& acc_format() const { return acc_; }
+  const Format& product_format() const { return product_; }
   const RoundSpec& spec() const { return spec_; }
   bool stochastic() const { return spec_.rounding == Rounding::Stochastic; }
   // Whether the exact integer path is in use (for tests and benchmarks).
@@ -81,8 +89,10 @@ class MacDatapath {
     return i128(code << up) >> up;  // sign-extend the low wl bits
   }
 
-  Format fa_, fb_, acc_;
-  RoundSpec spec_;
+  Format fa_, fb_, acc_, product_;
+  RoundSpec spec_, exact_spec_;
+  bool int_product_ = false;  // fixed operands: the product code is the integer product's low bits
+  u128 product_mask_ = 0;
   int shift_ = -1;  // acc.fl - (a.fl + b.fl) on the integer path, else -1
   i128 scale_ = 1;  // 2^shift_
   i128 lo_ = 0, hi_ = 0;

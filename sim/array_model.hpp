@@ -1,0 +1,109 @@
+// The systolic MAC array's configuration, its tiled-GEMM schedule and the closed-form cycle and
+// traffic model (plain C++, no SystemC): what the executor uses to count cycles, and what the
+// SystemC array in sim/systolic.hpp is held to. The formulas are derived in docs/sim.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "bitsim/arith/format.hpp"
+#include "bitsim/arith/rounding.hpp"
+
+namespace bitsim::sim {
+
+enum class Dataflow : std::uint8_t {
+  WeightStationary,  // W tile held in the PEs; A streams right, partial sums flow down
+  OutputStationary,  // C tile held in the PEs; A streams right, W streams down
+};
+std::string_view to_string(Dataflow d);       // "ws" / "os"
+Dataflow parse_dataflow(std::string_view s);  // throws std::invalid_argument naming the token
+
+// C[M x N] = A[M x K] * W[K x N].
+struct GemmShape {
+  std::int64_t m = 1, k = 1, n = 1;
+};
+
+// A convolution lowered to GEMM by im2col: M = batch * out_h * out_w output pixels, K = in_channels *
+// kernel_h * kernel_w, N = out_channels.
+struct ConvShape {
+  std::int64_t batch = 1, in_channels = 1, height = 1, width = 1;
+  std::int64_t out_channels = 1, kernel_h = 1, kernel_w = 1;
+  std::int64_t stride = 1, padding = 0;
+  std::int64_t out_height() const { return (height + 2 * padding - kernel_h) / stride + 1; }
+  std::int64_t out_width() const { return (width + 2 * padding - kernel_w) / stride + 1; }
+  GemmShape gemm() const;  // throws std::invalid_argument when the output would be empty
+};
+
+struct ArrayConfig {
+  int rows = 16;  // R: the K extent of a tile (ws) or its M extent (os)
+  int cols = 16;  // C: the N extent of a tile
+  Dataflow dataflow = Dataflow::WeightStationary;
+  arith::Format a = arith::Format::fixed(8, 0);    // activations (A)
+  arith::Format w = arith::Format::fixed(8, 0);    // weights (W)
+  arith::Format acc = arith::Format::fixed(32, 0); // accumulator, and the format of C
+  arith::RoundSpec acc_spec;                        // rounding of every add, overflow of the accumulator
+  std::uint64_t seed = 0;  // stochastic accumulation: output (m, n) draws add k at index k of stream m * N + n
+
+  // On-chip buffers (bytes) for A, W and the output / partial sums, and the DRAM channel.
+  std::int64_t buffer_a_bytes = 256 << 10;
+  std::int64_t buffer_w_bytes = 256 << 10;
+  std::int64_t buffer_o_bytes = 256 << 10;
+  double dram_bytes_per_cycle = 0;  // 0: unlimited (fetches take no cycles)
+
+  // Throws std::invalid_argument with one line naming the bad field.
+  void validate() const;
+};
+
+// Element counts of one on-chip buffer.
+struct BufferCounts {
+  std::int64_t reads = 0, writes = 0;
+  bool operator==(const BufferCounts&) const = default;
+};
+
+// DRAM bytes (elements are packed: a transfer of n elements of b bits moves ceil(n * b / 8) bytes).
+struct DramTraffic {
+  std::int64_t read_a = 0, read_w = 0;
+  std::int64_t read_psum = 0;   // ws: partial sums spilled because M x C of them exceed the O buffer
+  std::int64_t write_c = 0;     // results, and spilled partial sums
+  std::int64_t total() const { return read_a + read_w + read_psum + write_c; }
+  bool operator==(const DramTraffic&) const = default;
+};
+
+// Bit toggles (Hamming distance between consecutive register values), summed over PEs and cycles.
+struct Toggles {
+  std::uint64_t mul_a = 0;    // multiplier input registers: activations
+  std::uint64_t mul_w = 0;    //   weights
+  std::uint64_t product = 0;  // multiplier output (the exact product code)
+  std::uint64_t acc = 0;      // accumulator / partial-sum registers
+  std::uint64_t total() const { return mul_a + mul_w + product + acc; }
+};
+
+struct ArrayStats {
+  std::int64_t cycles = 0;          // start to the last DRAM write of C
+  std::int64_t compute_cycles = 0;  // sum over tiles of their compute phases
+  std::int64_t stall_cycles = 0;    // cycles - compute_cycles: waiting for DRAM (first fetch, late
+                                    // operands, the last write-back)
+  std::int64_t tiles = 0;
+  std::int64_t macs = 0;            // M * K * N
+  std::int64_t pes = 0;             // R * C
+  BufferCounts buf_a, buf_w, buf_o;
+  DramTraffic dram;
+  Toggles toggles;                  // simulation only (data dependent); zero from the closed form
+
+  // MACs per PE-cycle: macs / (pes * cycles).
+  double utilization() const { return cycles ? double(macs) / (double(pes) * double(cycles)) : 0.0; }
+};
+
+// The closed-form model: cycles, buffer accesses and DRAM traffic of a tiled GEMM on the array.
+//   ws, tile (k-fold, n-fold) of r x c PEs:  r (weight load) + M + r + c - 1 (skewed stream, drain)
+//   os, tile (m-fold, n-fold) of r x c PEs:  K + r + c - 2 (skewed stream) + r (drain)
+// Tiles run one after another; with limited bandwidth each tile's operands are prefetched while
+// the previous tile computes (one DRAM channel, requests in order). docs/sim.md derives it.
+ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape);
+
+// Just the compute cycles, summed over tiles in closed form (no loop): what array_model returns as
+// compute_cycles, and its cycles when bandwidth is unlimited.
+std::int64_t compute_cycles(const ArrayConfig& cfg, const GemmShape& shape);
+
+}  // namespace bitsim::sim
