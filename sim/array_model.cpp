@@ -51,6 +51,18 @@ std::int64_t bytes(std::int64_t elements, int bits) { return ceil_div(elements *
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
 
+// An LRU buffer scanned cyclically by blocks of these sizes: a block larger than the buffer
+// streams through and is never kept; the others stay after their first use when all of them fit
+// together, and otherwise each use misses (the block needed next is always the least recently
+// used, so it is the first evicted).
+struct CyclicScan {
+  std::int64_t capacity;
+  std::int64_t kept_bytes = 0;  // bytes of the blocks small enough to keep
+  bool fetched(std::int64_t block_bytes, bool first_pass) const {
+    return first_pass || block_bytes > capacity || kept_bytes > capacity;
+  }
+};
+
 // What one tile needs from and gives to DRAM, and how long it computes.
 struct TileCost {
   std::int64_t compute = 0, fetch = 0, write = 0;  // cycles; bytes; bytes
@@ -101,9 +113,10 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
   };
   if (cfg.dataflow == Dataflow::WeightStationary) {
     const std::int64_t fk = ceil_div(s.k, cfg.rows), fn = ceil_div(s.n, cfg.cols);
-    // A's k-blocks are used in the same cyclic order for every n-fold: kept if all of A fits,
-    // otherwise each use misses (LRU under a cyclic scan larger than the buffer).
-    const bool a_fits = bytes(s.m * s.k, ab) <= cfg.buffer_a_bytes;
+    // A's k-blocks are scanned in the same order for every n-fold.
+    CyclicScan a_scan{cfg.buffer_a_bytes};
+    for (std::int64_t kt = 0; kt < fk; ++kt)
+      if (const std::int64_t b = bytes(s.m * extent(s.k, cfg.rows, kt), ab); b <= cfg.buffer_a_bytes) a_scan.kept_bytes += b;
     for (std::int64_t nt = 0; nt < fn; ++nt) {
       const std::int64_t c = extent(s.n, cfg.cols, nt);
       const bool psum_fits = bytes(s.m * c, cb) <= cfg.buffer_o_bytes;
@@ -112,7 +125,7 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
         TileCost t;
         t.compute = r + s.m + r + c - 1;
         t.fetch += fetch(st.buf_w, st.dram.read_w, r * c, wb);
-        if (nt == 0 || !a_fits) t.fetch += fetch(st.buf_a, st.dram.read_a, s.m * r, ab);
+        if (a_scan.fetched(bytes(s.m * r, ab), nt == 0)) t.fetch += fetch(st.buf_a, st.dram.read_a, s.m * r, ab);
         if (kt > 0 && !psum_fits) t.fetch += fetch(st.buf_o, st.dram.read_psum, s.m * c, cb);
         if (kt == fk - 1 || !psum_fits) {
           t.write = bytes(s.m * c, cb);
@@ -128,8 +141,11 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
     }
   } else {
     const std::int64_t fm = ceil_div(s.m, cfg.rows), fn = ceil_div(s.n, cfg.cols);
-    // W's n-blocks are scanned cyclically for every m-fold; A's m-block is reused across n-folds.
-    const bool w_fits = bytes(s.k * s.n, wb) <= cfg.buffer_w_bytes;
+    // W's n-blocks are scanned in the same order for every m-fold; A's m-block is reused across
+    // the n-folds (kept unless it is larger than the buffer).
+    CyclicScan w_scan{cfg.buffer_w_bytes};
+    for (std::int64_t nt = 0; nt < fn; ++nt)
+      if (const std::int64_t b = bytes(s.k * extent(s.n, cfg.cols, nt), wb); b <= cfg.buffer_w_bytes) w_scan.kept_bytes += b;
     for (std::int64_t mt = 0; mt < fm; ++mt) {
       const std::int64_t r = extent(s.m, cfg.rows, mt);
       const bool a_fits = bytes(r * s.k, ab) <= cfg.buffer_a_bytes;
@@ -138,7 +154,7 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
         TileCost t;
         t.compute = s.k + r + c - 2 + r;
         if (nt == 0 || !a_fits) t.fetch += fetch(st.buf_a, st.dram.read_a, r * s.k, ab);
-        if (mt == 0 || !w_fits) t.fetch += fetch(st.buf_w, st.dram.read_w, s.k * c, wb);
+        if (w_scan.fetched(bytes(s.k * c, wb), mt == 0)) t.fetch += fetch(st.buf_w, st.dram.read_w, s.k * c, wb);
         t.write = bytes(r * c, cb);
         st.dram.write_c += t.write;
         st.buf_a.reads += r * s.k;

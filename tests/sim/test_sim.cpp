@@ -17,8 +17,6 @@
 #include "sim/sr_unit.hpp"
 #include "tb.hpp"
 
-// libsystemc.so references sc_main; the tests drive sc_start themselves.
-int sc_main(int, char*[]) { return 0; }
 
 namespace {
 
@@ -563,10 +561,3 @@ TEST(SimMac, CyclesAreGroupsTimesKPlusLatency) {
 }
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // Each simulation forks; "threadsafe" re-executes the binary for the child, which is also safe.
-  GTEST_FLAG_SET(death_test_style, "fast");
-  return RUN_ALL_TESTS();
-}

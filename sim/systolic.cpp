@@ -1,0 +1,417 @@
+// The systolic array's controller, DMA channel, buffers and PE registers, one cycle per edge.
+// Cycle counts emerge from the register transfers (a tile ends when its last result has left the
+// array); tests hold them to the closed form in sim/array_model.cpp.
+#include "sim/systolic.hpp"
+
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "bitsim/arith/stochastic.hpp"
+
+namespace bitsim::sim {
+
+using arith::u128;
+
+namespace {
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+std::int64_t bytes(std::int64_t elements, int bits) { return ceil_div(elements * bits, 8); }
+unsigned popcount(u128 x) { return unsigned(std::popcount(std::uint64_t(x)) + std::popcount(std::uint64_t(x >> 64))); }
+}  // namespace
+
+GemmResult gemm_reference(const ArrayConfig& cfg, const GemmOperands& ops) {
+  const GemmShape& s = ops.shape;
+  GemmResult r;
+  r.c.resize(std::size_t(s.m * s.n));
+  r.status.resize(r.c.size());
+  for (std::int64_t m = 0; m < s.m; ++m)
+    for (std::int64_t n = 0; n < s.n; ++n) {
+      arith::Accumulator acc(cfg.acc, cfg.acc_spec, arith::SrStream{cfg.seed, std::uint64_t(m * s.n + n)});
+      acc.reset();
+      for (std::int64_t k = 0; k < s.k; ++k)
+        acc.mac(cfg.a, ops.a[std::size_t(m * s.k + k)], cfg.w, ops.w[std::size_t(k * s.n + n)]);
+      r.c[std::size_t(m * s.n + n)] = acc.code();
+      r.status[std::size_t(m * s.n + n)] = acc.status();
+    }
+  r.stats.macs = s.m * s.k * s.n;
+  return r;
+}
+
+bool SystolicArray::BlockBuffer::access(std::int64_t id, std::int64_t size) {
+  for (auto it = blocks_.begin(); it != blocks_.end(); ++it)
+    if (it->first == id) {
+      blocks_.splice(blocks_.begin(), blocks_, it);
+      return true;
+    }
+  if (size > cap_) return false;  // streams through
+  while (used_ + size > cap_) {
+    used_ -= blocks_.back().second;
+    blocks_.pop_back();
+  }
+  blocks_.emplace_front(id, size);
+  used_ += size;
+  return false;
+}
+
+SystolicArray::SystolicArray(sc_core::sc_module_name name, const ArrayConfig& cfg)
+    : sc_core::sc_module(name),
+      cfg_((cfg.validate(), cfg)),
+      dp_(cfg.a, cfg.w, cfg.acc, cfg.acc_spec),
+      ab_(cfg.a.width()),
+      wb_(cfg.w.width()),
+      cb_(cfg.acc.width()),
+      out_sig_("out", std::size_t(cfg.cols)) {
+  pes_.resize(std::size_t(cfg.rows) * std::size_t(cfg.cols));
+  using SC_CURRENT_USER_MODULE = SystolicArray;  // what SC_CTOR declares; SystemC 2.3 needs it
+  SC_METHOD(tick);
+  sensitive << clk.pos();
+  dont_initialize();
+}
+
+void SystolicArray::load(GemmOperands ops) {
+  const GemmShape& s = ops.shape;
+  if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
+  if (ops.a.size() != std::size_t(s.m * s.k) || ops.w.size() != std::size_t(s.k * s.n))
+    throw std::invalid_argument("GEMM operands do not match the shape");
+  ops_ = std::move(ops);
+}
+
+void SystolicArray::trace(sc_core::sc_trace_file* tf) const {
+  sc_core::sc_trace(tf, clk, clk.name());
+  sc_core::sc_trace(tf, rst, rst.name());
+  sc_core::sc_trace(tf, start, start.name());
+  sc_core::sc_trace(tf, busy, busy.name());
+  sc_core::sc_trace(tf, done, done.name());
+  sc_core::sc_trace(tf, tile_sig_, tile_sig_.name());
+  sc_core::sc_trace(tf, phase_sig_, phase_sig_.name());
+  sc_core::sc_trace(tf, active_sig_, active_sig_.name());
+  sc_core::sc_trace(tf, dram_busy_sig_, dram_busy_sig_.name());
+  for (const auto& s : out_sig_) sc_core::sc_trace(tf, s, s.name());
+  const_cast<SystolicArray*>(this)->tracing_ = true;
+}
+
+void SystolicArray::reset_state() {
+  for (Pe& p : pes_) p = Pe{};
+  result_ = GemmResult{};
+  tiles_.clear();
+  dram_.clear();
+  fetch_req_.clear();
+  dram_head_ = 0;
+  dram_free_ = 0;
+  phase_ = Phase::Idle;
+  now_ = 0;
+  tile_ = 0;
+  phase_cycle_ = 0;
+  collected_ = 0;
+  tile_macs_ = 0;
+  active_pes_ = 0;
+}
+
+void SystolicArray::tick() {
+  if (rst.read()) {
+    reset_state();
+    publish();
+    return;
+  }
+  if (phase_ == Phase::Idle) {
+    if (!start.read()) return;
+    build_schedule();
+  }
+  if (phase_ != Phase::Done) {
+    cycle();
+    ++now_;
+  }
+  publish();
+}
+
+void SystolicArray::publish() {
+  busy.write(phase_ != Phase::Idle && phase_ != Phase::Done);
+  done.write(phase_ == Phase::Done);
+  if (!tracing_) return;
+  tile_sig_.write(int(tile_));
+  phase_sig_.write(int(phase_));
+  active_sig_.write(active_pes_);
+  dram_busy_sig_.write(dram_free_ > now_);
+  for (int j = 0; j < cfg_.cols; ++j) out_sig_[std::size_t(j)].write(to_code(pe(cfg_.rows - 1, j).p));
+}
+
+void SystolicArray::build_schedule() {
+  const GemmShape& s = ops_.shape;
+  if (ops_.a.empty()) throw std::logic_error("SystolicArray: start without operands (call load first)");
+  const std::int64_t R = cfg_.rows, C = cfg_.cols;
+  result_.c.assign(std::size_t(s.m * s.n), 0);
+  result_.status.assign(result_.c.size(), 0);
+  result_.stats.pes = R * C;
+  buf_a_.reset(cfg_.buffer_a_bytes);
+  buf_w_.reset(cfg_.buffer_w_bytes);
+  if (cfg_.dataflow == Dataflow::WeightStationary) {
+    for (std::int64_t nt = 0; nt * C < s.n; ++nt)
+      for (std::int64_t kt = 0; kt * R < s.k; ++kt)
+        tiles_.push_back({0, kt * R, nt * C, int(std::min(R, s.k - kt * R)), int(std::min(C, s.n - nt * C)), kt, nt, kt});
+  } else {
+    for (std::int64_t mt = 0; mt * R < s.m; ++mt)
+      for (std::int64_t nt = 0; nt * C < s.n; ++nt)
+        tiles_.push_back({mt * R, 0, nt * C, int(std::min(R, s.m - mt * R)), int(std::min(C, s.n - nt * C)), 0, mt, nt});
+  }
+  fetch_req_.assign(tiles_.size(), 0);
+  issue_fetch(0);
+  phase_ = Phase::WaitFetch;
+}
+
+// The operands tile t needs that are not on chip, as one DRAM read; blocks are looked up in the
+// buffers in tile order, which is issue order.
+void SystolicArray::issue_fetch(std::size_t t) {
+  const Tile& T = tiles_[t];
+  const GemmShape& s = ops_.shape;
+  ArrayStats& st = result_.stats;
+  std::int64_t b = 0;
+  auto fill = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits) {
+    buf.writes += elements;
+    dram += bytes(elements, bits);
+    b += bytes(elements, bits);
+  };
+  if (cfg_.dataflow == Dataflow::WeightStationary) {
+    fill(st.buf_w, st.dram.read_w, std::int64_t(T.r) * T.c, wb_);  // every weight tile is new
+    if (!buf_a_.access(T.fold_k, bytes(s.m * T.r, ab_))) fill(st.buf_a, st.dram.read_a, s.m * T.r, ab_);
+    const bool psum_fits = bytes(s.m * T.c, cb_) <= cfg_.buffer_o_bytes;
+    if (T.fold_k > 0 && !psum_fits) fill(st.buf_o, st.dram.read_psum, s.m * T.c, cb_);
+  } else {
+    if (!buf_a_.access(T.fold_outer, bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
+    if (!buf_w_.access(T.fold_inner, bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
+  }
+  fetch_req_[t] = dram_issue(now_, b);
+}
+
+std::size_t SystolicArray::dram_issue(std::int64_t at, std::int64_t b) {
+  dram_.push_back({at, b, -1});
+  dram_step();
+  return dram_.size() - 1;
+}
+
+// The channel serves requests in issue order, one at a time: a request starts in the first cycle
+// at which it has been issued and the channel is free, and its data is usable ceil(bytes /
+// bandwidth) cycles later.
+void SystolicArray::dram_step() {
+  while (dram_head_ < dram_.size() && dram_[dram_head_].issue <= now_ && dram_free_ <= now_) {
+    Request& r = dram_[dram_head_++];
+    const double bw = cfg_.dram_bytes_per_cycle;
+    const std::int64_t d = (bw == 0 || r.bytes == 0) ? 0 : std::int64_t(std::ceil(double(r.bytes) / bw));
+    r.ready = now_ + d;
+    dram_free_ = r.ready;
+  }
+}
+
+bool SystolicArray::start_tile_if_ready() {
+  const Request& f = dram_[fetch_req_[tile_]];
+  if (f.ready < 0 || f.ready > now_) return false;
+  if (tile_ + 1 < tiles_.size()) issue_fetch(tile_ + 1);  // prefetch while this tile computes
+  phase_ = cfg_.dataflow == Dataflow::WeightStationary ? Phase::Load : Phase::Stream;
+  phase_cycle_ = 0;
+  collected_ = 0;
+  tile_macs_ = 0;
+  ++result_.stats.tiles;
+  return true;
+}
+
+void SystolicArray::cycle() {
+  dram_step();
+  active_pes_ = 0;
+  if (phase_ == Phase::WaitFetch && !start_tile_if_ready()) return;
+  switch (phase_) {
+    case Phase::Load: ws_load_cycle(); break;
+    case Phase::Stream: cfg_.dataflow == Dataflow::WeightStationary ? ws_stream_cycle() : os_stream_cycle(); break;
+    case Phase::Drain: os_drain_cycle(); break;
+    case Phase::WaitWrite:
+      if (dram_[last_write_req_].ready >= 0 && dram_[last_write_req_].ready <= now_) {
+        result_.stats.cycles = now_;
+        result_.stats.stall_cycles = now_ - result_.stats.compute_cycles;
+        phase_ = Phase::Done;
+      }
+      return;
+    default: return;
+  }
+  ++result_.stats.compute_cycles;
+}
+
+void SystolicArray::count_toggles(u128& reg, u128 value, std::uint64_t& counter) {
+  counter += popcount(reg ^ value);
+  reg = value;
+}
+
+void SystolicArray::mac(Pe& p, u128 psum_in, unsigned status_in, u128 a, u128 w, std::int64_t m, std::int64_t k,
+                        std::int64_t n) {
+  std::uint32_t r = 0;
+  if (dp_.stochastic())
+    r = arith::SrStream{cfg_.seed, std::uint64_t(m * ops_.shape.n + n)}.bits(std::uint64_t(k), cfg_.acc_spec.sr_bits);
+  Toggles& t = result_.stats.toggles;
+  count_toggles(p.prod, dp_.product(a, w), t.product);
+  const arith::Quantized q = dp_(psum_in, a, w, r);
+  count_toggles(p.p, q.code, t.acc);
+  p.status = status_in | q.status;
+  ++result_.stats.macs;
+  ++tile_macs_;
+  ++active_pes_;
+}
+
+// Weight load: rows of the weight tile enter at the top, one per cycle, and shift down; after r
+// cycles PE(i, j) holds W[k0 + i][n0 + j].
+void SystolicArray::ws_load_cycle() {
+  const Tile& T = tiles_[tile_];
+  Toggles& tg = result_.stats.toggles;
+  const std::int64_t k = T.k0 + (T.r - 1 - phase_cycle_);
+  for (int j = 0; j < T.c; ++j) {
+    for (int i = T.r - 1; i > 0; --i) count_toggles(pe(i, j).w, pe(i - 1, j).w, tg.mul_w);
+    count_toggles(pe(0, j).w, ops_.w[std::size_t(k * ops_.shape.n + T.n0 + j)], tg.mul_w);
+  }
+  result_.stats.buf_w.reads += T.c;
+  if (++phase_cycle_ == T.r) phase_ = Phase::Stream, phase_cycle_ = 0;
+}
+
+// Weight-stationary stream, cycle t: row i receives A[t - i][k0 + i] at its left edge (skew i); a
+// moves right one PE per cycle and the partial sum of row m moves down one PE per cycle, so both
+// meet at PE(i, j) in cycle m + i + j. The top row starts from the previous k-fold's partial sum
+// (zero in the first); the bottom row's sums go to the output buffer in the next cycle.
+void SystolicArray::ws_stream_cycle() {
+  const Tile& T = tiles_[tile_];
+  const GemmShape& s = ops_.shape;
+  ArrayStats& st = result_.stats;
+  const std::int64_t t = phase_cycle_;
+  for (int j = 0; j < T.c; ++j) {
+    const Pe& b = pe(T.r - 1, j);
+    if (b.p_tag < 0) continue;
+    const std::size_t o = std::size_t(b.p_tag * s.n + T.n0 + j);
+    result_.c[o] = b.p;
+    result_.status[o] = b.status;
+    ++st.buf_o.writes;
+    ++collected_;
+  }
+  for (int i = T.r - 1; i >= 0; --i)
+    for (int j = T.c - 1; j >= 0; --j) {
+      Pe& p = pe(i, j);
+      std::int64_t m = -1;
+      u128 a = 0;
+      if (j == 0) {
+        if (t - i >= 0 && t - i < s.m) {
+          m = t - i;
+          a = ops_.a[std::size_t(m * s.k + T.k0 + i)];
+          ++st.buf_a.reads;
+        }
+      } else if (pe(i, j - 1).a_tag >= 0) {
+        m = pe(i, j - 1).a_tag;
+        a = pe(i, j - 1).a;
+      }
+      if (m < 0) {
+        p.a_tag = p.p_tag = -1;  // valid bits drop; data registers hold
+        continue;
+      }
+      u128 psum = 0;
+      unsigned status = 0;
+      if (i == 0) {
+        if (T.fold_k > 0) {
+          const std::size_t o = std::size_t(m * s.n + T.n0 + j);
+          psum = result_.c[o];
+          status = result_.status[o];
+          ++st.buf_o.reads;
+        }
+      } else {
+        const Pe& up = pe(i - 1, j);
+        if (up.p_tag != m) throw std::logic_error("systolic array: partial sum and activation out of step");
+        psum = up.p;
+        status = up.status;
+      }
+      mac(p, psum, status, a, p.w, m, T.k0 + i, T.n0 + j);
+      p.p_tag = m;
+      count_toggles(p.a, a, st.toggles.mul_a);
+      p.a_tag = m;
+    }
+  ++phase_cycle_;
+  if (collected_ == s.m * T.c) end_tile();
+}
+
+// Output-stationary stream, cycle t: row i receives A[m0 + i][t - i] from the left and column j
+// receives W[t - j][n0 + j] from the top; they meet at PE(i, j) in cycle k + i + j, which adds
+// their product to its own accumulator.
+void SystolicArray::os_stream_cycle() {
+  const Tile& T = tiles_[tile_];
+  const GemmShape& s = ops_.shape;
+  ArrayStats& st = result_.stats;
+  const std::int64_t t = phase_cycle_;
+  for (int i = T.r - 1; i >= 0; --i)
+    for (int j = T.c - 1; j >= 0; --j) {
+      Pe& p = pe(i, j);
+      std::int64_t ka = -1, kw = -1;
+      u128 a = 0, w = 0;
+      if (j == 0) {
+        if (t - i >= 0 && t - i < s.k) {
+          ka = t - i;
+          a = ops_.a[std::size_t((T.m0 + i) * s.k + ka)];
+          ++st.buf_a.reads;
+        }
+      } else if (pe(i, j - 1).a_tag >= 0) {
+        ka = pe(i, j - 1).a_tag;
+        a = pe(i, j - 1).a;
+      }
+      if (i == 0) {
+        if (t - j >= 0 && t - j < s.k) {
+          kw = t - j;
+          w = ops_.w[std::size_t(kw * s.n + T.n0 + j)];
+          ++st.buf_w.reads;
+        }
+      } else if (pe(i - 1, j).w_tag >= 0) {
+        kw = pe(i - 1, j).w_tag;
+        w = pe(i - 1, j).w;
+      }
+      if (ka != kw) throw std::logic_error("systolic array: activation and weight out of step");
+      p.a_tag = p.w_tag = ka;
+      if (ka < 0) continue;
+      mac(p, p.p, p.status, a, w, T.m0 + i, ka, T.n0 + j);
+      count_toggles(p.a, a, st.toggles.mul_a);
+      count_toggles(p.w, w, st.toggles.mul_w);
+    }
+  ++phase_cycle_;
+  if (tile_macs_ == std::int64_t(T.r) * T.c * s.k) phase_ = Phase::Drain, phase_cycle_ = 0;
+}
+
+// Output-stationary drain: each cycle the bottom row's accumulators go to the output buffer and
+// every row shifts down one; zeros enter at the top, so the array is clear for the next tile.
+void SystolicArray::os_drain_cycle() {
+  const Tile& T = tiles_[tile_];
+  ArrayStats& st = result_.stats;
+  const std::int64_t m = T.m0 + T.r - 1 - phase_cycle_;
+  for (int i = 0; i < T.r; ++i)  // no operands enter while draining: valid bits drop
+    for (int j = 0; j < T.c; ++j) pe(i, j).a_tag = pe(i, j).w_tag = -1;
+  for (int j = 0; j < T.c; ++j) {
+    const std::size_t o = std::size_t(m * ops_.shape.n + T.n0 + j);
+    result_.c[o] = pe(T.r - 1, j).p;
+    result_.status[o] = pe(T.r - 1, j).status;
+    ++st.buf_o.writes;
+    for (int i = T.r - 1; i > 0; --i) {
+      count_toggles(pe(i, j).p, pe(i - 1, j).p, st.toggles.acc);
+      pe(i, j).status = pe(i - 1, j).status;
+    }
+    count_toggles(pe(0, j).p, 0, st.toggles.acc);
+    pe(0, j).status = 0;
+  }
+  if (++phase_cycle_ == T.r) end_tile();
+}
+
+// The tile's results (or spilled partial sums) go to DRAM from the cycle after its last one.
+void SystolicArray::end_tile() {
+  const Tile& T = tiles_[tile_];
+  const GemmShape& s = ops_.shape;
+  ArrayStats& st = result_.stats;
+  std::int64_t out = 0;
+  if (cfg_.dataflow == Dataflow::WeightStationary) {
+    const bool last_fold = (T.k0 + T.r == s.k);
+    if (last_fold || bytes(s.m * T.c, cb_) > cfg_.buffer_o_bytes) out = s.m * T.c;
+  } else {
+    out = std::int64_t(T.r) * T.c;
+  }
+  st.buf_o.reads += out;
+  st.dram.write_c += bytes(out, cb_);
+  last_write_req_ = dram_issue(now_ + 1, bytes(out, cb_));
+  phase_ = ++tile_ < tiles_.size() ? Phase::WaitFetch : Phase::WaitWrite;
+}
+
+}  // namespace bitsim::sim

@@ -1,0 +1,225 @@
+// The SystemC systolic array against arith (every output bit for bit, with its flags) and against
+// the closed-form model of sim/array_model.hpp (cycles, buffer accesses, DRAM traffic), over many
+// shapes: not multiples of R or C, K = 1, single rows and columns, small buffers, short bandwidth.
+// One forked child per test: SystemC elaborates once per process.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sim/array_model.hpp"
+#include "sim/gemm_run.hpp"
+#include "tb.hpp"
+
+
+namespace {
+
+using namespace bitsim;
+using namespace bitsim::sim;
+using arith::Format;
+using arith::Overflow;
+using arith::Rounding;
+using arith::u128;
+
+#define EXPECT_SIM_PASSES(body) EXPECT_EXIT({ std::exit((body) == 0 ? 0 : 1); }, ::testing::ExitedWithCode(0), "")
+
+const std::vector<GemmShape> kShapes = {
+    {1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {4, 4, 4}, {7, 9, 11}, {13, 4, 5}, {1, 13, 1},
+    {9, 3, 1}, {3, 17, 8}, {16, 8, 12}, {2, 5, 7}, {11, 12, 2},
+};
+
+GemmOperands random_operands(const ArrayConfig& cfg, const GemmShape& s, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  GemmOperands ops{s, {}, {}};
+  for (std::int64_t i = 0; i < s.m * s.k; ++i) ops.a.push_back(test::random_code(cfg.a, rng));
+  for (std::int64_t i = 0; i < s.k * s.n; ++i) ops.w.push_back(test::random_code(cfg.w, rng));
+  return ops;
+}
+
+// Prints the first differences; returns their count.
+int compare(const std::string& id, const GemmResult& got, const GemmResult& want_values, const ArrayStats& model) {
+  int bad = 0;
+  auto fail = [&](const std::string& what) {
+    if (++bad <= 8) std::fprintf(stderr, "MISMATCH %s: %s\n", id.c_str(), what.c_str());
+  };
+  for (std::size_t i = 0; i < want_values.c.size(); ++i)
+    if (got.c[i] != want_values.c[i] || got.status[i] != want_values.status[i])
+      fail("output " + std::to_string(i) + " code " + std::to_string(std::uint64_t(got.c[i])) + " status " +
+           std::to_string(got.status[i]) + ", arith " + std::to_string(std::uint64_t(want_values.c[i])) + " status " +
+           std::to_string(want_values.status[i]));
+  const ArrayStats& g = got.stats;
+  auto same = [&](const char* what, std::int64_t a, std::int64_t b) {
+    if (a != b) fail(std::string(what) + " sim " + std::to_string(a) + " model " + std::to_string(b));
+  };
+  same("cycles", g.cycles, model.cycles);
+  same("compute cycles", g.compute_cycles, model.compute_cycles);
+  same("tiles", g.tiles, model.tiles);
+  same("macs", g.macs, model.macs);
+  same("A reads", g.buf_a.reads, model.buf_a.reads);
+  same("A writes", g.buf_a.writes, model.buf_a.writes);
+  same("W reads", g.buf_w.reads, model.buf_w.reads);
+  same("W writes", g.buf_w.writes, model.buf_w.writes);
+  same("O reads", g.buf_o.reads, model.buf_o.reads);
+  same("O writes", g.buf_o.writes, model.buf_o.writes);
+  same("DRAM A", g.dram.read_a, model.dram.read_a);
+  same("DRAM W", g.dram.read_w, model.dram.read_w);
+  same("DRAM psum", g.dram.read_psum, model.dram.read_psum);
+  same("DRAM C", g.dram.write_c, model.dram.write_c);
+  return bad;
+}
+
+// What the runs exercised, so a test can insist its configurations reach the case it is about.
+struct Coverage {
+  int psum_spills = 0, a_refetches = 0, w_refetches = 0, stalled = 0;
+} g_cov;
+
+// Every shape through an array per configuration (all elaborated in one child process).
+int run_all(const std::vector<ArrayConfig>& cfgs, const std::vector<GemmShape>& shapes, bool sabotage = false) {
+  std::vector<std::unique_ptr<ArrayHarness>> hs;
+  for (std::size_t i = 0; i < cfgs.size(); ++i)
+    hs.push_back(std::make_unique<ArrayHarness>("array" + std::to_string(i), cfgs[i]));
+  int bad = 0;
+  unsigned seed = 1;
+  for (std::size_t i = 0; i < cfgs.size(); ++i)
+    for (const GemmShape& s : shapes) {
+      const GemmOperands ops = random_operands(cfgs[i], s, ++seed);
+      GemmResult want = gemm_reference(cfgs[i], ops);
+      ArrayStats model = array_model(cfgs[i], s);
+      if (sabotage) want.c[want.c.size() / 2] ^= 1, model.cycles += 1;
+      const GemmResult got = hs[i]->run(ops);
+      const std::string id = std::string(to_string(cfgs[i].dataflow)) + " " + std::to_string(cfgs[i].rows) + "x" +
+                             std::to_string(cfgs[i].cols) + " " + cfgs[i].acc.spec() + " M,K,N=" +
+                             std::to_string(s.m) + "," + std::to_string(s.k) + "," + std::to_string(s.n);
+      bad += compare(id, got, want, model);
+      const int ab = cfgs[i].a.width(), wb = cfgs[i].w.width();
+      g_cov.psum_spills += got.stats.dram.read_psum > 0;
+      g_cov.a_refetches += got.stats.dram.read_a > (s.m * s.k * ab + 7) / 8 + s.k;
+      g_cov.w_refetches += got.stats.dram.read_w > (s.k * s.n * wb + 7) / 8 + s.n;
+      g_cov.stalled += got.stats.stall_cycles > got.stats.compute_cycles / 2;
+      // A second, independent count: the closed-form sum of tile phases.
+      if (got.stats.compute_cycles != compute_cycles(cfgs[i], s)) ++bad;
+    }
+  return bad;
+}
+
+ArrayConfig config(Dataflow d, int rows, int cols, const char* a, const char* w, const char* acc,
+                   Rounding rd = Rounding::NearestEven, Overflow ov = Overflow::Saturate) {
+  ArrayConfig c;
+  c.dataflow = d;
+  c.rows = rows;
+  c.cols = cols;
+  c.a = Format::parse(a);
+  c.w = Format::parse(w);
+  c.acc = Format::parse(acc);
+  c.acc_spec = {rd, ov, 12};
+  c.seed = 77;
+  return c;
+}
+
+std::vector<ArrayConfig> both(const ArrayConfig& c) {
+  ArrayConfig ws = c, os = c;
+  ws.dataflow = Dataflow::WeightStationary;
+  os.dataflow = Dataflow::OutputStationary;
+  return {ws, os};
+}
+
+std::vector<ArrayConfig> cat(std::vector<ArrayConfig> a, const std::vector<ArrayConfig>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// int8 x int8 into a saturating int16 accumulator (overflows often) and a wrapping one, on a
+// square and a non-square array.
+TEST(SimSystolic, IntegerGemmMatchesArithAndTheClosedForm) {
+  const auto cfgs = cat(both(config(Dataflow::WeightStationary, 4, 4, "int<8>", "int<8>", "int<16>")),
+                        both(config(Dataflow::WeightStationary, 3, 5, "int<8>", "int<8>", "int<16>", Rounding::NearestEven,
+                                    Overflow::Wrap)));
+  EXPECT_SIM_PASSES(run_all(cfgs, kShapes));
+}
+
+// Fixed point whose product has more fraction bits than the accumulator keeps (a rounding on every
+// add, here stochastic and nearest-away), with symmetric saturation.
+TEST(SimSystolic, RoundingFixedPointAccumulatorMatchesArith) {
+  const auto cfgs = cat(both(config(Dataflow::WeightStationary, 4, 3, "fixed<8,4>", "fixed<6,5>", "fixed<12,6>",
+                                    Rounding::Stochastic, Overflow::SaturateSymmetric)),
+                        both(config(Dataflow::WeightStationary, 2, 2, "fixed<8,4>", "ufixed<6,5>", "fixed<10,5>",
+                                    Rounding::NearestAway, Overflow::Saturate)));
+  EXPECT_SIM_PASSES(run_all(cfgs, kShapes));
+}
+
+// Float MACs: fp8 products into fp16 (overflow to inf, inf - inf = nan, subnormals), bf16 into
+// fp32, and bf16 with stochastic rounding on every add.
+TEST(SimSystolic, FloatGemmMatchesArith) {
+  const auto cfgs = cat(cat(both(config(Dataflow::WeightStationary, 4, 4, "fp8e4m3", "fp8e5m2", "fp16", Rounding::NearestEven,
+                                        Overflow::Ieee)),
+                            both(config(Dataflow::WeightStationary, 3, 2, "bf16", "bf16", "fp32", Rounding::NearestEven,
+                                        Overflow::Ieee))),
+                        both(config(Dataflow::WeightStationary, 2, 3, "bf16", "bf16", "bf16", Rounding::Stochastic,
+                                    Overflow::Ieee)));
+  EXPECT_SIM_PASSES(run_all(cfgs, kShapes));
+}
+
+// Small buffers (A blocks evicted, partial sums spilled to DRAM) and a DRAM channel too slow for
+// the array, fractional bytes per cycle included: traffic and stalls equal the closed form.
+TEST(SimSystolic, SmallBuffersAndShortBandwidthMatchTheClosedForm) {
+  std::vector<ArrayConfig> cfgs;
+  for (double bw : {0.7, 3.0, 64.0})
+    for (std::int64_t buf : {std::int64_t(24), std::int64_t(100), std::int64_t(1) << 20}) {
+      for (ArrayConfig c : both(config(Dataflow::WeightStationary, 4, 3, "int<8>", "int<4>", "int<20>"))) {
+        c.dram_bytes_per_cycle = bw;
+        c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
+        cfgs.push_back(c);
+      }
+    }
+  EXPECT_SIM_PASSES(([&] {
+    const int bad = run_all(cfgs, kShapes);
+    std::fprintf(stderr, "spills %d, A refetches %d, W refetches %d, stalled %d\n", g_cov.psum_spills,
+                 g_cov.a_refetches, g_cov.w_refetches, g_cov.stalled);
+    return bad + (g_cov.psum_spills == 0) + (g_cov.a_refetches == 0) + (g_cov.w_refetches == 0) + (g_cov.stalled == 0);
+  }()));
+}
+
+// The harness itself: a corrupted reference must be reported.
+TEST(SimSystolic, HarnessDetectsMismatches) {
+  EXPECT_EXIT({ std::exit(run_all({config(Dataflow::OutputStationary, 2, 2, "int<8>", "int<8>", "int<32>")},
+                                  {{3, 4, 5}}, true) > 0 ? 0 : 1); },
+              ::testing::ExitedWithCode(0), "MISMATCH");
+}
+
+// Toggle counts against an independent count: on a 1 x 1 weight-stationary array the activation
+// register sees A[0][k], A[1][k], ... for k = 0, 1, ... (per n), the weight register W[k][n] in the
+// same order, and the accumulator register every partial sum.
+TEST(SimSystolic, TogglesOfAOneByOneArrayAreTheHammingDistancesOfItsOperandSequence) {
+  EXPECT_SIM_PASSES(([] {
+    const ArrayConfig cfg = config(Dataflow::WeightStationary, 1, 1, "int<8>", "int<8>", "int<32>");
+    ArrayHarness h("one", cfg);
+    const GemmShape s{5, 3, 2};
+    const GemmOperands ops = random_operands(cfg, s, 9);
+    const GemmResult got = h.run(ops);
+    std::uint64_t ta = 0, tw = 0, tp = 0;
+    u128 ra = 0, rw = 0, rp = 0;
+    auto hd = [](u128 x, u128 y) { return std::popcount(std::uint64_t(x ^ y)) + std::popcount(std::uint64_t((x ^ y) >> 64)); };
+    for (std::int64_t n = 0; n < s.n; ++n)
+      for (std::int64_t k = 0; k < s.k; ++k) {
+        const u128 w = ops.w[std::size_t(k * s.n + n)];
+        tw += hd(rw, w), rw = w;
+        for (std::int64_t m = 0; m < s.m; ++m) {
+          const u128 a = ops.a[std::size_t(m * s.k + k)];
+          ta += hd(ra, a), ra = a;
+          const u128 p = u128(std::int64_t(std::int8_t(a)) * std::int64_t(std::int8_t(w))) & 0xffff;  // int<16> product
+          tp += hd(rp, p), rp = p;
+        }
+      }
+    int bad = 0;
+    if (got.stats.toggles.mul_a != ta) ++bad, std::fprintf(stderr, "a toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.mul_a, (unsigned long long)ta);
+    if (got.stats.toggles.mul_w != tw) ++bad, std::fprintf(stderr, "w toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.mul_w, (unsigned long long)tw);
+    if (got.stats.toggles.product != tp) ++bad, std::fprintf(stderr, "product toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.product, (unsigned long long)tp);
+    if (got.stats.toggles.acc == 0) ++bad;
+    return bad;
+  }()));
+}
+
+}  // namespace
