@@ -11,4 +11,7 @@ void add_arith_commands(CLI::App& app);
 // cost energy|area|roofline|fpga|laws
 void add_cost_commands(CLI::App& app);
 
+// hw gemm
+void add_hw_commands(CLI::App& app);
+
 }  // namespace bitsim::app

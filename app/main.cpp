@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "bitsim 0.1.0");
   bitsim::app::add_arith_commands(app);
   bitsim::app::add_cost_commands(app);
+  bitsim::app::add_hw_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bitsim/arith/ops.hpp"
+
 namespace bitsim::sim {
 
 std::string_view to_string(Dataflow d) { return d == Dataflow::WeightStationary ? "ws" : "os"; }
@@ -32,11 +34,10 @@ void ArrayConfig::validate() const {
   if (rows < 1 || cols < 1) throw std::invalid_argument(fmt::format("bad array {}x{}: rows and columns must be positive", rows, cols));
   if (a.width() > 64 || w.width() > 64)
     throw std::invalid_argument(fmt::format("operand formats must be at most 64 bits wide (got {} and {})", a.spec(), w.spec()));
-  if (acc.is_float() != (acc_spec.overflow == arith::Overflow::Ieee) &&
-      (acc_spec.overflow == arith::Overflow::Ieee || acc_spec.overflow == arith::Overflow::Wrap ||
-       acc_spec.overflow == arith::Overflow::SaturateZero))
-    throw std::invalid_argument(fmt::format("overflow mode {} does not apply to the accumulator {}",
-                                            arith::to_string(acc_spec.overflow), acc.spec()));
+  arith::product_format(a, w);                          // throws: mixed fixed/float, too wide
+  arith::check_overflow_applies(acc, acc_spec.overflow);  // throws: e.g. wrap on a float
+  if (acc_spec.sr_bits < 1 || acc_spec.sr_bits > 32)
+    throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
   if (buffer_a_bytes < 0 || buffer_w_bytes < 0 || buffer_o_bytes < 0)
     throw std::invalid_argument("buffer sizes must be non-negative");
   if (!(dram_bytes_per_cycle >= 0) || !std::isfinite(dram_bytes_per_cycle))

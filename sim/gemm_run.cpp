@@ -29,7 +29,8 @@ ArrayHarness::~ArrayHarness() {
   if (vcd_) sc_core::sc_close_vcd_trace_file(vcd_);
 }
 
-GemmResult ArrayHarness::run(GemmOperands ops) {
+GemmResult ArrayHarness::run(GemmOperands ops, const std::function<void(double)>& progress) {
+  const double macs = double(ops.shape.m) * double(ops.shape.k) * double(ops.shape.n);
   array_->load(std::move(ops));
   rst_.write(true);
   sc_core::sc_start(kPeriod);
@@ -38,7 +39,11 @@ GemmResult ArrayHarness::run(GemmOperands ops) {
   sc_core::sc_start(kPeriod);
   start_.write(false);
   // The array counts its own cycles; simulating past `done` changes nothing, so advance in steps.
-  while (!done_.read()) sc_core::sc_start(kPeriod * 64);
+  for (long step = 0; !done_.read(); ++step) {
+    sc_core::sc_start(kPeriod * 64);
+    if (progress && step % 256 == 0) progress(double(array_->result().stats.macs) / macs);
+  }
+  if (progress) progress(1.0);
   return array_->result();
 }
 

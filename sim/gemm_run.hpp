@@ -4,6 +4,7 @@
 // run (several may exist side by side; they share the simulation).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,8 +21,9 @@ class ArrayHarness {
   ArrayHarness(const std::string& name, const ArrayConfig& cfg, const std::string& vcd_path = "");
   ~ArrayHarness();
 
-  // Resets the array, loads the operands, pulses start and simulates until done.
-  GemmResult run(GemmOperands ops);
+  // Resets the array, loads the operands, pulses start and simulates until done; `progress`, if
+  // given, is called now and then with the fraction of the MACs done.
+  GemmResult run(GemmOperands ops, const std::function<void(double)>& progress = {});
   SystolicArray& array() { return *array_; }
 
  private:
