@@ -3,6 +3,7 @@
 #include "bitsim/arith/binary.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <stdexcept>
 
@@ -70,6 +71,36 @@ void ternarize(std::span<const float> w, std::size_t rows, std::size_t cols, dou
     for (std::size_t i = a * g; i < (a + 1) * g; ++i)
       out[i] = std::fabs(double(w[i])) > delta ? alpha[a] * binarize(w[i]) : 0.0f;
   }
+}
+
+double batchnorm(double x, double gamma, double beta, double mean, double var, double eps) {
+  return gamma * (x - mean) / std::sqrt(var + eps) + beta;
+}
+
+BinaryThreshold fold_batchnorm_sign(double gamma, double beta, double mean, double var, double eps,
+                                    std::int64_t fan_in) {
+  auto on = [&](std::int64_t p) { return batchnorm(double(2 * p - fan_in), gamma, beta, mean, var, eps) >= 0; };
+  // gamma >= 0: the output is a non-decreasing step in p, fire from the first p that is on;
+  // gamma < 0: non-increasing, so fire below the first p that is off.
+  const bool rising = !(gamma < 0);
+  std::int64_t lo = 0, hi = fan_in + 1;  // the first p in [0, K + 1) where on(p) == rising, or K + 1
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (on(mid) == rising) hi = mid;
+    else lo = mid + 1;
+  }
+  return {lo, !rising};
+}
+
+std::int64_t xnor_popcount(std::span<const std::uint64_t> a, std::span<const std::uint64_t> w, std::int64_t k) {
+  std::int64_t p = 0;
+  for (std::int64_t i = 0; i < k; i += 64) {
+    const std::size_t word = std::size_t(i / 64);
+    std::uint64_t x = ~(a[word] ^ w[word]);
+    if (k - i < 64) x &= (std::uint64_t(1) << (k - i)) - 1;
+    p += std::popcount(x);
+  }
+  return p;
 }
 
 }  // namespace bitsim::arith

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "bitsim/arith/binary.hpp"
@@ -69,4 +70,35 @@ TEST(Ternary, TwnThresholdAndScale) {
   ternarize(zeros, 1, 4, 0.7, zalpha, zout);
   EXPECT_EQ(zalpha[0], 0.0f);
   EXPECT_THROW(ternarize(w, 4, 2, 0.7, alpha, out), std::invalid_argument);
+}
+
+// The folded threshold fires at exactly the popcounts where BatchNorm + sign, evaluated directly,
+// gives +1: random layers of both gamma signs, gamma = 0, and thresholds landing on exact ties.
+TEST(BinaryThreshold, FoldedBatchNormAgreesWithTheFloatLayerAtEveryPopcount) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-3, 3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::int64_t k = 1 + std::int64_t(rng() % 300);
+    double gamma = u(rng), beta = u(rng), mean = u(rng) * double(k) / 4, var = std::abs(u(rng)) + 0.01;
+    const double eps = 1e-5;
+    if (trial % 10 == 0) gamma = 0;
+    if (trial % 7 == 0) beta = 0, mean = double(2 * std::int64_t(rng() % std::uint64_t(k + 1)) - k);  // tie at x = mean
+    const BinaryThreshold t = fold_batchnorm_sign(gamma, beta, mean, var, eps, k);
+    for (std::int64_t p = 0; p <= k; ++p)
+      ASSERT_EQ(t.fire(p), batchnorm(double(2 * p - k), gamma, beta, mean, var, eps) >= 0)
+          << "trial " << trial << " k=" << k << " p=" << p;
+  }
+}
+
+// xnor_popcount against a bit-by-bit count of agreeing signs.
+TEST(BinaryThreshold, XnorPopcountCountsAgreeingBits) {
+  std::mt19937_64 rng(6);
+  for (std::int64_t k : {1, 63, 64, 65, 200}) {
+    std::vector<std::uint64_t> a(4), w(4);
+    for (auto& x : a) x = rng();
+    for (auto& x : w) x = rng();
+    std::int64_t want = 0;
+    for (std::int64_t i = 0; i < k; ++i) want += ((a[std::size_t(i / 64)] >> (i % 64)) & 1) == ((w[std::size_t(i / 64)] >> (i % 64)) & 1);
+    EXPECT_EQ(xnor_popcount(a, w, k), want) << k;
+  }
 }

@@ -15,6 +15,7 @@
 #include "sim/mac_unit.hpp"
 #include "sim/multiplier.hpp"
 #include "sim/sr_unit.hpp"
+#include "sim/xnor_unit.hpp"
 #include "tb.hpp"
 
 
@@ -561,3 +562,106 @@ TEST(SimMac, CyclesAreGroupsTimesKPlusLatency) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// XNOR-popcount-threshold unit
+
+namespace {
+
+// A random binarized layer with thresholds folded from random BatchNorm parameters of both signs.
+XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt19937_64& rng) {
+  XnorLayer l;
+  l.fan_in = k, l.neurons = neurons, l.pe = pe, l.simd = simd;
+  std::uniform_real_distribution<double> u(-2, 2);
+  for (int n = 0; n < neurons; ++n) {
+    std::vector<std::uint64_t> row(std::size_t((k + 63) / 64));
+    for (auto& w : row) w = rng();
+    l.weights.push_back(row);
+    l.thresholds.push_back(arith::fold_batchnorm_sign(u(rng), u(rng), u(rng) * double(k) / 4, 1 + u(rng) * u(rng), 1e-5, k));
+  }
+  return l;
+}
+
+// `vectors` random inputs through the unit under random stalls; outputs against the reference,
+// and without stalls the cycle count against XnorLayer::cycles.
+int xnor_run(std::int64_t k, int neurons, int pe, int simd, double stall, int vectors, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  const XnorLayer layer = random_layer(k, neurons, pe, simd, rng);
+  std::vector<std::vector<std::uint64_t>> inputs;
+  std::vector<Item> items;
+  for (int v = 0; v < vectors; ++v) {
+    std::vector<std::uint64_t> x(std::size_t((k + 63) / 64));
+    for (auto& w : x) w = rng();
+    inputs.push_back(x);
+    for (std::int64_t sf = 0; sf < layer.synapse_folds(); ++sf) {
+      u128 chunk = 0;
+      for (int i = 0; i < simd; ++i) {
+        const std::int64_t bit = sf * simd + i;
+        if (bit < k && ((x[std::size_t(bit / 64)] >> (bit % 64)) & 1)) chunk |= u128(1) << i;
+      }
+      if (sf == layer.synapse_folds() - 1) chunk |= u128(rng()) << (k - sf * simd) & ((u128(1) << simd) - 1);  // junk past K
+      items.push_back({{chunk}, false});
+    }
+  }
+  const std::size_t outputs = std::size_t(vectors * layer.neuron_folds());
+
+  sc_core::sc_clock clk("clk", 10, sc_core::SC_NS);
+  sc_core::sc_signal<bool> rst("rst"), iv("iv"), ir("ir"), il("il"), ov("ov"), ordy("ordy"), ol("ol");
+  sc_core::sc_signal<Code> ib("ib"), ob("ob");
+  sc_core::sc_signal<unsigned> os("os");
+  Source src("src", items, 1, stall, seed);
+  XnorUnit dut("dut", layer);
+  Sink sink("sink", outputs, stall, seed + 1);
+  src.clk(clk), src.rst(rst), src.valid(iv), src.ready(ir), src.data[0](ib), src.last(il);
+  dut.clk(clk), dut.rst(rst), dut.in_valid(iv), dut.in_ready(ir), dut.in_bits(ib);
+  dut.out_valid(ov), dut.out_ready(ordy), dut.out_bits(ob);
+  sink.clk(clk), sink.rst(rst), sink.valid(ov), sink.ready(ordy), sink.code(ob), sink.status(os), sink.last(ol);
+  run_sim(rst, 50 * long(items.size() + outputs) * layer.neuron_folds() + 100);
+
+  Checker c;
+  if (sink.got.size() != outputs) {
+    c.fail("got " + std::to_string(sink.got.size()) + " of " + std::to_string(outputs) + " outputs");
+    return c.failures;
+  }
+  for (int v = 0; v < vectors; ++v) {
+    std::vector<bool> want = xnor_layer_reference(layer, inputs[std::size_t(v)]);
+    if (g_sabotage) want[0] = !want[0];
+    for (std::int64_t nf = 0; nf < layer.neuron_folds(); ++nf) {
+      const u128 got = sink.got[std::size_t(v * layer.neuron_folds() + nf)].code;
+      for (int j = 0; j < pe; ++j) {
+        const std::int64_t n = nf * pe + j;
+        const bool bit = (got >> j) & 1;
+        const bool expect = n < neurons ? bool(want[std::size_t(n)]) : false;
+        c.expect(bit == expect, "vector " + std::to_string(v) + " neuron " + std::to_string(n) + " got " +
+                                    std::to_string(bit));
+      }
+    }
+  }
+  if (stall == 0) {
+    const long span = sink.got.back().edge - src.transfer_edge.front() + 1;
+    c.expect(span == layer.cycles(vectors),
+             "cycles " + std::to_string(span) + " want " + std::to_string(layer.cycles(vectors)));
+  }
+  return c.failures;
+}
+
+}  // namespace
+
+TEST(SimXnor, MatchesArithUnderStalls) {
+  EXPECT_SIM_PASSES(xnor_run(100, 10, 4, 32, kStall, 12, 41));
+}
+TEST(SimXnor, SingleLaneBitSerial) { EXPECT_SIM_PASSES(xnor_run(9, 3, 1, 1, kStall, 8, 42)); }
+TEST(SimXnor, WideSimdPartialLastFold) { EXPECT_SIM_PASSES(xnor_run(200, 5, 2, 64, kStall, 10, 43)); }
+TEST(SimXnor, CyclesAreVectorsTimesFoldsPlusOne) {
+  EXPECT_SIM_PASSES(xnor_run(64, 16, 4, 16, 0.0, 6, 44));
+  EXPECT_SIM_PASSES(xnor_run(7, 5, 8, 3, 0.0, 9, 45));
+  EXPECT_SIM_PASSES(xnor_run(1, 1, 1, 1, 0.0, 4, 46));
+}
+TEST(SimHarness, DetectsXnorMismatches) {
+  EXPECT_EXIT(
+      {
+        g_sabotage = true;
+        std::exit(xnor_run(20, 4, 2, 8, 0.0, 3, 47) > 0 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "MISMATCH");
+}

@@ -34,4 +34,24 @@ void binarize_scaled(std::span<const float> w, std::size_t rows, std::size_t col
 void ternarize(std::span<const float> w, std::size_t rows, std::size_t cols, double threshold_factor,
                std::span<float> alpha, std::span<float> out);
 
+// A binarized neuron as FINN's matrix-vector-threshold unit computes it: inputs and weights are
+// bits (1 = +1, 0 = -1), the dot product of K of them is 2 p - K with p = popcount(xnor(a, w)), and
+// BatchNorm followed by sign() is folded into one compare of p against a threshold.
+struct BinaryThreshold {
+  std::int64_t threshold = 0;  // fire when p >= threshold ...
+  bool invert = false;         // ... or, inverted, when p < threshold
+  bool fire(std::int64_t popcount) const { return (popcount >= threshold) != invert; }
+};
+
+// The threshold equivalent to sign(gamma (x - mean) / sqrt(var + eps) + beta) >= 0 (sign(0) = +1)
+// for every x = 2 p - K, p = 0..K, with the BatchNorm evaluated in double exactly as written: the
+// fold searches the popcount at which that double expression changes sign (it is monotone in p),
+// so the compare agrees with the float layer even at ties.
+BinaryThreshold fold_batchnorm_sign(double gamma, double beta, double mean, double var, double eps,
+                                    std::int64_t fan_in);
+double batchnorm(double x, double gamma, double beta, double mean, double var, double eps);
+
+// popcount(xnor(a, w)) over the low k bits of two packed bit vectors (bit i of word i / 64).
+std::int64_t xnor_popcount(std::span<const std::uint64_t> a, std::span<const std::uint64_t> w, std::int64_t k);
+
 }  // namespace bitsim::arith
