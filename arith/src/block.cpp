@@ -1,8 +1,11 @@
 // Block-scaled quantization: choose one shared exponent per group, then round every element with
 // the scalar quantize() (the only rounding in bitsim). The exponent rules are in docs/block.md.
 #include "bitsim/arith/block.hpp"
+#include "bitsim/arith/kernels.hpp"
 
 #include "spec_text.hpp"
+
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -374,9 +377,34 @@ std::vector<Exact> decode_block(const BlockFormat& f, const BlockQuantized& q, M
   return values;
 }
 
+// Dynamic fixed point on fp32 tensors, group by group: the fraction length from the group's two
+// extremes (all dfx_fraction_bits looks at), then the SIMD quantize_f32 on fixed<wl,fl>, whose
+// values fp32 holds exactly. False when some group's grid does not fit fp32 (the caller then takes
+// the general path); `out` is then unspecified.
+bool fake_quantize_dfx_f32(const BlockFormat& f, std::span<const float> in, std::span<float> out,
+                           const RoundSpec& spec, const SrStream& sr, MatrixShape shape) {
+  for (const BlockGroup& g : block_groups(f, in.size(), shape)) {
+    float max_pos = 0, min_neg = 0;
+    for (std::size_t i = g.first; i < g.first + g.size; ++i) {
+      const float v = in[i];
+      if (!std::isfinite(v)) continue;
+      max_pos = std::max(max_pos, v);
+      min_neg = std::min(min_neg, v);
+    }
+    std::vector<Exact> extremes;
+    for (float v : {max_pos, min_neg})
+      if (v != 0) extremes.push_back(Exact::from_float(v));
+    const Format fx = fixed_with_fraction(f.element, dfx_fraction_bits(f.element, extremes, spec));
+    if (!fits_fp32(fx)) return false;
+    quantize_f32(fx, spec, in.subspan(g.first, g.size), out.subspan(g.first, g.size), sr, g.first);
+  }
+  return true;
+}
+
 void fake_quantize_block(const BlockFormat& f, std::span<const float> in, std::span<float> out,
                          const RoundSpec& spec, const SrStream& sr, MatrixShape shape) {
   if (out.size() != in.size()) throw std::invalid_argument("fake_quantize_block: in and out differ in size");
+  if (f.scaling == BlockScaling::DynamicFixed && fake_quantize_dfx_f32(f, in, out, spec, sr, shape)) return;
   const BlockQuantized q = quantize_block(f, in, spec, sr, shape);
   const std::vector<Exact> values = decode_block(f, q, shape);
   static const Format fp32 = Format::floating(8, 23);

@@ -6,6 +6,7 @@
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -702,4 +703,34 @@ TEST(MxRandom, FakeQuantizeInPlaceEqualsDecode) {
     // Exact: every value quantized from an fp32 input is an fp32 number (away from FLT_MAX).
     for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(double(x[i]), v[i]) << spec << " " << i;
   }
+}
+
+// fake_quantize_block takes a SIMD path for dynamic fixed point: it must equal quantize_block +
+// decode_block + one rounding to fp32, for every grouping, rounding mode (stochastic included) and
+// tensors with zeros, infinities, nan and groups of mixed magnitudes.
+TEST(BlockFakeQuantize, DynamicFixedFastPathEqualsQuantizeThenDecode) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0, 1);
+  const Format fp32 = Format::floating(8, 23);
+  for (const char* spec : {"dfx<8>", "dfx<4,channel>", "dfx<6,block=5>", "dfx<16>"})
+    for (Rounding r : {Rounding::NearestEven, Rounding::Stochastic, Rounding::TowardZero, Rounding::Up}) {
+      const BlockFormat f = BlockFormat::parse(spec);
+      const MatrixShape shape{6, 17};
+      std::vector<float> x(shape.rows * shape.cols);
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = d(rng) * std::ldexp(1.0f, int(i / 17) * 3 - 6);
+      x[3] = 0, x[20] = -0.0f, x[40] = INFINITY, x[41] = -INFINITY, x[60] = NAN;
+      for (std::size_t i = 85; i < 102; ++i) x[i] = 0;  // an all-zero row
+      const RoundSpec rs{r, Overflow::Saturate, 10};
+      const SrStream sr{5, 9};
+      std::vector<float> got(x.size());
+      fake_quantize_block(f, x, got, rs, sr, shape);
+      const std::vector<Exact> want = decode_block(f, quantize_block(f, std::span<const float>(x), rs, sr, shape), shape);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const auto bits = std::uint32_t(quantize(fp32, want[i], {Rounding::NearestEven, Overflow::Ieee}).code);
+        float w;
+        std::memcpy(&w, &bits, sizeof w);
+        ASSERT_EQ(std::memcmp(&got[i], &w, sizeof w), 0) << spec << " " << to_string(r) << " element " << i
+                                                         << " got " << got[i] << " want " << w;
+      }
+    }
 }
