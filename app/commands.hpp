@@ -14,4 +14,7 @@ void add_cost_commands(CLI::App& app);
 // hw gemm
 void add_hw_commands(CLI::App& app);
 
+// train, infer
+void add_nn_commands(CLI::App& app);
+
 }  // namespace bitsim::app

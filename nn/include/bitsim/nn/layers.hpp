@@ -1,0 +1,93 @@
+// Layers of the executor. GEMM layers (Linear, Conv2d as im2col GEMM) quantize their operands with
+// the layer's numerics and run every GEMM (forward, backward-data, backward-weight) through
+// nn::gemm, so each is what the configured MAC array computes; the other layers work in fp32.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bitsim/nn/gemm.hpp"
+#include "bitsim/nn/numerics.hpp"
+#include "bitsim/nn/tensor.hpp"
+
+namespace bitsim::nn {
+
+// Numerics of one layer's tensor classes.
+struct LayerNumerics {
+  Numerics weights, activations, errors, gradients;
+  Accumulation acc;
+};
+
+enum class Phase : std::uint8_t { Forward, BackwardData, BackwardWeight, Update };
+std::string_view to_string(Phase p);
+
+// One GEMM as a layer ran it: the shape, the operand formats the array saw, and the path taken.
+struct GemmRecord {
+  int layer = 0;
+  Phase phase = Phase::Forward;
+  std::int64_t m = 0, n = 0, k = 0;
+  arith::Format a, b;
+  GemmPath path = GemmPath::Fp32;
+};
+
+// Tensor classes, for stochastic-rounding streams.
+enum class TensorClass : std::uint8_t { Weights, Activations, Errors, Gradients, Accumulator, Update };
+
+struct Context {
+  bool training = false;
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+  std::mt19937_64* rng = nullptr;          // dropout masks
+  std::vector<GemmRecord>* gemms = nullptr;  // when set, every GEMM is recorded here
+  // A stream id no other (step, layer, class) uses; GEMM outputs add their index (< 2^28).
+  arith::SrStream stream(int layer, TensorClass c) const {
+    return {seed, ((step & 0xffffff) << 40) | (std::uint64_t(layer & 0xff) << 32) | (std::uint64_t(c) << 28)};
+  }
+};
+
+struct Param {
+  std::string name;
+  Tensor value, grad;
+  bool is_weight = true;  // weights are quantized with the weight numerics; biases stay fp32
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string type() const = 0;
+  // Allocates parameters for this input shape (N first) and returns the output shape.
+  virtual Shape init(const Shape& in, std::mt19937_64& rng) = 0;
+  virtual void forward(const Tensor& x, Tensor& y, Context& ctx) = 0;
+  // dy -> dx (skipped when need_dx is false), and parameter gradients.
+  virtual void backward(const Tensor& dy, Tensor& dx, bool need_dx, Context& ctx) = 0;
+  virtual std::vector<Param*> params() { return {}; }
+  // State that is not a parameter but belongs in a checkpoint (BatchNorm's running statistics).
+  virtual std::vector<std::vector<double>*> buffers() { return {}; }
+  virtual bool is_gemm() const { return false; }
+
+  int index = 0;
+  LayerNumerics numerics;
+};
+
+std::unique_ptr<Layer> make_linear(std::int64_t out, bool bias = true);
+std::unique_ptr<Layer> make_conv2d(std::int64_t out_channels, std::int64_t kernel, std::int64_t stride = 1,
+                                   std::int64_t padding = 0, bool bias = true);
+std::unique_ptr<Layer> make_maxpool(std::int64_t kernel, std::int64_t stride = 0);  // stride 0: = kernel
+std::unique_ptr<Layer> make_avgpool(std::int64_t kernel, std::int64_t stride = 0);
+std::unique_ptr<Layer> make_relu();
+std::unique_ptr<Layer> make_hardtanh();
+// sign(x) (sign(0) = +1) forward; backward the clipped straight-through estimator: dy where |x| <= 1.
+std::unique_ptr<Layer> make_sign();
+std::unique_ptr<Layer> make_batchnorm(double momentum = 0.1, double eps = 1e-5);
+std::unique_ptr<Layer> make_dropout(double p);
+std::unique_ptr<Layer> make_flatten();
+
+// Losses over a batch of logits (N x classes): the mean loss, and its gradient in dlogits.
+double softmax_cross_entropy(const Tensor& logits, const std::uint8_t* labels, Tensor& dlogits);
+// BinaryConnect's L2-SVM output: mean over examples and classes of max(0, 1 - t y)^2, t = +-1.
+double square_hinge(const Tensor& logits, const std::uint8_t* labels, Tensor& dlogits);
+
+}  // namespace bitsim::nn

@@ -1,0 +1,64 @@
+// A sequential network and its optimizer (SGD, momentum, Adam) with master weights, weight
+// clipping (BinaryConnect) and an optional master-weight format.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bitsim/nn/layers.hpp"
+
+namespace bitsim::nn {
+
+class Network {
+ public:
+  std::vector<std::unique_ptr<Layer>> layers;
+
+  // Allocates every layer for inputs of shape in (batch first) with weights drawn from seed.
+  void init(const Shape& in, std::uint64_t seed);
+  // Runs the layers; returns the logits (kept until the next forward).
+  const Tensor& forward(const Tensor& x, Context& ctx);
+  // Back-propagates dlogits through every layer (no input gradient for the first).
+  void backward(const Tensor& dlogits, Context& ctx);
+  std::vector<Param*> params();
+  std::vector<Shape> shapes() const { return shapes_; }  // input of each layer, then the output
+
+ private:
+  std::vector<Tensor> acts_;  // acts_[i]: input of layer i; acts_.back(): output
+  std::vector<Shape> shapes_;
+};
+
+struct OptimizerConfig {
+  std::string kind = "adam";  // sgd | momentum | adam
+  double lr = 1e-3;
+  double momentum = 0.9;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0;
+  double clip = 0;             // > 0: clip weights to [-clip, clip] after each step (BinaryConnect)
+  std::string schedule = "constant";  // constant | step | cosine
+  double step_gamma = 0.1;     // step: lr *= gamma every step_epochs
+  int step_epochs = 10;
+};
+
+class Optimizer {
+ public:
+  Optimizer(OptimizerConfig cfg, Numerics master) : cfg_(std::move(cfg)), master_(std::move(master)) {}
+  // One update of every parameter from its gradient; lr from the schedule.
+  void step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step);
+  double lr_at(int epoch, int epochs) const;
+  const OptimizerConfig& config() const { return cfg_; }
+  // State for checkpoints: one vector per parameter per moment, and the step count.
+  std::vector<std::vector<float>>& moments() { return m_; }
+  std::vector<std::vector<float>>& second_moments() { return v_; }
+  std::uint64_t& steps() { return t_; }
+
+ private:
+  OptimizerConfig cfg_;
+  Numerics master_;
+  std::vector<std::vector<float>> m_, v_;
+  std::uint64_t t_ = 0;
+};
+
+}  // namespace bitsim::nn

@@ -1,0 +1,49 @@
+// The number format of one tensor class (weights, activations, errors, gradients, ...): fp32 (no
+// quantization), a scalar arith format, or a block format (dynamic fixed point, OCP MX), each with
+// its rounding and overflow. Tensors are stored as fp32 holding the quantized values exactly.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "bitsim/arith/block.hpp"
+#include "bitsim/arith/format.hpp"
+#include "bitsim/arith/rounding.hpp"
+#include "bitsim/arith/stochastic.hpp"
+
+namespace bitsim::nn {
+
+struct Numerics {
+  enum class Kind : std::uint8_t { Fp32, Scalar, Block };
+  Kind kind = Kind::Fp32;
+  arith::Format format = arith::Format::floating(8, 23);  // Scalar: the format; Fp32: fp32
+  arith::BlockFormat block;                                // Block
+  arith::RoundSpec spec;
+
+  // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
+  // can hold; or a block spec ("dfx<8>", "mxfp8e4m3", ...). Throws arith::FormatError naming the
+  // bad token.
+  static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
+                        std::string_view overflow = "", int sr_bits = 16);
+
+  bool is_fp32() const { return kind == Kind::Fp32; }
+  bool stochastic() const { return !is_fp32() && spec.rounding == arith::Rounding::Stochastic; }
+  std::string describe() const;  // "fixed<8,4> nearest-even saturate"
+  // Bits per element in memory (block scales not counted).
+  int storage_bits() const;
+
+  // x <- Q(x) in place; `shape` groups block formats (rows = output channels); stochastic rounding
+  // draws element i's bits at index first_index + i of `sr`. Returns a scalar format that holds
+  // every resulting value exactly (for a block format, the finest grid over its groups; fp32 for
+  // fp32), which is what a MAC array sees as the operand format.
+  arith::Format apply(std::span<float> x, arith::MatrixShape shape = {}, const arith::SrStream& sr = {},
+                      std::uint64_t first_index = 0) const;
+};
+
+// The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
+// all are zero), or fp32 when that would take more than 64 bits.
+arith::Format fixed_carrier(std::span<const float> x);
+
+}  // namespace bitsim::nn

@@ -1,0 +1,50 @@
+// Training and inference runs: the loop, evaluation against the test split, per-epoch metrics,
+// atomic checkpoints with everything needed to resume bit-identically, and the run's report.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bitsim/nn/data.hpp"
+#include "bitsim/nn/experiment.hpp"
+#include "bitsim/nn/model.hpp"
+
+namespace bitsim::nn {
+
+struct EpochMetrics {
+  int epoch = 0;
+  double lr = 0, train_loss = 0, train_accuracy = 0, test_loss = 0, test_accuracy = 0, seconds = 0;
+};
+
+// Called during training: fraction of all steps done, and a short note (epoch, loss).
+using ProgressFn = std::function<void(double, const std::string&)>;
+
+struct RunOptions {
+  std::string out_dir;  // report.json, metrics.csv, checkpoint.bin, plots; "" = write nothing
+  bool resume = false;  // continue from out_dir/checkpoint.bin
+  ProgressFn progress;
+};
+
+struct RunResult {
+  std::vector<EpochMetrics> epochs;
+  nlohmann::json report;
+};
+
+Network build_network(const Experiment& x, const Shape& input);
+// The experiment's train and test splits (limits applied).
+Dataset load_split(const Experiment& x, bool train);
+
+// Accuracy and mean loss of `net` on `data` (inference: BatchNorm running statistics, no dropout).
+std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step);
+
+RunResult train(const Experiment& x, const RunOptions& opt);
+
+// Checkpoints: parameters, optimizer state, BatchNorm statistics, and the metrics so far.
+void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics);
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim);
+
+}  // namespace bitsim::nn

