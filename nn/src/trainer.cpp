@@ -113,7 +113,13 @@ Dataset load_split(const Experiment& x, bool train) {
     part.labels.assign(all.labels.begin() + first, all.labels.begin() + first + n);
     d = std::move(part);
   } else {
-    d = synthetic(train ? x.data.synthetic_train : x.data.synthetic_test, 1, 28, 28, 10, x.seed + (train ? 0 : 1));
+    // One draw for both splits, so they share the class prototypes: the first examples train.
+    const Dataset all = synthetic(x.data.synthetic_train + x.data.synthetic_test, 1, 28, 28, 10, x.seed);
+    d = all;
+    const std::int64_t first = train ? 0 : x.data.synthetic_train;
+    d.n = train ? x.data.synthetic_train : x.data.synthetic_test;
+    d.images.assign(all.images.begin() + first * all.image_size(), all.images.begin() + (first + d.n) * all.image_size());
+    d.labels.assign(all.labels.begin() + first, all.labels.begin() + first + d.n);
   }
   const std::int64_t limit = train ? x.data.train_limit : x.data.test_limit;
   return limit > 0 ? d.head(limit) : d;

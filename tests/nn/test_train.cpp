@@ -1,0 +1,255 @@
+// Layers' gradients against finite differences, and training runs: identical results for any
+// thread count, a resumed run equal to an uninterrupted one, and experiment-file errors that name
+// the file and the key.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "bitsim/nn/experiment.hpp"
+#include "bitsim/nn/trainer.hpp"
+
+using namespace bitsim::nn;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("bitsim_nn_test_" + std::to_string(std::random_device{}()));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return (path / name).string();
+  }
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A checkpoint's parameters and optimizer state: what follows the JSON header (whose metrics
+// include wall-clock times).
+std::string checkpoint_state(const fs::path& p) {
+  const std::string s = read_file(p);
+  std::uint64_t len = 0;
+  std::memcpy(&len, s.data() + 8, sizeof len);
+  return s.substr(16 + len);
+}
+
+// A small CNN on synthetic 28x28 data, with the numerics given.
+std::string experiment_text(const std::string& numerics, int epochs = 1) {
+  return R"(name = "small"
+seed = 5
+[data]
+dataset = "synthetic"
+synthetic_train = 300
+synthetic_test = 100
+[model]
+layers = [
+  { type = "conv2d", out = 4, kernel = 5, stride = 2, padding = 1 },
+  { type = "batchnorm" },
+  { type = "relu" },
+  { type = "maxpool", kernel = 2 },
+  { type = "flatten" },
+  { type = "dropout", p = 0.1 },
+  { type = "linear", out = 10 },
+]
+[train]
+epochs = )" + std::to_string(epochs) + R"(
+batch = 32
+optimizer = "adam"
+lr = 0.01
+[numerics]
+)" + numerics;
+}
+
+const char* kInt8 = R"(weights = "dfx<8,channel>"
+activations = "dfx<8>"
+errors = { format = "dfx<8>", rounding = "stochastic" }
+gradients = { format = "dfx<8>", rounding = "stochastic" }
+accumulator = "int<32>"
+)";
+const char* kFp8 = R"(weights = "fp8e4m3"
+activations = "fp8e4m3"
+errors = { format = "fp8e5m2", rounding = "stochastic" }
+accumulator = { format = "fp16", rounding = "nearest-even" }
+)";
+
+// Sum of (y * r) over the output of one layer for input x, and its gradients by back-propagation.
+double probe(Layer& l, const Tensor& x, const Tensor& r, Tensor* dx) {
+  Context ctx{true, 1, 0, nullptr, nullptr};
+  Tensor y;
+  l.forward(x, y, ctx);
+  double s = 0;
+  for (std::size_t i = 0; i < y.v.size(); ++i) s += double(y.v[i]) * r.v[i];
+  if (dx) l.backward(r, *dx, true, ctx);
+  return s;
+}
+
+void gradient_check(std::unique_ptr<Layer> l, const Shape& in) {
+  std::mt19937_64 rng(3);
+  const Shape out = l->init(in, rng);
+  std::normal_distribution<float> d(0, 1);
+  Tensor x(in), r(out), dx;
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : r.v) v = d(rng);
+  probe(*l, x, r, &dx);
+  const float h = 1e-2f;
+  for (std::size_t i = 0; i < x.v.size(); i += 1 + x.v.size() / 40) {
+    Tensor xp = x, xm = x;
+    xp.v[i] += h, xm.v[i] -= h;
+    const double num = (probe(*l, xp, r, nullptr) - probe(*l, xm, r, nullptr)) / (2 * h);
+    EXPECT_NEAR(dx.v[i], num, 2e-2 * (1 + std::abs(num))) << l->type() << " input " << i;
+  }
+  for (Param* p : l->params())
+    for (std::size_t i = 0; i < p->value.v.size(); i += 1 + p->value.v.size() / 20) {
+      probe(*l, x, r, &dx);
+      const float g = p->grad.v[i], w = p->value.v[i];
+      p->value.v[i] = w + h;
+      const double up = probe(*l, x, r, nullptr);
+      p->value.v[i] = w - h;
+      const double down = probe(*l, x, r, nullptr);
+      p->value.v[i] = w;
+      EXPECT_NEAR(g, (up - down) / (2 * h), 2e-2 * (1 + std::abs((up - down) / (2 * h)))) << l->type() << " " << p->name << " " << i;
+    }
+}
+
+}  // namespace
+
+TEST(NnLayers, GradientsMatchFiniteDifferences) {
+  gradient_check(make_linear(7), {3, 11});
+  gradient_check(make_conv2d(3, 3, 2, 1), {2, 2, 7, 6});
+  gradient_check(make_avgpool(2), {2, 3, 6, 6});
+  gradient_check(make_batchnorm(), {6, 3, 2, 2});
+  gradient_check(make_batchnorm(), {8, 5});
+  gradient_check(make_hardtanh(), {4, 9});
+}
+
+// The layers no finite difference can check: max pooling routes the gradient to the maximum, ReLU
+// passes it where x > 0, sign() uses the clipped straight-through estimator.
+TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
+  std::mt19937_64 rng(1);
+  Context ctx{true, 1, 0, nullptr, nullptr};
+  auto pool = make_maxpool(2);
+  pool->init({1, 1, 2, 4}, rng);
+  Tensor x({1, 1, 2, 4}), y, dx;
+  x.v = {1, 5, -1, -2, 3, 2, -3, -0.5f};
+  pool->forward(x, y, ctx);
+  EXPECT_EQ(y.v, (std::vector<float>{5, -0.5f}));
+  Tensor dy({1, 1, 1, 2});
+  dy.v = {10, 20};
+  pool->backward(dy, dx, true, ctx);
+  EXPECT_EQ(dx.v, (std::vector<float>{0, 10, 0, 0, 0, 0, 0, 20}));
+
+  auto sign = make_sign();
+  Tensor s({1, 4}), sy, sd({1, 4}, 1.0f), sdx;
+  s.v = {-2, -0.5f, 0, 1.5f};
+  sign->forward(s, sy, ctx);
+  EXPECT_EQ(sy.v, (std::vector<float>{-1, -1, 1, 1}));
+  sign->backward(sd, sdx, true, ctx);
+  EXPECT_EQ(sdx.v, (std::vector<float>{0, 1, 1, 0}));
+}
+
+// Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8
+// (exact fp64 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
+TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8}) {
+    TempDir t;
+    const std::string file = t.write("x.toml", experiment_text(numerics));
+    const Experiment x = Experiment::load(file);
+    std::string ck[2];
+    double acc[2];
+    for (int i = 0; i < 2; ++i) {
+      set_threads(i == 0 ? 1 : 3);
+      const std::string out = (t.path / ("run" + std::to_string(i))).string();
+      const RunResult r = train(x, {out, false, {}});
+      ck[i] = checkpoint_state(fs::path(out) / "checkpoint.bin");
+      acc[i] = r.epochs.back().test_accuracy;
+    }
+    set_threads(0);
+    EXPECT_EQ(acc[0], acc[1]) << numerics;
+    EXPECT_TRUE(ck[0] == ck[1]) << numerics;
+  }
+}
+
+// A run stopped after epoch 1 and resumed reaches the same final state as one that ran through.
+TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
+  TempDir t;
+  const Experiment two = Experiment::load(t.write("two.toml", experiment_text(kInt8, 2)));
+  const Experiment one = Experiment::load(t.write("one.toml", experiment_text(kInt8, 1)));
+  const std::string a = (t.path / "a").string(), b = (t.path / "b").string();
+  const RunResult full = train(two, {a, false, {}});
+  train(one, {b, false, {}});
+  const RunResult resumed = train(two, {b, true, {}});
+  EXPECT_TRUE(checkpoint_state(fs::path(a) / "checkpoint.bin") == checkpoint_state(fs::path(b) / "checkpoint.bin"));
+  ASSERT_EQ(resumed.epochs.size(), 2u);
+  EXPECT_EQ(full.epochs[1].test_accuracy, resumed.epochs[1].test_accuracy);
+  EXPECT_EQ(full.epochs[1].train_loss, resumed.epochs[1].train_loss);
+  EXPECT_TRUE(fs::exists(fs::path(b) / "report.json"));
+  EXPECT_TRUE(fs::exists(fs::path(b) / "metrics.csv"));
+}
+
+// Training learns: the synthetic blobs are separable, so a few epochs reach high accuracy in fp32
+// and in int8.
+TEST(NnTrain, LearnsSyntheticData) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8}) {
+    TempDir t;
+    const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(numerics, 3))), {"", false, {}});
+    EXPECT_GT(r.epochs.back().test_accuracy, 0.9) << numerics;
+    EXPECT_GT(r.report["cost"]["total"]["macs"].get<double>(), 0);
+  }
+}
+
+// Experiment files: every mistake is one message naming the file and the key.
+TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
+  TempDir t;
+  auto error_of = [&](const std::string& text, const std::vector<std::string>& set = {}) {
+    const std::string f = t.write("bad.toml", text);
+    try {
+      Experiment::load(f, set);
+    } catch (const ExperimentError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string good = experiment_text(kInt8);
+  EXPECT_NE(error_of(good + "bogus = 1\n").find("unknown key 'numerics.bogus'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.epochs=0"}).find("train.epochs"), std::string::npos);
+  EXPECT_NE(error_of(good, {"train.batch=\"many\""}).find("train.batch': expected an integer"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.weights=\"fixed<99,0>\""}).find("weights"), std::string::npos);
+  EXPECT_NE(error_of(good, {"data.dataset=\"imagenet\""}).find("data.dataset 'imagenet'"), std::string::npos);
+  EXPECT_NE(error_of("name = \"x\"\n").find("missing [model]"), std::string::npos);
+  EXPECT_NE(error_of("name = \n").find("bad.toml:1"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers=[{type=\"conv3d\"}]"}).find("type 'conv3d'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"hardware.array=\"16\""}).find("hardware.array '16'"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
+}
+
+// A checkpoint of another network is refused with a message naming the file.
+TEST(NnTrain, CheckpointOfAnotherNetworkIsRefused) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text(kInt8)));
+  train(x, {(t.path / "r").string(), false, {}});
+  Experiment other = x;
+  other.layers.back().out = 7;
+  Network net = build_network(other, {32, 1, 28, 28});
+  Optimizer opt(other.optimizer, Numerics{});
+  const std::string ck = (t.path / "r" / "checkpoint.bin").string();
+  try {
+    load_checkpoint(ck, net, opt);
+    FAIL() << "accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint.bin"), std::string::npos) << e.what();
+  }
+}
