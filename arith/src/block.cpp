@@ -382,7 +382,8 @@ std::vector<Exact> decode_block(const BlockFormat& f, const BlockQuantized& q, M
 // values fp32 holds exactly. False when some group's grid does not fit fp32 (the caller then takes
 // the general path); `out` is then unspecified.
 bool fake_quantize_dfx_f32(const BlockFormat& f, std::span<const float> in, std::span<float> out,
-                           const RoundSpec& spec, const SrStream& sr, MatrixShape shape) {
+                           const RoundSpec& spec, const SrStream& sr, MatrixShape shape, std::vector<int>* scale_exp) {
+  if (scale_exp) scale_exp->clear();
   for (const BlockGroup& g : block_groups(f, in.size(), shape)) {
     float max_pos = 0, min_neg = 0;
     for (std::size_t i = g.first; i < g.first + g.size; ++i) {
@@ -397,15 +398,17 @@ bool fake_quantize_dfx_f32(const BlockFormat& f, std::span<const float> in, std:
     const Format fx = fixed_with_fraction(f.element, dfx_fraction_bits(f.element, extremes, spec));
     if (!fits_fp32(fx)) return false;
     quantize_f32(fx, spec, in.subspan(g.first, g.size), out.subspan(g.first, g.size), sr, g.first);
+    if (scale_exp) scale_exp->push_back(-fx.fl);
   }
   return true;
 }
 
 void fake_quantize_block(const BlockFormat& f, std::span<const float> in, std::span<float> out,
-                         const RoundSpec& spec, const SrStream& sr, MatrixShape shape) {
+                         const RoundSpec& spec, const SrStream& sr, MatrixShape shape, std::vector<int>* scale_exp) {
   if (out.size() != in.size()) throw std::invalid_argument("fake_quantize_block: in and out differ in size");
-  if (f.scaling == BlockScaling::DynamicFixed && fake_quantize_dfx_f32(f, in, out, spec, sr, shape)) return;
+  if (f.scaling == BlockScaling::DynamicFixed && fake_quantize_dfx_f32(f, in, out, spec, sr, shape, scale_exp)) return;
   const BlockQuantized q = quantize_block(f, in, spec, sr, shape);
+  if (scale_exp) *scale_exp = q.scale_exp;
   const std::vector<Exact> values = decode_block(f, q, shape);
   static const Format fp32 = Format::floating(8, 23);
   for (std::size_t i = 0; i < values.size(); ++i) {

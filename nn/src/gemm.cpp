@@ -52,10 +52,24 @@ bool all_finite(const float* x, std::int64_t n) {
 // Throws unless every value of x is a value of f: a GEMM's result is the hardware's only when its
 // operands are what the hardware would hold.
 void check_operand(const float* x, std::int64_t n, const Format& f) {
-  const arith::RoundSpec nearest{arith::Rounding::NearestEven, arith::default_overflow(f)};
   auto fail = [&](std::int64_t i) {
     throw std::invalid_argument(fmt::format("GEMM operand {} is not a value of {}", x[i], f.spec()));
   };
+  if (!f.is_float() && f.wl <= 53) {
+    // Fixed point: v * 2^fl is an integer in the code range (exact in fp64: a power-of-two scale).
+    const double scale = std::ldexp(1.0, f.fl), lo = double(f.min_int()), hi = double(f.max_magnitude());
+    bool ok = true;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double v = double(x[i]) * scale;
+      ok &= (v == std::floor(v)) & (v >= lo) & (v <= hi);
+    }
+    if (ok) return;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double v = double(x[i]) * scale;
+      if (!(v == std::floor(v) && v >= lo && v <= hi)) fail(i);
+    }
+  }
+  const arith::RoundSpec nearest{arith::Rounding::NearestEven, arith::default_overflow(f)};
   if (arith::fits_fp32(f)) {
     std::vector<float> q(x, x + n);
     arith::quantize_f32(f, nearest, q, q);
@@ -80,6 +94,7 @@ int threads() { return g_threads > 0 ? g_threads : int(std::max(1u, std::thread:
 std::string_view to_string(GemmPath p) {
   switch (p) {
     case GemmPath::Fp32: return "fp32";
+    case GemmPath::ExactFp32: return "exact-fp32";
     case GemmPath::ExactFp64: return "exact-fp64";
     case GemmPath::OrderedFp32: return "ordered-fp32";
     case GemmPath::OrderFaithful: return "order-faithful";
@@ -117,7 +132,8 @@ std::string Accumulation::describe() const {
 }
 
 GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool trans_a, bool trans_b, std::int64_t m,
-              std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, const arith::SrStream& sr) {
+              std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, const arith::SrStream& sr,
+              bool check_operands) {
   openblas_set_num_threads(1);  // parallelism is ours, over fixed row blocks
   const std::int64_t items = (m + kRowsPerItem - 1) / kRowsPerItem;
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
@@ -135,15 +151,28 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   }
 
   const Format fc = acc.for_operands(fa, fb);
-  check_operand(a, m * k, fa);
-  check_operand(b, k * n, fb);
+  if (check_operands) {
+    check_operand(a, m * k, fa);
+    check_operand(b, k * n, fb);
+  }
   const bool stochastic = acc.spec.rounding == arith::Rounding::Stochastic;
 
   if (!fa.is_float() && !fb.is_float() && all_finite(a, m * k) && all_finite(b, k * n)) {
     // Every |partial sum| <= K max|a| max|b|; in product LSBs that must stay below the accumulator's
-    // largest magnitude (no overflow, in any order) and below 2^53 (fp64 holds it exactly).
-    const double bound = double(k) * max_abs(a, m * k) * max_abs(b, k * n) * std::ldexp(1.0, fa.fl + fb.fl);
-    if (bound < std::ldexp(1.0, std::min(fc.wl - 1, 53))) {
+    // largest magnitude (no overflow, in any order) and below 2^24 or 2^53, where fp32 or fp64 hold
+    // every integer (the product LSB itself, 2^-(fl_a + fl_b), is a normal number of both).
+    const int product_fl = fa.fl + fb.fl;
+    const double bound = double(k) * max_abs(a, m * k) * max_abs(b, k * n) * std::ldexp(1.0, product_fl);
+    const bool fits_acc = bound < std::ldexp(1.0, fc.wl - 1);
+    if (fits_acc && bound < 0x1p24 && product_fl <= 100 && product_fl >= -100) {
+      parallel_for(items, [&](std::int64_t it) {
+        const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+        cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
+                    c + r0 * n, int(n));
+      });
+      return GemmPath::ExactFp32;
+    }
+    if (fits_acc && bound < 0x1p53 && product_fl <= 1000 && product_fl >= -1000) {
       std::vector<double> ad(std::size_t(m * k)), bd(std::size_t(k * n));
       std::copy(a, a + m * k, ad.begin());
       std::copy(b, b + k * n, bd.begin());

@@ -91,7 +91,8 @@ class GemmLayer : public Layer {
            std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, Context& ctx) {
     const auto sr = ctx.stream(index, TensorClass::Accumulator);
     const arith::SrStream s{sr.seed, sr.stream + (std::uint64_t(phase) << 26)};
-    const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s);
+    // Operands come from Numerics::apply, whose formats hold them by construction.
+    const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false);
     if (ctx.gemms) ctx.gemms->push_back({index, phase, m, n, k, fa, fb, path});
   }
 

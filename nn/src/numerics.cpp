@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "bitsim/arith/kernels.hpp"
 
@@ -60,23 +62,30 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
   // Block formats: stochastic rounding indexes elements from 0 within the tensor, so the caller's
   // offset goes into the stream id instead.
   const arith::SrStream s{sr.seed, sr.stream + first_index};
-  arith::fake_quantize_block(block, x, x, spec, s, shape.cols ? shape : arith::MatrixShape{1, x.size()});
-  if (block.scaling != arith::BlockScaling::DynamicFixed) return Format::floating(8, 23);  // MX: fp32 holds it
-  return fixed_carrier(x);
+  std::vector<int> scale_exp;
+  arith::fake_quantize_block(block, x, x, spec, s, shape.cols ? shape : arith::MatrixShape{1, x.size()}, &scale_exp);
+  if (block.scaling != arith::BlockScaling::DynamicFixed || scale_exp.empty()) return fixed_carrier(x);
+  // Dynamic fixed point: group g holds fixed<wl, fl_g> values (fl_g = -scale_exp), so one
+  // fixed<wl + fl_max - fl_min, fl_max> holds them all.
+  const auto [lo, hi] = std::minmax_element(scale_exp.begin(), scale_exp.end());
+  const int fl_max = -*lo, fl_min = -*hi, wl = block.element.wl + fl_max - fl_min;
+  return wl <= 64 ? Format::fixed(wl, fl_max) : fixed_carrier(x);
 }
 
 Format fixed_carrier(std::span<const float> x) {
-  // Each finite nonzero v = odd * 2^lsb: the grid needs -lsb fraction bits, the magnitude
-  // floor(log2 |v|) + 1 integer bits, plus a sign bit.
+  // Each finite nonzero v = sig * 2^e2 (an integer significand from the fp32 fields): the grid needs
+  // -(e2 + trailing zeros of sig) fraction bits, the magnitude e2 + bit width of sig integer bits,
+  // plus a sign bit.
   int fl = -1000, top = -1000;
   for (float v : x) {
-    if (v == 0 || !std::isfinite(v)) continue;
-    int e;
-    const double f = std::frexp(double(v), &e);  // |f| in [0.5, 1): v = f 2^e, 24 significant bits
-    const auto mant = std::uint32_t(std::ldexp(std::abs(f), 24));
-    const int lsb = e - 24 + std::countr_zero(mant);
-    fl = std::max(fl, -lsb);
-    top = std::max(top, e);
+    std::uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    const std::uint32_t biased = (bits >> 23) & 0xff, mant = bits & 0x7fffff;
+    if (biased == 0xff || (biased == 0 && mant == 0)) continue;  // inf, nan, zero
+    const std::uint32_t sig = biased ? (mant | 0x800000u) : mant;
+    const int e2 = biased ? int(biased) - 150 : -149;
+    fl = std::max(fl, -(e2 + std::countr_zero(sig)));
+    top = std::max(top, e2 + int(std::bit_width(sig)));
   }
   if (top == -1000) return Format::fixed(1, 0);
   const int wl = top + fl + 1;

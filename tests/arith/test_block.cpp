@@ -723,8 +723,11 @@ TEST(BlockFakeQuantize, DynamicFixedFastPathEqualsQuantizeThenDecode) {
       const RoundSpec rs{r, Overflow::Saturate, 10};
       const SrStream sr{5, 9};
       std::vector<float> got(x.size());
-      fake_quantize_block(f, x, got, rs, sr, shape);
-      const std::vector<Exact> want = decode_block(f, quantize_block(f, std::span<const float>(x), rs, sr, shape), shape);
+      std::vector<int> scales;
+      fake_quantize_block(f, x, got, rs, sr, shape, &scales);
+      const BlockQuantized q = quantize_block(f, std::span<const float>(x), rs, sr, shape);
+      ASSERT_EQ(scales, q.scale_exp) << spec;
+      const std::vector<Exact> want = decode_block(f, q, shape);
       for (std::size_t i = 0; i < x.size(); ++i) {
         const auto bits = std::uint32_t(quantize(fp32, want[i], {Rounding::NearestEven, Overflow::Ieee}).code);
         float w;

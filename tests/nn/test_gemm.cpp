@@ -57,8 +57,9 @@ GemmPath check(const Case& c, std::int64_t m, std::int64_t n, std::int64_t k, bo
 }
 
 const Case kCases[] = {
-    // 8-bit fixed point into int32: the sum cannot overflow, so fp64 DGEMM is exact.
-    {"fixed<8,6>", "fixed<8,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, GemmPath::ExactFp64},
+    // 8-bit fixed point into int32: the sum cannot overflow, and its integers fit fp32 or fp64.
+    {"fixed<8,6>", "fixed<8,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, GemmPath::ExactFp32},
+    {"fixed<12,6>", "fixed<12,7>", "int<48>", "nearest-even", "saturate", 30.0f, 15.0f, GemmPath::ExactFp64},
     // A 16-bit accumulator that does saturate: order matters, so the order-faithful path.
     {"int<8>", "int<8>", "int<16>", "nearest-even", "saturate", 60.0f, 60.0f, GemmPath::OrderFaithful},
     {"int<8>", "int<8>", "int<16>", "nearest-even", "wrap", 60.0f, 60.0f, GemmPath::OrderFaithful},
@@ -69,7 +70,7 @@ const Case kCases[] = {
     {"fp8e4m3", "fp8e5m2", "fp16", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
     {"bf16", "bf16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
     {"bf16", "bf16", "bf16", "stochastic", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
-    {"fixed<8,4>", "fixed<8,4>", "int<24>", "stochastic", "saturate", 4.0f, 4.0f, GemmPath::ExactFp64},
+    {"fixed<8,4>", "fixed<8,4>", "int<24>", "stochastic", "saturate", 4.0f, 4.0f, GemmPath::ExactFp32},
 };
 
 }  // namespace
@@ -82,7 +83,7 @@ TEST(NnGemm, EveryPathEqualsTheScalarReference) {
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           const GemmPath p = check(c, m, n, k, ta, tb, ++seed);
-          EXPECT_TRUE(p == c.path || p == GemmPath::ExactFp64) << c.a << " x " << c.b << " -> " << c.acc << ": " << to_string(p);
+          EXPECT_TRUE(p == c.path || p == GemmPath::ExactFp32 || p == GemmPath::ExactFp64) << c.a << " x " << c.b << " -> " << c.acc << ": " << to_string(p);
           took_path = took_path || p == c.path;
         }
     EXPECT_TRUE(took_path) << c.a << " x " << c.b << " -> " << c.acc << " never took " << to_string(c.path);

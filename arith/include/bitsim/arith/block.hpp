@@ -104,7 +104,9 @@ std::vector<Exact> decode_block(const BlockFormat& f, const BlockQuantized& q, M
 // Fake quantization: out[i] = decode_block(quantize_block(in))[i] rounded to fp32 (nearest-even).
 // Exact, since rounding an fp32 number onto any grid inside its binade gives an fp32 number, except
 // that a dfx maximum near FLT_MAX may round up to 2^128 (+inf). `in` and `out` may be the same array.
+// `scale_exp`, when given, receives each group's scale exponent (as BlockQuantized::scale_exp).
 void fake_quantize_block(const BlockFormat& f, std::span<const float> in, std::span<float> out,
-                         const RoundSpec& spec = {}, const SrStream& sr = {}, MatrixShape shape = {});
+                         const RoundSpec& spec = {}, const SrStream& sr = {}, MatrixShape shape = {},
+                         std::vector<int>* scale_exp = nullptr);
 
 }  // namespace bitsim::arith

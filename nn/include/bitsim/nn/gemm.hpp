@@ -1,11 +1,12 @@
 // The GEMMs of every layer and phase, computed as the configured MAC array would: operands in their
 // formats, products exact, the accumulator's format, rounding and overflow on every add, and sums
-// in k order (the order of sim's systolic array). Four paths, chosen per call from the formats and
+// in k order (the order of sim's systolic array). Five paths, chosen per call from the formats and
 // the data so that each is exact for the case it takes:
 //   Fp32          plain fp32 (OpenBLAS SGEMM): the float reference, no hardware claim;
-//   ExactFp64     fixed-point operands into an integer accumulator that provably cannot overflow
-//                 (K max|a| max|b| below both the accumulator's range and 2^53): every partial sum
-//                 is an integer multiple of the product LSB, so DGEMM in any order is exact;
+//   ExactFp32     fixed-point operands into an integer accumulator that provably cannot overflow
+//   ExactFp64     (K max|a| max|b| below the accumulator's range): every partial sum is an integer
+//                 multiple of the product LSB below 2^24 (SGEMM) or 2^53 (DGEMM), so BLAS in any
+//                 order, FMA or not, computes it exactly;
 //   OrderedFp32   float operands whose products fp32 holds exactly, into an fp32 accumulator with
 //                 round-to-nearest-even: c = c + a * b in native fp32, k ascending, rounds each add
 //                 exactly once, as arith does;
@@ -41,7 +42,7 @@ struct Accumulation {
   std::string describe() const;
 };
 
-enum class GemmPath : std::uint8_t { Fp32, ExactFp64, OrderedFp32, OrderFaithful };
+enum class GemmPath : std::uint8_t { Fp32, ExactFp32, ExactFp64, OrderedFp32, OrderFaithful };
 std::string_view to_string(GemmPath p);
 
 // Threads for the GEMMs and the executor (results do not depend on it). 0 = hardware threads.
@@ -49,11 +50,13 @@ void set_threads(int n);
 int threads();
 
 // C (M x N) = op(A) op(B), row-major; op(A) is M x K (A stored K x M when trans_a), op(B) is K x N
-// (stored N x K when trans_b). fa, fb: formats holding every value of A, B exactly. Stochastic
-// accumulation draws add k of output (m, n) at index k of stream sr.stream + m * N + n.
+// (stored N x K when trans_b). fa, fb: formats holding every value of A, B exactly, which is
+// checked (std::invalid_argument) unless the caller has them by construction (check_operands =
+// false: Numerics::apply's result). Stochastic accumulation draws add k of output (m, n) at index
+// k of stream sr.stream + m * N + n.
 GemmPath gemm(const Accumulation& acc, const arith::Format& fa, const arith::Format& fb, bool trans_a, bool trans_b,
               std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c,
-              const arith::SrStream& sr = {});
+              const arith::SrStream& sr = {}, bool check_operands = true);
 
 // The scalar reference: arith::Accumulator per output, k ascending (or fp64 sums rounded to fp32
 // for the fp32 path). For tests.
