@@ -2,14 +2,18 @@
 // and the run directory (report.json, metrics.csv, checkpoint.bin).
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <systemc>
 #include <string>
 #include <vector>
 
 #include "bitsim/nn/gemm.hpp"
 #include "bitsim/nn/trainer.hpp"
+#include "bitsim/nn/verify.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
+#include "sim/array_model.hpp"
 
 namespace bitsim::app {
 namespace {
@@ -19,6 +23,7 @@ struct TrainArgs {
   std::vector<std::string> set;
   int threads = 0;
   bool resume = false, json = false;
+  int steps = 2, samples = 8;
 };
 
 std::string si(double v, const char* unit) {
@@ -46,7 +51,7 @@ void print_summary(const nn::RunResult& r) {
              si(tot["cycles"].get<double>(), ""), si(tot["energy_pj"]["total"].get<double>() * 1e-12, "J"),
              cost["seconds_at_clock"].get<double>());
   if (!cost["area"].is_null())
-    fmt::print("  array area {} ({} MAC units of {})\n", si(cost["area"]["array_um2"].get<double>() * 1e-12, "m^2"),
+    fmt::print("  array area {:.4g} mm^2 ({} MAC units of {})\n", cost["area"]["array_um2"].get<double>() * 1e-6,
                rep["experiment"]["hardware"]["array"].get<std::string>(), cost["area"]["mac_formats"].get<std::string>());
 }
 
@@ -77,6 +82,45 @@ void run_infer(const TrainArgs& a) {
   else fmt::print("{} test examples: accuracy {:.2f}%, loss {:.4f}\n", test.n, 100 * acc, loss);
 }
 
+void run_verify(const TrainArgs& a) {
+  nn::set_threads(a.threads);
+  const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  Progress bar("verifying");
+  nn::VerifyOptions opt;
+  opt.steps = a.steps;
+  opt.samples = a.samples;
+  opt.progress = [&](double f, const std::string& note) { bar.update(f, note); };
+  const nlohmann::json r = nn::verify(x, opt);
+  bar.finish();
+  if (a.json) {
+    fmt::print("{}\n", r.dump(2));
+  } else {
+    fmt::print("{}: {} steps of batch {} against the fp32 twin (same initial weights, same batches)\n",
+               x.name, r["steps"].get<int>(), r["batch"].get<std::int64_t>());
+    fmt::print("  {:>5} {:<16} {:>10} {:>14} {:>12}\n", "layer", "phase", "SQNR dB", "max |error|", "max ULPs");
+    for (const auto& l : r["deviation_from_fp32"]) {
+      const auto& q = l["sqnr_db"];
+      fmt::print("  {:>5} {:<16} {:>10} {:>14.4g} {:>12.4g}\n", l["layer"].get<int>(), l["phase"].get<std::string>(),
+                 q.is_string() ? q.get<std::string>() : fmt::format("{:.2f}", q.get<double>()),
+                 l["max_abs_error"].get<double>(), l["max_ulp"].get<double>());
+    }
+    fmt::print("\nsampled GEMMs through the SystemC array ({}x{} {}):\n", x.hardware.array.rows, x.hardware.array.cols,
+               sim::to_string(x.hardware.array.dataflow));
+    for (const auto& s : r["systemc"]) {
+      const std::string what = fmt::format("layer {} {} ({} rows x {} cols, K = {})", s["layer"].get<int>(),
+                                           s["phase"].get<std::string>(), s["rows"].get<std::int64_t>(),
+                                           s["n"].get<std::int64_t>(), s["k"].get<std::int64_t>());
+      if (s.contains("skipped")) fmt::print("  {:<52} skipped: {}\n", what, s["skipped"].get<std::string>());
+      else fmt::print("  {:<52} {} of {} outputs match ({} cycles)\n", what, s["matched"].get<std::int64_t>(),
+                      s["outputs"].get<std::int64_t>(), s["cycles"].get<std::int64_t>());
+    }
+  }
+  if (!r["all_sampled_gemms_match"].get<bool>())
+    throw std::runtime_error("a sampled GEMM differs from the SystemC array");
+}
+
 }  // namespace
 
 void add_nn_commands(CLI::App& app) {
@@ -98,6 +142,16 @@ void add_nn_commands(CLI::App& app) {
   i->add_option("--threads", b->threads, "Threads (0: all cores)")->capture_default_str();
   i->add_flag("--json", b->json, "Print JSON");
   i->callback([b] { run_infer(*b); });
+
+  auto v = std::make_shared<TrainArgs>();
+  auto* ve = app.add_subcommand("verify", "Deviation from an fp32 twin per layer and phase; sampled GEMMs through the SystemC array");
+  ve->add_option("experiment", v->experiment, "Experiment file (TOML)")->required();
+  ve->add_option("--steps", v->steps, "Training steps in lockstep")->capture_default_str()->check(CLI::PositiveNumber);
+  ve->add_option("--samples", v->samples, "GEMMs of the first step replayed through the SystemC array")->capture_default_str()->check(CLI::NonNegativeNumber);
+  ve->add_option("--set", v->set, "Override a key of the experiment: key.path=value (repeatable)");
+  ve->add_option("--threads", v->threads, "Threads (0: all cores)")->capture_default_str();
+  ve->add_flag("--json", v->json, "Print JSON");
+  ve->callback([v] { run_verify(*v); });
 }
 
 }  // namespace bitsim::app

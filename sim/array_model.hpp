@@ -43,7 +43,9 @@ struct ArrayConfig {
   arith::Format w = arith::Format::fixed(8, 0);    // weights (W)
   arith::Format acc = arith::Format::fixed(32, 0); // accumulator, and the format of C
   arith::RoundSpec acc_spec;                        // rounding of every add, overflow of the accumulator
-  std::uint64_t seed = 0;  // stochastic accumulation: output (m, n) draws add k at index k of stream m * N + n
+  // Stochastic accumulation: output (m, n) draws add k at index k of stream stream_base + m * N + n.
+  std::uint64_t seed = 0;
+  std::uint64_t stream_base = 0;
 
   // On-chip buffers (bytes) for A, W and the output / partial sums, and the DRAM channel.
   std::int64_t buffer_a_bytes = 256 << 10;

@@ -27,7 +27,7 @@ GemmResult gemm_reference(const ArrayConfig& cfg, const GemmOperands& ops) {
   r.status.resize(r.c.size());
   for (std::int64_t m = 0; m < s.m; ++m)
     for (std::int64_t n = 0; n < s.n; ++n) {
-      arith::Accumulator acc(cfg.acc, cfg.acc_spec, arith::SrStream{cfg.seed, std::uint64_t(m * s.n + n)});
+      arith::Accumulator acc(cfg.acc, cfg.acc_spec, arith::SrStream{cfg.seed, cfg.stream_base + std::uint64_t(m * s.n + n)});
       acc.reset();
       for (std::int64_t k = 0; k < s.k; ++k)
         acc.mac(cfg.a, ops.a[std::size_t(m * s.k + k)], cfg.w, ops.w[std::size_t(k * s.n + n)]);
@@ -243,7 +243,7 @@ void SystolicArray::mac(Pe& p, u128 psum_in, unsigned status_in, u128 a, u128 w,
                         std::int64_t n) {
   std::uint32_t r = 0;
   if (dp_.stochastic())
-    r = arith::SrStream{cfg_.seed, std::uint64_t(m * ops_.shape.n + n)}.bits(std::uint64_t(k), cfg_.acc_spec.sr_bits);
+    r = arith::SrStream{cfg_.seed, cfg_.stream_base + std::uint64_t(m * ops_.shape.n + n)}.bits(std::uint64_t(k), cfg_.acc_spec.sr_bits);
   Toggles& t = result_.stats.toggles;
   count_toggles(p.prod, dp_.product(a, w), t.product);
   const arith::Quantized q = dp_(psum_in, a, w, r);

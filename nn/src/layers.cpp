@@ -93,7 +93,17 @@ class GemmLayer : public Layer {
     const arith::SrStream s{sr.seed, sr.stream + (std::uint64_t(phase) << 26)};
     // Operands come from Numerics::apply, whose formats hold them by construction.
     const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false);
-    if (ctx.gemms) ctx.gemms->push_back({index, phase, m, n, k, fa, fb, path});
+    const GemmRecord rec{index, phase, m, n, k, fa, fb, path};
+    if (ctx.gemms) ctx.gemms->push_back(rec);
+    if (ctx.captures) {
+      GemmCapture cap{rec, numerics.acc, s, std::vector<float>(std::size_t(m * k)), std::vector<float>(std::size_t(k * n)),
+                      std::vector<float>(c, c + m * n)};
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < k; ++j) cap.a[std::size_t(i * k + j)] = ta ? a[j * m + i] : a[i * k + j];
+      for (std::int64_t i = 0; i < k; ++i)
+        for (std::int64_t j = 0; j < n; ++j) cap.b[std::size_t(i * n + j)] = tb ? b[j * k + i] : b[i * n + j];
+      ctx.captures->push_back(std::move(cap));
+    }
   }
 
   Param w_, b_;

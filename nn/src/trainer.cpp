@@ -131,7 +131,7 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
   Tensor xb, d;
   std::vector<std::uint8_t> yb;
   std::mt19937_64 rng(x.seed);
-  Context ctx{false, x.seed, step, &rng, nullptr};
+  Context ctx{false, x.seed, step, &rng, nullptr, nullptr};
   double loss = 0;
   std::int64_t ok = 0;
   const std::int64_t b = std::max<std::int64_t>(x.batch, 256);
@@ -261,7 +261,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
       const std::int64_t first = s * x.batch, count = std::min(x.batch, train_set.n - first);
       gather(train_set, idx, first, count, xb, yb);
       std::mt19937_64 rng(x.seed ^ (step * 0xbf58476d1ce4e5b9ULL));
-      Context ctx{true, x.seed, step, &rng, (!recorded && count == x.batch) ? &gemms : nullptr};
+      Context ctx{true, x.seed, step, &rng, (!recorded && count == x.batch) ? &gemms : nullptr, nullptr};
       const Tensor& logits = net.forward(xb, ctx);
       loss_sum += loss_of(x, logits, yb.data(), dlogits) * double(count);
       ok += correct(logits, yb.data());
@@ -293,7 +293,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
     std::iota(idx.begin(), idx.end(), 0);
     gather(train_set, idx, 0, std::min(x.batch, train_set.n), xb, yb);
     std::mt19937_64 rng(x.seed);
-    Context ctx{true, x.seed, 0, &rng, &gemms};
+    Context ctx{true, x.seed, 0, &rng, &gemms, nullptr};
     loss_of(x, net.forward(xb, ctx), yb.data(), dlogits);
     net.backward(dlogits, ctx);
   }

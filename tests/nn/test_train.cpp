@@ -88,7 +88,7 @@ accumulator = { format = "fp16", rounding = "nearest-even" }
 
 // Sum of (y * r) over the output of one layer for input x, and its gradients by back-propagation.
 double probe(Layer& l, const Tensor& x, const Tensor& r, Tensor* dx) {
-  Context ctx{true, 1, 0, nullptr, nullptr};
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
   Tensor y;
   l.forward(x, y, ctx);
   double s = 0;
@@ -140,7 +140,7 @@ TEST(NnLayers, GradientsMatchFiniteDifferences) {
 // passes it where x > 0, sign() uses the clipped straight-through estimator.
 TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
   std::mt19937_64 rng(1);
-  Context ctx{true, 1, 0, nullptr, nullptr};
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
   auto pool = make_maxpool(2);
   pool->init({1, 1, 2, 4}, rng);
   Tensor x({1, 1, 2, 4}), y, dx;

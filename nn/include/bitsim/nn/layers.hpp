@@ -33,6 +33,14 @@ struct GemmRecord {
   GemmPath path = GemmPath::Fp32;
 };
 
+// One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.
+struct GemmCapture {
+  GemmRecord record;
+  Accumulation acc;
+  arith::SrStream sr;  // output (m, n) used stream sr.stream + m * N + n
+  std::vector<float> a, b, c;
+};
+
 // Tensor classes, for stochastic-rounding streams.
 enum class TensorClass : std::uint8_t { Weights, Activations, Errors, Gradients, Accumulator, Update };
 
@@ -42,6 +50,7 @@ struct Context {
   std::uint64_t step = 0;
   std::mt19937_64* rng = nullptr;          // dropout masks
   std::vector<GemmRecord>* gemms = nullptr;  // when set, every GEMM is recorded here
+  std::vector<GemmCapture>* captures = nullptr;  // when set, every GEMM is captured with its data
   // A stream id no other (step, layer, class) uses; GEMM outputs add their index (< 2^28).
   arith::SrStream stream(int layer, TensorClass c) const {
     return {seed, ((step & 0xffffff) << 40) | (std::uint64_t(layer & 0xff) << 32) | (std::uint64_t(c) << 28)};

@@ -1,0 +1,203 @@
+#include "bitsim/nn/verify.hpp"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <random>
+
+#include "bitsim/arith/quantize.hpp"
+#include "sim/gemm_run.hpp"
+
+namespace bitsim::nn {
+
+namespace {
+
+using arith::Format;
+
+// |q - ref| in units in the last place of the accumulator format f at ref: 2^-fl for fixed point,
+// the spacing of f's numbers around ref for floats (its smallest subnormal step near zero).
+double ulp_error(float q, float ref, const Format& f) {
+  double ulp;
+  if (!f.is_float()) {
+    ulp = std::ldexp(1.0, -f.fl);
+  } else {
+    int e = 0;
+    std::frexp(ref, &e);  // |ref| in [2^(e-1), 2^e)
+    const int emin = f.emin();
+    ulp = std::ldexp(1.0, std::max(ref == 0 ? emin : e - 1, emin) - f.man_bits);
+  }
+  return std::abs(double(q) - double(ref)) / ulp;
+}
+
+struct Deviation {
+  double ref2 = 0, err2 = 0, max_abs = 0;
+  double max_ulp = 0;
+  std::int64_t elements = 0, nonfinite = 0;
+  void add(const std::vector<float>& q, const std::vector<float>& ref, const Format& acc) {
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      ++elements;
+      if (!std::isfinite(q[i]) || !std::isfinite(ref[i])) {
+        ++nonfinite;
+        continue;
+      }
+      const double e = double(q[i]) - double(ref[i]);
+      ref2 += double(ref[i]) * double(ref[i]);
+      err2 += e * e;
+      max_abs = std::max(max_abs, std::abs(e));
+      max_ulp = std::max(max_ulp, ulp_error(q[i], ref[i], acc));
+    }
+  }
+  nlohmann::json json() const {
+    const double sqnr = err2 == 0 ? INFINITY : 10 * std::log10(ref2 / err2);
+    return {{"sqnr_db", std::isfinite(sqnr) ? nlohmann::json(sqnr) : nlohmann::json("inf")},
+            {"max_abs_error", max_abs}, {"max_ulp", max_ulp}, {"elements", elements}, {"nonfinite", nonfinite}};
+  }
+};
+
+// The experiment with every tensor class in fp32 and the fp32 reference accumulator.
+Experiment fp32_twin(const Experiment& x) {
+  Experiment f = x;
+  f.numerics = NumericsSpec{};
+  f.layer_numerics.clear();
+  return f;
+}
+
+// One training step of `net`, capturing every GEMM.
+std::vector<GemmCapture> step(const Experiment& x, Network& net, Optimizer& optim, const Tensor& input,
+                              const std::vector<std::uint8_t>& labels, std::uint64_t s) {
+  std::vector<GemmCapture> caps;
+  std::mt19937_64 rng(x.seed ^ (s * 0xbf58476d1ce4e5b9ULL));
+  Context ctx{true, x.seed, s, &rng, nullptr, &caps};
+  Tensor dlogits;
+  const Tensor& logits = net.forward(input, ctx);
+  if (x.loss == "square-hinge") square_hinge(logits, labels.data(), dlogits);
+  else softmax_cross_entropy(logits, labels.data(), dlogits);
+  net.backward(dlogits, ctx);
+  optim.step(net.params(), optim.lr_at(0, x.epochs), x.seed, s);
+  return caps;
+}
+
+struct Sample {
+  const GemmCapture* cap;
+  std::int64_t r0 = 0, rows = 0;
+  std::string skipped;  // why it was not replayed
+  std::unique_ptr<sim::ArrayHarness> harness;
+  sim::GemmOperands ops;
+};
+
+float to_f32(const Format& f, arith::u128 code) {
+  const auto bits = std::uint32_t(arith::quantize(Format::floating(8, 23), arith::decode(f, code),
+                                                  {arith::Rounding::NearestEven, arith::Overflow::Ieee}).code);
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
+  if (opt.steps < 1) throw std::invalid_argument("verify: --steps must be positive");
+  const Dataset data = load_split(x, true);
+  const Shape input_shape{std::min(x.batch, data.n), data.channels, data.height, data.width};
+  const Experiment fx = fp32_twin(x);
+  Network qnet = build_network(x, input_shape), fnet = build_network(fx, input_shape);
+  Optimizer qopt(x.optimizer, x.numerics.master.numerics()), fopt(fx.optimizer, Numerics{});
+
+  // The first epoch's batch order, as training uses it.
+  std::vector<std::int64_t> idx(std::size_t(data.n));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::mt19937_64 shuffle_rng(x.seed * 0x9e3779b97f4a7c15ULL + 1);
+  std::shuffle(idx.begin(), idx.end(), shuffle_rng);
+
+  std::map<std::pair<int, int>, Deviation> dev;
+  std::vector<GemmCapture> first_step;
+  for (int s = 0; s < opt.steps; ++s) {
+    const std::int64_t first = (s * input_shape[0]) % std::max<std::int64_t>(1, data.n - input_shape[0] + 1);
+    Tensor input({input_shape[0], data.channels, data.height, data.width});
+    std::vector<std::uint8_t> labels(static_cast<std::size_t>(input_shape[0]));
+    for (std::int64_t i = 0; i < input_shape[0]; ++i) {
+      const std::int64_t j = idx[std::size_t(first + i)];
+      std::copy(data.image(j), data.image(j) + data.image_size(), input.data() + i * data.image_size());
+      labels[std::size_t(i)] = data.labels[std::size_t(j)];
+    }
+    std::vector<GemmCapture> q = step(x, qnet, qopt, input, labels, std::uint64_t(s));
+    const std::vector<GemmCapture> f = step(fx, fnet, fopt, input, labels, std::uint64_t(s));
+    for (std::size_t i = 0; i < q.size() && i < f.size(); ++i)
+      dev[{q[i].record.layer, int(q[i].record.phase)}].add(
+          q[i].c, f[i].c, q[i].acc.fp32 ? Format::floating(8, 23) : q[i].acc.for_operands(q[i].record.a, q[i].record.b));
+    if (s == 0) first_step = std::move(q);
+    if (opt.progress) opt.progress(double(s + 1) / double(opt.steps + 1), fmt::format("step {}/{}", s + 1, opt.steps));
+  }
+
+  // Sampled GEMMs of the first step: a few rows, every column, the whole reduction, through the array.
+  std::vector<Sample> samples;
+  std::mt19937_64 pick(x.seed);
+  for (const GemmCapture& c : first_step) {
+    if (int(samples.size()) >= opt.samples) break;
+    Sample smp{&c, 0, std::min(opt.sample_rows, c.record.m), "", nullptr, {}};
+    smp.r0 = std::int64_t(pick() % std::uint64_t(c.record.m - smp.rows + 1));
+    const GemmRecord& r = c.record;
+    if (c.acc.fp32) smp.skipped = "fp32 reference accumulator (no hardware to replay)";
+    else if (r.a.width() > 64 || r.b.width() > 64 || r.a.is_float() != r.b.is_float())
+      smp.skipped = fmt::format("operand formats {} and {} are not array formats", r.a.spec(), r.b.spec());
+    if (smp.skipped.empty()) {
+      sim::ArrayConfig cfg = x.hardware.array;
+      cfg.a = r.a, cfg.w = r.b;
+      cfg.acc = c.acc.for_operands(r.a, r.b);
+      cfg.acc_spec = c.acc.spec;
+      cfg.seed = c.sr.seed;
+      cfg.stream_base = c.sr.stream + std::uint64_t(smp.r0 * r.n);
+      smp.ops.shape = {smp.rows, r.k, r.n};
+      const arith::RoundSpec exact_a{arith::Rounding::NearestEven, arith::default_overflow(r.a)};
+      const arith::RoundSpec exact_b{arith::Rounding::NearestEven, arith::default_overflow(r.b)};
+      for (std::int64_t i = 0; i < smp.rows * r.k; ++i)
+        smp.ops.a.push_back(arith::quantize(r.a, arith::Exact::from_float(c.a[std::size_t(smp.r0 * r.k + i)]), exact_a).code);
+      for (float v : c.b) smp.ops.w.push_back(arith::quantize(r.b, arith::Exact::from_float(v), exact_b).code);
+      smp.harness = std::make_unique<sim::ArrayHarness>(fmt::format("sample{}", samples.size()), cfg);
+    }
+    samples.push_back(std::move(smp));
+  }
+  nlohmann::json sims = nlohmann::json::array();
+  bool all_matched = true;
+  for (Sample& smp : samples) {
+    const GemmRecord& r = smp.cap->record;
+    nlohmann::json j = {{"layer", r.layer}, {"phase", to_string(r.phase)}, {"rows", smp.rows}, {"first_row", smp.r0},
+                        {"n", r.n}, {"k", r.k}, {"a_format", r.a.spec()}, {"b_format", r.b.spec()}, {"path", to_string(r.path)}};
+    if (!smp.harness) {
+      j["skipped"] = smp.skipped;
+      sims.push_back(j);
+      continue;
+    }
+    const Format acc = smp.cap->acc.for_operands(r.a, r.b);
+    const sim::GemmResult got = smp.harness->run(std::move(smp.ops));
+    std::int64_t matched = 0;
+    for (std::int64_t i = 0; i < smp.rows * r.n; ++i) {
+      const float want = smp.cap->c[std::size_t(smp.r0 * r.n + i)], have = to_f32(acc, got.c[std::size_t(i)]);
+      matched += std::memcmp(&want, &have, sizeof want) == 0;
+    }
+    all_matched = all_matched && matched == smp.rows * r.n;
+    j["outputs"] = smp.rows * r.n;
+    j["matched"] = matched;
+    j["cycles"] = got.stats.cycles;
+    j["accumulator"] = acc.spec();
+    sims.push_back(j);
+  }
+  if (opt.progress) opt.progress(1.0, "done");
+
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& [key, d] : dev) {
+    nlohmann::json j = d.json();
+    j["layer"] = key.first;
+    j["phase"] = to_string(Phase(key.second));
+    layers.push_back(j);
+  }
+  return {{"experiment", x.name}, {"steps", opt.steps}, {"batch", input_shape[0]}, {"deviation_from_fp32", layers},
+          {"systemc", sims}, {"all_sampled_gemms_match", all_matched}};
+}
+
+}  // namespace bitsim::nn
