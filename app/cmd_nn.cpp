@@ -75,7 +75,7 @@ void run_infer(const TrainArgs& a) {
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
   const nn::Dataset test = nn::load_split(x, false);
   nn::Network net = nn::build_network(x, {x.batch, test.channels, test.height, test.width});
-  nn::Optimizer optim(x.optimizer, x.numerics.master.numerics());
+  nn::Optimizer optim = nn::make_optimizer(x);
   nn::load_checkpoint(a.checkpoint, net, optim);
   const auto [acc, loss] = nn::evaluate(x, net, test, 0);
   if (a.json) fmt::print("{}\n", nlohmann::json{{"test_accuracy", acc}, {"test_loss", loss}, {"examples", test.n}}.dump(2));

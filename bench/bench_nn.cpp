@@ -26,7 +26,7 @@ Setup make(const std::string& file, std::int64_t batch) {
   x.batch = batch;
   const Dataset d = synthetic(batch, 1, 28, 28, 10, 1);
   Network net = build_network(x, {batch, 1, 28, 28});
-  Optimizer optim(x.optimizer, x.numerics.master.numerics());
+  Optimizer optim = make_optimizer(x);
   Tensor input({batch, 1, 28, 28});
   input.v = d.images;
   return {std::move(x), std::move(net), std::move(optim), std::move(input), d.labels};

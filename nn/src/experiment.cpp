@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <toml++/toml.h>
 
@@ -83,6 +84,7 @@ void read_numerics(Reader& r, NumericsSpec& n) {
   read_class(r, "gradients", n.gradients);
   read_class(r, "master", n.master);
   read_class(r, "accumulator", n.accumulator);
+  read_class(r, "lazy_accumulator", n.lazy_accumulator);
 }
 
 // Checks that every class parses, so a bad format is reported with its key and file.
@@ -97,6 +99,14 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
   };
   check(n.weights, "weights"), check(n.activations, "activations"), check(n.errors, "errors");
   check(n.gradients, "gradients"), check(n.master, "master"), check(n.accumulator, "accumulator");
+  if (n.lazy_accumulator.format != "none") {
+    check(n.lazy_accumulator, "lazy_accumulator");
+    if (n.master.numerics().kind != Numerics::Kind::Scalar)
+      throw ExperimentError(fmt::format("{}: {}lazy_accumulator needs a scalar master format (e.g. fixed<16,14>), not '{}'",
+                                        file, where, n.master.format));
+    if (n.lazy_accumulator.numerics().kind != Numerics::Kind::Scalar)
+      throw ExperimentError(fmt::format("{}: {}lazy_accumulator: expected a scalar format", file, where));
+  }
 }
 
 // "a.b.c=value": value is TOML (a number, true, "string", [..]) or else taken as a bare string.
@@ -202,10 +212,23 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     t.get("schedule", x.optimizer.schedule);
     t.get("step_gamma", x.optimizer.step_gamma);
     t.get("step_epochs", x.optimizer.step_epochs);
+    if (const toml::node* ls = t.node("loss_scale")) {
+      if (auto v = ls->value<std::string>(); v && *v == "dynamic") {
+        x.dynamic_loss_scale = true;
+        x.loss_scale = 65536;
+      } else if (auto d = ls->value<double>()) {
+        x.loss_scale = *d;
+      } else {
+        t.fail("loss_scale", "a positive number or \"dynamic\"");
+      }
+      if (!(x.loss_scale > 0) || !std::isfinite(x.loss_scale)) t.fail("loss_scale", "a positive number or \"dynamic\"");
+    }
   }
   if (x.epochs < 1) throw ExperimentError(fmt::format("{}: train.epochs: expected a positive integer", path));
   if (x.batch < 1) throw ExperimentError(fmt::format("{}: train.batch: expected a positive integer", path));
   if (!(x.optimizer.lr > 0)) throw ExperimentError(fmt::format("{}: train.lr: expected a positive number", path));
+  if (x.optimizer.clip > 0 && x.numerics.lazy_accumulator.format != "none")
+    throw ExperimentError(fmt::format("{}: train.clip and numerics.lazy_accumulator cannot be combined", path));
   if (x.optimizer.kind != "sgd" && x.optimizer.kind != "momentum" && x.optimizer.kind != "adam")
     throw ExperimentError(fmt::format("{}: train.optimizer '{}': expected sgd, momentum or adam", path, x.optimizer.kind));
   if (x.optimizer.schedule != "constant" && x.optimizer.schedule != "step" && x.optimizer.schedule != "cosine")
@@ -214,6 +237,9 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   if (const toml::node* n = r.node("numerics")) {
     Reader nr(as_table(n, r, "numerics"), path, "numerics.");
     read_numerics(nr, x.numerics);
+    nr.get("classifier_rule_alpha", x.classifier_rule_alpha);
+    if (x.classifier_rule_alpha < 0 || x.classifier_rule_alpha >= 1)
+      nr.fail("classifier_rule_alpha", "a number in (0, 1), or 0 for off");
     if (const toml::node* lay = nr.node("layer")) {
       if (!lay->is_array()) nr.fail("layer", "an array of tables ([[numerics.layer]])");
       int i = 0;
@@ -269,11 +295,42 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   return x;
 }
 
+int Experiment::classifier_layer() const {
+  for (int i = int(layers.size()); i-- > 0;)
+    if (layers[std::size_t(i)].type == "linear" || layers[std::size_t(i)].type == "conv2d") return i;
+  return -1;
+}
+
+int Experiment::classifier_bits() const {
+  const int c = classifier_layer();
+  if (classifier_rule_alpha <= 0 || c < 0) return 0;
+  const double classes = double(layers[std::size_t(c)].out);
+  if (classes < 2) return 0;
+  return int(std::floor(std::log2(classes - 1) + std::log2(2 / classifier_rule_alpha))) + 1;
+}
+
+namespace {
+// At least `bits` bits: fixed<wl,fl> keeps its integer bits and gains fraction bits; dfx widens its
+// element; other formats are left alone.
+Numerics widen(Numerics n, int bits) {
+  if (n.kind == Numerics::Kind::Scalar && !n.format.is_float() && n.format.wl < bits)
+    n.format = arith::Format::fixed(bits, n.format.fl + bits - n.format.wl, n.format.is_signed);
+  else if (n.kind == Numerics::Kind::Block && n.block.scaling == arith::BlockScaling::DynamicFixed && n.block.element.wl < bits)
+    n.block = arith::BlockFormat::dynamic_fixed(bits, n.block.grouping, n.block.block_size);
+  return n;
+}
+}  // namespace
+
 LayerNumerics Experiment::layer(int i) const {
   const auto it = layer_numerics.find(i);
   const NumericsSpec& s = it != layer_numerics.end() ? it->second : numerics;
-  return {s.weights.numerics(), s.activations.numerics(), s.errors.numerics(), s.gradients.numerics(),
-          Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits)};
+  LayerNumerics n{s.weights.numerics(), s.activations.numerics(), s.errors.numerics(), s.gradients.numerics(),
+                  Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits)};
+  if (const int bits = classifier_bits(); bits > 0 && i == classifier_layer()) {
+    n.weights = widen(n.weights, bits), n.activations = widen(n.activations, bits);
+    n.errors = widen(n.errors, bits), n.gradients = widen(n.gradients, bits);
+  }
+  return n;
 }
 
 namespace {
@@ -282,7 +339,8 @@ nlohmann::json class_json(const ClassSpec& c) {
 }
 nlohmann::json numerics_json(const NumericsSpec& n) {
   return {{"weights", class_json(n.weights)}, {"activations", class_json(n.activations)}, {"errors", class_json(n.errors)},
-          {"gradients", class_json(n.gradients)}, {"master", class_json(n.master)}, {"accumulator", class_json(n.accumulator)}};
+          {"gradients", class_json(n.gradients)}, {"master", class_json(n.master)}, {"accumulator", class_json(n.accumulator)},
+          {"lazy_accumulator", class_json(n.lazy_accumulator)}};
 }
 }  // namespace
 
@@ -299,8 +357,9 @@ nlohmann::json Experiment::to_json() const {
           {"model", {{"loss", loss}, {"layers", layers_j}}},
           {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", optimizer.kind}, {"lr", optimizer.lr},
                      {"momentum", optimizer.momentum}, {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip},
-                     {"schedule", optimizer.schedule}}},
+                     {"schedule", optimizer.schedule}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
           {"numerics", numerics_json(numerics)},
+          {"classifier_rule", {{"alpha", classifier_rule_alpha}, {"bits", classifier_bits()}, {"layer", classifier_layer()}}},
           {"layer_numerics", overrides},
           {"hardware", {{"array", fmt::format("{}x{}", a.rows, a.cols)}, {"dataflow", std::string(sim::to_string(a.dataflow))},
                         {"clock_ghz", hardware.clock_ghz}, {"buffer_bytes", a.buffer_a_bytes},

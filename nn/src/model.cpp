@@ -4,10 +4,30 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <stdexcept>
 
+#include "bitsim/arith/accumulator.hpp"
+#include "bitsim/nn/parallel.hpp"
+
 namespace bitsim::nn {
+
+namespace {
+// The value of a code of f (fits_fp32(f): exact in fp32).
+float to_float(const arith::Format& f, arith::u128 code) {
+  if (!f.is_float()) {  // fixed point: the signed integer scaled by 2^-fl
+    const int up = 128 - f.wl;
+    const auto v = f.is_signed ? std::int64_t(arith::i128(code << up) >> up) : std::int64_t(code);
+    return float(std::ldexp(double(v), -f.fl));
+  }
+  const auto bits = std::uint32_t(arith::quantize(arith::Format::floating(8, 23), arith::decode(f, code),
+                                                  {arith::Rounding::NearestEven, arith::Overflow::Ieee}).code);
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+}  // namespace
 
 void Network::init(const Shape& in, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -47,41 +67,78 @@ double Optimizer::lr_at(int epoch, int epochs) const {
   throw std::invalid_argument(fmt::format("bad schedule '{}': expected constant, step or cosine", cfg_.schedule));
 }
 
-void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step) {
+void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
+                     double grad_scale) {
+  auto stream = [&](std::size_t pi) {
+    return arith::SrStream{seed, (step << 40) | (std::uint64_t(pi) << 32) | (std::uint64_t(TensorClass::Update) << 28)};
+  };
+  auto matrix = [](const Param& p) {
+    return arith::MatrixShape{std::size_t(p.value.dim(0)), std::size_t(p.value.size() / p.value.dim(0))};
+  };
   if (m_.size() != params.size()) {
-    m_.clear(), v_.clear();
-    for (Param* p : params) m_.emplace_back(p->value.v.size(), 0.0f), v_.emplace_back(p->value.v.size(), 0.0f);
+    m_.clear(), v_.clear(), acc_.clear();
+    for (std::size_t pi = 0; pi < params.size(); ++pi) {
+      Param& p = *params[pi];
+      m_.emplace_back(p.value.v.size(), 0.0f), v_.emplace_back(p.value.v.size(), 0.0f);
+      acc_.emplace_back(lazy() && p.is_weight ? p.value.v.size() : 0, 0.0f);
+      if (p.is_weight && !master_.is_fp32()) master_.apply(p.value.v, matrix(p), stream(pi));
+    }
   }
   ++t_;
   const bool adam = cfg_.kind == "adam", momentum = cfg_.kind == "momentum";
   if (!adam && !momentum && cfg_.kind != "sgd")
     throw std::invalid_argument(fmt::format("bad optimizer '{}': expected sgd, momentum or adam", cfg_.kind));
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_)), bc2 = 1 - std::pow(cfg_.beta2, double(t_));
+  const arith::LazyUpdate kahan{master_.format, master_.spec, lazy_.format, lazy_.spec};
   for (std::size_t pi = 0; pi < params.size(); ++pi) {
     Param& p = *params[pi];
     std::vector<float>& m = m_[pi];
     std::vector<float>& v = v_[pi];
-    for (std::size_t i = 0; i < p.value.v.size(); ++i) {
-      double g = p.grad.v[i];
-      if (cfg_.weight_decay != 0 && p.is_weight) g += cfg_.weight_decay * p.value.v[i];
-      double u;
-      if (adam) {
-        m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
-        v[i] = float(cfg_.beta2 * v[i] + (1 - cfg_.beta2) * g * g);
-        u = lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
-      } else if (momentum) {
-        m[i] = float(cfg_.momentum * m[i] + g);
-        u = lr * m[i];
-      } else {
-        u = lr * g;
+    const bool lazy_param = lazy() && p.is_weight;
+    const arith::SrStream sr = stream(pi);
+    // Element-wise and independent: blocks of a fixed size run on any thread with the same result.
+    constexpr std::int64_t kBlock = 4096;
+    const std::int64_t size = std::int64_t(p.value.v.size());
+    parallel_for((size + kBlock - 1) / kBlock, [&](std::int64_t b) {
+      for (std::int64_t ii = b * kBlock; ii < std::min(size, (b + 1) * kBlock); ++ii) {
+        const std::size_t i = std::size_t(ii);
+        double g = double(p.grad.v[i]) / grad_scale;
+        if (cfg_.weight_decay != 0 && p.is_weight) g += cfg_.weight_decay * p.value.v[i];
+        double u;
+        if (adam) {
+          m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
+          v[i] = float(cfg_.beta2 * v[i] + (1 - cfg_.beta2) * g * g);
+          u = lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
+        } else if (momentum) {
+          m[i] = float(cfg_.momentum * m[i] + g);
+          u = lr * m[i];
+        } else {
+          u = lr * g;
+        }
+        if (lazy_param) {
+          // Park et al. 2018, Algorithm 1 on codes: acc += -u; theta += acc (rounded to the master
+          // grid); acc -= what theta absorbed.
+          // The code of a value of f (x is on f's grid: the optimizer keeps it there).
+          const auto code = [](const arith::Format& f, float x) -> arith::u128 {
+            if (!f.is_float()) return arith::u128(arith::i128(std::int64_t(std::ldexp(double(x), f.fl)))) & f.code_mask();
+            return arith::quantize(f, arith::Exact::from_float(x), {arith::Rounding::NearestEven, arith::default_overflow(f)}).code;
+          };
+          const bool sr_acc = lazy_.stochastic(), sr_w = master_.stochastic();
+          const int k = lazy_.spec.sr_bits;
+          const arith::LazyUpdateResult r = kahan.step(
+              code(master_.format, p.value.v[i]), code(lazy_.format, acc_[pi][i]), -u,
+              sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
+              sr_acc ? sr.bits(3 * i + 2, k) : 0);
+          p.value.v[i] = to_float(master_.format, r.theta);
+          acc_[pi][i] = to_float(lazy_.format, r.acc);
+          continue;
+        }
+        float w = float(p.value.v[i] - u);
+        if (cfg_.clip > 0 && p.is_weight) w = std::clamp(w, float(-cfg_.clip), float(cfg_.clip));
+        p.value.v[i] = w;
       }
-      float w = float(p.value.v[i] - u);
-      if (cfg_.clip > 0 && p.is_weight) w = std::clamp(w, float(-cfg_.clip), float(cfg_.clip));
-      p.value.v[i] = w;
-    }
-    if (p.is_weight && !master_.is_fp32())
-      master_.apply(p.value.v, {std::size_t(p.value.dim(0)), std::size_t(p.value.size() / p.value.dim(0))},
-                    arith::SrStream{seed, (step << 40) | (std::uint64_t(pi) << 32) | (std::uint64_t(TensorClass::Update) << 28)});
+    });
+    if (p.is_weight && !master_.is_fp32() && !lazy_param) master_.apply(p.value.v, matrix(p), sr);
   }
 }
 

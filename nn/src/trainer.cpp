@@ -97,6 +97,11 @@ Network build_network(const Experiment& x, const Shape& input) {
   return net;
 }
 
+Optimizer make_optimizer(const Experiment& x) {
+  const ClassSpec& lazy = x.numerics.lazy_accumulator;
+  return Optimizer(x.optimizer, x.numerics.master.numerics(), lazy.format == "none" ? Numerics{} : lazy.numerics());
+}
+
 Dataset load_split(const Experiment& x, bool train) {
   Dataset d;
   const std::string& dir = x.data.dir;
@@ -145,8 +150,9 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
   return {double(ok) / double(data.n), loss / double(data.n)};
 }
 
-void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics) {
-  nlohmann::json meta;
+void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics,
+                     const nlohmann::json& extra) {
+  nlohmann::json meta = extra;
   meta["metrics"] = nlohmann::json::array();
   for (const auto& m : metrics) meta["metrics"].push_back(metrics_json(m));
   meta["optimizer_steps"] = optim.steps();
@@ -166,6 +172,7 @@ void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, co
     for (std::size_t i = 0; i < params.size(); ++i) {
       floats(has_state ? optim.moments()[i] : std::vector<float>(params[i]->value.v.size()));
       floats(has_state ? optim.second_moments()[i] : std::vector<float>(params[i]->value.v.size()));
+      floats(has_state ? optim.lazy_state()[i] : std::vector<float>());
     }
     for (auto& l : net.layers)
       for (std::vector<double>* b : l->buffers()) {
@@ -175,7 +182,7 @@ void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, co
   }, true);
 }
 
-std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim) {
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim, nlohmann::json* extra) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("{}: cannot open checkpoint: {}", path, std::strerror(errno)));
   auto fail = [&](const std::string& what) -> std::runtime_error {
@@ -207,11 +214,14 @@ std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net,
   for (Param* p : params) floats(p->value.v, "a parameter");
   optim.moments().assign(params.size(), {});
   optim.second_moments().assign(params.size(), {});
+  optim.lazy_state().assign(params.size(), {});
   for (std::size_t i = 0; i < params.size(); ++i) {
     optim.moments()[i].assign(params[i]->value.v.size(), 0.0f);
     optim.second_moments()[i].assign(params[i]->value.v.size(), 0.0f);
+    optim.lazy_state()[i].assign(optim.lazy() && params[i]->is_weight ? params[i]->value.v.size() : 0, 0.0f);
     floats(optim.moments()[i], "an optimizer moment");
     floats(optim.second_moments()[i], "an optimizer moment");
+    floats(optim.lazy_state()[i], "a lazy-update accumulator");
   }
   for (auto& l : net.layers)
     for (std::vector<double>* b : l->buffers()) {
@@ -220,6 +230,7 @@ std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net,
     }
   if (in.peek() != std::char_traits<char>::eof()) throw fail("trailing data");
   optim.steps() = meta.at("optimizer_steps").get<std::uint64_t>();
+  if (extra) *extra = meta;
   std::vector<EpochMetrics> m;
   for (const auto& j : meta.at("metrics")) m.push_back(metrics_from(j));
   return m;
@@ -229,14 +240,20 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   const Dataset train_set = load_split(x, true), test_set = load_split(x, false);
   Network net = build_network(x, {x.batch, train_set.channels, train_set.height, train_set.width});
-  Optimizer optim(x.optimizer, x.numerics.master.numerics());
+  Optimizer optim = make_optimizer(x);
   const fs::path out = opt.out_dir;
   if (!opt.out_dir.empty()) fs::create_directories(out);
 
   RunResult r;
+  double loss_scale = x.loss_scale;
+  std::int64_t good_steps = 0, skipped_steps = 0;
   if (opt.resume) {
     if (opt.out_dir.empty()) throw std::invalid_argument("--resume needs the run directory (--out)");
-    r.epochs = load_checkpoint((out / "checkpoint.bin").string(), net, optim);
+    nlohmann::json meta;
+    r.epochs = load_checkpoint((out / "checkpoint.bin").string(), net, optim, &meta);
+    loss_scale = meta.value("loss_scale", x.loss_scale);
+    good_steps = meta.value("good_steps", std::int64_t(0));
+    skipped_steps = meta.value("skipped_steps", std::int64_t(0));
   }
   const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
   const std::int64_t total_steps = steps_per_epoch * x.epochs;
@@ -265,9 +282,21 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
       const Tensor& logits = net.forward(xb, ctx);
       loss_sum += loss_of(x, logits, yb.data(), dlogits) * double(count);
       ok += correct(logits, yb.data());
+      if (loss_scale != 1)
+        for (float& d : dlogits.v) d = float(d * loss_scale);
       net.backward(dlogits, ctx);
       recorded = recorded || ctx.gemms;
-      optim.step(net.params(), lr, x.seed, step);
+      const std::vector<Param*> params = net.params();
+      bool finite = true;
+      if (x.dynamic_loss_scale)
+        for (const Param* p : params)
+          for (float g : p->grad.v) finite = finite && std::isfinite(g);
+      if (finite) {
+        optim.step(params, lr, x.seed, step, loss_scale);
+        if (x.dynamic_loss_scale && ++good_steps == 1000) loss_scale *= 2, good_steps = 0;
+      } else {  // dynamic loss scaling: an overflowed step is skipped and the scale halved
+        loss_scale /= 2, good_steps = 0, ++skipped_steps;
+      }
       if (opt.progress)
         opt.progress(double(step + 1) / double(total_steps),
                      fmt::format("epoch {}/{} loss {:.4f}", epoch + 1, x.epochs, loss_sum / double(first + count)));
@@ -284,7 +313,8 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
           f << fmt::format("{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f}\n", m.epoch, m.lr, m.train_loss, m.train_accuracy,
                            m.test_loss, m.test_accuracy, m.seconds);
       });
-      save_checkpoint((out / "checkpoint.bin").string(), net, optim, r.epochs);
+      save_checkpoint((out / "checkpoint.bin").string(), net, optim, r.epochs,
+                      {{"loss_scale", loss_scale}, {"good_steps", good_steps}, {"skipped_steps", skipped_steps}});
     }
   }
   if (!recorded) {
@@ -323,6 +353,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
               {"accuracy", {{"test", last.test_accuracy}, {"train", last.train_accuracy}}},
               {"loss", {{"test", last.test_loss}, {"train", last.train_loss}}},
               {"epochs", epochs},
+              {"loss_scale", {{"final", loss_scale}, {"skipped_steps", skipped_steps}}},
               {"cost", run_cost(x, gemms, volume)},
               {"timings", {{"threads", threads()}, {"train_seconds_this_run", train_seconds},
                            {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};

@@ -77,8 +77,9 @@ std::vector<GemmCapture> step(const Experiment& x, Network& net, Optimizer& opti
   const Tensor& logits = net.forward(input, ctx);
   if (x.loss == "square-hinge") square_hinge(logits, labels.data(), dlogits);
   else softmax_cross_entropy(logits, labels.data(), dlogits);
+  for (float& d : dlogits.v) d = float(d * x.loss_scale);
   net.backward(dlogits, ctx);
-  optim.step(net.params(), optim.lr_at(0, x.epochs), x.seed, s);
+  optim.step(net.params(), optim.lr_at(0, x.epochs), x.seed, s, x.loss_scale);
   return caps;
 }
 
@@ -106,7 +107,7 @@ nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
   const Shape input_shape{std::min(x.batch, data.n), data.channels, data.height, data.width};
   const Experiment fx = fp32_twin(x);
   Network qnet = build_network(x, input_shape), fnet = build_network(fx, input_shape);
-  Optimizer qopt(x.optimizer, x.numerics.master.numerics()), fopt(fx.optimizer, Numerics{});
+  Optimizer qopt = make_optimizer(x), fopt = make_optimizer(fx);
 
   // The first epoch's batch order, as training uses it.
   std::vector<std::int64_t> idx(std::size_t(data.n));

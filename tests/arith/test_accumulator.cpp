@@ -231,3 +231,28 @@ TEST(MacDatapath, Fp8ProductCodeIsExactOnEveryPair) {
       }
     }
 }
+
+// The integer path of LazyUpdate::step(double) gives the codes of the general step(Exact) on every
+// (theta, acc) code of small formats, for updates that are ties, tiny, large (overflowing: the
+// fallback), negative, and under every rounding mode including stochastic.
+TEST(LazyUpdate, DoubleUpdateEqualsTheExactStepOnEveryCode) {
+  const Format w = Format::parse("fixed<6,4>"), a = Format::parse("fixed<7,7>");
+  std::mt19937_64 rng(12);
+  const double updates[] = {0.0, 1.0 / 256, -1.0 / 256, 1.0 / 512, -3.0 / 512, 0x1p-40, -0x1p-60, 0.3, -0.7, 5.0,
+                            1.0 / 128 + 0x1p-50, -1.0 / 32};
+  for (Rounding rd : {Rounding::NearestEven, Rounding::NearestAway, Rounding::TowardZero, Rounding::Down, Rounding::Up,
+                      Rounding::Stochastic}) {
+    for (Overflow ov : {Overflow::Saturate, Overflow::SaturateSymmetric, Overflow::Wrap}) {
+      const LazyUpdate lazy{w, {rd, ov, 6}, a, {rd, ov, 6}};
+      for (u128 th = 0; th <= w.code_mask(); ++th)
+        for (u128 ac = 0; ac <= a.code_mask(); ++ac)
+          for (double u : updates) {
+            const std::uint32_t r1 = rng() & 63, r2 = rng() & 63, r3 = rng() & 63;
+            const LazyUpdateResult want = lazy.step(th, ac, Exact::from_double(u), r1, r2, r3);
+            const LazyUpdateResult got = lazy.step(th, ac, u, r1, r2, r3);
+            ASSERT_EQ(got.theta, want.theta) << to_string(rd) << " theta=" << int(th) << " acc=" << int(ac) << " u=" << u;
+            ASSERT_EQ(got.acc, want.acc) << to_string(rd) << " theta=" << int(th) << " acc=" << int(ac) << " u=" << u;
+          }
+    }
+  }
+}

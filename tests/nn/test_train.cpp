@@ -253,3 +253,73 @@ TEST(NnTrain, CheckpointOfAnotherNetworkIsRefused) {
     EXPECT_NE(std::string(e.what()).find("checkpoint.bin"), std::string::npos) << e.what();
   }
 }
+
+// Park et al. 2018: with 8-bit master weights an update far below their LSB is lost by plain SGD,
+// and delivered by the lazy update once the accumulator has gathered enough of it.
+TEST(NnOptimizer, LazyUpdateDeliversUpdatesBelowTheMasterLsb) {
+  OptimizerConfig cfg;
+  cfg.kind = "sgd";
+  const Numerics master = Numerics::parse("fixed<8,6>");  // LSB 1/64
+  Param p{"weight", Tensor({1, 1}, 0.5f), Tensor({1, 1}, -1.0f), true};  // gradient -1: w grows by lr per step
+  std::vector<Param*> ps{&p};
+  Optimizer plain(cfg, master);
+  for (int s = 0; s < 100; ++s) plain.step(ps, 1.0 / 1024, 1, std::uint64_t(s));
+  EXPECT_EQ(p.value.v[0], 0.5f);  // 1/1024 rounds away every time
+  p.value.v[0] = 0.5f;
+  Optimizer lazy(cfg, master, Numerics::parse("fixed<16,16>"));
+  for (int s = 0; s < 100; ++s) lazy.step(ps, 1.0 / 1024, 1, std::uint64_t(s));
+  // Nothing is lost (delivered + accumulator = 100/1024) and the accumulator keeps at most half an
+  // LSB (8/1024): so exactly six LSBs of 1/64 (96/1024) are delivered and 4/1024 waits.
+  EXPECT_EQ(p.value.v[0], 0.5f + 6.0f / 64);
+  EXPECT_EQ(lazy.lazy_state()[0][0], 4.0f / 1024);
+}
+
+// Park et al. 2018, eq. 5: bitwidth > log2(classes - 1) + log2(2 / alpha).
+TEST(NnExperiment, ClassifierRuleWidensTheLastGemmLayer) {
+  TempDir t;
+  Experiment x = Experiment::load(t.write("x.toml", experiment_text(kInt8)), {"numerics.classifier_rule_alpha=0.5"});
+  EXPECT_EQ(x.classifier_layer(), 6);
+  EXPECT_EQ(x.classifier_bits(), 6);  // log2(9) + 2 = 5.17
+  x.layers.back().out = 1000;
+  EXPECT_EQ(x.classifier_bits(), 12);  // log2(999) + 2 = 11.96
+  x.classifier_rule_alpha = 1.0 / 8;
+  EXPECT_EQ(x.classifier_bits(), 14);  // log2(999) + 4 = 13.96, the paper's AlexNet case
+  const LayerNumerics last = x.layer(6), first = x.layer(0);
+  EXPECT_EQ(last.activations.block.element.wl, 14);
+  EXPECT_EQ(last.weights.block.element.wl, 14);
+  EXPECT_EQ(first.activations.block.element.wl, 8);
+}
+
+// Loss scaling: a static scale of 2^k is exact in fp32 (scaling by powers of two), so dfx-quantized
+// errors, which are scale-invariant, train to the same weights; dynamic scaling runs and reports.
+TEST(NnTrain, PowerOfTwoLossScaleLeavesDynamicFixedPointTrainingUnchanged) {
+  TempDir t;
+  const std::string text = experiment_text(R"(weights = "dfx<8,channel>"
+activations = "dfx<8>"
+errors = "dfx<8>"
+gradients = "dfx<8>"
+accumulator = "int<32>"
+)");
+  const Experiment plain = Experiment::load(t.write("a.toml", text));
+  const Experiment scaled = Experiment::load(t.write("b.toml", text), {"train.loss_scale=1024"});
+  train(plain, {(t.path / "a").string(), false, {}});
+  train(scaled, {(t.path / "b").string(), false, {}});
+  EXPECT_TRUE(checkpoint_state(t.path / "a" / "checkpoint.bin") == checkpoint_state(t.path / "b" / "checkpoint.bin"));
+  const Experiment dynamic = Experiment::load(t.write("c.toml", text), {"train.loss_scale=\"dynamic\""});
+  const RunResult r = train(dynamic, {"", false, {}});
+  EXPECT_GT(r.report["loss_scale"]["final"].get<double>(), 0);
+}
+
+// An 8-bit run with 16-bit master weights and the lazy update learns, and resumes bit-identically
+// (the accumulators are part of the checkpoint).
+TEST(NnTrain, LazyUpdateRunLearnsAndResumes) {
+  TempDir t;
+  const std::string n = std::string(kInt8) + "master = \"fixed<16,14>\"\nlazy_accumulator = \"fixed<16,22>\"\n";
+  const Experiment two = Experiment::load(t.write("two.toml", experiment_text(n, 2)));
+  const Experiment one = Experiment::load(t.write("one.toml", experiment_text(n, 1)));
+  const RunResult full = train(two, {(t.path / "a").string(), false, {}});
+  train(one, {(t.path / "b").string(), false, {}});
+  train(two, {(t.path / "b").string(), true, {}});
+  EXPECT_TRUE(checkpoint_state(t.path / "a" / "checkpoint.bin") == checkpoint_state(t.path / "b" / "checkpoint.bin"));
+  EXPECT_GT(full.epochs.back().test_accuracy, 0.5);
+}

@@ -120,6 +120,12 @@ struct LazyUpdate {
   // r_acc1, r_theta, r_acc2: random bits for the three roundings when they are stochastic.
   LazyUpdateResult step(u128 theta, u128 acc, const Exact& update, std::uint32_t r_acc1 = 0,
                         std::uint32_t r_theta = 0, std::uint32_t r_acc2 = 0) const;
+  // step() with a double update, on an integer path when both formats are fixed point with the
+  // accumulator at least as fine as the weights (the case of Park et al.) and nothing overflows:
+  // the same codes as step(theta, acc, Exact::from_double(update), ...); the status is not
+  // computed (0). Everything else goes through step().
+  LazyUpdateResult step(u128 theta, u128 acc, double update, std::uint32_t r_acc1 = 0, std::uint32_t r_theta = 0,
+                        std::uint32_t r_acc2 = 0) const;
 };
 
 }  // namespace bitsim::arith

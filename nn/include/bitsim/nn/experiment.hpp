@@ -31,6 +31,9 @@ struct ClassSpec {
 struct NumericsSpec {
   ClassSpec weights, activations, errors, gradients, master;
   ClassSpec accumulator{"fp32-reference", "nearest-even", "", 16};
+  // Park et al. 2018's lazy update (SGD with Kahan summation): the accumulator of updates too
+  // small for the master weights ("none": off). Needs a scalar master format.
+  ClassSpec lazy_accumulator{"none", "nearest-even", "", 16};
 };
 
 struct LayerSpec {
@@ -66,12 +69,23 @@ struct Experiment {
   OptimizerConfig optimizer;
   NumericsSpec numerics;
   std::map<int, NumericsSpec> layer_numerics;  // per-layer overrides, already merged over the default
+  // Park et al. 2018, eq. 5: the classifier (last GEMM layer) gets at least
+  // floor(log2(classes - 1) + log2(2 / alpha)) + 1 bits in its fixed-point and dfx classes; 0: off.
+  double classifier_rule_alpha = 0;
+  // Loss scaling (for fp16 / fp8 errors): dlogits x scale, gradients / scale before the update.
+  // Dynamic: a step with a non-finite gradient is skipped and halves the scale; 1000 finite steps
+  // in a row double it.
+  double loss_scale = 1;
+  bool dynamic_loss_scale = false;
   HardwareSpec hardware;
 
   // Parses `path`, applying "key.path=value" overrides (TOML values) before validation.
   static Experiment load(const std::string& path, const std::vector<std::string>& overrides = {});
-  // The numerics of layer i (override or default).
+  // The numerics of layer i (override or default, and the classifier rule).
   LayerNumerics layer(int i) const;
+  // The width the classifier rule asks for (0 when off).
+  int classifier_bits() const;
+  int classifier_layer() const;  // index of the last GEMM layer
   nlohmann::json to_json() const;
 };
 

@@ -44,20 +44,27 @@ struct OptimizerConfig {
 
 class Optimizer {
  public:
-  Optimizer(OptimizerConfig cfg, Numerics master) : cfg_(std::move(cfg)), master_(std::move(master)) {}
-  // One update of every parameter from its gradient; lr from the schedule.
-  void step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step);
+  // master: the format the optimizer keeps weights in (fp32: no rounding). lazy: the accumulator of
+  // Park et al. 2018's lazy update, or fp32 for none (then master must be a scalar format).
+  Optimizer(OptimizerConfig cfg, Numerics master, Numerics lazy = {})
+      : cfg_(std::move(cfg)), master_(std::move(master)), lazy_(std::move(lazy)) {}
+  // One update of every parameter from its gradient (divided by grad_scale first); lr from the
+  // schedule. Weights start on the master grid: the first step rounds the initial values into it.
+  void step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
+            double grad_scale = 1.0);
   double lr_at(int epoch, int epochs) const;
   const OptimizerConfig& config() const { return cfg_; }
   // State for checkpoints: one vector per parameter per moment, and the step count.
   std::vector<std::vector<float>>& moments() { return m_; }
   std::vector<std::vector<float>>& second_moments() { return v_; }
+  std::vector<std::vector<float>>& lazy_state() { return acc_; }  // lazy-update accumulators (values)
+  bool lazy() const { return !lazy_.is_fp32(); }
   std::uint64_t& steps() { return t_; }
 
  private:
   OptimizerConfig cfg_;
-  Numerics master_;
-  std::vector<std::vector<float>> m_, v_;
+  Numerics master_, lazy_;
+  std::vector<std::vector<float>> m_, v_, acc_;
   std::uint64_t t_ = 0;
 };
 

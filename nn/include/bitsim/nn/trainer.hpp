@@ -35,6 +35,8 @@ struct RunResult {
 };
 
 Network build_network(const Experiment& x, const Shape& input);
+// The experiment's optimizer with its master-weight format and lazy update.
+Optimizer make_optimizer(const Experiment& x);
 // The experiment's train and test splits (limits applied).
 Dataset load_split(const Experiment& x, bool train);
 
@@ -44,7 +46,10 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
 RunResult train(const Experiment& x, const RunOptions& opt);
 
 // Checkpoints: parameters, optimizer state, BatchNorm statistics, and the metrics so far.
-void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics);
-std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim);
+// `extra`: more run state for the header (the loss scale), returned by load_checkpoint.
+void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics,
+                     const nlohmann::json& extra = nlohmann::json::object());
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim,
+                                          nlohmann::json* extra = nullptr);
 
 }  // namespace bitsim::nn
