@@ -213,4 +213,32 @@ void plot_energy_breakdown(const fs::path& out, const std::vector<EnergyBar>& ba
   render(out, body, dir);
 }
 
+void plot_lines(const fs::path& out, const std::string& xlabel, const std::vector<double>& x,
+                const std::vector<Series>& series, const std::string& ylabel, const std::string& title) {
+  terminal_for(out);
+  if (x.empty() || series.empty()) throw PlotError(fmt::format("plot {}: nothing to plot", out.string()));
+  for (const Series& s : series)
+    if (s.y.size() != x.size())
+      throw PlotError(fmt::format("plot {}: series '{}' has {} values for {} x values", out.string(), s.name, s.y.size(), x.size()));
+  const TempDir dir;
+  std::string data = "\"x\"";
+  for (const Series& s : series) data += ' ' + data_label(s.name);
+  data += "\n";
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    data += fmt::format("{:.17g}", x[i]);
+    for (const Series& s : series) data += fmt::format(" {:.17g}", s.y[i]);
+    data += "\n";
+  }
+  write_file(dir.path() / "lines.dat", data);
+  const std::string body = fmt::format(
+      "set title {}\n"
+      "set xlabel {}\n"
+      "set ylabel {}\n"
+      "set grid\n"
+      "set key outside right top\n"
+      "plot for [i=2:{}] {} using 1:i with linespoints lw 2 title columnheader(i)\n",
+      quote(title), quote(xlabel), quote(ylabel), series.size() + 1, quote((dir.path() / "lines.dat").string()));
+  render(out, body, dir);
+}
+
 }  // namespace bitsim::costmodel

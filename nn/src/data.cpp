@@ -42,7 +42,8 @@ std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
   // error Z_BUF_ERROR ("unexpected end of file") left set, so the error state is checked always.
   int code = Z_OK;
   const char* msg = gzerror(f, &code);
-  const std::string reason = (code == Z_ERRNO) ? std::strerror(errno) : (msg ? msg : "");
+  std::string reason = (code == Z_ERRNO) ? std::strerror(errno) : (msg ? msg : "");
+  if (reason.starts_with(path + ": ")) reason.erase(0, path.size() + 2);  // zlib prefixes the path
   gzclose(f);
   if (n < 0 || code != Z_OK) throw DataError(fmt::format("{}: corrupt or truncated gzip data: {}", path, reason));
   return out;

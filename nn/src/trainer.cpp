@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "bitsim/costmodel/plot.hpp"
 #include "bitsim/nn/cost.hpp"
 #include "bitsim/nn/parallel.hpp"
 
@@ -83,6 +84,69 @@ EpochMetrics metrics_from(const nlohmann::json& j) {
   return {j.at("epoch").get<int>(), j.at("lr").get<double>(), j.at("train_loss").get<double>(),
           j.at("train_accuracy").get<double>(), j.at("test_loss").get<double>(), j.at("test_accuracy").get<double>(),
           j.at("seconds").get<double>()};
+}
+
+// Learning curves, the energy breakdown per layer and the roofline of the forward GEMMs, as PNGs
+// in the run directory. A plotting failure does not fail the run: it is recorded in the report.
+nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohmann::json& report) {
+  nlohmann::json plots = nlohmann::json::object();
+  auto attempt = [&](const char* name, const std::function<void(const fs::path&)>& draw) {
+    try {
+      draw(out / name);
+      plots[name] = "ok";
+    } catch (const std::exception& e) {
+      plots[name] = e.what();
+    }
+  };
+  std::vector<double> epoch;
+  costmodel::Series train_acc{"train accuracy", {}}, test_acc{"test accuracy", {}}, train_loss{"train loss", {}},
+      test_loss{"test loss", {}};
+  for (const auto& e : report["epochs"]) {
+    epoch.push_back(e["epoch"].get<double>());
+    train_acc.y.push_back(100 * e["train_accuracy"].get<double>());
+    test_acc.y.push_back(100 * e["test_accuracy"].get<double>());
+    train_loss.y.push_back(e["train_loss"].get<double>());
+    test_loss.y.push_back(e["test_loss"].get<double>());
+  }
+  attempt("accuracy.png", [&](const fs::path& p) {
+    costmodel::plot_lines(p, "epoch", epoch, {train_acc, test_acc}, "accuracy (%)", x.name + ": accuracy");
+  });
+  attempt("loss.png", [&](const fs::path& p) {
+    costmodel::plot_lines(p, "epoch", epoch, {train_loss, test_loss}, "loss", x.name + ": loss");
+  });
+  const auto& cost = report["cost"];
+  attempt("energy.png", [&](const fs::path& p) {
+    std::vector<costmodel::EnergyBar> bars;
+    for (const auto& [layer, t] : cost["by_layer"].items()) {
+      const auto& e = t["energy_pj"];
+      bars.push_back({"layer " + layer, {{"MAC", e["mac"].get<double>()}, {"SRAM", e["sram"].get<double>()},
+                                         {"DRAM", e["dram"].get<double>()}}});
+    }
+    costmodel::plot_energy_breakdown(p, bars, x.name + ": training energy per layer");
+  });
+  const double bw = x.hardware.array.dram_bytes_per_cycle * x.hardware.clock_ghz;
+  if (bw > 0) {
+    attempt("roofline.png", [&](const fs::path& p) {
+      std::vector<costmodel::RooflinePoint> points;
+      double peak = 0;
+      for (const auto& r : cost["roofline"]) {
+        costmodel::RooflinePoint q;
+        q.name = "layer " + std::to_string(r["layer"].get<int>());
+        q.ops = r["ops"].get<double>();
+        q.bytes = r["dram_bytes"].get<double>();
+        q.intensity_ops_per_byte = r["arithmetic_intensity"].get<double>();
+        q.peak_ops_per_s = peak = r["peak_ops_per_s"].get<double>();
+        q.memory_roof_ops_per_s = q.intensity_ops_per_byte * bw * 1e9;
+        q.attainable_ops_per_s = r["attainable_ops_per_s"].get<double>();
+        q.bound = r["bound"] == "memory" ? costmodel::Bound::Memory : costmodel::Bound::Compute;
+        points.push_back(q);
+      }
+      costmodel::plot_roofline(p, peak, bw, points, x.name + ": forward GEMMs");
+    });
+  } else {
+    plots["roofline.png"] = "not drawn: unlimited DRAM bandwidth (hardware.dram_bytes_per_cycle = 0)";
+  }
+  return plots;
 }
 
 constexpr char kMagic[8] = {'B', 'I', 'T', 'S', 'I', 'M', 'C', '1'};
@@ -357,8 +421,10 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
               {"cost", run_cost(x, gemms, volume)},
               {"timings", {{"threads", threads()}, {"train_seconds_this_run", train_seconds},
                            {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};
-  if (!opt.out_dir.empty())
+  if (!opt.out_dir.empty()) {
+    r.report["plots"] = write_plots(out, x, r.report);
     write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
+  }
   return r;
 }
 

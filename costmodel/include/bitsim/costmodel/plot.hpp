@@ -31,4 +31,12 @@ struct EnergyBar {
 };
 void plot_energy_breakdown(const std::filesystem::path& out, const std::vector<EnergyBar>& bars, const std::string& title);
 
+// Lines over a shared x axis (learning curves: one series per metric, x = epoch).
+struct Series {
+  std::string name;
+  std::vector<double> y;  // one value per x
+};
+void plot_lines(const std::filesystem::path& out, const std::string& xlabel, const std::vector<double>& x,
+                const std::vector<Series>& series, const std::string& ylabel, const std::string& title);
+
 }  // namespace bitsim::costmodel
