@@ -99,6 +99,24 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
   };
   check(n.weights, "weights"), check(n.activations, "activations"), check(n.errors, "errors");
   check(n.gradients, "gradients"), check(n.master, "master"), check(n.accumulator, "accumulator");
+  // An integer accumulator multiplies fixed-point operands only: W, A and E are the GEMM operands.
+  if (!Accumulation::parse(n.accumulator.format, n.accumulator.rounding, n.accumulator.overflow, n.accumulator.sr_bits)
+           .format.is_float() && n.accumulator.format != "fp32-reference") {
+    for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"weights", &n.weights}, {"activations", &n.activations},
+                                  {"errors", &n.errors}}) {
+      const Numerics q = c->numerics();
+      const bool fixed = q.kind == Numerics::Kind::Binary ||
+                         (q.kind == Numerics::Kind::Scalar && !q.format.is_float()) ||
+                         (q.kind == Numerics::Kind::Block && q.block.scaling == arith::BlockScaling::DynamicFixed);
+      if (!fixed)
+        throw ExperimentError(fmt::format("{}: {}accumulator '{}' is an integer accumulator: it needs fixed-point, dfx or "
+                                          "binary weights, activations and errors, but {} is '{}'",
+                                          file, where, n.accumulator.format, name, c->format));
+    }
+  }
+  if (n.master.format == "binary")
+    throw ExperimentError(fmt::format("{}: {}master: weights are binarized for the GEMMs (numerics.weights); the master "
+                                      "copy the optimizer updates cannot be binary", file, where));
   if (n.lazy_accumulator.format != "none") {
     check(n.lazy_accumulator, "lazy_accumulator");
     if (n.master.numerics().kind != Numerics::Kind::Scalar)

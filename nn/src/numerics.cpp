@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bitsim/arith/binary.hpp"
 #include "bitsim/arith/kernels.hpp"
 
 namespace bitsim::nn {
@@ -17,6 +18,15 @@ using arith::Format;
 Numerics Numerics::parse(std::string_view format, std::string_view rounding, std::string_view overflow, int sr_bits) {
   Numerics n;
   if (format == "fp32" || format == "none") return n;
+  if (format == "binary") {
+    n.kind = Kind::Binary;
+    n.spec.rounding = arith::parse_rounding(rounding);
+    if (n.spec.rounding != arith::Rounding::NearestEven && n.spec.rounding != arith::Rounding::Stochastic)
+      throw arith::FormatError(fmt::format("binary takes nearest-even (sign) or stochastic rounding, not '{}'", rounding));
+    if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
+    n.spec.sr_bits = sr_bits;
+    return n;
+  }
   if (format.starts_with("dfx") || format.starts_with("mx")) {
     n.kind = Kind::Block;
     n.block = arith::BlockFormat::parse(format);
@@ -37,6 +47,7 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
 
 std::string Numerics::describe() const {
   if (is_fp32()) return "fp32";
+  if (kind == Kind::Binary) return stochastic() ? "binary stochastic" : "binary";
   const std::string f = kind == Kind::Block ? block.spec() : format.spec();
   return fmt::format("{} {} {}", f, arith::to_string(spec.rounding), arith::to_string(spec.overflow));
 }
@@ -46,6 +57,7 @@ int Numerics::storage_bits() const {
     case Kind::Fp32: return 32;
     case Kind::Scalar: return format.width();
     case Kind::Block: return block.element.width();
+    case Kind::Binary: return 1;
   }
   return 32;
 }
@@ -57,6 +69,10 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
     case Kind::Scalar:
       arith::quantize_f32(format, spec, x, x, sr, first_index);
       return format;
+    case Kind::Binary:
+      if (stochastic()) arith::binarize_stochastic(x, x, sr, first_index, spec.sr_bits);
+      else arith::binarize(x, x);
+      return Format::fixed(2, 0);  // holds -1 and +1
     case Kind::Block: break;
   }
   // Block formats: stochastic rounding indexes elements from 0 within the tensor, so the caller's

@@ -233,6 +233,8 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of("name = \n").find("bad.toml:1"), std::string::npos);
   EXPECT_NE(error_of(good, {"model.layers=[{type=\"conv3d\"}]"}).find("type 'conv3d'"), std::string::npos);
   EXPECT_NE(error_of(good, {"hardware.array=\"16\""}).find("hardware.array '16'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.errors=\"fp16\""}).find("errors is 'fp16'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.master=\"binary\""}).find("master"), std::string::npos);
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -322,4 +324,63 @@ TEST(NnTrain, LazyUpdateRunLearnsAndResumes) {
   train(two, {(t.path / "b").string(), true, {}});
   EXPECT_TRUE(checkpoint_state(t.path / "a" / "checkpoint.bin") == checkpoint_state(t.path / "b" / "checkpoint.bin"));
   EXPECT_GT(full.epochs.back().test_accuracy, 0.5);
+}
+
+// Binary numerics: sign() gives exactly +-1 (zero to +1) on a fixed<2,0> carrier; stochastic
+// binarization is +1 at the hard-sigmoid rate.
+TEST(NnNumerics, BinaryAndStochasticBinary) {
+  std::vector<float> x{-3, -0.0f, 0, 0.25f, 7};
+  EXPECT_EQ(Numerics::parse("binary").apply(x), bitsim::arith::Format::fixed(2, 0));
+  EXPECT_EQ(x, (std::vector<float>{-1, 1, 1, 1, 1}));
+  std::vector<float> y(100000, 0.5f);  // hard_sigmoid(0.5) = 0.75
+  Numerics::parse("binary", "stochastic").apply(y, {}, {7, 1});
+  double ups = 0;
+  for (float v : y) {
+    ASSERT_TRUE(v == 1 || v == -1);
+    ups += v == 1;
+  }
+  EXPECT_NEAR(ups / double(y.size()), 0.75, 0.01);
+  EXPECT_THROW(Numerics::parse("binary", "toward-zero"), std::invalid_argument);
+}
+
+// A BNN (binary weights and activations after hardtanh, real-valued master weights clipped to
+// [-1, 1], the first layer's input kept at 8 bits) learns the synthetic task through XNOR-able
+// GEMMs on an integer accumulator.
+TEST(NnTrain, BinarizedNetworkLearns) {
+  TempDir t;
+  const std::string text = R"(name = "bnn"
+seed = 2
+[data]
+dataset = "synthetic"
+synthetic_train = 600
+synthetic_test = 200
+[model]
+loss = "square-hinge"
+layers = [
+  { type = "conv2d", out = 16, kernel = 5, stride = 2 },
+  { type = "batchnorm" },
+  { type = "hardtanh" },
+  { type = "flatten" },
+  { type = "linear", out = 10 },
+  { type = "batchnorm" },
+]
+[train]
+epochs = 4
+batch = 50
+lr = 0.01
+clip = 1.0
+[numerics]
+weights = "binary"
+activations = "binary"
+errors = "dfx<8>"
+accumulator = "int<24>"
+[[numerics.layer]]
+index = 0
+activations = "dfx<8>"
+)";
+  const RunResult r = train(Experiment::load(t.write("bnn.toml", text)), {"", false, {}});
+  EXPECT_GT(r.epochs.back().test_accuracy, 0.6);
+  bool xnor = false;
+  for (const auto& g : r.report["cost"]["gemms"]) xnor = xnor || g["b_format"] == "fixed<2,0>";
+  EXPECT_TRUE(xnor);
 }

@@ -16,15 +16,17 @@
 namespace bitsim::nn {
 
 struct Numerics {
-  enum class Kind : std::uint8_t { Fp32, Scalar, Block };
+  // Binary: sign(x) in {-1, +1} (BinaryConnect / BNN); with stochastic rounding, BinaryConnect's
+  // stochastic binarization (+1 with probability hard_sigmoid(x)).
+  enum class Kind : std::uint8_t { Fp32, Scalar, Block, Binary };
   Kind kind = Kind::Fp32;
   arith::Format format = arith::Format::floating(8, 23);  // Scalar: the format; Fp32: fp32
   arith::BlockFormat block;                                // Block
   arith::RoundSpec spec;
 
   // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
-  // can hold; or a block spec ("dfx<8>", "mxfp8e4m3", ...). Throws arith::FormatError naming the
-  // bad token.
+  // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); or "binary". Throws arith::FormatError
+  // naming the bad token.
   static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
                         std::string_view overflow = "", int sr_bits = 16);
 
