@@ -199,11 +199,15 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
       l.get("padding", s.padding);
       l.get("bias", s.bias);
       l.get("p", s.p);
+      l.get("from", s.from);
       static const std::set<std::string> kTypes{"linear", "conv2d", "maxpool", "avgpool", "relu", "hardtanh",
-                                                "sign", "batchnorm", "dropout", "flatten"};
+                                                "sign", "batchnorm", "dropout", "flatten", "residual"};
       if (!kTypes.count(s.type))
         throw ExperimentError(fmt::format("{}: {}type '{}': expected linear, conv2d, maxpool, avgpool, relu, hardtanh, "
-                                          "sign, batchnorm, dropout or flatten", path, where, s.type));
+                                          "sign, batchnorm, dropout, flatten or residual", path, where, s.type));
+      if (s.type == "residual" && (s.from < 0 || s.from >= int(x.layers.size())))
+        throw ExperimentError(fmt::format("{}: {}from: expected the index of an earlier layer (0..{})", path, where,
+                                          int(x.layers.size()) - 1));
       if ((s.type == "linear" || s.type == "conv2d") && s.out < 1)
         throw ExperimentError(fmt::format("{}: {}out: expected a positive integer", path, where));
       if ((s.type == "conv2d" || s.type == "maxpool" || s.type == "avgpool") && s.kernel < 1)
@@ -366,7 +370,7 @@ nlohmann::json Experiment::to_json() const {
   nlohmann::json layers_j = nlohmann::json::array();
   for (const auto& l : layers)
     layers_j.push_back({{"type", l.type}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
-                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}});
+                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}});
   nlohmann::json overrides = nlohmann::json::object();
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;

@@ -425,7 +425,32 @@ class Flatten : public Layer {
   Shape in_;
 };
 
+// y = x + skip, the output of an earlier layer, which the network hands over before each forward;
+// backward passes dy to both inputs (the network adds the skip's share where that output was made).
+class Residual : public Layer {
+ public:
+  explicit Residual(int from) : from_(from) {}
+  std::string type() const override { return "residual"; }
+  int skip_from() const override { return from_; }
+  void set_skip_input(const Tensor* t) override { skip = t; }
+  Shape init(const Shape& in, std::mt19937_64&) override { return in; }
+  void forward(const Tensor& x, Tensor& y, Context&) override {
+    if (!skip || skip->shape != x.shape)
+      throw std::invalid_argument(fmt::format("residual layer {}: the output of layer {} ({}) does not match its input ({})",
+                                              index, from_, skip ? to_string(skip->shape) : "none", to_string(x.shape)));
+    y = x;
+    for (std::size_t i = 0; i < y.v.size(); ++i) y.v[i] += skip->v[i];
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override { dx = dy; }
+
+ private:
+  int from_;
+  const Tensor* skip = nullptr;
+};
+
 }  // namespace
+
+std::unique_ptr<Layer> make_residual(int from) { return std::make_unique<Residual>(from); }
 
 std::unique_ptr<Layer> make_linear(std::int64_t out, bool bias) { return std::make_unique<Linear>(out, bias); }
 std::unique_ptr<Layer> make_conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias) {

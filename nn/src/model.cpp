@@ -34,6 +34,11 @@ void Network::init(const Shape& in, std::uint64_t seed) {
   shapes_ = {in};
   for (std::size_t i = 0; i < layers.size(); ++i) {
     layers[i]->index = int(i);
+    const int from = layers[i]->skip_from();
+    if (from >= int(i) || (from >= 0 && shapes_[std::size_t(from) + 1] != shapes_.back()))
+      throw std::invalid_argument(fmt::format("residual layer {}: layer {}'s output {} cannot be added to its input {}", i,
+                                              from, from >= int(i) ? "(not an earlier layer)" : to_string(shapes_[std::size_t(from) + 1]),
+                                              to_string(shapes_.back())));
     shapes_.push_back(layers[i]->init(shapes_.back(), rng));
   }
   acts_.assign(layers.size() + 1, Tensor{});
@@ -41,13 +46,27 @@ void Network::init(const Shape& in, std::uint64_t seed) {
 
 const Tensor& Network::forward(const Tensor& x, Context& ctx) {
   acts_[0] = x;
-  for (std::size_t i = 0; i < layers.size(); ++i) layers[i]->forward(acts_[i], acts_[i + 1], ctx);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (const int from = layers[i]->skip_from(); from >= 0) layers[i]->set_skip_input(&acts_[std::size_t(from) + 1]);
+    layers[i]->forward(acts_[i], acts_[i + 1], ctx);
+  }
   return acts_.back();
 }
 
 void Network::backward(const Tensor& dlogits, Context& ctx) {
+  // skip_grad[j]: gradient a residual layer sends to the output of layer j, added when backward
+  // reaches that output.
+  std::vector<Tensor> skip_grad(layers.size());
   Tensor dy = dlogits, dx;
   for (std::size_t i = layers.size(); i-- > 0;) {
+    if (!skip_grad[i].v.empty())
+      for (std::size_t e = 0; e < dy.v.size(); ++e) dy.v[e] += skip_grad[i].v[e];
+    if (const int from = layers[i]->skip_from(); from >= 0) {
+      Tensor& g = skip_grad[std::size_t(from)];
+      if (g.v.empty()) g = dy;
+      else
+        for (std::size_t e = 0; e < dy.v.size(); ++e) g.v[e] += dy.v[e];
+    }
     layers[i]->backward(dy, dx, i > 0, ctx);
     std::swap(dy, dx);
   }

@@ -45,6 +45,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
   if (s.type == "batchnorm") return make_batchnorm();
   if (s.type == "dropout") return make_dropout(s.p);
   if (s.type == "flatten") return make_flatten();
+  if (s.type == "residual") return make_residual(s.from);
   throw std::invalid_argument(fmt::format("unknown layer type '{}'", s.type));
 }
 

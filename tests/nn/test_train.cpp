@@ -384,3 +384,46 @@ activations = "dfx<8>"
   for (const auto& g : r.report["cost"]["gemms"]) xnor = xnor || g["b_format"] == "fixed<2,0>";
   EXPECT_TRUE(xnor);
 }
+
+// A residual connection: h = linear0(x), y = linear4(linear2(relu(h)) + h). The first layer's
+// weight gradient flows through both paths; it must match finite differences of sum(r * y).
+TEST(NnLayers, ResidualGradientsMatchFiniteDifferences) {
+  Network net;
+  net.layers.push_back(make_linear(6));
+  net.layers.push_back(make_relu());
+  net.layers.push_back(make_linear(6));
+  net.layers.push_back(make_residual(0));  // + output of layer 0
+  net.layers.push_back(make_linear(3));
+  net.init({4, 5}, 9);
+  std::mt19937_64 rng(2);
+  std::normal_distribution<float> d(0, 1);
+  Tensor x({4, 5}), r({4, 3});
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : r.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  auto loss = [&] {
+    const Tensor& y = net.forward(x, ctx);
+    double s = 0;
+    for (std::size_t i = 0; i < y.v.size(); ++i) s += double(y.v[i]) * r.v[i];
+    return s;
+  };
+  loss();
+  net.backward(r, ctx);
+  Param& w0 = *net.layers[0]->params()[0];
+  const std::vector<float> g = w0.grad.v;
+  const float h = 1e-2f;
+  for (std::size_t i = 0; i < g.size(); i += 3) {
+    const float w = w0.value.v[i];
+    w0.value.v[i] = w + h;
+    const double up = loss();
+    w0.value.v[i] = w - h;
+    const double down = loss();
+    w0.value.v[i] = w;
+    EXPECT_NEAR(g[i], (up - down) / (2 * h), 2e-2 * (1 + std::abs((up - down) / (2 * h)))) << i;
+  }
+  Network bad;
+  bad.layers.push_back(make_linear(6));
+  bad.layers.push_back(make_linear(4));
+  bad.layers.push_back(make_residual(0));  // 6 features added to 4
+  EXPECT_THROW(bad.init({2, 5}, 1), std::invalid_argument);
+}

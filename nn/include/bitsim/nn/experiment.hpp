@@ -37,10 +37,11 @@ struct NumericsSpec {
 };
 
 struct LayerSpec {
-  std::string type;  // linear conv2d maxpool avgpool relu hardtanh sign batchnorm dropout flatten
+  std::string type;  // linear conv2d maxpool avgpool relu hardtanh sign batchnorm dropout flatten residual
   std::int64_t out = 0, kernel = 0, stride = 0, padding = 0;
   bool bias = true;
   double p = 0;  // dropout
+  int from = -1;  // residual: y = x + the output of layer `from` (an earlier layer of the same shape)
 };
 
 struct DataSpec {

@@ -76,6 +76,10 @@ class Layer {
   // State that is not a parameter but belongs in a checkpoint (BatchNorm's running statistics).
   virtual std::vector<std::vector<double>*> buffers() { return {}; }
   virtual bool is_gemm() const { return false; }
+  // Residual connections: the index of the earlier layer whose output this layer adds (-1: none),
+  // and where the network puts that output before each forward.
+  virtual int skip_from() const { return -1; }
+  virtual void set_skip_input(const Tensor*) {}
 
   int index = 0;
   LayerNumerics numerics;
@@ -93,6 +97,8 @@ std::unique_ptr<Layer> make_sign();
 std::unique_ptr<Layer> make_batchnorm(double momentum = 0.1, double eps = 1e-5);
 std::unique_ptr<Layer> make_dropout(double p);
 std::unique_ptr<Layer> make_flatten();
+// y = x + (output of layer `from`); the network routes the second input and its gradient.
+std::unique_ptr<Layer> make_residual(int from);
 
 // Losses over a batch of logits (N x classes): the mean loss, and its gradient in dlogits.
 double softmax_cross_entropy(const Tensor& logits, const std::uint8_t* labels, Tensor& dlogits);
