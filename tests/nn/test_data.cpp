@@ -18,28 +18,14 @@
 #include <vector>
 
 #include "bitsim/nn/data.hpp"
+#include "temp_dir.hpp"
 
 using namespace bitsim::nn;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system's temporary directory, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("bitsim_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(tick));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 using Bytes = std::vector<std::uint8_t>;
 
