@@ -104,16 +104,27 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
            .format.is_float() && n.accumulator.format != "fp32-reference") {
     for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"weights", &n.weights}, {"activations", &n.activations},
                                   {"errors", &n.errors}}) {
-      const Numerics q = c->numerics();
-      const bool fixed = q.kind == Numerics::Kind::Binary ||
-                         (q.kind == Numerics::Kind::Scalar && !q.format.is_float()) ||
-                         (q.kind == Numerics::Kind::Block && q.block.scaling == arith::BlockScaling::DynamicFixed);
-      if (!fixed)
+      if (!c->numerics().integer_operands())
         throw ExperimentError(fmt::format("{}: {}accumulator '{}' is an integer accumulator: it needs fixed-point, dfx or "
                                           "binary weights, activations and errors, but {} is '{}'",
                                           file, where, n.accumulator.format, name, c->format));
     }
   }
+  for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"activations", &n.activations}, {"errors", &n.errors}}) {
+    const Numerics q = c->numerics();
+    if (q.kind == Numerics::Kind::Scaled && (q.scheme == Numerics::Scheme::Xnor || q.scheme == Numerics::Scheme::Ternary))
+      throw ExperimentError(fmt::format("{}: {}{}: '{}' scales each row; {} take per-tensor schemes only (binary, "
+                                        "dorefa-a<k>, a format)", file, where, name, c->format, name));
+  }
+  for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"master", &n.master}, {"weights", &n.weights},
+                                {"activations", &n.activations}, {"errors", &n.errors}}) {
+    const Numerics q = c->numerics();
+    if (q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::DorefaG)
+      throw ExperimentError(fmt::format("{}: {}{}: dorefa-g<k> quantizes gradients only", file, where, name));
+  }
+  if (n.master.numerics().kind == Numerics::Kind::Scaled)
+    throw ExperimentError(fmt::format("{}: {}master: the master weights need a format, not the scheme '{}'", file, where,
+                                      n.master.format));
   if (n.master.format == "binary")
     throw ExperimentError(fmt::format("{}: {}master: weights are binarized for the GEMMs (numerics.weights); the master "
                                       "copy the optimizer updates cannot be binary", file, where));

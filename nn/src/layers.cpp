@@ -54,36 +54,63 @@ class GemmLayer : public Layer {
     for (auto& x : w_.value.v) x = u(rng);
   }
 
-  // x: M x K (row-major). y: M x N.
+  // x: M x K (row-major). y: M x N. Scaled schemes: the array multiplies integer codes and the
+  // scale unit after it multiplies y[m][n] by the activation scale (per tensor) and weight scale of
+  // row n.
   void gemm_forward(const float* x, std::int64_t m, float* y, Context& ctx) {
     m_ = m;
     xq_.assign(x, x + m * k_);
     const auto& nm = numerics;
-    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations));
+    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations), 0, &sa_);
+    if (sa_.size() > 1)
+      throw std::invalid_argument(fmt::format("layer {}: activations '{}' have a scale per row; only per-tensor activation "
+                                              "scales are supported", index, nm.activations.describe()));
     wq_ = w_.value.v;
-    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights));
+    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights), 0, &sw_);
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
+    if (!sa_.empty() || !sw_.empty()) {
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale() * weight_scale(j);
+      if (ctx.captures) ctx.captures->back().effective.assign(y, y + m * n_);
+    }
     if (has_bias_)
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] += b_.value.v[std::size_t(j)];
   }
 
-  // dy: M x N. dx (M x K) when need_dx. Accumulates nothing: gradients are set, not added.
+  // dy: M x N. dx (M x K) when need_dx. Gradients are set, not accumulated. The weight gradient is
+  // taken with respect to the effective weights (code x scale) and applied to the master weights
+  // (straight-through). With weight scales, the error reaching the backward-data GEMM is first
+  // multiplied by them (column n by row n's scale) and quantized on its own.
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
-    const arith::Format fe = numerics.errors.apply(eq_, {std::size_t(m_), std::size_t(n_)}, ctx.stream(index, TensorClass::Errors));
+    const arith::MatrixShape e_shape{std::size_t(m_), std::size_t(n_)};
+    const arith::Format fe = numerics.errors.apply(eq_, e_shape, ctx.stream(index, TensorClass::Errors));
     // dW (N x K) = E^T (N x M) . X (M x K)
     run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
+    if (!sa_.empty()) {
+      for (float& g : w_.grad.v) g *= act_scale();
+      if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
+    }
     numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients));
     if (has_bias_) {
       std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
       for (std::int64_t i = 0; i < m_; ++i)
         for (std::int64_t j = 0; j < n_; ++j) b_.grad.v[std::size_t(j)] += eq_[std::size_t(i * n_ + j)];
     }
+    if (!need_dx) return;
     // dX (M x K) = E (M x N) . W (N x K)
-    if (need_dx) run(Phase::BackwardData, fe, fw_, false, false, m_, k_, n_, eq_.data(), wq_.data(), dx, ctx);
+    if (sw_.empty()) {
+      run(Phase::BackwardData, fe, fw_, false, false, m_, k_, n_, eq_.data(), wq_.data(), dx, ctx);
+      return;
+    }
+    std::vector<float> es(dy, dy + m_ * n_);
+    for (std::int64_t i = 0; i < m_; ++i)
+      for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
+    const arith::SrStream s = ctx.stream(index, TensorClass::Errors);
+    const arith::Format fes = numerics.errors.apply(es, e_shape, {s.seed, s.stream + (std::uint64_t(1) << 27)});
+    run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
   }
-
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
 
  private:
@@ -97,7 +124,7 @@ class GemmLayer : public Layer {
     if (ctx.gemms) ctx.gemms->push_back(rec);
     if (ctx.captures) {
       GemmCapture cap{rec, numerics.acc, s, std::vector<float>(std::size_t(m * k)), std::vector<float>(std::size_t(k * n)),
-                      std::vector<float>(c, c + m * n)};
+                      std::vector<float>(c, c + m * n), {}};
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < k; ++j) cap.a[std::size_t(i * k + j)] = ta ? a[j * m + i] : a[i * k + j];
       for (std::int64_t i = 0; i < k; ++i)
@@ -106,9 +133,13 @@ class GemmLayer : public Layer {
     }
   }
 
+  float act_scale() const { return sa_.empty() ? 1.0f : sa_[0]; }
+  float weight_scale(std::int64_t row) const { return sw_.empty() ? 1.0f : sw_.size() == 1 ? sw_[0] : sw_[std::size_t(row)]; }
+
   Param w_, b_;
   bool has_bias_ = true;
   std::vector<float> xq_, wq_, eq_;
+  std::vector<float> sa_, sw_;  // scales of the activation and weight codes (empty: 1)
   arith::Format fa_, fw_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -23,6 +24,34 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
     n.spec.rounding = arith::parse_rounding(rounding);
     if (n.spec.rounding != arith::Rounding::NearestEven && n.spec.rounding != arith::Rounding::Stochastic)
       throw arith::FormatError(fmt::format("binary takes nearest-even (sign) or stochastic rounding, not '{}'", rounding));
+    if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
+    n.spec.sr_bits = sr_bits;
+    return n;
+  }
+  struct Named {
+    std::string_view prefix;
+    Scheme scheme;
+    bool has_bits;
+  };
+  for (const Named& nm : {Named{"binary-scaled", Scheme::Xnor, false}, Named{"ternary", Scheme::Ternary, false},
+                          Named{"dorefa-w", Scheme::DorefaW, true}, Named{"dorefa-a", Scheme::DorefaA, true},
+                          Named{"dorefa-g", Scheme::DorefaG, true}}) {
+    if (!format.starts_with(nm.prefix)) continue;
+    n.kind = Kind::Scaled;
+    n.scheme = nm.scheme;
+    const std::string_view rest = format.substr(nm.prefix.size());
+    if (nm.has_bits) {
+      int k = 0;
+      bool ok = rest.size() >= 3 && rest.front() == '<' && rest.back() == '>';
+      if (ok) {
+        const auto r = std::from_chars(rest.data() + 1, rest.data() + rest.size() - 1, k);
+        ok = r.ec == std::errc() && r.ptr == rest.data() + rest.size() - 1 && k >= 1 && k <= 16;
+      }
+      if (!ok) throw arith::FormatError(fmt::format("bad format '{}': expected {}<k> with k in 1..16", format, nm.prefix));
+      n.bits = k;
+    } else if (!rest.empty()) {
+      throw arith::FormatError(fmt::format("bad format '{}': expected {}", format, nm.prefix));
+    }
     if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
     n.spec.sr_bits = sr_bits;
     return n;
@@ -48,6 +77,15 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
 std::string Numerics::describe() const {
   if (is_fp32()) return "fp32";
   if (kind == Kind::Binary) return stochastic() ? "binary stochastic" : "binary";
+  if (kind == Kind::Scaled) {
+    switch (scheme) {
+      case Scheme::Xnor: return "binary-scaled";
+      case Scheme::Ternary: return "ternary";
+      case Scheme::DorefaW: return fmt::format("dorefa-w<{}>", bits);
+      case Scheme::DorefaA: return fmt::format("dorefa-a<{}>", bits);
+      case Scheme::DorefaG: return fmt::format("dorefa-g<{}>", bits);
+    }
+  }
   const std::string f = kind == Kind::Block ? block.spec() : format.spec();
   return fmt::format("{} {} {}", f, arith::to_string(spec.rounding), arith::to_string(spec.overflow));
 }
@@ -58,12 +96,90 @@ int Numerics::storage_bits() const {
     case Kind::Scalar: return format.width();
     case Kind::Block: return block.element.width();
     case Kind::Binary: return 1;
+    case Kind::Scaled: return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : bits + (scheme == Scheme::DorefaA ? 0 : 1);
   }
   return 32;
 }
 
+bool Numerics::integer_operands() const {
+  switch (kind) {
+    case Kind::Fp32: return false;
+    case Kind::Scalar: return !format.is_float();
+    case Kind::Block: return block.scaling == arith::BlockScaling::DynamicFixed;
+    case Kind::Binary: return true;
+    case Kind::Scaled: return scheme != Scheme::DorefaG;  // DoReFa gradients are not GEMM operands
+  }
+  return false;
+}
+
+namespace {
+
+// The scaled schemes: x <- integer codes, scale <- per-row (or one) factors; returns the codes' format.
+Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
+                    std::uint64_t first_index, std::vector<float>& scale) {
+  const std::size_t rows = shape.cols ? shape.rows : 1, cols = shape.cols ? shape.cols : x.size();
+  const double levels = double((1 << n.bits) - 1);
+  switch (n.scheme) {
+    case Numerics::Scheme::Xnor:
+    case Numerics::Scheme::Ternary: {
+      scale.assign(rows, 0.0f);
+      std::vector<float> out(x.size());
+      if (n.scheme == Numerics::Scheme::Xnor) arith::binarize_scaled(x, rows, cols, scale, out);
+      else arith::ternarize(x, rows, cols, 0.7, scale, out);
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) {
+          const float v = out[r * cols + c];
+          // code = sign, or 0; alpha = 0 (an all-zero row) leaves sign(w) for XNOR, 0 for ternary.
+          x[r * cols + c] = n.scheme == Numerics::Scheme::Xnor ? arith::binarize(x[r * cols + c])
+                                                               : (v > 0 ? 1.0f : v < 0 ? -1.0f : 0.0f);
+        }
+      return Format::fixed(2, 0);
+    }
+    case Numerics::Scheme::DorefaW: {
+      double m = 0;
+      for (float v : x) m = std::max(m, std::abs(std::tanh(double(v))));
+      for (float& v : x) {
+        const double y = m > 0 ? std::tanh(double(v)) / (2 * m) + 0.5 : 0.5;
+        v = float(2 * std::nearbyint(levels * y) - levels);  // odd integers in [-(2^k-1), 2^k-1]
+      }
+      scale.assign(1, float(1 / levels));
+      return Format::fixed(n.bits + 1, 0);
+    }
+    case Numerics::Scheme::DorefaA:
+      for (float& v : x) v = float(std::nearbyint(levels * std::clamp(double(v), 0.0, 1.0)));
+      scale.assign(1, float(1 / levels));
+      return Format::fixed(n.bits + 1, 0);
+    case Numerics::Scheme::DorefaG: {
+      // 2 max|g| (round_k(g / (2 max|g|) + 1/2 + noise) - 1/2), noise uniform in +-1/(2 (2^k-1)),
+      // with round_k(v) = round((2^k - 1) v) / (2^k - 1): codes 2 round(.) - (2^k - 1), scale max|g| / (2^k - 1).
+      double m = 0;
+      for (float v : x) m = std::max(m, std::abs(double(v)));
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const double noise = (double(sr.bits(first_index + i, 16)) / 65536.0 - 0.5) / levels;
+        const double y = m > 0 ? double(x[i]) / (2 * m) + 0.5 + noise : 0.5;
+        x[i] = float(2 * std::clamp(std::nearbyint(levels * y), 0.0, levels) - levels);
+      }
+      scale.assign(1, float(m / levels));
+      return Format::fixed(n.bits + 1, 0);
+    }
+  }
+  return Format::fixed(2, 0);
+}
+
+}  // namespace
+
 Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
-                       std::uint64_t first_index) const {
+                       std::uint64_t first_index, std::vector<float>* scale) const {
+  if (kind == Kind::Scaled) {
+    std::vector<float> own;
+    std::vector<float>& s = scale ? *scale : own;
+    const Format codes = scaled_codes(*this, x, shape, sr, first_index, s);
+    if (scale) return codes;
+    const std::size_t cols = s.size() > 1 ? x.size() / s.size() : x.size();
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] *= s.size() > 1 ? s[i / cols] : s[0];  // effective values
+    return Format::floating(8, 23);
+  }
+  if (scale) scale->clear();
   switch (kind) {
     case Kind::Fp32: return format;
     case Kind::Scalar:
@@ -73,6 +189,7 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
       if (stochastic()) arith::binarize_stochastic(x, x, sr, first_index, spec.sr_bits);
       else arith::binarize(x, x);
       return Format::fixed(2, 0);  // holds -1 and +1
+    case Kind::Scaled:  // handled above
     case Kind::Block: break;
   }
   // Block formats: stochastic rounding indexes elements from 0 within the tensor, so the caller's

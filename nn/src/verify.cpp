@@ -130,7 +130,9 @@ nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
     const std::vector<GemmCapture> f = step(fx, fnet, fopt, input, labels, std::uint64_t(s));
     for (std::size_t i = 0; i < q.size() && i < f.size(); ++i)
       dev[{q[i].record.layer, int(q[i].record.phase)}].add(
-          q[i].c, f[i].c, q[i].acc.fp32 ? Format::floating(8, 23) : q[i].acc.for_operands(q[i].record.a, q[i].record.b));
+          q[i].effective.empty() ? q[i].c : q[i].effective, f[i].c,
+          // scaled outputs are no longer on the accumulator's grid: measure them in fp32 ULPs
+          q[i].acc.fp32 || !q[i].effective.empty() ? Format::floating(8, 23) : q[i].acc.for_operands(q[i].record.a, q[i].record.b));
     if (s == 0) first_step = std::move(q);
     if (opt.progress) opt.progress(double(s + 1) / double(opt.steps + 1), fmt::format("step {}/{}", s + 1, opt.steps));
   }

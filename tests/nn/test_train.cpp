@@ -417,3 +417,51 @@ TEST(NnLayers, ResidualGradientsMatchFiniteDifferences) {
   bad.layers.push_back(make_residual(0));  // 6 features added to 4
   EXPECT_THROW(bad.init({2, 5}, 1), std::invalid_argument);
 }
+
+// The scaled schemes against their published formulas, computed here from scratch.
+TEST(NnNumerics, ScaledSchemesMatchTheirFormulas) {
+  using bitsim::arith::Format;
+  // XNOR-Net: sign(w) with alpha = mean |w| per row.
+  std::vector<float> w{0.5f, -1.5f, 1.0f, -0.25f, 0.25f, 0.0f};
+  std::vector<float> scale;
+  EXPECT_EQ(Numerics::parse("binary-scaled").apply(w, {2, 3}, {}, 0, &scale), Format::fixed(2, 0));
+  EXPECT_EQ(w, (std::vector<float>{1, -1, 1, -1, 1, 1}));
+  EXPECT_EQ(scale, (std::vector<float>{1.0f, float(0.5 / 3)}));
+  // DoReFa weights, k = 2: y = tanh(w) / (2 max|tanh|) + 1/2, code 2 round(3 y) - 3, scale 1/3.
+  std::vector<float> v{-2.0f, -0.1f, 0.0f, 0.3f, 2.0f};
+  const std::vector<float> orig = v;
+  Numerics::parse("dorefa-w<2>").apply(v, {}, {}, 0, &scale);
+  const double m = std::tanh(2.0);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const double y = std::tanh(double(orig[i])) / (2 * m) + 0.5;
+    EXPECT_EQ(v[i], float(2 * std::nearbyint(3 * y) - 3)) << i;
+  }
+  EXPECT_EQ(scale, (std::vector<float>{float(1.0 / 3)}));
+  // Without a scale vector the effective values come back: code x scale.
+  std::vector<float> e = orig;
+  EXPECT_EQ(Numerics::parse("dorefa-w<2>").apply(e), Format::floating(8, 23));
+  for (std::size_t i = 0; i < e.size(); ++i) EXPECT_FLOAT_EQ(e[i], v[i] * float(1.0 / 3));
+  // DoReFa activations, k = 3: round(7 clip(x, 0, 1)), scale 1/7.
+  std::vector<float> a{-1.0f, 0.2f, 0.5f, 0.99f, 3.0f};
+  Numerics::parse("dorefa-a<3>").apply(a, {}, {}, 0, &scale);
+  EXPECT_EQ(a, (std::vector<float>{0, 1, 4, 7, 7}));  // 7 x 0.5 = 3.5 rounds to even 4
+  EXPECT_THROW(Numerics::parse("dorefa-w<0>"), std::invalid_argument);
+  EXPECT_THROW(Numerics::parse("dorefa-a<3"), std::invalid_argument);
+  EXPECT_THROW(Numerics::parse("ternary<2>"), std::invalid_argument);
+}
+
+// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4) and TWN nets learn the synthetic task with
+// integer GEMMs followed by the scale unit.
+TEST(NnTrain, ScaledSchemesLearn) {
+  const char* cases[] = {
+      "weights = \"binary-scaled\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n",
+      "weights = \"dorefa-w<2>\"\nactivations = \"dorefa-a<2>\"\nerrors = \"dfx<8>\"\ngradients = \"dorefa-g<4>\"\n"
+      "accumulator = \"int<32>\"\n[[numerics.layer]]\nindex = 0\nactivations = \"dfx<8>\"\n",
+      "weights = \"ternary\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n",
+  };
+  for (const char* n : cases) {
+    TempDir t;
+    const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(n, 3))), {"", false, {}});
+    EXPECT_GT(r.epochs.back().test_accuracy, 0.6) << n;
+  }
+}

@@ -39,6 +39,7 @@ struct GemmCapture {
   Accumulation acc;
   arith::SrStream sr;  // output (m, n) used stream sr.stream + m * N + n
   std::vector<float> a, b, c;
+  std::vector<float> effective;  // C after the scale unit (scaled schemes); empty when it is C
 };
 
 // Tensor classes, for stochastic-rounding streams.

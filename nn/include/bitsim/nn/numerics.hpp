@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bitsim/arith/block.hpp"
 #include "bitsim/arith/format.hpp"
@@ -18,15 +19,26 @@ namespace bitsim::nn {
 struct Numerics {
   // Binary: sign(x) in {-1, +1} (BinaryConnect / BNN); with stochastic rounding, BinaryConnect's
   // stochastic binarization (+1 with probability hard_sigmoid(x)).
-  enum class Kind : std::uint8_t { Fp32, Scalar, Block, Binary };
+  // Scaled: integer codes times a scale (per tensor or per row), see Scheme.
+  enum class Kind : std::uint8_t { Fp32, Scalar, Block, Binary, Scaled };
+  enum class Scheme : std::uint8_t {
+    Xnor,     // "binary-scaled": sign(w) times alpha = mean |w| per row (XNOR-Net)
+    Ternary,  // "ternary": TWN's {-1, 0, +1} times alpha per row (threshold 0.7 mean |w|)
+    DorefaW,  // "dorefa-w<k>": DoReFa weights 2 round((2^k-1) y) / (2^k-1) - 1, y = tanh(w) / (2 max|tanh w|) + 1/2
+    DorefaA,  // "dorefa-a<k>": DoReFa activations round((2^k-1) clip(x, 0, 1)) / (2^k-1)
+    DorefaG,  // "dorefa-g<k>": DoReFa gradients 2 max|g| (round_k(g / (2 max|g|) + 1/2 + noise) - 1/2)
+  };
   Kind kind = Kind::Fp32;
+  Scheme scheme = Scheme::Xnor;  // Scaled
+  int bits = 0;                  // Scaled: k of the DoReFa schemes
   arith::Format format = arith::Format::floating(8, 23);  // Scalar: the format; Fp32: fp32
   arith::BlockFormat block;                                // Block
   arith::RoundSpec spec;
 
   // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
-  // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); or "binary". Throws arith::FormatError
-  // naming the bad token.
+  // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); "binary"; or a scaled scheme
+  // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16). Throws
+  // arith::FormatError naming the bad token.
   static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
                         std::string_view overflow = "", int sr_bits = 16);
 
@@ -40,8 +52,16 @@ struct Numerics {
   // draws element i's bits at index first_index + i of `sr`. Returns a scalar format that holds
   // every resulting value exactly (for a block format, the finest grid over its groups; fp32 for
   // fp32), which is what a MAC array sees as the operand format.
+  //
+  // Scaled schemes: with `scale` given, x receives the integer codes (as values) and `scale` the
+  // factor to multiply them by (one per tensor, or one per row of `shape`): what an integer array
+  // multiplies, and the scale unit applied after it. Without `scale`, x receives code x scale (the
+  // effective values) and the result is fp32.
   arith::Format apply(std::span<float> x, arith::MatrixShape shape = {}, const arith::SrStream& sr = {},
-                      std::uint64_t first_index = 0) const;
+                      std::uint64_t first_index = 0, std::vector<float>* scale = nullptr) const;
+  // Whether the values apply() leaves (codes, for scaled schemes) are on a fixed-point grid, so an
+  // integer accumulator can sum their products.
+  bool integer_operands() const;
 };
 
 // The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
