@@ -22,7 +22,7 @@ struct TrainArgs {
   std::string experiment, out, checkpoint;
   std::vector<std::string> set;
   int threads = 0;
-  bool resume = false, json = false;
+  bool resume = false, json = false, fold = false;
   int steps = 2, samples = 8;
 };
 
@@ -77,9 +77,14 @@ void run_infer(const TrainArgs& a) {
   nn::Network net = nn::build_network(x, {x.batch, test.channels, test.height, test.width});
   nn::Optimizer optim = nn::make_optimizer(x);
   nn::load_checkpoint(a.checkpoint, net, optim);
+  const int folded = a.fold ? net.fold_batchnorm() : 0;
   const auto [acc, loss] = nn::evaluate(x, net, test, 0);
-  if (a.json) fmt::print("{}\n", nlohmann::json{{"test_accuracy", acc}, {"test_loss", loss}, {"examples", test.n}}.dump(2));
-  else fmt::print("{} test examples: accuracy {:.2f}%, loss {:.4f}\n", test.n, 100 * acc, loss);
+  if (a.json)
+    fmt::print("{}\n", nlohmann::json{{"test_accuracy", acc}, {"test_loss", loss}, {"examples", test.n},
+                                      {"batchnorms_folded", folded}}.dump(2));
+  else
+    fmt::print("{} test examples: accuracy {:.2f}%, loss {:.4f}{}\n", test.n, 100 * acc, loss,
+               a.fold ? fmt::format(" ({} BatchNorm layers folded into the weights)", folded) : "");
 }
 
 void run_verify(const TrainArgs& a) {
@@ -140,6 +145,7 @@ void add_nn_commands(CLI::App& app) {
   i->add_option("--checkpoint", b->checkpoint, "checkpoint.bin of a run")->required();
   i->add_option("--set", b->set, "Override a key of the experiment: key.path=value (repeatable)");
   i->add_option("--threads", b->threads, "Threads (0: all cores)")->capture_default_str();
+  i->add_flag("--fold-batchnorm", b->fold, "Fold each BatchNorm that follows a GEMM layer into its weights and bias");
   i->add_flag("--json", b->json, "Print JSON");
   i->callback([b] { run_infer(*b); });
 

@@ -37,6 +37,16 @@ namespace {
 class GemmLayer : public Layer {
  public:
   bool is_gemm() const override { return true; }
+  bool absorb_affine(const std::vector<double>& scale, const std::vector<double>& shift) override {
+    if (scale.size() != std::size_t(n_)) return false;
+    for (std::int64_t j = 0; j < n_; ++j) {
+      for (std::int64_t i = 0; i < k_; ++i) w_.value.v[std::size_t(j * k_ + i)] = float(w_.value.v[std::size_t(j * k_ + i)] * scale[std::size_t(j)]);
+      const double b = has_bias_ ? b_.value.v[std::size_t(j)] : 0.0;
+      b_.value.v[std::size_t(j)] = float(b * scale[std::size_t(j)] + shift[std::size_t(j)]);
+    }
+    has_bias_ = true;
+    return true;
+  }
   std::vector<Param*> params() override {
     std::vector<Param*> p{&w_};
     if (has_bias_) p.push_back(&b_);
@@ -346,7 +356,21 @@ class BatchNorm : public Layer {
   }
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<std::vector<double>*> buffers() override { return {&mean_, &var_}; }
+  bool fold_affine(std::vector<double>& scale, std::vector<double>& shift) override {
+    scale.resize(std::size_t(c_)), shift.resize(std::size_t(c_));
+    for (std::size_t c = 0; c < std::size_t(c_); ++c) {
+      scale[c] = gamma_.value.v[c] / std::sqrt(var_[c] + eps_);
+      shift[c] = beta_.value.v[c] - mean_[c] * scale[c];
+    }
+    folded_ = true;
+    return true;
+  }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
+    if (folded_) {  // absorbed by the layer before
+      if (ctx.training) throw std::logic_error("a folded BatchNorm cannot train");
+      y = x;
+      return;
+    }
     const std::int64_t n = x.dim(0), inner = x.size() / (n * c_);
     y.resize(x.shape);
     xhat_.assign(x.v.size(), 0.0f);
@@ -402,6 +426,7 @@ class BatchNorm : public Layer {
  private:
   double momentum_, eps_;
   std::int64_t c_ = 0;
+  bool folded_ = false;
   Param gamma_, beta_;
   std::vector<double> mean_, var_, inv_std_;
   std::vector<float> xhat_;

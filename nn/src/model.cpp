@@ -72,6 +72,18 @@ void Network::backward(const Tensor& dlogits, Context& ctx) {
   }
 }
 
+int Network::fold_batchnorm() {
+  int folded = 0;
+  for (std::size_t i = 1; i < layers.size(); ++i) {
+    if (layers[i]->type() != "batchnorm" || !layers[i - 1]->is_gemm()) continue;
+    std::vector<double> scale, shift;
+    layers[i]->fold_affine(scale, shift);
+    if (!layers[i - 1]->absorb_affine(scale, shift)) throw std::logic_error("BatchNorm folding: channel count mismatch");
+    ++folded;
+  }
+  return folded;
+}
+
 std::vector<Param*> Network::params() {
   std::vector<Param*> p;
   for (auto& l : layers)

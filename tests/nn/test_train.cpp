@@ -465,3 +465,24 @@ TEST(NnTrain, ScaledSchemesLearn) {
     EXPECT_GT(r.epochs.back().test_accuracy, 0.6) << n;
   }
 }
+
+// BatchNorm folding: in fp32 the folded network gives the same logits as the unfolded one (to fp32
+// rounding) after training has moved the running statistics away from (0, 1).
+TEST(NnLayers, BatchNormFoldsIntoThePrecedingGemmLayer) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text("accumulator = \"fp32-reference\"\n")));
+  train(x, {(t.path / "r").string(), false, {}});
+  Network a = build_network(x, {32, 1, 28, 28}), b = build_network(x, {32, 1, 28, 28});
+  Optimizer oa = make_optimizer(x), ob = make_optimizer(x);
+  load_checkpoint((t.path / "r" / "checkpoint.bin").string(), a, oa);
+  load_checkpoint((t.path / "r" / "checkpoint.bin").string(), b, ob);
+  EXPECT_EQ(b.fold_batchnorm(), 1);
+  const Dataset d = synthetic(32, 1, 28, 28, 10, 4);
+  Tensor in({32, 1, 28, 28});
+  in.v = d.images;
+  Context ctx{false, 1, 0, nullptr, nullptr, nullptr};
+  const Tensor ya = a.forward(in, ctx);
+  const Tensor& yb = b.forward(in, ctx);
+  ASSERT_EQ(ya.v.size(), yb.v.size());
+  for (std::size_t i = 0; i < ya.v.size(); ++i) EXPECT_NEAR(ya.v[i], yb.v[i], 1e-4 * (1 + std::abs(ya.v[i]))) << i;
+}

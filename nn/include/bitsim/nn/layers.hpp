@@ -81,6 +81,11 @@ class Layer {
   // and where the network puts that output before each forward.
   virtual int skip_from() const { return -1; }
   virtual void set_skip_input(const Tensor*) {}
+  // BatchNorm folding for inference: a BatchNorm layer gives its per-channel y = scale x + shift
+  // (running statistics) and becomes the identity; the GEMM layer before it absorbs them into its
+  // weights and bias (w[n] *= scale[n]; bias[n] = bias[n] scale[n] + shift[n]).
+  virtual bool fold_affine(std::vector<double>& /*scale*/, std::vector<double>& /*shift*/) { return false; }
+  virtual bool absorb_affine(const std::vector<double>& /*scale*/, const std::vector<double>& /*shift*/) { return false; }
 
   int index = 0;
   LayerNumerics numerics;

@@ -23,6 +23,9 @@ class Network {
   // Back-propagates dlogits through every layer (no input gradient for the first).
   void backward(const Tensor& dlogits, Context& ctx);
   std::vector<Param*> params();
+  // Folds every BatchNorm that directly follows a GEMM layer into it, for inference; returns how
+  // many were folded.
+  int fold_batchnorm();
   std::vector<Shape> shapes() const { return shapes_; }  // input of each layer, then the output
 
  private:
