@@ -217,12 +217,12 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     return out;
   };
   // op(A) as M x K codes and op(B) as N x K codes, so both walk k contiguously.
-  std::vector<float> at_(std::size_t(m * k)), bt(std::size_t(n * k));
+  std::vector<float> a_mk(std::size_t(m * k)), b_nk(std::size_t(n * k));
   for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t kk = 0; kk < k; ++kk) at_[std::size_t(i * k + kk)] = at(a, trans_a, m, k, i, kk);
+    for (std::int64_t kk = 0; kk < k; ++kk) a_mk[std::size_t(i * k + kk)] = at(a, trans_a, m, k, i, kk);
   for (std::int64_t j = 0; j < n; ++j)
-    for (std::int64_t kk = 0; kk < k; ++kk) bt[std::size_t(j * k + kk)] = at(b, trans_b, k, n, kk, j);
-  const std::vector<u128> ac = codes(at_.data(), m * k, fa), bc = codes(bt.data(), n * k, fb);
+    for (std::int64_t kk = 0; kk < k; ++kk) b_nk[std::size_t(j * k + kk)] = at(b, trans_b, k, n, kk, j);
+  const std::vector<u128> ac = codes(a_mk.data(), m * k, fa), bc = codes(b_nk.data(), n * k, fb);
   parallel_for(items, [&](std::int64_t it) {
     const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
     for (std::int64_t i = r0; i < r0 + rows; ++i)
