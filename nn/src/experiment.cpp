@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <toml++/toml.h>
 
@@ -280,9 +281,10 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
         const std::string where = fmt::format("numerics.layer[{}].", i++);
         if (!ln.is_table()) throw ExperimentError(fmt::format("{}: {}: expected a table", path, where));
         Reader lr(*ln.as_table(), path, where);
-        int index = -1;
+        constexpr int kMissing = std::numeric_limits<int>::min();
+        int index = kMissing;
         lr.get("index", index);
-        if (index < 0) index += int(x.layers.size()) + 1;  // -1: the last layer
+        if (index != kMissing && index < 0) index += int(x.layers.size());  // -1: the last layer
         if (index < 0 || index >= int(x.layers.size()))
           throw ExperimentError(fmt::format("{}: {}index: expected a layer index in [0, {}) or -1 for the last", path, where, x.layers.size()));
         NumericsSpec s = x.numerics;

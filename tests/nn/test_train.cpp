@@ -486,3 +486,14 @@ TEST(NnLayers, BatchNormFoldsIntoThePrecedingGemmLayer) {
   ASSERT_EQ(ya.v.size(), yb.v.size());
   for (std::size_t i = 0; i < ya.v.size(); ++i) EXPECT_NEAR(ya.v[i], yb.v[i], 1e-4 * (1 + std::abs(ya.v[i]))) << i;
 }
+
+// [[numerics.layer]] index -1 names the last layer; a missing index is an error.
+TEST(NnExperiment, LayerOverrideIndexCountsFromTheEnd) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text(std::string(kInt8) +
+                                                                          "[[numerics.layer]]\nindex = -1\nweights = \"dfx<4>\"\n")));
+  ASSERT_EQ(x.layer_numerics.count(6), 1u);
+  EXPECT_EQ(x.layer(6).weights.block.element.wl, 4);
+  EXPECT_THROW(Experiment::load(t.write("y.toml", experiment_text(std::string(kInt8) + "[[numerics.layer]]\nweights = \"dfx<4>\"\n"))),
+               ExperimentError);
+}
