@@ -73,7 +73,8 @@ nlohmann::json run_cost(const Experiment& x, const std::vector<GemmRecord>& gemm
     Totals t;
     t.macs = double(s.macs);
     t.cycles = double(s.cycles);
-    t.energy_mac = t.macs * model.mac(cfg.a, cfg.w, cfg.acc).energy_pj();
+    // A binary GEMM is XNOR and popcount, not a multiplier.
+    t.energy_mac = t.macs * (g.binary ? model.xnor_popcount() : model.mac(cfg.a, cfg.w, cfg.acc)).energy_pj();
     auto sram = [&](const sim::BufferCounts& c, int bits) {
       return double(c.reads + c.writes) * model.sram_read_energy_pj(sram_bytes, bits);
     };
@@ -122,7 +123,7 @@ nlohmann::json run_cost(const Experiment& x, const std::vector<GemmRecord>& gemm
                           {"bound", bw > 0 && ai * bw < peak ? "memory" : "compute"}, {"utilization", s.utilization()}});
     }
     layers.push_back({{"layer", g.layer}, {"phase", to_string(g.phase)}, {"m", g.m}, {"n", g.n}, {"k", g.k},
-                      {"a_format", g.a.spec()}, {"b_format", g.b.spec()}, {"path", to_string(g.path)},
+                      {"a_format", g.a.spec()}, {"b_format", g.b.spec()}, {"path", to_string(g.path)}, {"xnor", g.binary},
                       {"per_run", train.json()}});
   }
   // The optimizer's update: about 10 fp32 multiply-adds per parameter per step (Adam's moments,

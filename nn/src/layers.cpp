@@ -130,7 +130,10 @@ class GemmLayer : public Layer {
     const arith::SrStream s{sr.seed, sr.stream + (std::uint64_t(phase) << 26)};
     // Operands come from Numerics::apply, whose formats hold them by construction.
     const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false);
-    const GemmRecord rec{index, phase, m, n, k, fa, fb, path};
+    // Binary operands on both sides: the forward GEMM of a layer with binary weights and activations.
+    const bool binary = phase == Phase::Forward && numerics.weights.kind == Numerics::Kind::Binary &&
+                        numerics.activations.kind == Numerics::Kind::Binary;
+    const GemmRecord rec{index, phase, m, n, k, fa, fb, path, binary};
     if (ctx.gemms) ctx.gemms->push_back(rec);
     if (ctx.captures) {
       GemmCapture cap{rec, numerics.acc, s, std::vector<float>(std::size_t(m * k)), std::vector<float>(std::size_t(k * n)),

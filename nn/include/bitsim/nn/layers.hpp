@@ -31,6 +31,7 @@ struct GemmRecord {
   std::int64_t m = 0, n = 0, k = 0;
   arith::Format a, b;
   GemmPath path = GemmPath::Fp32;
+  bool binary = false;  // both operands +-1 (binary numerics): an XNOR-popcount array computes it
 };
 
 // One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.
