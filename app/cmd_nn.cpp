@@ -67,7 +67,7 @@ void run_train(const TrainArgs& a) {
     return;
   }
   print_summary(r);
-  if (!a.out.empty()) fmt::print("\nrun directory: {} (report.json, metrics.csv, checkpoint.bin)\n", a.out);
+  if (!a.out.empty()) fmt::print("\nrun directory: {} (report.json, metrics.csv, checkpoint.bin, plots)\n", a.out);
 }
 
 void run_infer(const TrainArgs& a) {
