@@ -1,15 +1,98 @@
 // Accumulator and lazy (Kahan-compensated) update: sequences of once-rounded sums on codes.
 #include "bitsim/arith/accumulator.hpp"
 
+#include <bit>
 #include <cmath>
 
 namespace bitsim::arith {
+
+namespace {
+
+// Float formats the double path decodes and encodes itself.
+bool plain_float(const Format& f) {
+  return f.is_float() && f.is_signed && f.has_zero && f.subnormals && f.exp_bits <= 10 && f.man_bits <= 52;
+}
+
+// 2^e as a double, for normal exponents (-1022 <= e <= 1023): built from its bits, no libm call.
+double pow2(int e) { return std::bit_cast<double>(std::uint64_t(1023 + e) << 52); }
+
+// The unbiased exponent of a positive normal double: a in [2^e, 2^(e+1)).
+int exponent_of(double a) { return int((std::bit_cast<std::uint64_t>(a) >> 52) & 0x7ff) - 1023; }
+
+// The value of a finite code of a plain float format, exactly; false for inf and nan. Normal
+// codes map to a normal double bit for bit; subnormals are their integer mantissa times 2^(emin - m).
+bool to_double(const Format& f, u128 code, double& out) {
+  const int m = f.man_bits, e = f.exp_bits;
+  const std::uint64_t all = (std::uint64_t(1) << e) - 1, man_mask = (std::uint64_t(1) << m) - 1;
+  const std::uint64_t ef = std::uint64_t(code >> m) & all, mf = std::uint64_t(code) & man_mask;
+  const std::uint64_t sign = std::uint64_t((code >> (m + e)) & 1) << 63;
+  if (ef == all && (f.nonfinite == NonFinite::Ieee || (f.nonfinite == NonFinite::NanOnly && mf == man_mask))) return false;
+  if (ef == 0) {
+    out = std::bit_cast<double>(std::bit_cast<std::uint64_t>(double(mf) * pow2(f.emin() - m)) | sign);
+    return true;
+  }
+  const std::uint64_t biased = ef - std::uint64_t(f.bias()) + 1023;
+  out = std::bit_cast<double>(sign | (biased << 52) | (mf << (52 - m)));
+  return true;
+}
+
+// Round-to-nearest-even of q (a non-negative double) to an integer.
+double rne_integer(double q) {
+  double r = std::floor(q);
+  const double d = q - r;  // exact
+  if (d > 0.5 || (d == 0.5 && (std::uint64_t(r) & 1))) r += 1;
+  return r;
+}
+
+// s (exact) rounded to nearest-even into an IEEE plain float format with IEEE overflow, with the
+// flags quantize() sets: inexact, overflow (to inf), underflow (tiny after rounding and inexact).
+Quantized round_double(const Format& f, double s) {
+  const int m = f.man_bits, emin = f.emin(), emax = f.emax(), bias = f.bias();
+  const u128 sign = std::signbit(s) ? u128(1) << (f.exp_bits + m) : 0;
+  const double a = std::fabs(s);
+  if (a == 0) return {sign, 0};
+  const int ex = exponent_of(a);  // a is normal: products and sums of the plain formats stay far above 2^-1022
+  const int qexp = std::max(ex, emin) - m;
+  std::uint64_t sig = std::uint64_t(rne_integer(a * pow2(-qexp)));  // exact scaling
+  int e2 = qexp;
+  const bool inexact = double(sig) * pow2(e2) != a;
+  if (sig == (std::uint64_t(1) << (m + 1))) sig >>= 1, ++e2;  // rounded up into the next binade
+  unsigned status = inexact ? kInexact : 0;
+  // Tiny after rounding: rounded to m + 1 bits with an unbounded exponent, below 2^emin.
+  if (inexact && ex < emin) {
+    const double ru = rne_integer(a * pow2(m - ex));
+    if (ex + (ru == pow2(m + 1) ? 1 : 0) < emin) status |= kUnderflow;
+  }
+  if (sig < (std::uint64_t(1) << m)) return {sign | u128(sig), status};  // subnormal (or zero)
+  const int biased = e2 + m + bias;
+  if (biased > emax + bias) return {sign | (((u128(1) << f.exp_bits) - 1) << m), kOverflow | kInexact};
+  return {sign | (u128(biased) << m) | u128(sig - (std::uint64_t(1) << m)), status};
+}
+
+}  // namespace
+
+bool MacDatapath::double_step(u128 acc, u128 a, u128 b, Quantized& out) const {
+  double x, y, c;
+  if (!to_double(fa_, a, x) || !to_double(fb_, b, y) || !to_double(acc_, acc, c)) return false;
+  const double p = x * y;  // exact: the product format fits double (checked at construction)
+  const double s = c + p;
+  // TwoSum: s is the exact sum iff the rounding error is zero.
+  const double bb = s - c;
+  if ((c - (s - bb)) + (p - bb) != 0) return false;
+  out = round_double(acc_, s);
+  return true;
+}
 
 MacDatapath::MacDatapath(const Format& fa, const Format& fb, const Format& acc, const RoundSpec& spec)
     : fa_(fa), fb_(fb), acc_(acc), product_(arith::product_format(fa, fb)), spec_(spec), mask_(acc.code_mask()) {
   exact_spec_.overflow = default_overflow(product_);  // product_ holds every product: never applies
   int_product_ = !fa.is_float() && !fb.is_float() && fa.wl + fb.wl <= 125;
   product_mask_ = product_.code_mask();
+  // The double path: exact products in double (significand and exponent range), an IEEE
+  // accumulator rounded to nearest-even with IEEE overflow.
+  double_path_ = plain_float(fa) && plain_float(fb) && plain_float(acc) && acc.nonfinite == NonFinite::Ieee &&
+                 spec.rounding == Rounding::NearestEven && spec.overflow == Overflow::Ieee &&
+                 fa.man_bits + fb.man_bits + 2 <= 53 && product_.exp_bits <= 10;
   const bool all_fixed = !fa.is_float() && !fb.is_float() && !acc.is_float();
   if (!all_fixed) return;
   const int shift = acc.fl - (fa.fl + fb.fl);

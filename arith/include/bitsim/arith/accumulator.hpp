@@ -55,6 +55,13 @@ class Accumulator {
 // everything fits 125 bits, acc + a * b is an integer on acc's grid. While that sum lies in acc's
 // range it *is* the result, with no rounding and no flag, so decode / quantize are skipped; a sum
 // out of range (the overflow mode decides) and every other format pair take round_sum.
+//
+// Float formats have a double path: for IEEE-style formats (signed, zero, subnormals, at most 10
+// exponent and 52 mantissa bits), nearest-even rounding and IEEE overflow, finite operands give an
+// exact product in double; when acc + a * b is exact in double too (checked with TwoSum), that sum
+// is rounded once onto the accumulator's grid with the flags quantize() would set. Anything else
+// (inf, nan, a sum double cannot hold exactly) takes round_sum. The double path assumes the
+// default floating-point environment (round to nearest).
 class MacDatapath {
  public:
   MacDatapath(const Format& fa, const Format& fb, const Format& acc, const RoundSpec& spec);
@@ -64,6 +71,9 @@ class MacDatapath {
       const i128 sum = int_value(acc, acc_.wl, acc_.is_signed) +
                        (int_value(a, fa_.wl, fa_.is_signed) * int_value(b, fb_.wl, fb_.is_signed)) * scale_;
       if (sum >= lo_ && sum <= hi_) return {u128(sum) & mask_, 0};
+    } else if (double_path_) {
+      Quantized q;
+      if (double_step(acc, a, b, q)) return q;
     }
     return round_sum(acc_, decode(acc_, acc), exact_mul(decode(fa_, a), decode(fb_, b)), spec_, random);
   }
@@ -81,6 +91,7 @@ class MacDatapath {
   bool stochastic() const { return spec_.rounding == Rounding::Stochastic; }
   // Whether the exact integer path is in use (for tests and benchmarks).
   bool integer_path() const { return shift_ >= 0; }
+  bool double_path() const { return double_path_; }
 
  private:
   static i128 int_value(u128 code, int wl, bool is_signed) {
@@ -89,8 +100,12 @@ class MacDatapath {
     return i128(code << up) >> up;  // sign-extend the low wl bits
   }
 
+  // The double path of operator(): false when it does not apply to these codes.
+  bool double_step(u128 acc, u128 a, u128 b, Quantized& out) const;
+
   Format fa_, fb_, acc_, product_;
   RoundSpec spec_, exact_spec_;
+  bool double_path_ = false;
   bool int_product_ = false;  // fixed operands: the product code is the integer product's low bits
   u128 product_mask_ = 0;
   int shift_ = -1;  // acc.fl - (a.fl + b.fl) on the integer path, else -1
