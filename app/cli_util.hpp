@@ -5,7 +5,11 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cmath>
+#include <cstdint>
 #include <iostream>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,37 @@
 #include "bitsim/arith/rounding.hpp"
 
 namespace bitsim::app {
+
+// A number from the command line, consumed whole; the error names the option and the token.
+inline double parse_number(const std::string& tok, std::string_view what, std::string_view unit, bool allow_zero = false) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(tok, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != tok.size() || !std::isfinite(v) || v < 0 || (!allow_zero && v == 0))
+    throw std::invalid_argument(fmt::format("bad {} '{}': expected a {} number{}", what, tok,
+                                            allow_zero ? "non-negative" : "positive", unit.empty() ? "" : fmt::format(" ({})", unit)));
+  return v;
+}
+
+// A positive integer from the command line, at most `max`; the error names the option and the token.
+inline std::uint64_t parse_count(const std::string& tok, std::string_view what,
+                                 std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    if (!tok.empty() && std::isdigit(static_cast<unsigned char>(tok[0]))) v = std::stoull(tok, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != tok.size() || v == 0 || v > max)
+    throw std::invalid_argument(fmt::format("bad {} '{}': expected a positive integer{}", what, tok,
+                                            v > max ? fmt::format(" up to {}", max) : ""));
+  return v;
+}
 
 inline arith::RoundSpec make_round_spec(const arith::Format& f, const std::string& rounding,
                                         const std::string& overflow, int sr_bits) {

@@ -18,6 +18,7 @@
 #include "bitsim/costmodel/roofline.hpp"
 #include "bitsim/costmodel/table.hpp"
 #include "bitsim/costmodel/technology.hpp"
+#include "cli_util.hpp"
 #include "commands.hpp"
 
 namespace bitsim::app {
@@ -25,34 +26,6 @@ namespace {
 
 using arith::Format;
 using namespace bitsim::costmodel;
-
-// A number from the command line, consumed whole; the error names the option and the token.
-double parse_number(const std::string& tok, std::string_view what, std::string_view unit, bool allow_zero = false) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(tok, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != tok.size() || !std::isfinite(v) || v < 0 || (!allow_zero && v == 0))
-    throw std::invalid_argument(fmt::format("bad {} '{}': expected a {} number{}", what, tok,
-                                            allow_zero ? "non-negative" : "positive", unit.empty() ? "" : fmt::format(" ({})", unit)));
-  return v;
-}
-
-std::uint64_t parse_count(const std::string& tok, std::string_view what) {
-  std::size_t used = 0;
-  unsigned long long v = 0;
-  try {
-    if (!tok.empty() && std::isdigit(static_cast<unsigned char>(tok[0]))) v = std::stoull(tok, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != tok.size() || v == 0)
-    throw std::invalid_argument(fmt::format("bad {} '{}': expected a positive integer", what, tok));
-  return v;
-}
 
 // Options that choose the table and where to evaluate it.
 struct ModelArgs {

@@ -41,30 +41,9 @@ struct GemmArgs {
   bool json = false;
 };
 
+// GEMM sizes and array dimensions: positive, and small enough that products of them fit 64 bits.
 std::int64_t parse_size(const std::string& tok, std::string_view what) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(tok, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != tok.size() || v < 1 || v > (1LL << 31))
-    throw std::invalid_argument(fmt::format("bad {} '{}': expected a positive integer", what, tok));
-  return v;
-}
-
-double parse_nonneg(const std::string& tok, std::string_view what) {
-  std::size_t used = 0;
-  double v = -1;
-  try {
-    v = std::stod(tok, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != tok.size() || !(v >= 0) || !std::isfinite(v))
-    throw std::invalid_argument(fmt::format("bad {} '{}': expected a non-negative number", what, tok));
-  return v;
+  return std::int64_t(parse_count(tok, what, std::uint64_t(1) << 31));
 }
 
 sim::ArrayConfig make_config(const GemmArgs& g) {
@@ -80,9 +59,9 @@ sim::ArrayConfig make_config(const GemmArgs& g) {
   c.acc = Format::parse(g.acc_format);
   c.acc_spec = make_round_spec(c.acc, g.rounding, g.overflow, g.sr_bits);
   c.seed = g.seed;
-  const double kib = parse_nonneg(g.buffer_kib, "--buffer-kib");
+  const double kib = parse_number(g.buffer_kib, "--buffer-kib", "KiB", true);
   c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = std::int64_t(kib * 1024);
-  c.dram_bytes_per_cycle = parse_nonneg(g.bandwidth, "--bandwidth");
+  c.dram_bytes_per_cycle = parse_number(g.bandwidth, "--bandwidth", "bytes per cycle", true);
   c.validate();
   return c;
 }

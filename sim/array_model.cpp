@@ -47,7 +47,6 @@ void ArrayConfig::validate() const {
 namespace {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
-std::int64_t bytes(std::int64_t elements, int bits) { return ceil_div(elements * bits, 8); }
 
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
@@ -109,27 +108,27 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
   std::vector<TileCost> tiles;
   auto fetch = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits) {
     buf.writes += elements;
-    dram += bytes(elements, bits);
-    return bytes(elements, bits);
+    dram += packed_bytes(elements, bits);
+    return packed_bytes(elements, bits);
   };
   if (cfg.dataflow == Dataflow::WeightStationary) {
     const std::int64_t fk = ceil_div(s.k, cfg.rows), fn = ceil_div(s.n, cfg.cols);
     // A's k-blocks are scanned in the same order for every n-fold.
     CyclicScan a_scan{cfg.buffer_a_bytes};
     for (std::int64_t kt = 0; kt < fk; ++kt)
-      if (const std::int64_t b = bytes(s.m * extent(s.k, cfg.rows, kt), ab); b <= cfg.buffer_a_bytes) a_scan.kept_bytes += b;
+      if (const std::int64_t b = packed_bytes(s.m * extent(s.k, cfg.rows, kt), ab); b <= cfg.buffer_a_bytes) a_scan.kept_bytes += b;
     for (std::int64_t nt = 0; nt < fn; ++nt) {
       const std::int64_t c = extent(s.n, cfg.cols, nt);
-      const bool psum_fits = bytes(s.m * c, cb) <= cfg.buffer_o_bytes;
+      const bool psum_fits = packed_bytes(s.m * c, cb) <= cfg.buffer_o_bytes;
       for (std::int64_t kt = 0; kt < fk; ++kt) {
         const std::int64_t r = extent(s.k, cfg.rows, kt);
         TileCost t;
         t.compute = r + s.m + r + c - 1;
         t.fetch += fetch(st.buf_w, st.dram.read_w, r * c, wb);
-        if (a_scan.fetched(bytes(s.m * r, ab), nt == 0)) t.fetch += fetch(st.buf_a, st.dram.read_a, s.m * r, ab);
+        if (a_scan.fetched(packed_bytes(s.m * r, ab), nt == 0)) t.fetch += fetch(st.buf_a, st.dram.read_a, s.m * r, ab);
         if (kt > 0 && !psum_fits) t.fetch += fetch(st.buf_o, st.dram.read_psum, s.m * c, cb);
         if (kt == fk - 1 || !psum_fits) {
-          t.write = bytes(s.m * c, cb);
+          t.write = packed_bytes(s.m * c, cb);
           st.dram.write_c += t.write;
           st.buf_o.reads += s.m * c;
         }
@@ -146,17 +145,17 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
     // the n-folds (kept unless it is larger than the buffer).
     CyclicScan w_scan{cfg.buffer_w_bytes};
     for (std::int64_t nt = 0; nt < fn; ++nt)
-      if (const std::int64_t b = bytes(s.k * extent(s.n, cfg.cols, nt), wb); b <= cfg.buffer_w_bytes) w_scan.kept_bytes += b;
+      if (const std::int64_t b = packed_bytes(s.k * extent(s.n, cfg.cols, nt), wb); b <= cfg.buffer_w_bytes) w_scan.kept_bytes += b;
     for (std::int64_t mt = 0; mt < fm; ++mt) {
       const std::int64_t r = extent(s.m, cfg.rows, mt);
-      const bool a_fits = bytes(r * s.k, ab) <= cfg.buffer_a_bytes;
+      const bool a_fits = packed_bytes(r * s.k, ab) <= cfg.buffer_a_bytes;
       for (std::int64_t nt = 0; nt < fn; ++nt) {
         const std::int64_t c = extent(s.n, cfg.cols, nt);
         TileCost t;
         t.compute = s.k + r + c - 2 + r;
         if (nt == 0 || !a_fits) t.fetch += fetch(st.buf_a, st.dram.read_a, r * s.k, ab);
-        if (w_scan.fetched(bytes(s.k * c, wb), mt == 0)) t.fetch += fetch(st.buf_w, st.dram.read_w, s.k * c, wb);
-        t.write = bytes(r * c, cb);
+        if (w_scan.fetched(packed_bytes(s.k * c, wb), mt == 0)) t.fetch += fetch(st.buf_w, st.dram.read_w, s.k * c, wb);
+        t.write = packed_bytes(r * c, cb);
         st.dram.write_c += t.write;
         st.buf_a.reads += r * s.k;
         st.buf_w.reads += s.k * c;

@@ -63,7 +63,10 @@ struct BufferCounts {
   bool operator==(const BufferCounts&) const = default;
 };
 
-// DRAM bytes (elements are packed: a transfer of n elements of b bits moves ceil(n * b / 8) bytes).
+// Bytes of n packed elements of b bits: ceil(n b / 8).
+inline std::int64_t packed_bytes(std::int64_t elements, int bits) { return (elements * bits + 7) / 8; }
+
+// DRAM bytes (elements are packed: see packed_bytes).
 struct DramTraffic {
   std::int64_t read_a = 0, read_w = 0;
   std::int64_t read_psum = 0;   // ws: partial sums spilled because M x C of them exceed the O buffer

@@ -15,8 +15,6 @@ namespace bitsim::sim {
 using arith::u128;
 
 namespace {
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
-std::int64_t bytes(std::int64_t elements, int bits) { return ceil_div(elements * bits, 8); }
 unsigned popcount(u128 x) { return unsigned(std::popcount(std::uint64_t(x)) + std::popcount(std::uint64_t(x >> 64))); }
 }  // namespace
 
@@ -168,17 +166,17 @@ void SystolicArray::issue_fetch(std::size_t t) {
   std::int64_t b = 0;
   auto fill = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits) {
     buf.writes += elements;
-    dram += bytes(elements, bits);
-    b += bytes(elements, bits);
+    dram += packed_bytes(elements, bits);
+    b += packed_bytes(elements, bits);
   };
   if (cfg_.dataflow == Dataflow::WeightStationary) {
     fill(st.buf_w, st.dram.read_w, std::int64_t(T.r) * T.c, wb_);  // every weight tile is new
-    if (!buf_a_.access(T.fold_k, bytes(s.m * T.r, ab_))) fill(st.buf_a, st.dram.read_a, s.m * T.r, ab_);
-    const bool psum_fits = bytes(s.m * T.c, cb_) <= cfg_.buffer_o_bytes;
+    if (!buf_a_.access(T.fold_k, packed_bytes(s.m * T.r, ab_))) fill(st.buf_a, st.dram.read_a, s.m * T.r, ab_);
+    const bool psum_fits = packed_bytes(s.m * T.c, cb_) <= cfg_.buffer_o_bytes;
     if (T.fold_k > 0 && !psum_fits) fill(st.buf_o, st.dram.read_psum, s.m * T.c, cb_);
   } else {
-    if (!buf_a_.access(T.fold_outer, bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
-    if (!buf_w_.access(T.fold_inner, bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
+    if (!buf_a_.access(T.fold_outer, packed_bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
+    if (!buf_w_.access(T.fold_inner, packed_bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
   }
   fetch_req_[t] = dram_issue(now_, b);
 }
@@ -404,13 +402,13 @@ void SystolicArray::end_tile() {
   std::int64_t out = 0;
   if (cfg_.dataflow == Dataflow::WeightStationary) {
     const bool last_fold = (T.k0 + T.r == s.k);
-    if (last_fold || bytes(s.m * T.c, cb_) > cfg_.buffer_o_bytes) out = s.m * T.c;
+    if (last_fold || packed_bytes(s.m * T.c, cb_) > cfg_.buffer_o_bytes) out = s.m * T.c;
   } else {
     out = std::int64_t(T.r) * T.c;
   }
   st.buf_o.reads += out;
-  st.dram.write_c += bytes(out, cb_);
-  last_write_req_ = dram_issue(now_ + 1, bytes(out, cb_));
+  st.dram.write_c += packed_bytes(out, cb_);
+  last_write_req_ = dram_issue(now_ + 1, packed_bytes(out, cb_));
   phase_ = ++tile_ < tiles_.size() ? Phase::WaitFetch : Phase::WaitWrite;
 }
 

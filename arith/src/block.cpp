@@ -410,11 +410,7 @@ void fake_quantize_block(const BlockFormat& f, std::span<const float> in, std::s
   const BlockQuantized q = quantize_block(f, in, spec, sr, shape);
   if (scale_exp) *scale_exp = q.scale_exp;
   const std::vector<Exact> values = decode_block(f, q, shape);
-  static const Format fp32 = Format::floating(8, 23);
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const auto bits = std::uint32_t(quantize(fp32, values[i], {Rounding::NearestEven, Overflow::Ieee}).code);
-    std::memcpy(&out[i], &bits, sizeof bits);
-  }
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = to_f32(values[i]);
 }
 
 }  // namespace bitsim::arith

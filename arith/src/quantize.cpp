@@ -212,6 +212,14 @@ Quantized quantize(const Format& f, const Exact& x, const RoundSpec& spec, std::
   return f.is_float() ? quantize_float(f, x, spec, random) : quantize_fixed(f, x, spec, random);
 }
 
+float to_f32(const Exact& x) {
+  static const Format fp32 = Format::floating(8, 23);
+  const auto bits = std::uint32_t(quantize(fp32, x, {Rounding::NearestEven, Overflow::Ieee}).code);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 Exact decode(const Format& f, u128 code) {
   code &= f.code_mask();
   if (!f.is_float()) {

@@ -56,6 +56,10 @@ Quantized quantize(const Format& f, const Exact& x, const RoundSpec& spec, std::
 // The exact value a code denotes (bits above width() are ignored).
 Exact decode(const Format& f, u128 code);
 
+// x rounded once to fp32, nearest-even, IEEE overflow: how a value leaves bitsim's exact world into
+// a float (exactly x whenever fp32 holds it).
+float to_f32(const Exact& x);
+
 // Largest finite value, smallest positive step (fixed: one LSB; float: smallest subnormal or, in
 // formats without subnormals, the smallest normal) and most negative finite value, as codes.
 u128 max_code(const Format& f);
