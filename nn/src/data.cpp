@@ -84,11 +84,17 @@ std::vector<std::uint32_t> idx_header(const std::vector<std::uint8_t>& b, const 
 
 Dataset Dataset::head(std::int64_t count) const {
   if (count < 0) throw std::invalid_argument(fmt::format("Dataset::head: negative count {}", count));
-  const std::int64_t m = std::min(count, n);
+  return slice(0, count);
+}
+
+Dataset Dataset::slice(std::int64_t first, std::int64_t count) const {
+  if (first < 0 || count < 0)
+    throw std::invalid_argument(fmt::format("Dataset::slice: negative first {} or count {}", first, count));
+  const std::int64_t lo = std::min(first, n), m = std::min(count, n - lo);
   Dataset d;
   d.n = m, d.channels = channels, d.height = height, d.width = width, d.classes = classes;
-  d.images.assign(images.begin(), images.begin() + std::ptrdiff_t(m * image_size()));
-  d.labels.assign(labels.begin(), labels.begin() + std::ptrdiff_t(m));
+  d.images.assign(images.begin() + std::ptrdiff_t(lo * image_size()), images.begin() + std::ptrdiff_t((lo + m) * image_size()));
+  d.labels.assign(labels.begin() + std::ptrdiff_t(lo), labels.begin() + std::ptrdiff_t(lo + m));
   return d;
 }
 

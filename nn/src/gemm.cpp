@@ -30,13 +30,6 @@ const Format kFp32 = Format::floating(8, 23);
 // thread count.
 constexpr std::int64_t kRowsPerItem = 32;
 
-float to_f32(const arith::Exact& x) {
-  const auto bits = std::uint32_t(arith::quantize(kFp32, x, {arith::Rounding::NearestEven, arith::Overflow::Ieee}).code);
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 double max_abs(const float* x, std::int64_t n) {
   double m = 0;
   for (std::int64_t i = 0; i < n; ++i) m = std::max(m, double(std::abs(x[i])));
@@ -233,7 +226,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
         const u128* bj = &bc[std::size_t(j * k)];
         for (std::int64_t kk = 0; kk < k; ++kk)
           code = dp(code, ai[kk], bj[kk], stochastic ? s.bits(std::uint64_t(kk), acc.spec.sr_bits) : 0).code;
-        c[i * n + j] = to_f32(arith::decode(fc, code));
+        c[i * n + j] = arith::to_f32(arith::decode(fc, code));
       }
   });
   return GemmPath::OrderFaithful;
@@ -256,7 +249,7 @@ void gemm_reference(const Accumulation& acc, const Format& fa, const Format& fb,
       for (std::int64_t kk = 0; kk < k; ++kk)
         ac.add(arith::exact_mul(arith::Exact::from_float(at(a, trans_a, m, k, i, kk)),
                                 arith::Exact::from_float(at(b, trans_b, k, n, kk, j))));
-      c[i * n + j] = to_f32(ac.value());
+      c[i * n + j] = arith::to_f32(ac.value());
     }
 }
 

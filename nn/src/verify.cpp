@@ -71,12 +71,10 @@ Experiment fp32_twin(const Experiment& x) {
 std::vector<GemmCapture> step(const Experiment& x, Network& net, Optimizer& optim, const Tensor& input,
                               const std::vector<std::uint8_t>& labels, std::uint64_t s) {
   std::vector<GemmCapture> caps;
-  std::mt19937_64 rng(x.seed ^ (s * 0xbf58476d1ce4e5b9ULL));
+  std::mt19937_64 rng = step_rng(x, s);
   Context ctx{true, x.seed, s, &rng, nullptr, &caps};
   Tensor dlogits;
-  const Tensor& logits = net.forward(input, ctx);
-  if (x.loss == "square-hinge") square_hinge(logits, labels.data(), dlogits);
-  else softmax_cross_entropy(logits, labels.data(), dlogits);
+  loss_and_gradient(x, net.forward(input, ctx), labels.data(), dlogits);
   for (float& d : dlogits.v) d = float(d * x.loss_scale);
   net.backward(dlogits, ctx);
   optim.step(net.params(), optim.lr_at(0, x.epochs), x.seed, s, x.loss_scale);
@@ -91,14 +89,6 @@ struct Sample {
   sim::GemmOperands ops;
 };
 
-float to_f32(const Format& f, arith::u128 code) {
-  const auto bits = std::uint32_t(arith::quantize(Format::floating(8, 23), arith::decode(f, code),
-                                                  {arith::Rounding::NearestEven, arith::Overflow::Ieee}).code);
-  float v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
-
 }  // namespace
 
 nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
@@ -109,23 +99,15 @@ nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
   Network qnet = build_network(x, input_shape), fnet = build_network(fx, input_shape);
   Optimizer qopt = make_optimizer(x), fopt = make_optimizer(fx);
 
-  // The first epoch's batch order, as training uses it.
-  std::vector<std::int64_t> idx(std::size_t(data.n));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::mt19937_64 shuffle_rng(x.seed * 0x9e3779b97f4a7c15ULL + 1);
-  std::shuffle(idx.begin(), idx.end(), shuffle_rng);
+  const std::vector<std::int64_t> idx = epoch_order(x, data.n, 0);  // the first epoch's batches
 
   std::map<std::pair<int, int>, Deviation> dev;
   std::vector<GemmCapture> first_step;
   for (int s = 0; s < opt.steps; ++s) {
     const std::int64_t first = (s * input_shape[0]) % std::max<std::int64_t>(1, data.n - input_shape[0] + 1);
-    Tensor input({input_shape[0], data.channels, data.height, data.width});
-    std::vector<std::uint8_t> labels(static_cast<std::size_t>(input_shape[0]));
-    for (std::int64_t i = 0; i < input_shape[0]; ++i) {
-      const std::int64_t j = idx[std::size_t(first + i)];
-      std::copy(data.image(j), data.image(j) + data.image_size(), input.data() + i * data.image_size());
-      labels[std::size_t(i)] = data.labels[std::size_t(j)];
-    }
+    Tensor input;
+    std::vector<std::uint8_t> labels;
+    gather_batch(data, idx, first, input_shape[0], input, labels);
     std::vector<GemmCapture> q = step(x, qnet, qopt, input, labels, std::uint64_t(s));
     const std::vector<GemmCapture> f = step(fx, fnet, fopt, input, labels, std::uint64_t(s));
     for (std::size_t i = 0; i < q.size() && i < f.size(); ++i)
@@ -180,7 +162,7 @@ nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
     const sim::GemmResult got = smp.harness->run(std::move(smp.ops));
     std::int64_t matched = 0;
     for (std::int64_t i = 0; i < smp.rows * r.n; ++i) {
-      const float want = smp.cap->c[std::size_t(smp.r0 * r.n + i)], have = to_f32(acc, got.c[std::size_t(i)]);
+      const float want = smp.cap->c[std::size_t(smp.r0 * r.n + i)], have = arith::to_f32(arith::decode(acc, got.c[std::size_t(i)]));
       matched += std::memcmp(&want, &have, sizeof want) == 0;
     }
     all_matched = all_matched && matched == smp.rows * r.n;

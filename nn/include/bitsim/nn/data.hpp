@@ -25,6 +25,8 @@ struct Dataset {
   const float* image(std::int64_t i) const { return images.data() + i * image_size(); }
   // The first `count` examples (all when count >= n).
   Dataset head(std::int64_t count) const;
+  // Examples [first, first + count), clipped to the dataset.
+  Dataset slice(std::int64_t first, std::int64_t count) const;
 };
 
 // IDX files (magic 0x00000803 images, 0x00000801 labels; big-endian sizes). Gzip is detected from

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,18 @@ Dataset load_split(const Experiment& x, bool train);
 std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step);
 
 RunResult train(const Experiment& x, const RunOptions& opt);
+
+// The pieces of a training step that train() and verify() share.
+// The order of the n training examples in `epoch`: a function of (seed, epoch) only, so a resumed
+// run sees the same batches.
+std::vector<std::int64_t> epoch_order(const Experiment& x, std::int64_t n, int epoch);
+// Examples order[first .. first + count) as a batch and its labels.
+void gather_batch(const Dataset& d, const std::vector<std::int64_t>& order, std::int64_t first, std::int64_t count,
+                  Tensor& x, std::vector<std::uint8_t>& y);
+// The experiment's loss of a batch of logits, and its gradient in dlogits.
+double loss_and_gradient(const Experiment& x, const Tensor& logits, const std::uint8_t* labels, Tensor& dlogits);
+// The random engine of training step `step` (dropout masks).
+std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step);
 
 // Checkpoints: parameters, optimizer state, BatchNorm statistics, and the metrics so far.
 // `extra`: more run state for the header (the loss scale), returned by load_checkpoint.
