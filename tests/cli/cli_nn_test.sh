@@ -36,7 +36,7 @@ array = "8x8"
 TOML
 
 expect_ok "train" "run directory: $tmp/run" "$bitsim" train "$tmp/x.toml" --out "$tmp/run" --threads 1
-for f in report.json metrics.csv checkpoint.bin; do
+for f in report.json metrics.csv checkpoint.bin accuracy.png loss.png energy.png; do
   [ -f "$tmp/run/$f" ] || { echo "FAIL: train wrote no $f"; fails=$((fails + 1)); }
 done
 [ "$(wc -l < "$tmp/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv should have a header and 2 epochs"; fails=$((fails + 1)); }
