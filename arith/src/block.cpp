@@ -37,13 +37,13 @@ constexpr std::size_t kMxBlock = 32;
 using spec_text::trim;
 
 [[noreturn]] void fail(std::string_view spec, std::string_view why) {
-  throw FormatError(fmt::format("bad block format '{}': {}", spec, why));
+  throw FormatError(fmt::format("bad block format {}: {}", quoted(spec), why));
 }
 
 template <class Int>
 Int parse_number(std::string_view spec, std::string_view tok, std::string_view what) {
   const auto v = spec_text::parse_integer<Int>(tok);
-  if (!v) fail(spec, fmt::format("'{}' is not a valid {}", trim(tok), what));
+  if (!v) fail(spec, fmt::format("{} is not a valid {}", quoted(trim(tok)), what));
   return *v;
 }
 
@@ -246,10 +246,10 @@ BlockFormat BlockFormat::parse(std::string_view text) {
   const auto lt = spec.find('<');
   const std::string_view name = trim(spec.substr(0, lt));
   if (name != "dfx" && name != "mx")
-    fail(spec, fmt::format("unknown block format '{}' (expected dfx<wl[,channel|,block=n]>, mx<element,k> "
+    fail(spec, fmt::format("unknown block format {} (expected dfx<wl[,channel|,block=n]>, mx<element,k> "
                            "or one of mxfp8e4m3, mxfp8e5m2, mxfp6e3m2, mxfp6e2m3, mxfp4e2m1, mxint8)",
-                           name));
-  if (lt == std::string_view::npos) fail(spec, fmt::format("'{}' takes arguments in <...>", name));
+                           quoted(name)));
+  if (lt == std::string_view::npos) fail(spec, fmt::format("{} takes arguments in <...>", quoted(name)));
   if (spec.back() != '>') fail(spec, "expected '>' at the end");
   const std::string_view inner = spec.substr(lt + 1, spec.size() - lt - 2);
 
@@ -282,7 +282,7 @@ BlockFormat BlockFormat::parse(std::string_view text) {
       f.grouping = Grouping::Block;
       f.block_size = parse_number<std::size_t>(spec, opt.substr(kBlock.size()), "block size");
     } else {
-      fail(spec, fmt::format("unknown dfx option '{}' (expected channel or block=n)", opt));
+      fail(spec, fmt::format("unknown dfx option {} (expected channel or block=n)", quoted(opt)));
     }
   }
   check(f, spec);

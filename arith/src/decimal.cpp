@@ -13,12 +13,20 @@ namespace {
 using boost::multiprecision::cpp_int;
 
 // Decimal exponents beyond this are outside every format's range by thousands of orders of
-// magnitude; they become +-inf or a sticky tiny value without building enormous integers.
+// magnitude; they become huge() or tiny() without building enormous integers.
 constexpr long kMaxDecimalExponent = 20000;
 constexpr long kMaxBinaryExponent = 70000;
+// Far longer than any exact expansion a format's value needs (an fp64 subnormal takes about 1,100
+// characters, fixed<128,16384> about 16,400), short enough that parsing stays in milliseconds.
+constexpr std::size_t kMaxNumberChars = 100'000;
+
+// Magnitudes past those bounds, as values every format rounds as they deserve: a huge number that
+// overflows (inexact) and a tiny one that underflows, rather than an exact infinity or zero.
+Exact huge(bool neg) { return {Exact::Class::Finite, neg, u128(1) << 127, int(kMaxBinaryExponent), true}; }
+Exact tiny(bool neg) { return {Exact::Class::Finite, neg, 0, -int(kMaxBinaryExponent), true}; }
 
 [[noreturn]] void bad(std::string_view text, std::string_view why) {
-  throw FormatError(fmt::format("bad number '{}': {}", text, why));
+  throw FormatError(fmt::format("bad number {}: {}", quoted(text), why));
 }
 
 int bit_length(const cpp_int& v) { return v == 0 ? 0 : int(boost::multiprecision::msb(v)) + 1; }
@@ -67,6 +75,8 @@ long parse_exponent(std::string_view text, std::string_view digits) {
 }  // namespace
 
 Exact parse_exact(std::string_view text) {
+  if (text.size() > kMaxNumberChars)
+    bad(text, fmt::format("{} characters; numbers are limited to {} characters", text.size(), kMaxNumberChars));
   std::string_view s = text;
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -94,9 +104,13 @@ Exact parse_exact(std::string_view text) {
   long exp = epos == std::string_view::npos ? 0 : parse_exponent(text, body.substr(epos + 1));
   if (hex && epos == std::string_view::npos) bad(text, "a hex float needs a binary exponent ('p')");
 
+  // Digits are gathered in machine words (up to 18 decimal or 15 hex digits at a time), so the
+  // bignum grows once per word instead of once per digit.
   cpp_int n = 0;
   long frac_digits = 0;
   bool seen_point = false, seen_digit = false;
+  std::uint64_t word = 0, word_scale = 1;
+  const std::uint64_t word_limit = hex ? (std::uint64_t(1) << 60) : 1'000'000'000'000'000'000ULL;
   for (char c : mant) {
     if (c == '.') {
       if (seen_point) bad(text, "more than one '.'");
@@ -107,24 +121,31 @@ Exact parse_exact(std::string_view text) {
                   : (hex && std::isxdigit(static_cast<unsigned char>(c)))
                       ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
                       : -1;
-    if (d < 0) bad(text, fmt::format("unexpected character '{}' (expected a decimal or C99 hex-float number)", c));
-    n = n * base + d;
+    if (d < 0) bad(text, fmt::format("unexpected character {} (expected a decimal or C99 hex-float number)",
+                                     quoted(std::string_view(&c, 1))));
+    word = word * std::uint64_t(base) + std::uint64_t(d);
+    word_scale *= std::uint64_t(base);
+    if (word_scale == word_limit) {
+      n = n * word_scale + word;
+      word = 0, word_scale = 1;
+    }
     seen_digit = true;
     if (seen_point) ++frac_digits;
   }
   if (!seen_digit) bad(text, "no digits");
+  n = n * word_scale + word;
   if (n == 0) return Exact::zero(neg);
 
   if (hex) {
     exp -= 4 * frac_digits;
-    if (exp > kMaxBinaryExponent) return Exact::inf(neg);
-    if (exp < -kMaxBinaryExponent) return {Exact::Class::Finite, neg, 0, -kMaxBinaryExponent, true};
+    if (exp > kMaxBinaryExponent) return huge(neg);
+    if (exp < -kMaxBinaryExponent) return tiny(neg);
     return normalise(neg, n, exp, false);
   }
   exp -= frac_digits;
   const long magnitude = exp + long(mant.size());  // generous bound on the decimal exponent
-  if (magnitude > kMaxDecimalExponent) return Exact::inf(neg);
-  if (magnitude < -kMaxDecimalExponent) return {Exact::Class::Finite, neg, 0, -int(kMaxBinaryExponent), true};
+  if (magnitude > kMaxDecimalExponent) return huge(neg);
+  if (magnitude < -kMaxDecimalExponent) return tiny(neg);
   if (exp >= 0) return normalise(neg, n * boost::multiprecision::pow(cpp_int(10), unsigned(exp)), 0, false);
   // n / 10^-exp: scale so the quotient has at least 130 bits, then the remainder is the sticky bit.
   const cpp_int den = boost::multiprecision::pow(cpp_int(10), unsigned(-exp));

@@ -33,12 +33,12 @@ constexpr std::array kAliases{
 using spec_text::trim;
 
 [[noreturn]] void fail(std::string_view spec, std::string_view why) {
-  throw FormatError(fmt::format("bad format '{}': {}", spec, why));
+  throw FormatError(fmt::format("bad format {}: {}", quoted(spec), why));
 }
 
 int parse_int(std::string_view spec, std::string_view tok, std::string_view what) {
   const auto v = spec_text::parse_integer<int>(tok);
-  if (!v) fail(spec, fmt::format("'{}' is not an integer {}", trim(tok), what));
+  if (!v) fail(spec, fmt::format("{} is not an integer {}", quoted(trim(tok)), what));
   return *v;
 }
 
@@ -78,6 +78,23 @@ void validate(const Format& f, std::string_view spec) {
 }
 
 }  // namespace
+
+std::string quoted(std::string_view text, std::size_t max_chars) {
+  std::string out = "'";
+  const std::size_t shown = std::min(text.size(), max_chars);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += char(c);
+  }
+  out += "'";
+  if (shown < text.size()) out += fmt::format("... ({} characters)", text.size());
+  return out;
+}
 
 Format Format::fixed(int wl, int fl, bool is_signed) {
   Format f;
@@ -138,14 +155,14 @@ Format Format::parse(std::string_view text) {
       else if (opt == "ftz") f.subnormals = false;
       else if (opt == "u") f.is_signed = false;
       else if (opt == "nz") { f.has_zero = false; f.subnormals = false; }
-      else fail(spec, fmt::format("unknown float option '{}' (expected fn, fin, ftz, u or nz)", opt));
+      else fail(spec, fmt::format("unknown float option {} (expected fn, fin, ftz, u or nz)", quoted(opt)));
     }
     validate(f, spec);
     return f;
   }
-  fail(spec, fmt::format("unknown format '{}' (expected fixed<wl,fl>, ufixed<wl,fl>, int<w>, uint<w>, "
+  fail(spec, fmt::format("unknown format {} (expected fixed<wl,fl>, ufixed<wl,fl>, int<w>, uint<w>, "
                          "float<e,m[,opts]> or a name such as fp16; see `bitsim formats`)",
-                         name));
+                         quoted(name)));
 }
 
 std::string Format::spec() const {
@@ -216,13 +233,13 @@ std::string_view to_string(Overflow o) { return name_of(kOverflowNames, o); }
 Rounding parse_rounding(std::string_view name) {
   for (const auto& [v, n] : kRoundingNames)
     if (n == name) return v;
-  throw FormatError(fmt::format("bad rounding '{}': expected one of {}", name, names(kRoundingNames)));
+  throw FormatError(fmt::format("bad rounding {}: expected one of {}", quoted(name), names(kRoundingNames)));
 }
 
 Overflow parse_overflow(std::string_view name) {
   for (const auto& [v, n] : kOverflowNames)
     if (n == name) return v;
-  throw FormatError(fmt::format("bad overflow '{}': expected one of {}", name, names(kOverflowNames)));
+  throw FormatError(fmt::format("bad overflow {}: expected one of {}", quoted(name), names(kOverflowNames)));
 }
 
 std::string status_string(unsigned status) {

@@ -18,6 +18,11 @@ struct FormatError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// A piece of user input as an error message quotes it: in single quotes, control and non-ASCII
+// bytes escaped (\n, \x1b), and cut to its first `max_chars` characters with the length said, so a
+// 10 MB token or a terminal escape sequence never reaches the terminal whole.
+std::string quoted(std::string_view text, std::size_t max_chars = 40);
+
 enum class FormatKind : std::uint8_t {
   Fixed,  // two's complement (or unsigned) integer code scaled by 2^-frac_bits
   Float,  // sign, biased exponent, mantissa with an implicit leading one
