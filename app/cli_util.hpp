@@ -28,7 +28,7 @@ inline double parse_number(const std::string& tok, std::string_view what, std::s
     used = 0;
   }
   if (used == 0 || used != tok.size() || !std::isfinite(v) || v < 0 || (!allow_zero && v == 0))
-    throw std::invalid_argument(fmt::format("bad {} '{}': expected a {} number{}", what, tok,
+    throw std::invalid_argument(fmt::format("bad {} {}: expected a {} number{}", what, arith::quoted(tok),
                                             allow_zero ? "non-negative" : "positive", unit.empty() ? "" : fmt::format(" ({})", unit)));
   return v;
 }
@@ -44,7 +44,7 @@ inline std::uint64_t parse_count(const std::string& tok, std::string_view what,
     used = 0;
   }
   if (used == 0 || used != tok.size() || v == 0 || v > max)
-    throw std::invalid_argument(fmt::format("bad {} '{}': expected a positive integer{}", what, tok,
+    throw std::invalid_argument(fmt::format("bad {} {}: expected a positive integer{}", what, arith::quoted(tok),
                                             v > max ? fmt::format(" up to {}", max) : ""));
   return v;
 }
@@ -73,17 +73,17 @@ inline std::string hex_code(const arith::Format& f, arith::u128 code) {
 inline arith::u128 parse_hex_code(std::string_view tok, int width) {
   std::string_view t = tok;
   if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) t.remove_prefix(2);
-  if (t.empty()) throw arith::FormatError(fmt::format("bad code '{}': expected hex digits", tok));
+  if (t.empty()) throw arith::FormatError(fmt::format("bad code {}: expected hex digits", arith::quoted(tok)));
   arith::u128 v = 0;
   for (char c : t) {
     const int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
                   : std::isxdigit(static_cast<unsigned char>(c)) ? std::tolower(c) - 'a' + 10 : -1;
-    if (d < 0) throw arith::FormatError(fmt::format("bad code '{}': '{}' is not a hex digit", tok, c));
-    if (v >> 124) throw arith::FormatError(fmt::format("bad code '{}': wider than 128 bits", tok));
+    if (d < 0) throw arith::FormatError(fmt::format("bad code {}: {} is not a hex digit", arith::quoted(tok), arith::quoted(std::string_view(&c, 1))));
+    if (v >> 124) throw arith::FormatError(fmt::format("bad code {}: wider than 128 bits", arith::quoted(tok)));
     v = v << 4 | arith::u128(d);
   }
   if (width < 128 && (v >> width))
-    throw arith::FormatError(fmt::format("bad code '{}': wider than the format's {} bits", tok, width));
+    throw arith::FormatError(fmt::format("bad code {}: wider than the format's {} bits", arith::quoted(tok), width));
   return v;
 }
 

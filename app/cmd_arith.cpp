@@ -109,7 +109,7 @@ void run_quantize_block(const QuantizeArgs& a, const BlockFormat& f) {
   MatrixShape shape{1, values.size()};
   if (!a.shape.empty()) {
     const auto x = a.shape.find('x');
-    const auto bad = [&] { return FormatError(fmt::format("bad --shape '{}': expected ROWSxCOLS with ROWS*COLS = {} values", a.shape, values.size())); };
+    const auto bad = [&] { return FormatError(fmt::format("bad --shape {}: expected ROWSxCOLS with ROWS*COLS = {} values", arith::quoted(a.shape), values.size())); };
     if (x == std::string::npos) throw bad();
     try {
       std::size_t used = 0;
@@ -141,7 +141,7 @@ bool is_block_spec(std::string_view spec) {
 
 void run_quantize(const QuantizeArgs& a) {
   if (!a.in_bits.empty() && a.in_bits != "f32" && a.in_bits != "f64")
-    throw FormatError(fmt::format("bad --in-bits '{}': expected f32 or f64", a.in_bits));
+    throw FormatError(fmt::format("bad --in-bits {}: expected f32 or f64", arith::quoted(a.in_bits)));
   if (is_block_spec(a.format)) return run_quantize_block(a, BlockFormat::parse(a.format));
   if (!a.shape.empty()) throw FormatError(fmt::format("--shape applies to block formats (dfx, mx), not {}", a.format));
   const Format f = Format::parse(a.format);
@@ -210,7 +210,7 @@ void run_op(const OpArgs& a) {
 std::int32_t parse_i32(const std::string& tok, std::string_view what) {
   const Exact x = parse_exact(tok);
   const Quantized q = quantize(Format::parse("int<32>"), x, {Rounding::NearestEven, Overflow::Saturate});
-  if (q.status) throw FormatError(fmt::format("bad {} '{}': expected an int32", what, tok));
+  if (q.status) throw FormatError(fmt::format("bad {} {}: expected an int32", what, arith::quoted(tok)));
   return std::int32_t(std::uint32_t(q.code));
 }
 
@@ -262,7 +262,7 @@ void add_op_command(CLI::App& app) {
     Requantizer q;
     q.multiplier = parse_i32(m, "--multiplier");
     q.shift = parse_i32(s, "--shift");
-    if (q.shift < -31 || q.shift > 30) throw FormatError(fmt::format("bad --shift '{}': expected -31..30", s));
+    if (q.shift < -31 || q.shift > 30) throw FormatError(fmt::format("bad --shift {}: expected -31..30", arith::quoted(s)));
     q.zero_point = parse_i32(z, "--zero-point");
     if (!lo.empty()) q.min = parse_i32(lo, "--min");
     if (!hi.empty()) q.max = parse_i32(hi, "--max");
@@ -284,7 +284,7 @@ void add_op_command(CLI::App& app) {
   d->callback([rdiv] {
     int32_cases(*rdiv, 2, [](const std::vector<std::string>& t) {
       const std::int32_t e = parse_i32(t[1], "EXP");
-      if (e < 0 || e > 31) throw FormatError(fmt::format("bad EXP '{}': expected 0..31", t[1]));
+      if (e < 0 || e > 31) throw FormatError(fmt::format("bad EXP {}: expected 0..31", arith::quoted(t[1])));
       return rounding_divide_by_pot(parse_i32(t[0], "X"), e);
     });
   });

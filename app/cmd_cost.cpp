@@ -20,6 +20,7 @@
 #include "bitsim/costmodel/technology.hpp"
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "sim/array_model.hpp"
 
 namespace bitsim::app {
 namespace {
@@ -47,7 +48,7 @@ CostModel make_model(const ModelArgs& m) {
   t.device = parse_device(m.device);
   if (m.dram_end == "low") t.dram_end = DramEnd::Low;
   else if (m.dram_end == "high") t.dram_end = DramEnd::High;
-  else throw std::invalid_argument(fmt::format("bad --dram-end '{}': expected low or high", m.dram_end));
+  else throw std::invalid_argument(fmt::format("bad --dram-end {}: expected low or high", arith::quoted(m.dram_end)));
   CostTable table = m.table.empty() ? CostTable::load_default() : CostTable::load(m.table);
   return CostModel(std::move(table), NodeScaling::load_default(), t);
 }
@@ -136,7 +137,7 @@ void run_unit(const UnitArgs& a, bool area) {
     u = m.requantize(acc, out);
     what = fmt::format("requantize {} -> {}", acc.spec(), out.spec());
   } else {
-    throw std::invalid_argument(fmt::format("bad --op '{}': expected one of {}", op, kOps));
+    throw std::invalid_argument(fmt::format("bad --op {}: expected one of {}", arith::quoted(op), kOps));
   }
 
   if (!a.activity.empty()) {
@@ -207,13 +208,8 @@ struct RooflineArgs {
 };
 
 std::pair<std::uint64_t, std::uint64_t> parse_array(const std::string& s) {
-  const auto x = s.find('x');
-  if (x == std::string::npos) throw std::invalid_argument(fmt::format("bad --array '{}': expected ROWSxCOLS", s));
-  try {
-    return {parse_count(s.substr(0, x), "--array rows"), parse_count(s.substr(x + 1), "--array cols")};
-  } catch (const std::invalid_argument&) {
-    throw std::invalid_argument(fmt::format("bad --array '{}': expected ROWSxCOLS with positive integers", s));
-  }
+  const sim::ArrayDims d = sim::parse_array_dims(s, "--array");
+  return {std::uint64_t(d.rows), std::uint64_t(d.cols)};
 }
 
 GemmLayer parse_gemm(const std::string& s, std::size_t index) {
@@ -224,7 +220,9 @@ GemmLayer parse_gemm(const std::string& s, std::size_t index) {
     shape = s.substr(eq + 1);
   }
   if (g.name.empty()) g.name = fmt::format("gemm{}", index + 1);
-  const auto bad = [&] { return std::invalid_argument(fmt::format("bad --gemm '{}': expected [NAME=]MxKxN with positive integers", s)); };
+  const auto bad = [&] {
+    return std::invalid_argument(fmt::format("bad --gemm {}: expected [NAME=]MxKxN with positive integers", arith::quoted(s)));
+  };
   const auto x1 = shape.find('x');
   const auto x2 = x1 == std::string::npos ? x1 : shape.find('x', x1 + 1);
   if (x2 == std::string::npos) throw bad();
@@ -235,6 +233,11 @@ GemmLayer parse_gemm(const std::string& s, std::size_t index) {
   } catch (const std::invalid_argument&) {
     throw bad();
   }
+  // Counts are exact 64-bit integers: a layer of more than 2^63 MACs is refused, not wrapped.
+  std::uint64_t mk = 0, macs = 0;
+  if (__builtin_mul_overflow(g.m, g.k, &mk) || __builtin_mul_overflow(mk, g.n, &macs) || macs > (std::uint64_t(1) << 63))
+    throw std::invalid_argument(fmt::format("bad --gemm {}: {:.3g} MACs; a layer is limited to 2^63 (about 9.2e18) MACs",
+                                            arith::quoted(s), double(g.m) * double(g.k) * double(g.n)));
   return g;
 }
 

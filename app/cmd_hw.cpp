@@ -14,6 +14,7 @@
 
 #include "bitsim/arith/quantize.hpp"
 #include "cli_util.hpp"
+#include "bitsim/nn/memory.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
 #include "sim/array_model.hpp"
@@ -48,11 +49,8 @@ std::int64_t parse_size(const std::string& tok, std::string_view what) {
 
 sim::ArrayConfig make_config(const GemmArgs& g) {
   sim::ArrayConfig c;
-  const auto x = g.array.find('x');
-  if (x == std::string::npos) throw std::invalid_argument(fmt::format("bad --array '{}': expected RxC, e.g. 16x16", g.array));
-  c.rows = int(parse_size(g.array.substr(0, x), "--array rows"));
-  c.cols = int(parse_size(g.array.substr(x + 1), "--array columns"));
-  if (c.rows > 4096 || c.cols > 4096) throw std::invalid_argument(fmt::format("bad --array '{}': at most 4096x4096", g.array));
+  const sim::ArrayDims dims = sim::parse_array_dims(g.array, "--array");
+  c.rows = dims.rows, c.cols = dims.cols;
   c.dataflow = sim::parse_dataflow(g.dataflow);
   c.a = Format::parse(g.a_format);
   c.w = Format::parse(g.w_format);
@@ -60,8 +58,14 @@ sim::ArrayConfig make_config(const GemmArgs& g) {
   c.acc_spec = make_round_spec(c.acc, g.rounding, g.overflow, g.sr_bits);
   c.seed = g.seed;
   const double kib = parse_number(g.buffer_kib, "--buffer-kib", "KiB", true);
+  if (kib * 1024 > double(sim::ArrayConfig::kMaxBufferBytes))
+    throw std::invalid_argument(fmt::format("bad --buffer-kib {}: at most {} KiB (1 TiB)", arith::quoted(g.buffer_kib),
+                                            sim::ArrayConfig::kMaxBufferBytes / 1024));
   c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = std::int64_t(kib * 1024);
   c.dram_bytes_per_cycle = parse_number(g.bandwidth, "--bandwidth", "bytes per cycle", true);
+  if (c.dram_bytes_per_cycle > 0 && c.dram_bytes_per_cycle < sim::ArrayConfig::kMinDramBytesPerCycle)
+    throw std::invalid_argument(fmt::format("bad --bandwidth {}: expected 0 (unlimited) or at least {} bytes per cycle",
+                                            arith::quoted(g.bandwidth), sim::ArrayConfig::kMinDramBytesPerCycle));
   c.validate();
   return c;
 }
@@ -94,6 +98,16 @@ void run_gemm(const GemmArgs& g) {
   const sim::ArrayConfig cfg = make_config(g);
   const sim::GemmShape shape{parse_size(g.m, "--m"), parse_size(g.k, "--k"), parse_size(g.n, "--n")};
   const ArrayStats model = sim::array_model(cfg, shape);
+  // Refused before anything is allocated or simulated: operands that do not fit in memory, and
+  // runs whose cycle count (the closed form knows it exactly) would take hours to simulate.
+  nn::require_memory(16.0 * (double(shape.m) * double(shape.k) + double(shape.k) * double(shape.n)) +
+                         40.0 * double(shape.m) * double(shape.n),
+                     fmt::format("--m {} --k {} --n {}: the operands, outputs and reference", shape.m, shape.k, shape.n));
+  constexpr double kMaxSimulatedCycles = 2e9;
+  if (double(model.cycles) > kMaxSimulatedCycles)
+    throw std::invalid_argument(fmt::format("this GEMM takes {:.3g} cycles on the array ({:.3g} waiting for DRAM), more than "
+                                            "the {:.0e} a simulation is allowed; raise --bandwidth or shrink the GEMM",
+                                            double(model.cycles), double(model.stall_cycles), kMaxSimulatedCycles));
 
   std::mt19937_64 rng(g.seed);
   sim::GemmOperands ops{shape, {}, {}};
@@ -109,7 +123,7 @@ void run_gemm(const GemmArgs& g) {
   if (!g.vcd.empty()) {
     // SystemC does not report a trace file it cannot create (it crashes later): check first.
     std::FILE* f = std::fopen((vcd_tmp + ".vcd").c_str(), "w");
-    if (!f) throw std::runtime_error(fmt::format("cannot write --vcd '{}': {}", g.vcd, std::strerror(errno)));
+    if (!f) throw std::runtime_error(fmt::format("cannot write --vcd {}: {}", arith::quoted(g.vcd), std::strerror(errno)));
     std::fclose(f);
   }
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
@@ -184,8 +198,8 @@ void run_gemm(const GemmArgs& g) {
     fmt::print("  simulation: {:.3f} s, {:.1f} M PE-cycles/s\n", seconds, pe_cycles_per_s / 1e6);
   }
   if (matched != outputs)
-    throw std::runtime_error(fmt::format("{} of {} outputs differ from arith", outputs - matched, outputs));
-  if (!cycles_agree) throw std::runtime_error("the simulated counters differ from the closed-form model");
+    throw CheckFailed(fmt::format("{} of {} outputs differ from arith", outputs - matched, outputs));
+  if (!cycles_agree) throw CheckFailed("the simulated counters differ from the closed-form model");
 }
 
 }  // namespace

@@ -74,9 +74,12 @@ void run_infer(const TrainArgs& a) {
   nn::set_threads(a.threads);
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
   const nn::Dataset test = nn::load_split(x, false);
+  if (test.n == 0) throw nn::ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
   nn::Network net = nn::build_network(x, {x.batch, test.channels, test.height, test.width});
-  nn::Optimizer optim = nn::make_optimizer(x);
-  nn::load_checkpoint(a.checkpoint, net, optim);
+  nn::check_classifier(x, net, test.classes);
+  // The weights only: a checkpoint trained under other numerics (an fp32 run) is evaluated under
+  // this experiment's, without its optimizer state.
+  nn::load_checkpoint(a.checkpoint, net, nullptr);
   const int folded = a.fold ? net.fold_batchnorm() : 0;
   const auto [acc, loss] = nn::evaluate(x, net, test, 0);
   if (a.json)
@@ -123,7 +126,7 @@ void run_verify(const TrainArgs& a) {
     }
   }
   if (!r["all_sampled_gemms_match"].get<bool>())
-    throw std::runtime_error("a sampled GEMM differs from the SystemC array");
+    throw CheckFailed("a sampled GEMM differs from the SystemC array");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -17,7 +18,23 @@ std::string_view to_string(Dataflow d) { return d == Dataflow::WeightStationary 
 Dataflow parse_dataflow(std::string_view s) {
   if (s == "ws") return Dataflow::WeightStationary;
   if (s == "os") return Dataflow::OutputStationary;
-  throw std::invalid_argument(fmt::format("bad dataflow '{}': expected ws or os", s));
+  throw std::invalid_argument(fmt::format("bad dataflow {}: expected ws or os", arith::quoted(s)));
+}
+
+ArrayDims parse_array_dims(std::string_view s, std::string_view what) {
+  const auto bad = [&] {
+    return std::invalid_argument(
+        fmt::format("bad {} {}: expected RxC with integers 1..{}, e.g. 16x16", what, arith::quoted(s), kMaxArrayDim));
+  };
+  const auto x = s.find('x');
+  if (x == std::string_view::npos) throw bad();
+  auto dim = [&](std::string_view t) {
+    int v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc{} || end != t.data() + t.size() || v < 1 || v > kMaxArrayDim) throw bad();
+    return v;
+  };
+  return {dim(s.substr(0, x)), dim(s.substr(x + 1))};
 }
 
 GemmShape ConvShape::gemm() const {
@@ -40,8 +57,12 @@ void ArrayConfig::validate() const {
     throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
   if (buffer_a_bytes < 0 || buffer_w_bytes < 0 || buffer_o_bytes < 0)
     throw std::invalid_argument("buffer sizes must be non-negative");
-  if (!(dram_bytes_per_cycle >= 0) || !std::isfinite(dram_bytes_per_cycle))
-    throw std::invalid_argument("DRAM bandwidth must be a non-negative number of bytes per cycle");
+  if (std::max({buffer_a_bytes, buffer_w_bytes, buffer_o_bytes}) > kMaxBufferBytes)
+    throw std::invalid_argument(fmt::format("buffer sizes must be at most {} bytes (1 TiB)", kMaxBufferBytes));
+  if (!(dram_bytes_per_cycle >= 0) || !std::isfinite(dram_bytes_per_cycle) ||
+      (dram_bytes_per_cycle > 0 && dram_bytes_per_cycle < kMinDramBytesPerCycle))
+    throw std::invalid_argument(fmt::format("DRAM bandwidth must be 0 (unlimited) or at least {} bytes per cycle, got {}",
+                                            kMinDramBytesPerCycle, dram_bytes_per_cycle));
 }
 
 namespace {
@@ -74,8 +95,12 @@ class Channel {
  public:
   explicit Channel(double bytes_per_cycle) : bw_(bytes_per_cycle) {}
   std::int64_t issue(std::int64_t at, std::int64_t b) {
-    const std::int64_t d = (bw_ == 0 || b == 0) ? 0 : std::int64_t(std::ceil(double(b) / bw_));
-    free_ = std::max(free_, at) + d;
+    const double d = (bw_ == 0 || b == 0) ? 0 : std::ceil(double(b) / bw_);
+    const double done = double(std::max(free_, at)) + d;
+    // Cycle counts stay exact integers far below 2^63; a channel that slow is refused, not wrapped.
+    if (done > 0x1p62)
+      throw std::invalid_argument(fmt::format("at {} DRAM bytes per cycle this GEMM needs more than 2^62 cycles", bw_));
+    free_ = std::int64_t(done);
     return free_;
   }
 

@@ -19,6 +19,14 @@ enum class Dataflow : std::uint8_t {
 std::string_view to_string(Dataflow d);       // "ws" / "os"
 Dataflow parse_dataflow(std::string_view s);  // throws std::invalid_argument naming the token
 
+// Array dimensions written "RxC" (e.g. "16x16"): both positive decimal integers up to kMaxArrayDim,
+// nothing else around them. Throws std::invalid_argument naming `what` (the option or key) and the token.
+struct ArrayDims {
+  int rows = 0, cols = 0;
+};
+inline constexpr int kMaxArrayDim = 4096;
+ArrayDims parse_array_dims(std::string_view s, std::string_view what = "array");
+
 // C[M x N] = A[M x K] * W[K x N].
 struct GemmShape {
   std::int64_t m = 1, k = 1, n = 1;
@@ -52,6 +60,8 @@ struct ArrayConfig {
   std::int64_t buffer_w_bytes = 256 << 10;
   std::int64_t buffer_o_bytes = 256 << 10;
   double dram_bytes_per_cycle = 0;  // 0: unlimited (fetches take no cycles)
+  static constexpr std::int64_t kMaxBufferBytes = std::int64_t(1) << 40;
+  static constexpr double kMinDramBytesPerCycle = 1e-6;
 
   // Throws std::invalid_argument with one line naming the bad field.
   void validate() const;

@@ -46,14 +46,33 @@ struct Totals {
   }
 };
 
+costmodel::CostTable cost_table(const HardwareSpec& hw) {
+  return hw.table.empty() ? costmodel::CostTable::load_default() : costmodel::CostTable::load(hw.table);
+}
+
 }  // namespace
+
+void check_cost_hardware(const HardwareSpec& hw) {
+  auto attempt = [](const char* key, auto&& fn) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      throw CostSetupError(key, e.what());
+    }
+  };
+  costmodel::CostTable table = attempt("table", [&] { return cost_table(hw); });
+  costmodel::CostTarget target;
+  target.node_nm = hw.node_nm;
+  const costmodel::CostModel model = attempt("node_nm", [&] {
+    return costmodel::CostModel(std::move(table), costmodel::NodeScaling::load_default(), target);
+  });
+  attempt("buffer_kib", [&] { return model.sram_read_energy_pj(double(hw.array.buffer_a_bytes), 8); });
+}
 
 nlohmann::json run_cost(const Experiment& x, const std::vector<GemmRecord>& gemms, const RunVolume& v) {
   costmodel::CostTarget target;
   target.node_nm = x.hardware.node_nm;
-  const costmodel::CostModel model(x.hardware.table.empty() ? costmodel::CostTable::load_default()
-                                                            : costmodel::CostTable::load(x.hardware.table),
-                                   costmodel::NodeScaling::load_default(), target);
+  const costmodel::CostModel model(cost_table(x.hardware), costmodel::NodeScaling::load_default(), target);
   const double sram_bytes = double(x.hardware.array.buffer_a_bytes);
   const double f_hz = x.hardware.clock_ghz * 1e9;
   const sim::ArrayConfig& hw = x.hardware.array;

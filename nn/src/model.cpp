@@ -1,5 +1,7 @@
 #include "bitsim/nn/model.hpp"
 
+#include "bitsim/nn/memory.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -28,16 +30,36 @@ float to_float(const arith::Format& f, arith::u128 code) {
 void Network::init(const Shape& in, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   shapes_ = {in};
+  activation_bytes_ = 0;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     layers[i]->index = int(i);
-    const int from = layers[i]->skip_from();
-    if (from >= int(i) || (from >= 0 && shapes_[std::size_t(from) + 1] != shapes_.back()))
-      throw std::invalid_argument(fmt::format("residual layer {}: layer {}'s output {} cannot be added to its input {}", i,
-                                              from, from >= int(i) ? "(not an earlier layer)" : to_string(shapes_[std::size_t(from) + 1]),
-                                              to_string(shapes_.back())));
-    shapes_.push_back(layers[i]->init(shapes_.back(), rng));
+    try {
+      const int from = layers[i]->skip_from();
+      if (from >= int(i) || (from >= 0 && shapes_[std::size_t(from) + 1] != shapes_.back()))
+        throw std::invalid_argument(fmt::format("layer {}'s output {} cannot be added to its input {}", from,
+                                                from >= int(i) ? "(not an earlier layer)" : to_string(shapes_[std::size_t(from) + 1]),
+                                                to_string(shapes_.back())));
+      const Shape out = layers[i]->init(shapes_.back(), rng);
+      // The output, its gradient, and what the layer keeps for backward (a GEMM layer its
+      // quantized input and the im2col matrix), in floats; in double so no size can wrap.
+      double elements = 1;
+      for (std::int64_t d : out) elements *= double(d);
+      const double layer_bytes = 4 * (2 * elements + 3 * layers[i]->workspace_elements());
+      require_memory(layer_bytes, fmt::format("its output {} and workspace", to_string(out)));
+      activation_bytes_ += layer_bytes;
+      shapes_.push_back(out);
+    } catch (const std::invalid_argument& e) {
+      throw LayerError(int(i), e.what());
+    }
   }
   acts_.assign(layers.size() + 1, Tensor{});
+}
+
+double Network::memory_bytes(std::int64_t batch) {
+  double params = 0;
+  for (const Param* p : this->params()) params += double(p->value.size());
+  const double scale = shapes_.empty() || shapes_[0].empty() ? 1 : double(batch) / double(shapes_[0][0]);
+  return params * 4 * 5 + activation_bytes_ * scale;
 }
 
 const Tensor& Network::forward(const Tensor& x, Context& ctx) {

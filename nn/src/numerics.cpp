@@ -23,7 +23,7 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
     n.kind = Kind::Binary;
     n.spec.rounding = arith::parse_rounding(rounding);
     if (n.spec.rounding != arith::Rounding::NearestEven && n.spec.rounding != arith::Rounding::Stochastic)
-      throw arith::FormatError(fmt::format("binary takes nearest-even (sign) or stochastic rounding, not '{}'", rounding));
+      throw arith::FormatError(fmt::format("binary takes nearest-even (sign) or stochastic rounding, not {}", arith::quoted(rounding)));
     if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
     n.spec.sr_bits = sr_bits;
     return n;
@@ -47,10 +47,10 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
         const auto r = std::from_chars(rest.data() + 1, rest.data() + rest.size() - 1, k);
         ok = r.ec == std::errc() && r.ptr == rest.data() + rest.size() - 1 && k >= 1 && k <= 16;
       }
-      if (!ok) throw arith::FormatError(fmt::format("bad format '{}': expected {}<k> with k in 1..16", format, nm.prefix));
+      if (!ok) throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in 1..16", arith::quoted(format), nm.prefix));
       n.bits = k;
     } else if (!rest.empty()) {
-      throw arith::FormatError(fmt::format("bad format '{}': expected {}", format, nm.prefix));
+      throw arith::FormatError(fmt::format("bad format {}: expected {}", arith::quoted(format), nm.prefix));
     }
     if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
     n.spec.sr_bits = sr_bits;

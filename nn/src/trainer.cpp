@@ -8,10 +8,17 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "bitsim/costmodel/plot.hpp"
 #include "bitsim/nn/cost.hpp"
+#include "bitsim/nn/memory.hpp"
 #include "bitsim/nn/parallel.hpp"
 
 namespace bitsim::nn {
@@ -133,7 +140,9 @@ nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohm
   return plots;
 }
 
-constexpr char kMagic[8] = {'B', 'I', 'T', 'S', 'I', 'M', 'C', '1'};
+// Checkpoints: version 2 ends with a CRC-32 of everything before it; version 1 had none.
+constexpr char kMagic[8] = {'B', 'I', 'T', 'S', 'I', 'M', 'C', '2'};
+constexpr char kMagicV1[8] = {'B', 'I', 'T', 'S', 'I', 'M', 'C', '1'};
 
 }  // namespace
 
@@ -168,7 +177,18 @@ std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step) {
 Network build_network(const Experiment& x, const Shape& input) {
   Network net;
   for (const LayerSpec& s : x.layers) net.layers.push_back(make_layer(s));
-  net.init(input, x.seed);
+  try {
+    net.init(input, x.seed);
+  } catch (const LayerError& e) {
+    throw ExperimentError(fmt::format("{}: model.layers[{}] ({}): {}", x.source, e.layer,
+                                      x.layers[std::size_t(e.layer)].type, e.what()));
+  }
+  const std::int64_t batch = std::max(input.empty() ? 1 : input[0], kEvalBatch);
+  try {
+    require_memory(net.memory_bytes(batch), fmt::format("the network's parameters, optimizer state and activations at batch {}", batch));
+  } catch (const MemoryError& e) {
+    throw ExperimentError(fmt::format("{}: model: {}; reduce train.batch or the layer sizes", x.source, e.what()));
+  }
   for (auto& l : net.layers) l->numerics = x.layer(l->index);
   return net;
 }
@@ -206,7 +226,7 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
   Context ctx{false, x.seed, step, &rng, nullptr, nullptr};
   double loss = 0;
   std::int64_t ok = 0;
-  const std::int64_t b = std::max<std::int64_t>(x.batch, 256);
+  const std::int64_t b = std::max(x.batch, kEvalBatch);
   for (std::int64_t first = 0; first < data.n; first += b) {
     const std::int64_t count = std::min(b, data.n - first);
     gather_batch(data, idx, first, count, xb, yb);
@@ -225,99 +245,270 @@ void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, co
   meta["optimizer_steps"] = optim.steps();
   const std::string text = meta.dump();
   const auto params = net.params();
-  write_atomic(path, [&](std::ofstream& out) {
-    auto u64 = [&](std::uint64_t v) { out.write(reinterpret_cast<const char*>(&v), sizeof v); };
-    auto floats = [&](const std::vector<float>& v) {
-      u64(v.size());
-      out.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
-    };
-    out.write(kMagic, sizeof kMagic);
-    u64(text.size());
-    out.write(text.data(), std::streamsize(text.size()));
-    for (Param* p : params) floats(p->value.v);
-    const bool has_state = optim.moments().size() == params.size();
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      floats(has_state ? optim.moments()[i] : std::vector<float>(params[i]->value.v.size()));
-      floats(has_state ? optim.second_moments()[i] : std::vector<float>(params[i]->value.v.size()));
-      floats(has_state ? optim.lazy_state()[i] : std::vector<float>());
-    }
-    for (auto& l : net.layers)
-      for (std::vector<double>* b : l->buffers()) {
-        u64(b->size());
-        out.write(reinterpret_cast<const char*>(b->data()), std::streamsize(b->size() * sizeof(double)));
-      }
-  }, true);
-}
-
-std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim, nlohmann::json* extra) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("{}: cannot open checkpoint: {}", path, std::strerror(errno)));
-  auto fail = [&](const std::string& what) -> std::runtime_error {
-    return std::runtime_error(fmt::format("{}: {}", path, what));
+  // The whole file is built in memory so its CRC-32 can close it.
+  std::string bytes(kMagic, sizeof kMagic);
+  auto raw = [&](const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); };
+  auto u64 = [&](std::uint64_t v) { raw(&v, sizeof v); };
+  auto floats = [&](const std::vector<float>& v) {
+    u64(v.size());
+    raw(v.data(), v.size() * sizeof(float));
   };
-  char magic[8];
-  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) throw fail("not a bitsim checkpoint (bad magic)");
-  auto u64 = [&] {
-    std::uint64_t v = 0;
-    if (!in.read(reinterpret_cast<char*>(&v), sizeof v)) throw fail("truncated");
-    return v;
-  };
-  const std::uint64_t len = u64();
-  if (len > (1u << 26)) throw fail("corrupt header length");
-  std::string text(len, '\0');
-  if (!in.read(text.data(), std::streamsize(len))) throw fail("truncated header");
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    throw fail(std::string("corrupt header: ") + e.what());
-  }
-  auto floats = [&](std::vector<float>& v, const char* what) {
-    const std::uint64_t n = u64();
-    if (n != v.size()) throw fail(fmt::format("{} has {} values, the experiment's network {}: checkpoint of another experiment?", what, n, v.size()));
-    if (!in.read(reinterpret_cast<char*>(v.data()), std::streamsize(n * sizeof(float)))) throw fail("truncated");
-  };
-  const auto params = net.params();
-  for (Param* p : params) floats(p->value.v, "a parameter");
-  optim.moments().assign(params.size(), {});
-  optim.second_moments().assign(params.size(), {});
-  optim.lazy_state().assign(params.size(), {});
+  u64(text.size());
+  bytes += text;
+  for (Param* p : params) floats(p->value.v);
+  const bool has_state = optim.moments().size() == params.size();
   for (std::size_t i = 0; i < params.size(); ++i) {
-    optim.moments()[i].assign(params[i]->value.v.size(), 0.0f);
-    optim.second_moments()[i].assign(params[i]->value.v.size(), 0.0f);
-    optim.lazy_state()[i].assign(optim.lazy() && params[i]->is_weight ? params[i]->value.v.size() : 0, 0.0f);
-    floats(optim.moments()[i], "an optimizer moment");
-    floats(optim.second_moments()[i], "an optimizer moment");
-    floats(optim.lazy_state()[i], "a lazy-update accumulator");
+    floats(has_state ? optim.moments()[i] : std::vector<float>(params[i]->value.v.size()));
+    floats(has_state ? optim.second_moments()[i] : std::vector<float>(params[i]->value.v.size()));
+    floats(has_state ? optim.lazy_state()[i] : std::vector<float>());
   }
   for (auto& l : net.layers)
     for (std::vector<double>* b : l->buffers()) {
-      if (u64() != b->size()) throw fail("a BatchNorm statistic does not match the network");
-      if (!in.read(reinterpret_cast<char*>(b->data()), std::streamsize(b->size() * sizeof(double)))) throw fail("truncated");
+      u64(b->size());
+      raw(b->data(), b->size() * sizeof(double));
     }
-  if (in.peek() != std::char_traits<char>::eof()) throw fail("trailing data");
-  optim.steps() = meta.at("optimizer_steps").get<std::uint64_t>();
-  if (extra) *extra = meta;
-  std::vector<EpochMetrics> m;
-  for (const auto& j : meta.at("metrics")) m.push_back(metrics_from(j));
-  return m;
+  const std::uint32_t crc = std::uint32_t(crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size())));
+  raw(&crc, sizeof crc);
+  write_atomic(path, [&](std::ofstream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); }, true);
 }
+
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer* optim, nlohmann::json* extra) {
+  auto fail = [&](const std::string& what) -> CheckpointError { return CheckpointError(fmt::format("{}: {}", path, what)); };
+  const auto params = net.params();
+  // The largest file this network's checkpoint can be: its header, then per parameter the values,
+  // two moments and a lazy accumulator, then the BatchNorm statistics.
+  constexpr std::uint64_t kMaxHeader = 1u << 26;
+  std::uint64_t expect = sizeof kMagic + 8 + kMaxHeader + 4;
+  for (Param* p : params) expect += 4 * (8 + 4 * std::uint64_t(p->value.v.size()));
+  for (auto& l : net.layers)
+    for (std::vector<double>* b : l->buffers()) expect += 8 + 8 * b->size();
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (!fs::exists(st)) throw fail("cannot open checkpoint: no such file");
+  if (!fs::is_regular_file(st)) throw fail("cannot open checkpoint: not a regular file");
+  const std::uint64_t size = fs::file_size(path, ec);
+  if (ec) throw fail(fmt::format("cannot read checkpoint: {}", ec.message()));
+  if (size > expect) throw fail(fmt::format("{} bytes, more than a checkpoint of this network can hold: checkpoint of another experiment?", size));
+  std::string bytes(size, '\0');
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in || !in.read(bytes.data(), std::streamsize(size)))
+      throw fail(fmt::format("cannot read checkpoint: {}", std::strerror(errno)));
+  }
+  if (size < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    if (size >= sizeof kMagic && std::memcmp(bytes.data(), kMagicV1, sizeof kMagicV1) == 0)
+      throw fail("a checkpoint of an older bitsim without a checksum; train it again");
+    throw fail("not a bitsim checkpoint (bad magic)");
+  }
+  if (size < sizeof kMagic + 8 + 4) throw fail("truncated");
+  std::uint32_t stored = 0;
+  std::memcpy(&stored, bytes.data() + size - 4, 4);
+  const std::uint32_t crc = std::uint32_t(crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), uInt(size - 4)));
+  if (crc != stored) throw fail(fmt::format("corrupt: CRC-32 {:08x}, the file says {:08x} (truncated or damaged)", crc, stored));
+
+  std::size_t at = sizeof kMagic;
+  const std::size_t end = size - 4;
+  auto take = [&](void* out, std::size_t n) {
+    if (n > end - at) throw fail("truncated");
+    std::memcpy(out, bytes.data() + at, n);
+    at += n;
+  };
+  auto u64 = [&] {
+    std::uint64_t v = 0;
+    take(&v, sizeof v);
+    return v;
+  };
+  const std::uint64_t len = u64();
+  if (len > kMaxHeader || len > end - at) throw fail("corrupt header length");
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(bytes.begin() + std::ptrdiff_t(at), bytes.begin() + std::ptrdiff_t(at + len));
+  } catch (const nlohmann::json::exception&) {
+    throw fail("corrupt header: not JSON");
+  }
+  at += len;
+  auto floats = [&](std::vector<float>& v, const char* what, bool may_be_empty) {
+    const std::uint64_t n = u64();
+    if (n != v.size() && !(may_be_empty && n == 0))
+      throw fail(fmt::format("{} has {} values, the experiment's network {}: checkpoint of another experiment?", what, n, v.size()));
+    v.resize(n);
+    take(v.data(), n * sizeof(float));
+    for (float f : v)
+      if (!std::isfinite(f)) throw fail(fmt::format("{} holds a non-finite value", what));
+  };
+  std::vector<std::vector<float>> values(params.size()), m(params.size()), v(params.size()), lazy(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    values[i].resize(params[i]->value.v.size());
+    floats(values[i], "a parameter", false);
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::size_t n = params[i]->value.v.size();
+    m[i].resize(n), v[i].resize(n), lazy[i].resize(n);
+    floats(m[i], "an optimizer moment", false);
+    floats(v[i], "an optimizer moment", false);
+    floats(lazy[i], "a lazy-update accumulator", true);
+  }
+  std::vector<std::vector<double>> stats;
+  for (auto& l : net.layers)
+    for (std::vector<double>* b : l->buffers()) {
+      if (u64() != b->size()) throw fail("a BatchNorm statistic does not match the network");
+      stats.emplace_back(b->size());
+      take(stats.back().data(), b->size() * sizeof(double));
+      for (double d : stats.back())
+        if (!std::isfinite(d)) throw fail("a BatchNorm statistic holds a non-finite value");
+    }
+  if (at != end) throw fail("trailing data");
+  if (!meta.is_object() || !meta.contains("optimizer_steps") || !meta["optimizer_steps"].is_number_unsigned())
+    throw fail("corrupt header: no step count");
+  std::vector<EpochMetrics> metrics;
+  try {
+    for (const auto& j : meta.at("metrics")) metrics.push_back(metrics_from(j));
+  } catch (const nlohmann::json::exception&) {
+    throw fail("corrupt header: bad metrics");
+  }
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    if (metrics[i].epoch != int(i) + 1) throw fail("corrupt header: epochs out of order");
+
+  // Everything checked: only now is the network (and the optimizer) changed.
+  for (std::size_t i = 0; i < params.size(); ++i) params[i]->value.v = std::move(values[i]);
+  std::size_t k = 0;
+  for (auto& l : net.layers)
+    for (std::vector<double>* b : l->buffers()) *b = std::move(stats[k++]);
+  if (optim) {
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (lazy[i].empty() != !(optim->lazy() && params[i]->is_weight))
+        throw fail(optim->lazy() ? "holds no lazy-update accumulators, which the experiment's lazy update needs"
+                                 : "holds lazy-update accumulators, but the experiment has no lazy update");
+    optim->moments() = std::move(m);
+    optim->second_moments() = std::move(v);
+    optim->lazy_state() = std::move(lazy);
+    optim->steps() = meta["optimizer_steps"].get<std::uint64_t>();
+  }
+  if (extra) *extra = meta;
+  return metrics;
+}
+
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim, nlohmann::json* extra) {
+  return load_checkpoint(path, net, &optim, extra);
+}
+
+std::vector<std::string> resume_differences(const nlohmann::json& saved, const nlohmann::json& now) {
+  std::vector<std::string> out;
+  const nlohmann::json a = saved.flatten(), b = now.flatten();
+  auto show = [](const nlohmann::json* v) { return v ? arith::quoted(v->dump(), 30) : std::string("(none)"); };
+  auto key = [](const std::string& pointer) {
+    std::string k = pointer.substr(1);
+    std::replace(k.begin(), k.end(), '/', '.');
+    return k;
+  };
+  for (const auto& [k, v] : a.items()) {
+    const auto it = b.find(k);
+    if (it == b.end() || *it != v) out.push_back(fmt::format("{} {} -> {}", key(k), show(&v), show(it == b.end() ? nullptr : &*it)));
+  }
+  for (const auto& [k, v] : b.items())
+    if (!a.contains(k)) out.push_back(fmt::format("{} (none) -> {}", key(k), show(&v)));
+  return out;
+}
+
+nlohmann::json training_fingerprint(const Experiment& x) {
+  nlohmann::json j = x.to_json();
+  // What a resumed run may change: its name and file, where the data lives (not which data), the
+  // hardware it is costed on, and (with a constant learning rate) how many epochs it runs.
+  for (const char* k : {"name", "source", "hardware"}) j.erase(k);
+  j["data"].erase("dir");
+  if (x.optimizer.schedule == "constant") j["train"].erase("epochs");
+  return j;
+}
+
+RunLock::RunLock(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw RunDirectoryError(fmt::format("{}: cannot create the run directory: {}", dir, ec.message()));
+  path_ = (fs::path(dir) / ".lock").string();
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw RunDirectoryError(fmt::format("{}: cannot write in the run directory: {}", dir, std::strerror(errno)));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK) throw RunDirectoryError(fmt::format("{}: in use by another bitsim run; choose another --out", dir));
+    throw RunDirectoryError(fmt::format("{}: cannot lock the run directory: {}", dir, std::strerror(err)));
+  }
+  // A probe that the directory takes new files (the lock file may have existed already).
+  const fs::path probe = fs::path(dir) / ".write-test";
+  {
+    std::ofstream f(probe);
+    if (!f) throw RunDirectoryError(fmt::format("{}: cannot write in the run directory: {}", dir, std::strerror(errno)));
+  }
+  fs::remove(probe, ec);
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+void check_splits(const Experiment& x, const Dataset& train, const Dataset& test) {
+  if (train.n == 0) throw ExperimentError(fmt::format("{}: data: the training split is empty", x.source));
+  if (test.n == 0) throw ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
+  if (train.channels != test.channels || train.height != test.height || train.width != test.width)
+    throw ExperimentError(fmt::format("{}: data: test images are {}x{}x{} but training images are {}x{}x{}", x.source,
+                                      test.channels, test.height, test.width, train.channels, train.height, train.width));
+}
+
+void check_classifier(const Experiment& x, const Network& net, int classes) {
+  const Shape out = net.shapes().back();
+  const std::size_t last = x.layers.size() - 1;
+  if (out.size() != 2 || out[1] != classes)
+    throw ExperimentError(fmt::format("{}: model.layers[{}] ({}): the network's output is {} per batch; the loss needs {} "
+                                      "values per example, one per class of the data", x.source, last, x.layers[last].type,
+                                      to_string(out), classes));
+}
+
+namespace {
+// Stops a run whose weights or loss left the finite numbers: nothing after that step means anything.
+void check_finite(const Experiment& x, Network& net, double loss_sum, int epoch, std::uint64_t step) {
+  auto diverged = [&](const std::string& what) {
+    throw TrainingDiverged(fmt::format("{}: training diverged at epoch {}, step {}: {}; lower train.lr, or give the master "
+                                       "weights and the accumulator more range", x.source, epoch + 1, step, what));
+  };
+  if (!std::isfinite(loss_sum)) diverged("the loss is not finite");
+  for (auto& l : net.layers)
+    for (const Param* p : l->params())
+      for (float v : p->value.v)
+        if (!std::isfinite(v)) diverged(fmt::format("the {} of layer {} ({}) overflowed", p->name, l->index, l->type()));
+}
+}  // namespace
 
 RunResult train(const Experiment& x, const RunOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
+  if (opt.resume && opt.out_dir.empty()) throw std::invalid_argument("--resume needs the run directory (--out)");
+  // Everything is checked before the first step: the data, the network on it, the run directory.
   const Dataset train_set = load_split(x, true), test_set = load_split(x, false);
+  check_splits(x, train_set, test_set);
   Network net = build_network(x, {x.batch, train_set.channels, train_set.height, train_set.width});
+  check_classifier(x, net, train_set.classes);
   Optimizer optim = make_optimizer(x);
   const fs::path out = opt.out_dir;
-  if (!opt.out_dir.empty()) fs::create_directories(out);
+  std::optional<RunLock> lock;
+  if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
+  const nlohmann::json fingerprint = training_fingerprint(x);
 
   RunResult r;
   double loss_scale = x.loss_scale;
   std::int64_t good_steps = 0, skipped_steps = 0;
   if (opt.resume) {
-    if (opt.out_dir.empty()) throw std::invalid_argument("--resume needs the run directory (--out)");
     nlohmann::json meta;
-    r.epochs = load_checkpoint((out / "checkpoint.bin").string(), net, optim, &meta);
+    const std::string ck = (out / "checkpoint.bin").string();
+    r.epochs = load_checkpoint(ck, net, &optim, &meta);
+    if (!meta.contains("experiment"))
+      throw CheckpointError(fmt::format("{}: the checkpoint does not say which experiment made it", ck));
+    if (const auto diff = resume_differences(meta["experiment"], fingerprint); !diff.empty())
+      throw ExperimentError(fmt::format("{}: --resume: the experiment differs from the one this run started with: {}{}; "
+                                        "restore it, or train into another --out", x.source, diff.front(),
+                                        diff.size() > 1 ? fmt::format(" (and {} more)", diff.size() - 1) : ""));
+    if (int(r.epochs.size()) > x.epochs)
+      throw ExperimentError(fmt::format("{}: --resume: the run has done {} epochs, more than train.epochs = {}", x.source,
+                                        r.epochs.size(), x.epochs));
     loss_scale = meta.value("loss_scale", x.loss_scale);
     good_steps = meta.value("good_steps", std::int64_t(0));
     skipped_steps = meta.value("skipped_steps", std::int64_t(0));
@@ -358,6 +549,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
       if (finite) {
         optim.step(params, lr, x.seed, step, loss_scale);
         if (x.dynamic_loss_scale && ++good_steps == 1000) loss_scale *= 2, good_steps = 0;
+        check_finite(x, net, loss_sum, epoch, step);
       } else {  // dynamic loss scaling: an overflowed step is skipped and the scale halved
         loss_scale /= 2, good_steps = 0, ++skipped_steps;
       }
@@ -378,7 +570,8 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
                            m.test_loss, m.test_accuracy, m.seconds);
       });
       save_checkpoint((out / "checkpoint.bin").string(), net, optim, r.epochs,
-                      {{"loss_scale", loss_scale}, {"good_steps", good_steps}, {"skipped_steps", skipped_steps}});
+                      {{"loss_scale", loss_scale}, {"good_steps", good_steps}, {"skipped_steps", skipped_steps},
+                       {"experiment", fingerprint}});
     }
   }
   if (!recorded) {

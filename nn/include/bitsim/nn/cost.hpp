@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,16 @@ struct RunVolume {
   std::int64_t batch = 1;
   std::int64_t parameters = 0;  // updated once per training step
 };
+
+// A hardware setting the cost model cannot use; `key` names it within [hardware] (table, node_nm,
+// buffer_kib).
+struct CostSetupError : std::invalid_argument {
+  CostSetupError(std::string key_, const std::string& what) : std::invalid_argument(what), key(std::move(key_)) {}
+  std::string key;
+};
+// Builds everything run_cost() will need from `hw` (the cost table, the node scaling, the SRAM
+// figure at the buffer size), so a bad setting is refused before a run instead of after it.
+void check_cost_hardware(const HardwareSpec& hw);
 
 // `gemms`: the GEMMs of one training step at batch size `volume.batch` (forward, backward-data,
 // backward-weight of every GEMM layer), as recorded by the layers. Throws costmodel errors for a

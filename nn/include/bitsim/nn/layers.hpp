@@ -78,6 +78,8 @@ class Layer {
   // State that is not a parameter but belongs in a checkpoint (BatchNorm's running statistics).
   virtual std::vector<std::vector<double>*> buffers() { return {}; }
   virtual bool is_gemm() const { return false; }
+  // Floats the layer keeps for backward beyond its output (after init), for the memory estimate.
+  virtual double workspace_elements() const { return 0; }
   // Residual connections: the index of the earlier layer whose output this layer adds (-1: none),
   // and where the network puts that output before each forward.
   virtual int skip_from() const { return -1; }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,22 @@
 
 namespace bitsim::nn {
 
+// A layer that cannot be built for its input (shape, memory); `layer` is its index.
+struct LayerError : std::invalid_argument {
+  LayerError(int layer_, const std::string& what) : std::invalid_argument(what), layer(layer_) {}
+  int layer;
+};
+
 class Network {
  public:
   std::vector<std::unique_ptr<Layer>> layers;
 
   // Allocates every layer for inputs of shape in (batch first) with weights drawn from seed.
+  // Throws LayerError for a layer that does not fit its input or the machine's memory.
   void init(const Shape& in, std::uint64_t seed);
+  // Estimated bytes a run at batch size `batch` holds: parameters with their gradients and
+  // optimizer state, and every layer's activations, gradients and workspaces.
+  double memory_bytes(std::int64_t batch);
   // Runs the layers; returns the logits (kept until the next forward).
   const Tensor& forward(const Tensor& x, Context& ctx);
   // Back-propagates dlogits through every layer (no input gradient for the first).
@@ -31,6 +42,7 @@ class Network {
  private:
   std::vector<Tensor> acts_;  // acts_[i]: input of layer i; acts_.back(): output
   std::vector<Shape> shapes_;
+  double activation_bytes_ = 0;  // at the batch size of init()
 };
 
 struct OptimizerConfig {

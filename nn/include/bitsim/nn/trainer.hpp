@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,22 @@
 #include "bitsim/nn/model.hpp"
 
 namespace bitsim::nn {
+
+// The evaluation batch (and the smallest batch a run's memory is estimated for).
+inline constexpr std::int64_t kEvalBatch = 256;
+
+// A checkpoint that cannot be loaded: missing, corrupt (its CRC-32 fails), or of another network.
+struct CheckpointError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// The run directory cannot be used: not writable, or locked by another run.
+struct RunDirectoryError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// The weights or the loss stopped being finite numbers.
+struct TrainingDiverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 struct EpochMetrics {
   int epoch = 0;
@@ -58,11 +76,41 @@ double loss_and_gradient(const Experiment& x, const Tensor& logits, const std::u
 // The random engine of training step `step` (dropout masks).
 std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step);
 
-// Checkpoints: parameters, optimizer state, BatchNorm statistics, and the metrics so far.
-// `extra`: more run state for the header (the loss scale), returned by load_checkpoint.
+// Checkpoints: parameters, optimizer state, BatchNorm statistics, and the metrics so far, closed by
+// a CRC-32. `extra`: more run state for the header (the loss scale, the experiment's fingerprint),
+// returned by load_checkpoint. Loading checks the checksum, every size against `net` and every value
+// for finiteness before it changes anything, and throws CheckpointError naming the file.
 void save_checkpoint(const std::string& path, Network& net, Optimizer& optim, const std::vector<EpochMetrics>& metrics,
                      const nlohmann::json& extra = nlohmann::json::object());
 std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer& optim,
                                           nlohmann::json* extra = nullptr);
+// optim == nullptr: the weights and BatchNorm statistics only (inference under any numerics).
+std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net, Optimizer* optim,
+                                          nlohmann::json* extra = nullptr);
+
+// What must not change when a run is resumed (the experiment without its name, data location,
+// hardware, and, with a constant learning rate, its epoch count), and the differences between two
+// such fingerprints as "key old -> new" lines.
+nlohmann::json training_fingerprint(const Experiment& x);
+std::vector<std::string> resume_differences(const nlohmann::json& saved, const nlohmann::json& now);
+
+// Refuses a data split pair that cannot be trained on (empty, images of different sizes), and a
+// network whose output is not one value per class; ExperimentError names the file and key.
+void check_splits(const Experiment& x, const Dataset& train, const Dataset& test);
+void check_classifier(const Experiment& x, const Network& net, int classes);
+
+// An exclusive lock (flock) on a run directory, created if needed and checked writable; a second
+// run on the same directory gets RunDirectoryError. Released when destroyed or the process ends.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& dir);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 }  // namespace bitsim::nn
