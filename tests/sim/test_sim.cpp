@@ -709,8 +709,13 @@ TEST(SimMac, CyclesAreGroupsTimesKPlusLatency) {
 
 namespace {
 
-// A random binarized layer with thresholds folded from random BatchNorm parameters of both signs.
-XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt19937_64& rng) {
+struct BatchNorm {
+  double gamma, beta, mean, var, eps;
+};
+
+// A random binarized layer with thresholds folded from random BatchNorm parameters of both signs
+// (kept in `bn` for the independent reference).
+XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt19937_64& rng, std::vector<BatchNorm>& bn) {
   XnorLayer l;
   l.fan_in = k, l.neurons = neurons, l.pe = pe, l.simd = simd;
   std::uniform_real_distribution<double> u(-2, 2);
@@ -718,16 +723,32 @@ XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt199
     std::vector<std::uint64_t> row(std::size_t((k + 63) / 64));
     for (auto& w : row) w = rng();
     l.weights.push_back(row);
-    l.thresholds.push_back(arith::fold_batchnorm_sign(u(rng), u(rng), u(rng) * double(k) / 4, 1 + u(rng) * u(rng), 1e-5, k));
+    const double gamma = u(rng), beta = u(rng), mean = u(rng) * double(k) / 4, var = 1 + u(rng) * u(rng);
+    bn.push_back({gamma, beta, mean, var, 1e-5});
+    l.thresholds.push_back(arith::fold_batchnorm_sign(gamma, beta, mean, var, 1e-5, k));
   }
   return l;
+}
+
+// The binarized layer as FINN defines it, without popcounts or thresholds: the +-1 dot product
+// x = sum (2a - 1)(2w - 1) over the K inputs, BatchNorm in double as written in docs/sim.md, then
+// sign with sign(0) = +1.
+bool xnor_neuron_independently(const std::vector<std::uint64_t>& in, const std::vector<std::uint64_t>& w,
+                               std::int64_t k, const BatchNorm& bn) {
+  std::int64_t x = 0;
+  for (std::int64_t i = 0; i < k; ++i) {
+    const int a = int((in[std::size_t(i / 64)] >> (i % 64)) & 1), b = int((w[std::size_t(i / 64)] >> (i % 64)) & 1);
+    x += (2 * a - 1) * (2 * b - 1);
+  }
+  return bn.gamma * (double(x) - bn.mean) / std::sqrt(bn.var + bn.eps) + bn.beta >= 0;
 }
 
 // `vectors` random inputs through the unit under random stalls; outputs against the reference,
 // and without stalls the cycle count against XnorLayer::cycles.
 int xnor_run(std::int64_t k, int neurons, int pe, int simd, double stall, int vectors, unsigned seed) {
   std::mt19937_64 rng(seed);
-  const XnorLayer layer = random_layer(k, neurons, pe, simd, rng);
+  std::vector<BatchNorm> bn;
+  const XnorLayer layer = random_layer(k, neurons, pe, simd, rng, bn);
   std::vector<std::vector<std::uint64_t>> inputs;
   std::vector<Item> items;
   for (int v = 0; v < vectors; ++v) {
@@ -775,9 +796,17 @@ int xnor_run(std::int64_t k, int neurons, int pe, int simd, double stall, int ve
         const bool expect = n < neurons ? bool(want[std::size_t(n)]) : false;
         c.expect(bit == expect, "vector " + std::to_string(v) + " neuron " + std::to_string(n) + " got " +
                                     std::to_string(bit));
+        if (n < neurons) {
+          const bool indep = xnor_neuron_independently(inputs[std::size_t(v)], layer.weights[std::size_t(n)], k,
+                                                       bn[std::size_t(n)]) != g_sabotage;
+          c.expect(bit == indep, "vector " + std::to_string(v) + " neuron " + std::to_string(n) + " got " +
+                                     std::to_string(bit) + ", BatchNorm-sign reference " + std::to_string(indep));
+          ++c.checked;
+        }
       }
     }
   }
+  c.expect(c.checked == long(vectors) * neurons, "compared " + std::to_string(c.checked));
   if (stall == 0) {
     const long span = sink.got.back().edge - src.transfer_edge.front() + 1;
     c.expect(span == layer.cycles(vectors),
