@@ -254,3 +254,65 @@ TEST(EnergyActivity, RandomDataReproducesTheTable) {
   EXPECT_EQ(activity_from_toggles(0, ops, 16), 0.0);
   EXPECT_THROW(activity_from_toggles(10, 0, 16), CostError);
 }
+
+namespace {
+
+// A figure as docs/costmodel.md prints it: the value, and half a unit of its last printed digit.
+struct Printed {
+  double value, half_unit;
+};
+Printed printed(const std::string& s) {
+  const auto dot = s.find('.');
+  const int decimals = dot == std::string::npos ? 0 : int(s.size() - dot - 1);
+  return {std::stod(s), 0.5 * std::pow(10.0, -decimals)};
+}
+
+}  // namespace
+
+// docs/costmodel.md's example table (45 nm, default accumulators), as printed, against the model:
+// the docs may not state a number the model does not give.
+TEST(DocumentedFigures, ExampleTableAt45nm) {
+  const CostModel& m = model45();
+  struct Row {
+    const char* format;
+    const char *mul_pj, *mul_um2, *add_pj, *add_um2, *mac_pj;
+  };
+  const Row rows[] = {
+      {"int<2>", "0.0125", "17.6", "0.0075", "9", "0.1125"},  {"int<4>", "0.05", "70.5", "0.015", "18", "0.15"},
+      {"int<8>", "0.2", "282", "0.03", "36", "0.3"},           {"int<16>", "0.787", "993", "0.05", "67", "0.887"},
+      {"int<32>", "3.1", "3495", "0.1", "137", "3.325"},       {"fp8e5m2", "0.160", "144", "0.115", "226", "1.06"},
+      {"fp8e4m3", "0.237", "233", "0.146", "326", "1.14"},     {"bf16", "0.687", "893", "0.302", "879", "1.59"},
+      {"fp16", "1.1", "1640", "0.4", "1360", "2.0"},           {"fp32", "3.7", "7700", "0.9", "4184", "4.6"},
+      {"fp64", "12.7", "37247", "2.05", "13140", "14.8"},
+  };
+  for (const Row& r : rows) {
+    const Format f = F(r.format);
+    auto near = [&](double got, const char* doc, const char* what) {
+      const Printed p = printed(doc);
+      EXPECT_NEAR(got, p.value, p.half_unit) << r.format << " " << what;
+    };
+    near(m.multiply(f, f).energy_pj(), r.mul_pj, "mul pJ");
+    near(*m.multiply(f, f).area_um2(), r.mul_um2, "mul um^2");
+    near(m.add(f).energy_pj(), r.add_pj, "add pJ");
+    near(*m.add(f).area_um2(), r.add_um2, "add um^2");
+    near(m.mac(f, f, default_accumulator(f, f)).energy_pj(), r.mac_pj, "MAC pJ");
+  }
+  // "the multiplier's area exponent of 1.99"
+  EXPECT_NEAR(m.fp_significand_orders(true, true)[0], 1.99, 0.005);
+}
+
+// docs/costmodel.md's node table: energy at each node's nominal supply and area, from 45 nm, 0.9 V.
+TEST(DocumentedFigures, NodeFactors) {
+  const NodeScaling s = NodeScaling::load_default();
+  struct Row {
+    double nm;
+    const char *energy, *area;
+  };
+  const Row rows[] = {{45, "1", "1"},         {32, "0.654", "0.46"}, {28, "0.518", "0.368"}, {20, "0.287", "0.21"},
+                      {16, "0.198", "0.19"},  {10, "0.1005", "0.1"}, {7, "0.0684", "0.059"}};
+  for (const Row& r : rows) {
+    const double e = s.energy_factor({45, 0.9, Device::Hp}, {r.nm, s.nominal_vdd_v(r.nm, Device::Hp), Device::Hp});
+    EXPECT_NEAR(e, printed(r.energy).value, printed(r.energy).half_unit) << r.nm << " nm";
+    EXPECT_NEAR(s.area_factor(45, r.nm), printed(r.area).value, printed(r.area).half_unit) << r.nm << " nm";
+  }
+}
