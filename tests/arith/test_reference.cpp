@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <cstdint>
+#include <limits>
 #include <random>
+#include <span>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -14,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "bitsim/arith/kernels.hpp"
 #include "bitsim/arith/ops.hpp"
 #include "bitsim/arith/quantize.hpp"
 #include "reference.hpp"
@@ -122,6 +127,7 @@ class Mismatches {
   Mismatches& operator=(const Mismatches&) = delete;
   ~Mismatches() {
     EXPECT_EQ(count_, 0u) << what_ << ": " << count_ << " mismatches out of " << checks_ << " checks";
+    EXPECT_GT(checks_, 0u) << what_ << ": no comparison ran";  // an empty loop must not pass
   }
   template <class Msg>
   void check(bool ok, Msg msg) {
@@ -939,3 +945,93 @@ TEST_P(LongOps, EveryPairEveryModeEveryAddend) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Long, LongOps, ::testing::ValuesIn(kOpCases), op_case_name);
+
+// ---- the fp32 array quantizer's overflow, infinity and nan lanes ----------------------------------
+
+namespace {
+
+RefValue ref_from_float(float x) {
+  if (std::isnan(x)) return RefValue::nan();
+  if (std::isinf(x)) return RefValue::inf(x < 0);
+  if (x == 0) return RefValue::zero(std::signbit(x));
+  return RefValue::of(cpp_rational(double(x)));
+}
+
+// Inputs at and beyond both ends of a format's range: the ends, steps above them by 2^-j of their
+// size, powers of two up to fp32's largest number, infinities and nans (quiet, negative, signalling
+// patterns, all-ones payload).
+std::vector<float> overflow_inputs(const Format& f) {
+  cpp_rational hi, lo;
+  if (f.kind == FormatKind::Fixed) {
+    hi = cpp_rational(fixed_hi(f)) * pow2(-f.fl);
+    lo = cpp_rational(fixed_lo(f)) * pow2(-f.fl);
+  } else {
+    hi = fmax_value(f);
+    lo = f.is_signed ? cpp_rational(-hi) : cpp_rational(0);
+  }
+  std::vector<float> v;
+  for (const cpp_rational& end : {hi, lo}) {
+    const double e = end.convert_to<double>();
+    if (e == 0) continue;
+    for (int j = 0; j <= 30; ++j) {
+      v.push_back(float(e * (1 + std::ldexp(1.0, -j))));
+      v.push_back(std::nextafter(float(e * (1 + std::ldexp(1.0, -j))), 0.0f));
+    }
+    for (double p = e * 2; std::abs(p) < 3.4e38; p *= 2) v.push_back(float(p));
+    v.push_back(float(e));
+  }
+  for (float s : {1.0f, -1.0f}) {
+    v.push_back(s * std::numeric_limits<float>::max());
+    v.push_back(s * std::numeric_limits<float>::infinity());
+  }
+  for (std::uint32_t nan : {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu, 0xffffffffu})
+    v.push_back(std::bit_cast<float>(nan));
+  return v;
+}
+
+}  // namespace
+
+// quantize_f32 hands lanes that overflow or hold an infinity or a nan to the scalar quantize(), so
+// a kernel-against-quantize() test compares quantize() with itself there. These lanes meet the Boost
+// model instead, in every rounding and overflow mode.
+TEST(ReferenceKernel, OverflowInfinityAndNanLanesOfTheArrayQuantizer) {
+  const std::vector<Rounding> roundings = {Rounding::NearestEven, Rounding::NearestAway, Rounding::NearestZero,
+                                           Rounding::NearestUp,   Rounding::NearestDown, Rounding::TowardZero,
+                                           Rounding::Down,        Rounding::Up,          Rounding::Odd,
+                                           Rounding::Stochastic};
+  using Kernel = void (*)(const Format&, const RoundSpec&, std::span<const float>, std::span<float>, const SrStream&,
+                          std::uint64_t);
+  const SrStream sr{99, 5};
+  for (const char* spec : {"fp16", "bf16", "tf32", "fp8e4m3", "fp8e5m2", "fp6e3m2", "fp6e2m3", "fp4e2m1",
+                           "float<4,3,u>", "float<3,2,fn>", "float<5,10,ftz>", "fixed<8,4>", "ufixed<8,4>", "int<8>",
+                           "fixed<16,-3>", "fixed<24,12>"}) {
+    const Format f = Format::parse(spec);
+    const std::vector<float> in = overflow_inputs(f);
+    for (Rounding r : roundings)
+      for (Overflow o : applicable_overflows(f)) {
+        const RoundSpec rs{r, o, 16};
+        Mismatches mm(std::string("array quantizer ") + spec + " " + std::string(to_string(r)) + "/" +
+                      std::string(to_string(o)));
+        for (Kernel kernel : {Kernel(&quantize_f32), Kernel(&quantize_f32_portable)}) {
+          std::vector<float> out(in.size());
+          kernel(f, rs, in, out, sr, 0);
+          for (std::size_t i = 0; i < in.size(); ++i) {
+            const std::uint32_t bits = r == Rounding::Stochastic ? sr.bits(i, 16) : 0;
+            const RefValue want = ref_decode(f, ref_quantize(f, ref_from_float(in[i]), rs, bits).code);
+            const float got = out[i];
+            bool ok;
+            if (want.is_nan) ok = std::isnan(got);
+            else if (want.is_inf) ok = std::isinf(got) && std::signbit(got) == want.neg;
+            else ok = !std::isnan(got) && cpp_rational(double(got)) == want.value && std::signbit(got) == want.neg;
+            mm.check(ok, [&] {
+              std::ostringstream s;
+              s << (kernel == Kernel(&quantize_f32) ? "simd" : "portable") << " input " << std::hexfloat << in[i]
+                << " gave " << got << ", model " << (want.is_nan ? "nan" : want.is_inf ? "inf" : "finite")
+                << " " << want.value.convert_to<double>();
+              return s.str();
+            });
+          }
+        }
+      }
+  }
+}

@@ -54,15 +54,21 @@ std::string hexfloat(double v) {
 // the total still says how widespread it is.
 class Mismatches {
  public:
+  void compared() { ++compared_; }  // one comparison ran (whether or not it matched)
   void add(const std::string& what) {
     if (count_++ < kShown) text_ += what + "\n";
   }
   std::uint64_t count() const { return count_; }
+  // No mismatch, and at least `min_compared` comparisons ran: a loop that ran over nothing fails.
+  void expect_none(std::uint64_t min_compared = 1) const {
+    EXPECT_EQ(count_, 0u) << text();
+    EXPECT_GE(compared_, min_compared) << "too few comparisons ran";
+  }
   std::string text() const { return text_ + (count_ > kShown ? "... (first " + std::to_string(kShown) + " shown)\n" : ""); }
 
  private:
   static constexpr std::uint64_t kShown = 20;
-  std::uint64_t count_ = 0;
+  std::uint64_t count_ = 0, compared_ = 0;
   std::string text_;
 };
 
@@ -307,13 +313,14 @@ TEST(SystemCFixed, DoublesQuantizeLikeSystemCInEveryModeAndFormat) {
           const ScResult ref = t.assign(v);
           const Quantized got = quantize(fmt, Exact::from_double(v), spec);
           ++checked;
+          mm.compared();
           if (got.code != ref.code || !same_flags(ref, got.status))
             mm.add(describe_fixed(f, q, o, hexfloat(v), ref, got));
         }
       }
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
   RecordProperty("checked", std::to_string(checked));
   EXPECT_GT(checked, 1000000u);
 }
@@ -381,6 +388,7 @@ TEST(SystemCFixed, ExactProductsQuantizeLikeSystemC) {
             const auto [ca, cb] = pairs[i];
             const ScResult ref = t.assign(*wides[i]);
             const Quantized got = quantize(fmt, Exact::from_int(i128(ca) * cb, -wide_fl), spec);
+            mm.compared();
             if (got.code != ref.code || !same_flags(ref, got.status))
               mm.add(describe_fixed(tf, q, o,
                                     std::to_string(ca) + " * " + std::to_string(cb) + " * 2^-" + std::to_string(wide_fl),
@@ -390,7 +398,7 @@ TEST(SystemCFixed, ExactProductsQuantizeLikeSystemC) {
       }
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,12 +538,13 @@ TEST(NativeIeee, Fp64ToFp32MatchesTheCpuInAllFourDirectionsWithFlags) {
       const Quantized got = quantize(kFp32, Exact::from_double(inputs[i]), spec);
       // nan payloads are not part of the spec: bitsim always gives the canonical quiet nan.
       const bool code_ok = fp32_is_nan(want) ? fp32_is_nan(std::uint32_t(got.code)) : got.code == want;
+      mm.compared();
       if (!code_ok || got.status != cpu[i].second)
         mm.add(std::string("fp64->fp32 ") + m.name + " input " + hexfloat(inputs[i]) + ": cpu " + hex(want) + " " +
                status_string(cpu[i].second) + ", bitsim " + hex(got.code) + " " + status_string(got.status));
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 TEST(NativeIeee, Fp64SignallingNanToFp32IsNan) {
@@ -637,13 +646,14 @@ TEST(NativeIeee, Fp32ToFp16MatchesF16cWithFlags) {
       const bool code_ok = fp16_is_nan(want) ? fp16_is_nan(std::uint32_t(got.code)) : got.code == want;
       // A signalling nan raises invalid on the CPU; bitsim has no signalling nans (see above).
       const bool flags_ok = is_signalling_nan32(b) || got.status == st;
+      mm.compared();
       if (!code_ok || !flags_ok)
         mm.add(std::string("fp32->fp16 ") + m.name + " input " + hex(b) + " (" + hexfloat(f32_from_bits(b)) +
                "): F16C " + hex(want) + " " + status_string(st) + ", bitsim " + hex(got.code) + " " +
                status_string(got.status));
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 bool long_tests_enabled() {
@@ -666,13 +676,14 @@ TEST(NativeIeee, LongExhaustiveFp32ToFp16MatchesF16c) {
       for (int j = 0; j < 8; ++j) {
         const Quantized got = quantize(kFp16, Exact::from_float(f32_from_bits(in[j])), spec);
         const bool ok = fp16_is_nan(out[j]) ? fp16_is_nan(std::uint32_t(got.code)) : got.code == out[j];
+        mm.compared();
         if (!ok)
           mm.add(std::string("fp32->fp16 ") + kFeModes[mi].name + " input " + hex(in[j]) + ": F16C " + hex(out[j]) +
                  ", bitsim " + hex(got.code));
       }
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 // ---- decoding fp16 and bf16 ----
@@ -744,6 +755,7 @@ void check_bf16_against_integer_reference(const std::vector<std::uint32_t>& inpu
       if (fp32_is_nan(b)) continue;  // the integer formula would corrupt nans; covered elsewhere
       const std::uint16_t want = bf16_integer_reference(b, m.bitsim);
       const Quantized got = quantize(kBf16, Exact::from_float(f32_from_bits(b)), spec);
+      mm.compared();
       if (got.code != want)
         mm.add(std::string("fp32->bf16 ") + m.name + " input " + hex(b) + ": integer reference " + hex(want) +
                ", bitsim " + hex(got.code) + " " + status_string(got.status));
@@ -754,7 +766,7 @@ void check_bf16_against_integer_reference(const std::vector<std::uint32_t>& inpu
 TEST(NativeIeee, Fp32ToBf16MatchesTheIntegerFormulation) {
   Mismatches mm;
   check_bf16_against_integer_reference(bf16_sample_patterns(), mm);
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 TEST(NativeIeee, LongExhaustiveFp32ToBf16MatchesTheIntegerFormulation) {
@@ -765,7 +777,7 @@ TEST(NativeIeee, LongExhaustiveFp32ToBf16MatchesTheIntegerFormulation) {
     for (std::size_t j = 0; j < chunk.size(); ++j) chunk[j] = std::uint32_t(base + j);
     check_bf16_against_integer_reference(chunk, mm);
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 // VCVTNEPS2BF16 (AVX-512 BF16): round to nearest even, no flags, and (Intel SDM pseudo-code)
@@ -791,11 +803,12 @@ TEST(NativeIeee, Fp32ToBf16MatchesAvx512Bf16) {
       if (fp32_is_nan(b)) ok = bf16_is_nan(out[j]) && bf16_is_nan(std::uint32_t(got.code));
       else if ((b & 0x7F800000u) == 0) ok = out[j] == ((b >> 16) & 0x8000u);  // the instruction's DAZ
       else ok = got.code == out[j];
+      mm.compared();
       if (!ok)
         mm.add("fp32->bf16 input " + hex(b) + ": VCVTNEPS2BF16 " + hex(out[j]) + ", bitsim " + hex(got.code));
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 // ---- fp32 products and sums ----
@@ -921,12 +934,13 @@ void check_binary_op(const char* name, const std::vector<std::pair<float, float>
       const auto [a, b] = pairs[i];
       const auto want = std::bit_cast<std::uint32_t>(results[i].first);
       const Quantized got = quantize(kFp32, exact(a, b, m.bitsim), spec);
+      mm.compared();
       if (got.code != want || got.status != results[i].second)
         mm.add(std::string(name) + " " + m.name + " " + hexfloat(a) + ", " + hexfloat(b) + ": cpu " + hex(want) + " " +
                status_string(results[i].second) + ", bitsim " + hex(got.code) + " " + status_string(got.status));
     }
   }
-  EXPECT_EQ(mm.count(), 0u) << mm.text();
+  mm.expect_none();
 }
 
 TEST(NativeIeee, Fp32ProductsMatchTheCpuInAllFourDirectionsWithFlags) {

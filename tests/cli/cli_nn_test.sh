@@ -37,14 +37,44 @@ TOML
 
 expect_ok "train" "run directory: $tmp/run" "$bitsim" train "$tmp/x.toml" --out "$tmp/run" --threads 1
 for f in report.json metrics.csv checkpoint.bin accuracy.png loss.png energy.png; do
-  [ -f "$tmp/run/$f" ] || { echo "FAIL: train wrote no $f"; fails=$((fails + 1)); }
+  [ -s "$tmp/run/$f" ] || { echo "FAIL: train wrote no $f, or an empty one"; fails=$((fails + 1)); }
 done
 [ "$(wc -l < "$tmp/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv should have a header and 2 epochs"; fails=$((fails + 1)); }
 expect_ok "report schema" '"schema": "bitsim-report/1"' cat "$tmp/run/report.json"
-expect_ok "report cost" '"backward-weight"' cat "$tmp/run/report.json"
+
+# MACs counted from the shapes: 28x28 inputs, conv 5x5 stride 2 -> 12x12x4 (144 x 4 x 25 = 14400
+# MACs), linear 576 -> 10 (5760 MACs): 20160 per example. 2 epochs of 256 examples = 512 forward and
+# backward-weight passes; backward-data only for the linear layer (the first layer needs no input
+# gradient); the 64 test examples evaluated after each epoch.
+phase_macs() {
+  tr -d ' \n' < "$tmp/run/report.json" | grep -o '"by_phase":{.*' | grep -o "\"$1\":{[^}]*{[^}]*},\"macs\":[0-9.]*" |
+    head -1 | sed 's/.*"macs"://'
+}
+for want in forward=10321920.0 backward-weight=10321920.0 backward-data=2949120.0 inference=2580480.0; do
+  got=$(phase_macs "${want%%=*}")
+  [ "$got" = "${want#*=}" ] || { echo "FAIL: ${want%%=*} MACs: got '$got', want ${want#*=}"; fails=$((fails + 1)); }
+done
+
+# The accuracy the run reports is the last epoch's, and inference from the saved checkpoint (a
+# separate load and forward pass) must reproduce it and its loss.
+report_acc=$(tr -d ' \n' < "$tmp/run/report.json" | grep -o '"accuracy":{"test":[0-9.]*' | sed 's/.*://')
+metrics_acc=$(tail -1 "$tmp/run/metrics.csv" | cut -d, -f6)
+metrics_loss=$(tail -1 "$tmp/run/metrics.csv" | cut -d, -f5)
+infer_json=$("$bitsim" infer "$tmp/x.toml" --checkpoint "$tmp/run/checkpoint.bin" --json | tr -d ' \n')
+infer_acc=$(grep -o '"test_accuracy":[0-9.e-]*' <<< "$infer_json" | sed 's/.*://')
+infer_loss=$(grep -o '"test_loss":[0-9.e-]*' <<< "$infer_json" | sed 's/.*://')
+same() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && sprintf("%.6f", a) == sprintf("%.6f", b)) }'; }
+same "$report_acc" "$metrics_acc" || { echo "FAIL: report accuracy $report_acc, metrics.csv $metrics_acc"; fails=$((fails + 1)); }
+same "$infer_acc" "$metrics_acc" || { echo "FAIL: infer accuracy $infer_acc, training $metrics_acc"; fails=$((fails + 1)); }
+same "$infer_loss" "$metrics_loss" || { echo "FAIL: infer loss $infer_loss, training $metrics_loss"; fails=$((fails + 1)); }
 expect_ok "resume a finished run" "run directory" "$bitsim" train "$tmp/x.toml" --out "$tmp/run" --resume
 expect_ok "infer" "64 test examples: accuracy" "$bitsim" infer "$tmp/x.toml" --checkpoint "$tmp/run/checkpoint.bin"
-expect_ok "verify" "outputs match" "$bitsim" verify "$tmp/x.toml" --steps 1 --samples 3
+# Sampled GEMMs replayed on the 8x8 array: conv forward is 8 rows x 4 channels (K = 5x5x1), the linear
+# layer 8 rows x 10 outputs (K = 12x12x4 = 576) and its weight gradient 8 x 576 (K = batch 32).
+verify_out=$("$bitsim" verify "$tmp/x.toml" --steps 1 --samples 3 2>&1)
+for want in "32 of 32 outputs match" "80 of 80 outputs match" "4608 of 4608 outputs match"; do
+  [[ "$verify_out" == *"$want"* ]] || { echo "FAIL: verify: wanted '$want' in: $verify_out"; fails=$((fails + 1)); }
+done
 
 expect_error "missing experiment" "$tmp/none.toml" "$bitsim" train "$tmp/none.toml"
 expect_error "unknown key" "unknown key 'train.epoch'" "$bitsim" train "$tmp/x.toml" --set train.epoch=3

@@ -14,10 +14,20 @@ expect_ok "e4m3 max" "0x7e" "$bitsim" quantize -f fp8e4m3 464
 expect_ok "e4m3 overflow to nan" "0x7f" "$bitsim" quantize -f fp8e4m3 480
 expect_ok "e4m3 saturating" "0x7e" "$bitsim" quantize -f fp8e4m3 -o saturate 1e9
 expect_ok "hex float input" "0x3c00" "$bitsim" quantize -f fp16 0x1p0
-expect_ok "raw f32 bits" "0x3f80" "$bitsim" quantize -f bf16 --in-bits f32 0x3f800001
+# bf16 keeps the top 16 bits of an fp32 pattern and rounds on the low 16 (half = 0x8000): 0x8001
+# is above half (up to 0x3f81), 0x8000 a tie to the even 0x3f80, 0x3f81|8000 a tie up to 0x3f82.
+# JSON names the result "code", so the input's own hex digits cannot satisfy the check.
+expect_ok "raw f32 bits above half" '"code":"0x3f81","input":"0x3f808001"' "$bitsim" quantize -f bf16 --in-bits f32 --json 0x3f808001
+expect_ok "raw f32 bits tie to even" '"code":"0x3f80","input":"0x3f808000"' "$bitsim" quantize -f bf16 --in-bits f32 --json 0x3f808000
+expect_ok "raw f32 bits tie up to even" '"code":"0x3f82","input":"0x3f818000"' "$bitsim" quantize -f bf16 --in-bits f32 --json 0x3f818000
 expect_ok "json" '"code":"0x3e9a"' "$bitsim" quantize -f bf16 --json 0.3
 expect_ok "fixed tie to even" "0x02" "$bitsim" quantize -f 'fixed<8,4>' 0.09375
-expect_ok "op codes" "0x7e" "$bitsim" op add -f fp8e4m3 --codes 0x7e 0x40
+# E4M3 (bias 7): 0x40 is 2^(8-7) = 2, and 2 + 2 = 4 = 2^(9-7) is 0x48, exact; 0x7e is 448, and
+# 448 + 448 = 896 is beyond the largest finite value: ieee overflow gives the nan 0x7f.
+expect_ok "op codes" '"code":"0x48","operands":["0x40","0x40"],"status":"exact","value":"4"' \
+  "$bitsim" op add -f fp8e4m3 --codes --json 0x40 0x40
+expect_ok "op codes overflow" '"code":"0x7f","operands":["0x7e","0x7e"],"status":"inexact|overflow"' \
+  "$bitsim" op add -f fp8e4m3 --codes --json 0x7e 0x7e
 expect_ok "srdhm saturates" "2147483647" "$bitsim" op srdhm -- -2147483648 -2147483648
 expect_ok "rdivpot ties away" "-3" "$bitsim" op rdivpot -- -5 1
 expect_ok "formats grammar" "fixed<wl,fl>" "$bitsim" formats

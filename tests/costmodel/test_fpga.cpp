@@ -1,6 +1,8 @@
 // FPGA view: FINN-R's LUT formula by hand, budgets filled with PEs, on-chip weight capacity.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "bitsim/costmodel/fpga.hpp"
 #include "bitsim/costmodel/laws.hpp"
 #include "bitsim/costmodel/table.hpp"
@@ -14,6 +16,54 @@ TEST(FpgaLuts, FinnFormulaByHand) {
   EXPECT_DOUBLE_EQ(finn_pe_luts(16, 16, 8, 42, false), 8 * (2 * 6 - 1) * 32 + 32 * 15 + 42);
   EXPECT_DOUBLE_EQ(finn_pe_luts(8, 8, 4, 26, true), 16 * 7 + 26);  // multipliers in DSPs
   EXPECT_THROW(finn_pe_luts(0, 8, 4, 26, false), CostError);
+}
+
+// FINN's own estimate, MVAU_hls.lut_estimation() in Xilinx/finn
+// src/finn/custom_op/fpgadataflow/hls/matrixvectoractivation_hls.py (commit 0064baee), evaluated by
+// hand for stated layers with mem_mode "internal_decoupled", ram_style "auto" (so c2 = 0),
+// noActivation = 1 (no threshold LUTs) and accDataType INT32:
+//   int(300 + 1.1 P (mult + addertree + acc)), mult = Q (2 ceil((W+A)/6) - 1)(W+A) (0 with
+//   resType "dsp"), addertree = (W+A)(2Q - 1), acc = min(32, ceil(alpha + log2(1 + 2^-alpha) + 1)),
+//   alpha = log2(MW) + W + A - 1 - signed(input).
+struct FinnLayer {
+  int pe, simd, mw, w, a;
+  bool dsp;
+  int acc_bits;     // FINN's acc from the line above
+  double finn_luts;  // FINN's expression before lut_estimation() truncates it with int()
+};
+const FinnLayer kFinnLayers[] = {
+    // INT8 x INT8, MW 784: alpha = 9.615 + 14 = 23.615, acc 25; mult 64*5*16 = 5120, tree 16*127 = 2032;
+    // 300 + 1.1*16*7177 = 126615.2
+    {16, 64, 784, 8, 8, false, 25, 126615.2},
+    // BINARY inputs (unsigned), 1-bit weights, MW 1024: alpha 11, acc 13; mult 64*1*2 = 128, tree 2*127 = 254;
+    // 300 + 1.1*4*395 = 2038
+    {4, 64, 1024, 1, 1, false, 13, 2038},
+    // UINT4 inputs, INT4 weights in DSPs, MW 576: alpha = 9.17 + 7 = 16.17, acc 18; tree 8*63 = 504;
+    // 300 + 1.1*8*522 = 4893.6
+    {8, 32, 576, 4, 4, true, 18, 4893.6},
+    // INT16 x INT16, MW 64: alpha 36, acc min(32, 38) = 32; mult 8*11*32 = 2816, tree 32*15 = 480;
+    // 300 + 1.1*2*3328 = 7621.6
+    {2, 8, 64, 16, 16, false, 32, 7621.6},
+};
+
+TEST(FpgaLuts, MatchesFinnLutEstimationForStatedLayers) {
+  const FinnLutModel m;
+  for (const FinnLayer& l : kFinnLayers) {
+    const double luts = m.c0_luts + m.c1 * l.pe * finn_pe_luts(l.w, l.a, l.simd, l.acc_bits, l.dsp);
+    EXPECT_NEAR(luts, l.finn_luts, 1e-6) << l.w << "x" << l.a << " SIMD " << l.simd << " PE " << l.pe;
+    if (!l.dsp) {
+      // A budget just above FINN's estimate holds exactly P PEs and reports the same LUTs used.
+      const FpgaBudget b = fpga_budget(m, std::uint64_t(l.finn_luts) + 1, 0, l.w, l.a, l.simd, l.acc_bits, 0.2);
+      EXPECT_EQ(b.lut_pes, std::uint64_t(l.pe));
+      EXPECT_NEAR(b.luts_used, l.finn_luts, 1e-6);
+    }
+  }
+  // The CLI's default accumulator, W + A + 10 bits, is FINN's bound for a 1024-term dot product of
+  // signed operands: alpha = 10 + W + A - 2, acc = ceil(alpha + 1 + tiny) = W + A + 10.
+  for (int k : {2, 4, 8, 16}) {
+    const double alpha = 10.0 + 2 * k - 2;
+    EXPECT_EQ(std::ceil(alpha + std::log2(1 + std::pow(2.0, -alpha)) + 1), 2 * k + 10) << k;
+  }
 }
 
 TEST(FpgaLuts, LutsPerMacGrowWithPrecision) {

@@ -2,10 +2,16 @@
 // counts against the closed-form latencies of docs/sim.md. One simulation per forked child.
 #include <gtest/gtest.h>
 
+#include <gemmlowp/fixedpoint/fixedpoint.h>
+
+#include <algorithm>
 #include <array>
+#include <bit>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 #include "bitsim/arith/accumulator.hpp"
@@ -16,6 +22,7 @@
 #include "sim/multiplier.hpp"
 #include "sim/sr_unit.hpp"
 #include "sim/xnor_unit.hpp"
+#include "independent.hpp"
 #include "tb.hpp"
 
 
@@ -39,6 +46,7 @@ std::string hex(u128 v) {
 // Counts mismatches and prints the first few to stderr (the parent test shows the child's stderr).
 struct Checker {
   int failures = 0;
+  long checked = 0;  // outputs compared with an independent reference
   void fail(const std::string& what) {
     if (++failures <= 10) std::fprintf(stderr, "MISMATCH %s\n", what.c_str());
     if (failures == 1) std::fprintf(stderr, "(simulated to %s)\n", sc_core::sc_time_stamp().to_string().c_str());
@@ -115,19 +123,34 @@ int multiplier_run(const Format& fa, const Format& fb, int stages, double stall,
     c.expect(g.code == ref.code && g.status == ref.status,
              id + " got " + hex(g.code) + "/" + std::to_string(g.status) + " want " + hex(ref.code) + "/" +
                  std::to_string(ref.status));
-    // Independent of arith's rounding: fixed-point products are exact integer products.
-    if (!fa.is_float() && !fb.is_float() && fa.wl <= 64 && fb.wl <= 64) {
-      auto sx = [](const Format& f, u128 v) {
-        return f.is_signed && f.wl < 128 && (v >> (f.wl - 1)) & 1 ? arith::i128(v) - (arith::i128(1) << f.wl)
-                                                                 : arith::i128(v);
-      };
-      const arith::u128 want = arith::u128(sx(fa, a) * sx(fb, b)) & pf.code_mask();
-      c.expect(g.code == want, id + " integer product");
+    // Independent of arith: fixed-point products are exact integer products, which never raise a
+    // flag; float products come from the Boost-rational model (code and flags) and, as values, from
+    // the CPU's own multiplication, exact in double for every pair of formats tested here.
+    if (!fa.is_float()) {
+      if (fa.wl > 64 || fb.wl > 64) throw std::logic_error("integer reference needs operands of <= 64 bits");
+      const u128 want = (u128(indep::fixed_int(fa, a) * indep::fixed_int(fb, b)) ^ u128(g_sabotage)) & pf.code_mask();
+      c.expect(g.code == want && g.status == 0, id + " integer product " + hex(want) + " got " + hex(g.code) + "/" +
+                                                   std::to_string(g.status));
+    } else {
+      if (fa.man_bits + fb.man_bits + 2 > 53) throw std::logic_error("native reference needs products exact in double");
+      const indep::ref::RefValue x = indep::ref::ref_decode(fa, a), y = indep::ref::ref_decode(fb, b);
+      indep::Result want = indep::from_ref(indep::ref::ref_mul_values(pf, x, y, exact, 0));
+      if (g_sabotage) want.code ^= 1;
+      c.expect(g.code == want.code && g.status == want.status,
+               id + " Boost model " + hex(want.code) + "/" + std::to_string(want.status) + " got " + hex(g.code) + "/" +
+                   std::to_string(g.status));
+      const double native = indep::to_double(x) * indep::to_double(y);
+      const double got_value = indep::to_double(indep::ref::ref_decode(pf, g.code));
+      c.expect(std::isnan(native) ? std::isnan(got_value)
+                                  : got_value == native && std::signbit(got_value) == std::signbit(native),
+               id + " native product " + std::to_string(native) + " got " + std::to_string(got_value));
     }
+    ++c.checked;
     c.expect(g.last == items[i].last, id + " last flag");
     const long lat = g.edge - src.transfer_edge[i];
     c.expect(stall == 0 ? lat == stages : lat >= stages, id + " latency " + std::to_string(lat));
   }
+  c.expect(c.checked == long(n), "compared " + std::to_string(c.checked) + " of " + std::to_string(n));
   // A sink that never stalls sees one result per edge: n inputs take n + stages edges.
   if (stall == 0)
     c.expect(sink.got.back().edge - src.transfer_edge.front() + 1 == long(n) + stages, "throughput");
@@ -234,6 +257,32 @@ TEST(SimHarness, DetectsMismatches) {
 // ---------------------------------------------------------------------------------------------
 // Accumulator
 
+// acc <- round(acc + x) over one group, without arith: fixed point through SystemC's sc_fix on the
+// exact sum (deterministic modes) or the stochastic-rounding definition on exact integers, floats
+// through the Boost-rational model. Add i of the group draws the stream's bits at index i.
+indep::Result accumulate_independently(const Format& in, const Format& acc, const RoundSpec& spec,
+                                       const arith::SrStream& sr, const std::vector<u128>& xs) {
+  indep::Result r;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const std::uint32_t bits = spec.rounding == Rounding::Stochastic ? sr.bits(i, spec.sr_bits) : 0;
+    indep::Result s;
+    if (!acc.is_float()) {
+      const int f = std::max(acc.fl, in.fl);
+      const arith::i128 v = indep::fixed_int(acc, r.code) * (arith::i128(1) << (f - acc.fl)) +
+                            indep::fixed_int(in, xs[i]) * (arith::i128(1) << (f - in.fl));
+      s = spec.rounding == Rounding::Stochastic
+              ? indep::round_fixed_stochastic(v, f, acc, spec.overflow, spec.sr_bits, bits)
+              : indep::sc_fixed_assign(acc, spec.rounding, spec.overflow, indep::exact_double(v, f));
+    } else {
+      s = indep::from_ref(indep::ref::ref_round_sum(acc, indep::ref::ref_decode(acc, r.code),
+                                                    indep::ref::ref_decode(in, xs[i]), spec, bits));
+    }
+    r.code = s.code;
+    r.status |= s.status;
+  }
+  return r;
+}
+
 int accumulator_run(const Format& in, const Format& acc, const RoundSpec& spec, double stall, int groups,
                     unsigned seed, int fixed_k = 0) {
   std::mt19937_64 rng(seed);
@@ -267,16 +316,36 @@ int accumulator_run(const Format& in, const Format& acc, const RoundSpec& spec, 
   std::size_t first = 0;
   for (int g = 0; g < groups; ++g) {
     ref.reset();
-    for (std::size_t i = first; i <= group_end[g]; ++i) ref.add(arith::decode(in, items[i].data[0]));
+    std::vector<u128> xs;
+    for (std::size_t i = first; i <= group_end[g]; ++i) {
+      ref.add(arith::decode(in, items[i].data[0]));
+      xs.push_back(items[i].data[0]);
+    }
     const auto& got = sink.got[std::size_t(g)];
     const std::string id = in.spec() + "->" + acc.spec() + " " + std::string(arith::to_string(spec.rounding)) + "/" +
                            std::string(arith::to_string(spec.overflow)) + " group " + std::to_string(g);
     c.expect(got.code == ref.code() && got.status == ref.status(),
              id + " got " + hex(got.code) + " want " + hex(ref.code()));
+    indep::Result want = accumulate_independently(in, acc, spec, sr, xs);
+    if (g_sabotage) want.code ^= 1;
+    c.expect(got.code == want.code && got.status == want.status,
+             id + " independent reference " + hex(want.code) + "/" + std::to_string(want.status) + " got " +
+                 hex(got.code) + "/" + std::to_string(got.status));
+    ++c.checked;
+    // The CPU's own fp32 addition (round to nearest even) where the accumulator is fp32.
+    if (acc == Format::parse("fp32") && in == Format::parse("bf16") && spec.rounding == Rounding::NearestEven &&
+        spec.overflow == Overflow::Ieee) {
+      float sum = 0.0f;
+      for (u128 x : xs) sum += std::bit_cast<float>(std::uint32_t(x) << 16);
+      const auto native = std::bit_cast<std::uint32_t>(sum);
+      c.expect(std::isnan(sum) ? std::isnan(std::bit_cast<float>(std::uint32_t(got.code))) : got.code == native,
+               id + " native fp32 sum " + hex(native) + " got " + hex(got.code));
+    }
     const long lat = got.edge - src.transfer_edge[group_end[g]];
     c.expect(stall == 0 ? lat == 1 : lat >= 1, id + " latency " + std::to_string(lat));
     first = group_end[g] + 1;
   }
+  c.expect(c.checked == groups, "compared " + std::to_string(c.checked) + " of " + std::to_string(groups));
   if (stall == 0)  // no bubbles between groups
     c.expect(sink.got.back().edge - src.transfer_edge.front() + 1 == long(items.size()) + 1, "throughput");
   return c.failures;
@@ -317,6 +386,10 @@ TEST(SimAccumulator, FloatBf16NearestEven) {
 TEST(SimAccumulator, FloatFp8Stochastic) {
   EXPECT_SIM_PASSES(accumulator_run(Format::parse("float<4,3,fn>"), Format::parse("float<5,2>"),
                                     spec_of(Rounding::Stochastic, Overflow::Ieee, 8), kStall, 400, 17));
+}
+TEST(SimAccumulator, FloatBf16IntoFp32NearestEven) {
+  EXPECT_SIM_PASSES(accumulator_run(Format::parse("bf16"), Format::parse("fp32"),
+                                    spec_of(Rounding::NearestEven, Overflow::Ieee), kStall, 400, 20));
 }
 TEST(SimAccumulator, FloatFp16Up) {
   EXPECT_SIM_PASSES(accumulator_run(Format::parse("fp16"), Format::parse("fp16"), spec_of(Rounding::Up, Overflow::Ieee),
@@ -363,12 +436,23 @@ int sr_run(const Format& in, const Format& out, const RoundSpec& spec, double st
     const std::uint32_t r = source == SrSource::Philox ? sr.bits(i, s.sr_bits) : twin.next(s.sr_bits);
     const arith::Quantized ref = arith::quantize(out, arith::decode(in, items[i].data[0]), s, r);
     const auto& g = sink.got[i];
-    c.expect(g.code == ref.code && g.status == ref.status,
-             in.spec() + "->" + out.spec() + " x=" + hex(items[i].data[0]) + " got " + hex(g.code) + " want " +
-                 hex(ref.code));
+    const std::string id = in.spec() + "->" + out.spec() + " x=" + hex(items[i].data[0]);
+    c.expect(g.code == ref.code && g.status == ref.status, id + " got " + hex(g.code) + " want " + hex(ref.code));
+    // Without arith: fixed point by the stochastic-rounding definition on exact integers, floats
+    // through the Boost-rational model, both with the same random bits r.
+    indep::Result want =
+        !out.is_float() && !in.is_float()
+            ? indep::round_fixed_stochastic(indep::fixed_int(in, items[i].data[0]), in.fl, out, s.overflow, s.sr_bits, r)
+            : indep::from_ref(indep::ref::ref_quantize(out, indep::ref::ref_decode(in, items[i].data[0]), s, r));
+    if (g_sabotage) want.code ^= 1;
+    c.expect(g.code == want.code && g.status == want.status,
+             id + " independent reference " + hex(want.code) + "/" + std::to_string(want.status) + " got " + hex(g.code) +
+                 "/" + std::to_string(g.status));
+    ++c.checked;
     const long lat = g.edge - src.transfer_edge[i];
     c.expect(stall == 0 ? lat == 1 : lat >= 1, "latency " + std::to_string(lat));
   }
+  c.expect(c.checked == long(items.size()), "compared " + std::to_string(c.checked));
   c.expect(dut.index() == items.size(), "stream index counts accepted inputs");
   return c.failures;
 }
@@ -444,6 +528,57 @@ TEST(SimLfsr, PolynomialIsPrimitive) {
 // ---------------------------------------------------------------------------------------------
 // MAC unit
 
+// One dot product's result without arith: exact products (integers, or the Boost model for
+// floats), each added as accumulate_independently() does, then the output stage: TFLite's
+// requantization written with gemmlowp's own fixedpoint.h, or stochastic rounding by definition.
+indep::Result mac_independently(const MacConfig& cfg, const std::vector<u128>& a, const std::vector<u128>& b,
+                                std::uint64_t group) {
+  namespace ref = indep::ref;
+  indep::Result acc;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const std::uint32_t bits = cfg.acc_spec.rounding == Rounding::Stochastic ? cfg.acc_sr.bits(i, cfg.acc_spec.sr_bits) : 0;
+    indep::Result s;
+    if (!cfg.a.is_float()) {
+      if (cfg.acc.is_float() || cfg.acc_spec.rounding == Rounding::Stochastic)
+        throw std::logic_error("mac_independently: fixed-point operands need a deterministic fixed accumulator");
+      const int f = std::max(cfg.acc.fl, cfg.a.fl + cfg.b.fl);
+      const arith::i128 v = indep::fixed_int(cfg.acc, acc.code) * (arith::i128(1) << (f - cfg.acc.fl)) +
+                            indep::fixed_int(cfg.a, a[i]) * indep::fixed_int(cfg.b, b[i]) *
+                                (arith::i128(1) << (f - cfg.a.fl - cfg.b.fl));
+      s = indep::sc_fixed_assign(cfg.acc, cfg.acc_spec.rounding, cfg.acc_spec.overflow, indep::exact_double(v, f));
+    } else {
+      bool invalid = false;
+      ref::RefValue p = ref::ref_exact_mul(ref::ref_decode(cfg.a, a[i]), ref::ref_decode(cfg.b, b[i]), invalid);
+      s = indep::from_ref(ref::ref_round_sum(cfg.acc, ref::ref_decode(cfg.acc, acc.code), p, cfg.acc_spec, bits));
+    }
+    acc.code = s.code;
+    acc.status |= s.status;
+  }
+  switch (cfg.output) {
+    case MacOutput::Accumulator: return acc;
+    case MacOutput::Requantize: {
+      // TFLite's MultiplyByQuantizedMultiplier for a right shift, then the zero point and the clamp.
+      if (cfg.requant.shift > 0) throw std::logic_error("mac_independently: left shifts not covered");
+      const auto x = std::int32_t(indep::fixed_int(cfg.acc, acc.code));
+      const std::int32_t v = gemmlowp::RoundingDivideByPOT(
+          gemmlowp::SaturatingRoundingDoublingHighMul(x, cfg.requant.multiplier), -cfg.requant.shift);
+      const std::int64_t out = std::clamp<std::int64_t>(std::int64_t(v) + cfg.requant.zero_point, cfg.requant.min,
+                                                        cfg.requant.max);
+      return {u128(arith::i128(out)) & cfg.out.code_mask(), 0};
+    }
+    case MacOutput::Stochastic: {
+      RoundSpec spec = cfg.out_spec;
+      spec.rounding = Rounding::Stochastic;
+      const std::uint32_t r = cfg.out_sr.bits(group, spec.sr_bits);
+      if (!cfg.acc.is_float() && !cfg.out.is_float())
+        return indep::round_fixed_stochastic(indep::fixed_int(cfg.acc, acc.code), cfg.acc.fl, cfg.out, spec.overflow,
+                                             spec.sr_bits, r);
+      return indep::from_ref(ref::ref_quantize(cfg.out, ref::ref_decode(cfg.acc, acc.code), spec, r));
+    }
+  }
+  return {};
+}
+
 int mac_run(const MacConfig& cfg, double stall, int groups, unsigned seed, int fixed_k = 0) {
   std::mt19937_64 rng(seed);
   std::vector<Item> items;
@@ -476,15 +611,21 @@ int mac_run(const MacConfig& cfg, double stall, int groups, unsigned seed, int f
     std::vector<u128> a, b;
     for (std::size_t i = first; i <= group_end[g]; ++i) a.push_back(items[i].data[0]), b.push_back(items[i].data[1]);
     MacResult ref = mac_reference(cfg, a.data(), b.data(), a.size(), std::uint64_t(g));
-    if (g_sabotage) ref.code ^= 1;
+    indep::Result want = mac_independently(cfg, a, b, std::uint64_t(g));
+    if (g_sabotage) ref.code ^= 1, want.code ^= 1;
     const auto& got = sink.got[std::size_t(g)];
     c.expect(got.code == ref.code && got.status == ref.status,
              "group " + std::to_string(g) + " got " + hex(got.code) + "/" + std::to_string(got.status) + " want " +
                  hex(ref.code) + "/" + std::to_string(ref.status));
+    c.expect(got.code == want.code && got.status == want.status,
+             "group " + std::to_string(g) + " got " + hex(got.code) + "/" + std::to_string(got.status) +
+                 " independent reference " + hex(want.code) + "/" + std::to_string(want.status));
+    ++c.checked;
     const long lat = got.edge - src.transfer_edge[group_end[g]];
     c.expect(stall == 0 ? lat == cfg.latency() : lat >= cfg.latency(), "latency " + std::to_string(lat));
     first = group_end[g] + 1;
   }
+  c.expect(c.checked == groups, "compared " + std::to_string(c.checked) + " of " + std::to_string(groups));
   if (stall == 0 && fixed_k)
     c.expect(sink.got.back().edge - src.transfer_edge.front() + 1 == cfg.cycles(groups, fixed_k),
              "cycles " + std::to_string(sink.got.back().edge - src.transfer_edge.front() + 1) + " want " +
@@ -568,8 +709,13 @@ TEST(SimMac, CyclesAreGroupsTimesKPlusLatency) {
 
 namespace {
 
-// A random binarized layer with thresholds folded from random BatchNorm parameters of both signs.
-XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt19937_64& rng) {
+struct BatchNorm {
+  double gamma, beta, mean, var, eps;
+};
+
+// A random binarized layer with thresholds folded from random BatchNorm parameters of both signs
+// (kept in `bn` for the independent reference).
+XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt19937_64& rng, std::vector<BatchNorm>& bn) {
   XnorLayer l;
   l.fan_in = k, l.neurons = neurons, l.pe = pe, l.simd = simd;
   std::uniform_real_distribution<double> u(-2, 2);
@@ -577,16 +723,32 @@ XnorLayer random_layer(std::int64_t k, int neurons, int pe, int simd, std::mt199
     std::vector<std::uint64_t> row(std::size_t((k + 63) / 64));
     for (auto& w : row) w = rng();
     l.weights.push_back(row);
-    l.thresholds.push_back(arith::fold_batchnorm_sign(u(rng), u(rng), u(rng) * double(k) / 4, 1 + u(rng) * u(rng), 1e-5, k));
+    const double gamma = u(rng), beta = u(rng), mean = u(rng) * double(k) / 4, var = 1 + u(rng) * u(rng);
+    bn.push_back({gamma, beta, mean, var, 1e-5});
+    l.thresholds.push_back(arith::fold_batchnorm_sign(gamma, beta, mean, var, 1e-5, k));
   }
   return l;
+}
+
+// The binarized layer as FINN defines it, without popcounts or thresholds: the +-1 dot product
+// x = sum (2a - 1)(2w - 1) over the K inputs, BatchNorm in double as written in docs/sim.md, then
+// sign with sign(0) = +1.
+bool xnor_neuron_independently(const std::vector<std::uint64_t>& in, const std::vector<std::uint64_t>& w,
+                               std::int64_t k, const BatchNorm& bn) {
+  std::int64_t x = 0;
+  for (std::int64_t i = 0; i < k; ++i) {
+    const int a = int((in[std::size_t(i / 64)] >> (i % 64)) & 1), b = int((w[std::size_t(i / 64)] >> (i % 64)) & 1);
+    x += (2 * a - 1) * (2 * b - 1);
+  }
+  return bn.gamma * (double(x) - bn.mean) / std::sqrt(bn.var + bn.eps) + bn.beta >= 0;
 }
 
 // `vectors` random inputs through the unit under random stalls; outputs against the reference,
 // and without stalls the cycle count against XnorLayer::cycles.
 int xnor_run(std::int64_t k, int neurons, int pe, int simd, double stall, int vectors, unsigned seed) {
   std::mt19937_64 rng(seed);
-  const XnorLayer layer = random_layer(k, neurons, pe, simd, rng);
+  std::vector<BatchNorm> bn;
+  const XnorLayer layer = random_layer(k, neurons, pe, simd, rng, bn);
   std::vector<std::vector<std::uint64_t>> inputs;
   std::vector<Item> items;
   for (int v = 0; v < vectors; ++v) {
@@ -634,9 +796,17 @@ int xnor_run(std::int64_t k, int neurons, int pe, int simd, double stall, int ve
         const bool expect = n < neurons ? bool(want[std::size_t(n)]) : false;
         c.expect(bit == expect, "vector " + std::to_string(v) + " neuron " + std::to_string(n) + " got " +
                                     std::to_string(bit));
+        if (n < neurons) {
+          const bool indep = xnor_neuron_independently(inputs[std::size_t(v)], layer.weights[std::size_t(n)], k,
+                                                       bn[std::size_t(n)]) != g_sabotage;
+          c.expect(bit == indep, "vector " + std::to_string(v) + " neuron " + std::to_string(n) + " got " +
+                                     std::to_string(bit) + ", BatchNorm-sign reference " + std::to_string(indep));
+          ++c.checked;
+        }
       }
     }
   }
+  c.expect(c.checked == long(vectors) * neurons, "compared " + std::to_string(c.checked));
   if (stall == 0) {
     const long span = sink.got.back().edge - src.transfer_edge.front() + 1;
     c.expect(span == layer.cycles(vectors),

@@ -4,12 +4,14 @@
 // One forked child per test: SystemC elaborates once per process.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "independent.hpp"
 #include "sim/array_model.hpp"
 #include "sim/gemm_run.hpp"
 #include "tb.hpp"
@@ -23,6 +25,7 @@ using arith::Format;
 using arith::Overflow;
 using arith::Rounding;
 using arith::u128;
+namespace indep = bitsim::sim::test::indep;
 
 #define EXPECT_SIM_PASSES(body) EXPECT_EXIT({ std::exit((body) == 0 ? 0 : 1); }, ::testing::ExitedWithCode(0), "")
 
@@ -71,6 +74,57 @@ int compare(const std::string& id, const GemmResult& got, const GemmResult& want
   return bad;
 }
 
+// C without arith: each output's products added in k order, each add rounded once into the
+// accumulator, by exact integers and SystemC's sc_fix (fixed point, deterministic rounding), the
+// stochastic-rounding definition on exact integers, or the Boost-rational model (floats).
+indep::Result independent_output(const ArrayConfig& cfg, const GemmOperands& ops, std::int64_t m, std::int64_t n) {
+  namespace ref = indep::ref;
+  const GemmShape& s = ops.shape;
+  const arith::SrStream sr{cfg.seed, cfg.stream_base + std::uint64_t(m * s.n + n)};
+  const arith::RoundSpec& spec = cfg.acc_spec;
+  indep::Result acc;
+  for (std::int64_t k = 0; k < s.k; ++k) {
+    const u128 a = ops.a[std::size_t(m * s.k + k)], w = ops.w[std::size_t(k * s.n + n)];
+    const std::uint32_t bits = spec.rounding == Rounding::Stochastic ? sr.bits(std::uint64_t(k), spec.sr_bits) : 0;
+    indep::Result r;
+    if (!cfg.a.is_float()) {
+      const int f = std::max(cfg.acc.fl, cfg.a.fl + cfg.w.fl);
+      const arith::i128 v = indep::fixed_int(cfg.acc, acc.code) * (arith::i128(1) << (f - cfg.acc.fl)) +
+                            indep::fixed_int(cfg.a, a) * indep::fixed_int(cfg.w, w) *
+                                (arith::i128(1) << (f - cfg.a.fl - cfg.w.fl));
+      r = spec.rounding == Rounding::Stochastic
+              ? indep::round_fixed_stochastic(v, f, cfg.acc, spec.overflow, spec.sr_bits, bits)
+              : indep::sc_fixed_assign(cfg.acc, spec.rounding, spec.overflow, indep::exact_double(v, f));
+    } else {
+      bool invalid = false;
+      const ref::RefValue p = ref::ref_exact_mul(ref::ref_decode(cfg.a, a), ref::ref_decode(cfg.w, w), invalid);
+      r = indep::from_ref(ref::ref_round_sum(cfg.acc, ref::ref_decode(cfg.acc, acc.code), p, spec, bits));
+    }
+    acc.code = r.code;
+    acc.status |= r.status;
+  }
+  return acc;
+}
+
+// Counts outputs that differ from independent_output(), printing the first few.
+int compare_independently(const std::string& id, const ArrayConfig& cfg, const GemmOperands& ops,
+                          const GemmResult& got, bool sabotage) {
+  int bad = 0;
+  const GemmShape& s = ops.shape;
+  for (std::int64_t m = 0; m < s.m; ++m)
+    for (std::int64_t n = 0; n < s.n; ++n) {
+      indep::Result want = independent_output(cfg, ops, m, n);
+      if (sabotage && m == 0 && n == 0) want.code ^= 1;
+      const std::size_t i = std::size_t(m * s.n + n);
+      if (got.c[i] != want.code || got.status[i] != want.status)
+        if (++bad <= 8)
+          std::fprintf(stderr, "MISMATCH %s: output (%lld, %lld) code %llu status %u, independent %llu status %u\n",
+                       id.c_str(), (long long)m, (long long)n, (unsigned long long)got.c[i], got.status[i],
+                       (unsigned long long)want.code, want.status);
+    }
+  return bad;
+}
+
 // What the runs exercised, so a test can insist its configurations reach the case it is about.
 struct Coverage {
   int psum_spills = 0, a_refetches = 0, w_refetches = 0, stalled = 0;
@@ -94,6 +148,7 @@ int run_all(const std::vector<ArrayConfig>& cfgs, const std::vector<GemmShape>& 
                              std::to_string(cfgs[i].cols) + " " + cfgs[i].acc.spec() + " M,K,N=" +
                              std::to_string(s.m) + "," + std::to_string(s.k) + "," + std::to_string(s.n);
       bad += compare(id, got, want, model);
+      bad += compare_independently(id, cfgs[i], ops, got, sabotage);
       const int ab = cfgs[i].a.width(), wb = cfgs[i].w.width();
       g_cov.psum_spills += got.stats.dram.read_psum > 0;
       g_cov.a_refetches += got.stats.dram.read_a > (s.m * s.k * ab + 7) / 8 + s.k;
@@ -199,8 +254,11 @@ TEST(SimSystolic, TogglesOfAOneByOneArrayAreTheHammingDistancesOfItsOperandSeque
     const GemmShape s{5, 3, 2};
     const GemmOperands ops = random_operands(cfg, s, 9);
     const GemmResult got = h.run(ops);
-    std::uint64_t ta = 0, tw = 0, tp = 0;
-    u128 ra = 0, rw = 0, rp = 0;
+    // Weight-stationary on one PE: for each n, for each k (weight loaded), for each m the PE's
+    // partial-sum register takes S(m, n, k) = sum over k' <= k of A[m][k'] W[k'][n], an int<32> code.
+    std::uint64_t ta = 0, tw = 0, tp = 0, tacc = 0;
+    u128 ra = 0, rw = 0, rp = 0, racc = 0;
+    std::vector<std::int64_t> partial(std::size_t(s.m * s.n), 0);
     auto hd = [](u128 x, u128 y) { return std::popcount(std::uint64_t(x ^ y)) + std::popcount(std::uint64_t((x ^ y) >> 64)); };
     for (std::int64_t n = 0; n < s.n; ++n)
       for (std::int64_t k = 0; k < s.k; ++k) {
@@ -211,13 +269,17 @@ TEST(SimSystolic, TogglesOfAOneByOneArrayAreTheHammingDistancesOfItsOperandSeque
           ta += hd(ra, a), ra = a;
           const u128 p = u128(std::int64_t(std::int8_t(a)) * std::int64_t(std::int8_t(w))) & 0xffff;  // int<16> product
           tp += hd(rp, p), rp = p;
+          std::int64_t& sum = partial[std::size_t(m * s.n + n)];
+          sum += std::int64_t(std::int8_t(a)) * std::int64_t(std::int8_t(w));
+          const u128 acc = u128(std::uint32_t(sum));
+          tacc += hd(racc, acc), racc = acc;
         }
       }
     int bad = 0;
     if (got.stats.toggles.mul_a != ta) ++bad, std::fprintf(stderr, "a toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.mul_a, (unsigned long long)ta);
     if (got.stats.toggles.mul_w != tw) ++bad, std::fprintf(stderr, "w toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.mul_w, (unsigned long long)tw);
     if (got.stats.toggles.product != tp) ++bad, std::fprintf(stderr, "product toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.product, (unsigned long long)tp);
-    if (got.stats.toggles.acc == 0) ++bad;
+    if (got.stats.toggles.acc != tacc) ++bad, std::fprintf(stderr, "acc toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.acc, (unsigned long long)tacc);
     return bad;
   }()));
 }
