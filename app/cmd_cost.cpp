@@ -20,7 +20,7 @@
 #include "bitsim/costmodel/technology.hpp"
 #include "cli_util.hpp"
 #include "commands.hpp"
-#include "sim/array_model.hpp"
+#include "bitsim/sim/array_model.hpp"
 
 namespace bitsim::app {
 namespace {

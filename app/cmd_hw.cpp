@@ -17,8 +17,8 @@
 #include "bitsim/nn/memory.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
-#include "sim/array_model.hpp"
-#include "sim/gemm_run.hpp"
+#include "bitsim/sim/array_model.hpp"
+#include "bitsim/sim/gemm_run.hpp"
 
 // libsystemc.so carries a main() that calls sc_main(); bitsim's own main() wins the link, but the
 // library's reference to sc_main must resolve.

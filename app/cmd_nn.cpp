@@ -4,16 +4,18 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <systemc>
 #include <string>
 #include <vector>
 
 #include "bitsim/nn/gemm.hpp"
+#include "bitsim/sim/gemm_run.hpp"
 #include "bitsim/nn/trainer.hpp"
 #include "bitsim/nn/verify.hpp"
 #include "commands.hpp"
 #include "progress.hpp"
-#include "sim/array_model.hpp"
+#include "bitsim/sim/array_model.hpp"
 
 namespace bitsim::app {
 namespace {
@@ -100,7 +102,35 @@ void run_verify(const TrainArgs& a) {
   opt.steps = a.steps;
   opt.samples = a.samples;
   opt.progress = [&](double f, const std::string& note) { bar.update(f, note); };
-  const nlohmann::json r = nn::verify(x, opt);
+  nn::VerifyResult v = nn::verify(x, opt);
+  // SystemC elaborates once per process: every harness exists before the first GEMM runs.
+  std::vector<std::unique_ptr<sim::ArrayHarness>> harnesses;
+  for (std::size_t i = 0; i < v.replays.size(); ++i)
+    harnesses.push_back(v.replays[i].skipped.empty()
+                            ? std::make_unique<sim::ArrayHarness>(fmt::format("sample{}", i), v.replays[i].config)
+                            : nullptr);
+  nlohmann::json sims = nlohmann::json::array();
+  bool all_matched = true;
+  for (std::size_t i = 0; i < v.replays.size(); ++i) {
+    nn::ReplayCase& rc = v.replays[i];
+    nlohmann::json j = rc.description;
+    if (!harnesses[i]) {
+      j["skipped"] = rc.skipped;
+      sims.push_back(j);
+      continue;
+    }
+    const sim::GemmResult got = harnesses[i]->run(std::move(rc.operands));
+    const std::int64_t matched = nn::count_matches(rc, got.c);
+    all_matched = all_matched && matched == std::int64_t(rc.want.size());
+    j["outputs"] = rc.want.size();
+    j["matched"] = matched;
+    j["cycles"] = got.stats.cycles;
+    j["accumulator"] = rc.acc.spec();
+    sims.push_back(j);
+  }
+  nlohmann::json r = v.report;
+  r["systemc"] = sims;
+  r["all_sampled_gemms_match"] = all_matched;
   bar.finish();
   if (a.json) {
     fmt::print("{}\n", r.dump(2));

@@ -6,12 +6,8 @@
 #include <map>
 #include <random>
 #include <string>
-#include <systemc>
 
 #include "bitsim/nn/trainer.hpp"
-
-// libsystemc.so (linked through bitsim_nn) refers to sc_main; this program never simulates.
-int sc_main(int, char*[]) { return 0; }
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <random>
 #include <string>
 
-#include "sim/array_model.hpp"
-#include "sim/gemm_run.hpp"
+#include "bitsim/sim/array_model.hpp"
+#include "bitsim/sim/gemm_run.hpp"
 
 int sc_main(int, char*[]) { return 0; }
 

@@ -8,7 +8,7 @@
 #include "bitsim/costmodel/laws.hpp"
 #include "bitsim/costmodel/table.hpp"
 #include "bitsim/costmodel/technology.hpp"
-#include "sim/array_model.hpp"
+#include "bitsim/sim/array_model.hpp"
 
 namespace bitsim::nn {
 

@@ -11,7 +11,6 @@
 #include <random>
 
 #include "bitsim/arith/quantize.hpp"
-#include "sim/gemm_run.hpp"
 
 namespace bitsim::nn {
 
@@ -81,17 +80,9 @@ std::vector<GemmCapture> step(const Experiment& x, Network& net, Optimizer& opti
   return caps;
 }
 
-struct Sample {
-  const GemmCapture* cap;
-  std::int64_t r0 = 0, rows = 0;
-  std::string skipped;  // why it was not replayed
-  std::unique_ptr<sim::ArrayHarness> harness;
-  sim::GemmOperands ops;
-};
-
 }  // namespace
 
-nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
+VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
   if (opt.steps < 1) throw std::invalid_argument("verify: --steps must be positive");
   const Dataset data = load_split(x, true);
   const Shape input_shape{std::min(x.batch, data.n), data.channels, data.height, data.width};
@@ -119,58 +110,37 @@ nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
     if (opt.progress) opt.progress(double(s + 1) / double(opt.steps + 1), fmt::format("step {}/{}", s + 1, opt.steps));
   }
 
-  // Sampled GEMMs of the first step: a few rows, every column, the whole reduction, through the array.
-  std::vector<Sample> samples;
+  // Sampled GEMMs of the first step: a few rows, every column, the whole reduction, for the array.
+  VerifyResult result;
   std::mt19937_64 pick(x.seed);
   for (const GemmCapture& c : first_step) {
-    if (int(samples.size()) >= opt.samples) break;
-    Sample smp{&c, 0, std::min(opt.sample_rows, c.record.m), "", nullptr, {}};
-    smp.r0 = std::int64_t(pick() % std::uint64_t(c.record.m - smp.rows + 1));
+    if (int(result.replays.size()) >= opt.samples) break;
     const GemmRecord& r = c.record;
-    if (c.acc.fp32) smp.skipped = "fp32 reference accumulator (no hardware to replay)";
+    ReplayCase rc;
+    const std::int64_t rows = std::min(opt.sample_rows, r.m);
+    const std::int64_t r0 = std::int64_t(pick() % std::uint64_t(r.m - rows + 1));
+    rc.description = {{"layer", r.layer}, {"phase", to_string(r.phase)}, {"rows", rows}, {"first_row", r0}, {"n", r.n},
+                      {"k", r.k}, {"a_format", r.a.spec()}, {"b_format", r.b.spec()}, {"path", to_string(r.path)}};
+    if (c.acc.fp32) rc.skipped = "fp32 reference accumulator (no hardware to replay)";
     else if (r.a.width() > 64 || r.b.width() > 64 || r.a.is_float() != r.b.is_float())
-      smp.skipped = fmt::format("operand formats {} and {} are not array formats", r.a.spec(), r.b.spec());
-    if (smp.skipped.empty()) {
-      sim::ArrayConfig cfg = x.hardware.array;
+      rc.skipped = fmt::format("operand formats {} and {} are not array formats", r.a.spec(), r.b.spec());
+    if (rc.skipped.empty()) {
+      sim::ArrayConfig& cfg = rc.config;
+      cfg = x.hardware.array;
       cfg.a = r.a, cfg.w = r.b;
-      cfg.acc = c.acc.for_operands(r.a, r.b);
+      cfg.acc = rc.acc = c.acc.for_operands(r.a, r.b);
       cfg.acc_spec = c.acc.spec;
       cfg.seed = c.sr.seed;
-      cfg.stream_base = c.sr.stream + std::uint64_t(smp.r0 * r.n);
-      smp.ops.shape = {smp.rows, r.k, r.n};
+      cfg.stream_base = c.sr.stream + std::uint64_t(r0 * r.n);
+      rc.operands.shape = {rows, r.k, r.n};
       const arith::RoundSpec exact_a{arith::Rounding::NearestEven, arith::default_overflow(r.a)};
       const arith::RoundSpec exact_b{arith::Rounding::NearestEven, arith::default_overflow(r.b)};
-      for (std::int64_t i = 0; i < smp.rows * r.k; ++i)
-        smp.ops.a.push_back(arith::quantize(r.a, arith::Exact::from_float(c.a[std::size_t(smp.r0 * r.k + i)]), exact_a).code);
-      for (float v : c.b) smp.ops.w.push_back(arith::quantize(r.b, arith::Exact::from_float(v), exact_b).code);
-      smp.harness = std::make_unique<sim::ArrayHarness>(fmt::format("sample{}", samples.size()), cfg);
+      for (std::int64_t i = 0; i < rows * r.k; ++i)
+        rc.operands.a.push_back(arith::quantize(r.a, arith::Exact::from_float(c.a[std::size_t(r0 * r.k + i)]), exact_a).code);
+      for (float v : c.b) rc.operands.w.push_back(arith::quantize(r.b, arith::Exact::from_float(v), exact_b).code);
+      rc.want.assign(c.c.begin() + std::ptrdiff_t(r0 * r.n), c.c.begin() + std::ptrdiff_t((r0 + rows) * r.n));
     }
-    samples.push_back(std::move(smp));
-  }
-  nlohmann::json sims = nlohmann::json::array();
-  bool all_matched = true;
-  for (Sample& smp : samples) {
-    const GemmRecord& r = smp.cap->record;
-    nlohmann::json j = {{"layer", r.layer}, {"phase", to_string(r.phase)}, {"rows", smp.rows}, {"first_row", smp.r0},
-                        {"n", r.n}, {"k", r.k}, {"a_format", r.a.spec()}, {"b_format", r.b.spec()}, {"path", to_string(r.path)}};
-    if (!smp.harness) {
-      j["skipped"] = smp.skipped;
-      sims.push_back(j);
-      continue;
-    }
-    const Format acc = smp.cap->acc.for_operands(r.a, r.b);
-    const sim::GemmResult got = smp.harness->run(std::move(smp.ops));
-    std::int64_t matched = 0;
-    for (std::int64_t i = 0; i < smp.rows * r.n; ++i) {
-      const float want = smp.cap->c[std::size_t(smp.r0 * r.n + i)], have = arith::to_f32(arith::decode(acc, got.c[std::size_t(i)]));
-      matched += std::memcmp(&want, &have, sizeof want) == 0;
-    }
-    all_matched = all_matched && matched == smp.rows * r.n;
-    j["outputs"] = smp.rows * r.n;
-    j["matched"] = matched;
-    j["cycles"] = got.stats.cycles;
-    j["accumulator"] = acc.spec();
-    sims.push_back(j);
+    result.replays.push_back(std::move(rc));
   }
   if (opt.progress) opt.progress(1.0, "done");
 
@@ -181,8 +151,17 @@ nlohmann::json verify(const Experiment& x, const VerifyOptions& opt) {
     j["phase"] = to_string(Phase(key.second));
     layers.push_back(j);
   }
-  return {{"experiment", x.name}, {"steps", opt.steps}, {"batch", input_shape[0]}, {"deviation_from_fp32", layers},
-          {"systemc", sims}, {"all_sampled_gemms_match", all_matched}};
+  result.report = {{"experiment", x.name}, {"steps", opt.steps}, {"batch", input_shape[0]}, {"deviation_from_fp32", layers}};
+  return result;
+}
+
+std::int64_t count_matches(const ReplayCase& rc, const std::vector<arith::u128>& codes) {
+  std::int64_t matched = 0;
+  for (std::size_t i = 0; i < rc.want.size() && i < codes.size(); ++i) {
+    const float have = arith::to_f32(arith::decode(rc.acc, codes[i]));
+    matched += std::memcmp(&rc.want[i], &have, sizeof have) == 0;
+  }
+  return matched;
 }
 
 }  // namespace bitsim::nn

@@ -9,7 +9,7 @@
 #include <systemc>
 
 #include "bitsim/arith/quantize.hpp"
-#include "sim/code.hpp"
+#include "bitsim/sim/code.hpp"
 
 namespace bitsim::sim::test {
 

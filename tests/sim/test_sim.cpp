@@ -16,12 +16,12 @@
 
 #include "bitsim/arith/accumulator.hpp"
 #include "bitsim/arith/ops.hpp"
-#include "sim/accumulator.hpp"
-#include "sim/lfsr.hpp"
-#include "sim/mac_unit.hpp"
-#include "sim/multiplier.hpp"
-#include "sim/sr_unit.hpp"
-#include "sim/xnor_unit.hpp"
+#include "bitsim/sim/accumulator.hpp"
+#include "bitsim/sim/lfsr.hpp"
+#include "bitsim/sim/mac_unit.hpp"
+#include "bitsim/sim/multiplier.hpp"
+#include "bitsim/sim/sr_unit.hpp"
+#include "bitsim/sim/xnor_unit.hpp"
 #include "independent.hpp"
 #include "tb.hpp"
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "independent.hpp"
-#include "sim/array_model.hpp"
-#include "sim/gemm_run.hpp"
+#include "bitsim/sim/array_model.hpp"
+#include "bitsim/sim/gemm_run.hpp"
 #include "tb.hpp"
 
 

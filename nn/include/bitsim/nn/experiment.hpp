@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bitsim/nn/model.hpp"
-#include "sim/array_model.hpp"
+#include "bitsim/sim/array_model.hpp"
 
 namespace bitsim::nn {
 

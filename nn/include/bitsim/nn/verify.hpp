@@ -1,10 +1,16 @@
 // `bitsim verify`: N training steps of the experiment in lockstep with an fp32 twin (same initial
 // weights, same batches), the deviation of every layer's GEMM outputs per phase (SQNR, max absolute
-// error, max ULP distance in fp32), and sampled GEMMs of the run replayed through the SystemC
-// systolic array, bit for bit. SystemC elaborates once per process: call verify() once.
+// error, max ULP distance in fp32), and sampled GEMMs of the run prepared for a replay through the
+// SystemC systolic array (which the caller runs: nn does not link SystemC).
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
+
+#include "bitsim/sim/gemm_reference.hpp"
 
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/trainer.hpp"
@@ -18,6 +24,25 @@ struct VerifyOptions {
   ProgressFn progress;
 };
 
-nlohmann::json verify(const Experiment& x, const VerifyOptions& opt);
+// A sampled GEMM of the run: the array's configuration with the GEMM's numerics and stream, its
+// operand codes, and the outputs the executor computed for those rows.
+struct ReplayCase {
+  nlohmann::json description;  // layer, phase, rows, first_row, n, k, formats, GEMM path
+  std::string skipped;         // why it cannot be replayed ("": it can)
+  sim::ArrayConfig config;
+  sim::GemmOperands operands;
+  arith::Format acc;
+  std::vector<float> want;
+};
+
+struct VerifyResult {
+  nlohmann::json report;  // experiment, steps, batch, deviation_from_fp32
+  std::vector<ReplayCase> replays;
+};
+
+VerifyResult verify(const Experiment& x, const VerifyOptions& opt);
+
+// How many of the array's output codes decode to exactly the executor's fp32 outputs.
+std::int64_t count_matches(const ReplayCase& rc, const std::vector<arith::u128>& codes);
 
 }  // namespace bitsim::nn

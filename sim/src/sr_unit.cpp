@@ -1,6 +1,6 @@
 // Stochastic-rounding unit: the stream index is the unit's count of accepted inputs; the rounding
 // itself is arith::quantize's.
-#include "sim/sr_unit.hpp"
+#include "bitsim/sim/sr_unit.hpp"
 
 namespace bitsim::sim {
 

@@ -8,11 +8,11 @@
 
 #include "bitsim/arith/accumulator.hpp"
 #include "bitsim/arith/requantize.hpp"
-#include "sim/accumulator.hpp"
-#include "sim/code.hpp"
-#include "sim/multiplier.hpp"
-#include "sim/requant_unit.hpp"
-#include "sim/sr_unit.hpp"
+#include "bitsim/sim/accumulator.hpp"
+#include "bitsim/sim/code.hpp"
+#include "bitsim/sim/multiplier.hpp"
+#include "bitsim/sim/requant_unit.hpp"
+#include "bitsim/sim/sr_unit.hpp"
 
 namespace bitsim::sim {
 

@@ -10,7 +10,7 @@
 
 #include <systemc>
 
-#include "sim/systolic.hpp"
+#include "bitsim/sim/systolic.hpp"
 
 namespace bitsim::sim {
 

@@ -8,8 +8,8 @@
 
 #include "bitsim/arith/quantize.hpp"
 #include "bitsim/arith/stochastic.hpp"
-#include "sim/code.hpp"
-#include "sim/lfsr.hpp"
+#include "bitsim/sim/code.hpp"
+#include "bitsim/sim/lfsr.hpp"
 
 namespace bitsim::sim {
 

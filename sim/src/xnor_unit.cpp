@@ -1,6 +1,6 @@
 // XNOR-popcount-threshold unit: the fold schedule and handshake are the model's; the popcount and
 // threshold semantics are arith's (xnor_popcount, BinaryThreshold), which the reference uses whole.
-#include "sim/xnor_unit.hpp"
+#include "bitsim/sim/xnor_unit.hpp"
 
 #include <bit>
 #include <stdexcept>

@@ -1,6 +1,6 @@
 // Pipelined exact multiplier: the product is computed by arith (decode, exact_mul, quantize into
 // product_format, which is exact by construction) in the first stage and then only delayed.
-#include "sim/multiplier.hpp"
+#include "bitsim/sim/multiplier.hpp"
 
 #include <stdexcept>
 

@@ -1,6 +1,6 @@
 // Clocked accumulator around arith::Accumulator: the model owns the handshake and the group
 // boundaries; every rounding is arith's.
-#include "sim/accumulator.hpp"
+#include "bitsim/sim/accumulator.hpp"
 
 namespace bitsim::sim {
 

@@ -11,27 +11,12 @@
 #include <systemc>
 
 #include "bitsim/arith/accumulator.hpp"
-#include "sim/array_model.hpp"
-#include "sim/code.hpp"
+#include "bitsim/sim/array_model.hpp"
+#include "bitsim/sim/gemm_reference.hpp"
+#include "bitsim/sim/code.hpp"
 
 namespace bitsim::sim {
 
-// The operands in DRAM: A (M x K) and W (K x N) as codes, row-major.
-struct GemmOperands {
-  GemmShape shape;
-  std::vector<arith::u128> a, w;
-};
-
-// C (M x N, row-major) as accumulator codes, the OR of the status flags of each output's adds,
-// and the counters of the run.
-struct GemmResult {
-  std::vector<arith::u128> c;
-  std::vector<unsigned> status;
-  ArrayStats stats;
-};
-
-// The reference for output (m, n): arith::Accumulator over k = 0..K-1 with the array's stream.
-GemmResult gemm_reference(const ArrayConfig& cfg, const GemmOperands& ops);
 
 // One SC_METHOD clocks the whole array. Each rising edge is one cycle: the controller, the DMA
 // channel and every PE register advance once. PEs are updated from the bottom-right corner back

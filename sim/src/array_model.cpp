@@ -1,5 +1,5 @@
 // Closed-form cycle, buffer and DRAM model of the systolic array (docs/sim.md, "Systolic array").
-#include "sim/array_model.hpp"
+#include "bitsim/sim/array_model.hpp"
 
 #include <fmt/format.h>
 

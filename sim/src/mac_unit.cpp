@@ -1,6 +1,6 @@
 // MAC unit: wiring of Multiplier, Accumulator and the optional output stage; no arithmetic of its
 // own. mac_reference() is the same computation written with arith only.
-#include "sim/mac_unit.hpp"
+#include "bitsim/sim/mac_unit.hpp"
 
 #include <stdexcept>
 

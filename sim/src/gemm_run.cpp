@@ -1,4 +1,4 @@
-#include "sim/gemm_run.hpp"
+#include "bitsim/sim/gemm_run.hpp"
 
 namespace bitsim::sim {
 

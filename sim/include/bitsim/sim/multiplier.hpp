@@ -8,7 +8,7 @@
 
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/rounding.hpp"
-#include "sim/code.hpp"
+#include "bitsim/sim/code.hpp"
 
 namespace bitsim::sim {
 

@@ -1,6 +1,6 @@
 // Requantization stage: the arithmetic is arith::Requantizer; this file adds the register and the
 // handshake.
-#include "sim/requant_unit.hpp"
+#include "bitsim/sim/requant_unit.hpp"
 
 #include <cstdint>
 #include <stdexcept>

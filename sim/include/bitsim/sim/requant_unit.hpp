@@ -6,7 +6,7 @@
 
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/requantize.hpp"
-#include "sim/code.hpp"
+#include "bitsim/sim/code.hpp"
 
 namespace bitsim::sim {
 

@@ -5,7 +5,7 @@
 #include <systemc>
 
 #include "bitsim/arith/accumulator.hpp"
-#include "sim/code.hpp"
+#include "bitsim/sim/code.hpp"
 
 namespace bitsim::sim {
 

@@ -1,7 +1,7 @@
 // The systolic array's controller, DMA channel, buffers and PE registers, one cycle per edge.
 // Cycle counts emerge from the register transfers (a tile ends when its last result has left the
-// array); tests hold them to the closed form in sim/array_model.cpp.
-#include "sim/systolic.hpp"
+// array); tests hold them to the closed form in sim/src/array_model.cpp.
+#include "bitsim/sim/systolic.hpp"
 
 #include <bit>
 #include <cmath>
@@ -17,24 +17,6 @@ using arith::u128;
 namespace {
 unsigned popcount(u128 x) { return unsigned(std::popcount(std::uint64_t(x)) + std::popcount(std::uint64_t(x >> 64))); }
 }  // namespace
-
-GemmResult gemm_reference(const ArrayConfig& cfg, const GemmOperands& ops) {
-  const GemmShape& s = ops.shape;
-  GemmResult r;
-  r.c.resize(std::size_t(s.m * s.n));
-  r.status.resize(r.c.size());
-  for (std::int64_t m = 0; m < s.m; ++m)
-    for (std::int64_t n = 0; n < s.n; ++n) {
-      arith::Accumulator acc(cfg.acc, cfg.acc_spec, arith::SrStream{cfg.seed, cfg.stream_base + std::uint64_t(m * s.n + n)});
-      acc.reset();
-      for (std::int64_t k = 0; k < s.k; ++k)
-        acc.mac(cfg.a, ops.a[std::size_t(m * s.k + k)], cfg.w, ops.w[std::size_t(k * s.n + n)]);
-      r.c[std::size_t(m * s.n + n)] = acc.code();
-      r.status[std::size_t(m * s.n + n)] = acc.status();
-    }
-  r.stats.macs = s.m * s.k * s.n;
-  return r;
-}
 
 bool SystolicArray::BlockBuffer::access(std::int64_t id, std::int64_t size) {
   for (auto it = blocks_.begin(); it != blocks_.end(); ++it)
