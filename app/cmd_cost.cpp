@@ -13,6 +13,7 @@
 #include "bitsim/arith/format.hpp"
 #include "bitsim/costmodel/fpga.hpp"
 #include "bitsim/costmodel/laws.hpp"
+#include "bitsim/costmodel/pipeline.hpp"
 #include "bitsim/costmodel/plot.hpp"
 #include "bitsim/costmodel/report.hpp"
 #include "bitsim/costmodel/roofline.hpp"
@@ -201,6 +202,7 @@ void add_unit_command(CLI::App* cost, const char* name, bool area) {
 
 struct RooflineArgs {
   std::string array, clock, bandwidth, area_mm2, fpga_luts, act_format = "int<8>", weight_format, out_format, acc_format;
+  std::string dataflow = "ws", buffer_kib = "256";
   std::vector<std::string> gemms;
   std::string plot, energy_plot;
   ModelArgs model;
@@ -239,6 +241,76 @@ GemmLayer parse_gemm(const std::string& s, std::size_t index) {
     throw std::invalid_argument(fmt::format("bad --gemm {}: {:.3g} MACs; a layer is limited to 2^63 (about 9.2e18) MACs",
                                             arith::quoted(s), double(g.m) * double(g.k) * double(g.n)));
   return g;
+}
+
+// An R x C array: the GEMMs through the cost pipeline, so DRAM bytes, cycles and energy are the
+// tiled array's (buffers, dataflow, outputs written at the accumulator's width), as in a run's report.
+void run_array_roofline(const RooflineArgs& a, const Format& act, const Format& weight, const Format& acc, double clock_ghz,
+                        double bw_gb_per_s) {
+  costmodel::Hardware hw;
+  const sim::ArrayDims dims = sim::parse_array_dims(a.array, "--array");
+  hw.array.rows = dims.rows, hw.array.cols = dims.cols;
+  hw.array.dataflow = sim::parse_dataflow(a.dataflow);
+  const double kib = parse_number(a.buffer_kib, "--buffer-kib", "KiB");
+  if (kib * 1024 > double(sim::ArrayConfig::kMaxBufferBytes) || kib * 1024 < 1)
+    throw std::invalid_argument(fmt::format("bad --buffer-kib {}: expected 1/1024 (one byte) to {} KiB",
+                                            arith::quoted(a.buffer_kib), sim::ArrayConfig::kMaxBufferBytes / 1024));
+  hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = std::int64_t(kib * 1024);
+  hw.array.dram_bytes_per_cycle = bw_gb_per_s / clock_ghz;
+  hw.clock_ghz = clock_ghz;
+  const CostModel model = make_model(a.model);  // checks --node, --vdd, --device, --dram-end, --table
+  hw.node_nm = model.target_point().node_nm;
+  if (!a.model.vdd.empty()) hw.vdd_v = model.target_point().vdd_v;
+  hw.device = parse_device(a.model.device);
+  hw.dram_end = a.model.dram_end == "high" ? DramEnd::High : DramEnd::Low;
+  hw.table = a.model.table;
+  costmodel::check_hardware(hw);
+  costmodel::Workload w;
+  for (std::size_t i = 0; i < a.gemms.size(); ++i) {
+    const GemmLayer g = parse_gemm(a.gemms[i], i);
+    costmodel::GemmWork work;
+    work.layer = {int(i), g.name};
+    work.phase = costmodel::Phase::Inference;
+    work.shape = {std::int64_t(g.m), std::int64_t(g.k), std::int64_t(g.n)};
+    work.a = act, work.w = weight, work.acc = acc;
+    work.xnor = act.width() == 1 && weight.width() == 1;
+    w.gemms.push_back(work);
+  }
+  const costmodel::RunCost c = costmodel::evaluate(hw, w);
+  std::vector<RooflinePoint> points;
+  std::vector<EnergyBar> bars;
+  for (const costmodel::GemmCost& g : c.gemms) {
+    points.push_back(g.roofline);
+    points.back().name = g.work.layer.name;
+    points.back().achieved_ops_per_s = g.achieved_ops_per_s;
+    EnergyBar bar{g.work.layer.name, {}};
+    for (const auto& [comp, pj] : g.total.energy_pj) bar.components_pj.emplace_back(comp, pj);
+    bars.push_back(bar);
+  }
+  const std::string title = fmt::format("{} x {} -> {}, {} at {} GHz, {} GB/s", act.spec(), weight.spec(), acc.spec(), c.array,
+                                        clock_ghz, bw_gb_per_s);
+  if (!a.plot.empty()) plot_roofline(a.plot, c.peak_ops_per_s, bw_gb_per_s, points, title);
+  if (!a.energy_plot.empty()) plot_energy_breakdown(a.energy_plot, bars, "energy per layer: " + c.technology);
+  if (a.json) {
+    nlohmann::json j = costmodel::to_json(c);
+    j["ridge_ops_per_byte"] = ridge_intensity_ops_per_byte(c.peak_ops_per_s, bw_gb_per_s);
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("{}x{} {} MAC array, {} KiB buffers: peak {:.6g} GOPS, bandwidth {} GB/s, ridge {:.6g} ops/byte\n", dims.rows,
+             dims.cols, a.dataflow, kib, c.peak_ops_per_s / 1e9, bw_gb_per_s,
+             ridge_intensity_ops_per_byte(c.peak_ops_per_s, bw_gb_per_s));
+  fmt::print("operands {} x {} -> acc {} (outputs written at the accumulator's width); {}\n", act.spec(), weight.spec(),
+             acc.spec(), c.technology);
+  fmt::print("{:<12} {:>18} {:>14} {:>14} {:>10} {:>16} {:>15} {:>8} {:>14}\n", "layer", "MxKxN", "ops", "DRAM bytes",
+             "ops/byte", "attainable GOPS", "achieved GOPS", "bound", "energy uJ");
+  for (const costmodel::GemmCost& g : c.gemms) {
+    const RooflinePoint& p = g.roofline;
+    fmt::print("{:<12} {:>18} {:>14.6g} {:>14.6g} {:>10.4g} {:>16.6g} {:>15.6g} {:>8} {:>14.6g}\n", g.work.layer.name,
+               fmt::format("{}x{}x{}", g.work.shape.m, g.work.shape.k, g.work.shape.n), p.ops, p.bytes,
+               p.intensity_ops_per_byte, p.attainable_ops_per_s / 1e9, g.achieved_ops_per_s / 1e9, to_string(p.bound),
+               g.total.energy_total_pj() / 1e6);
+  }
 }
 
 void run_roofline(const RooflineArgs& a) {
@@ -282,6 +354,7 @@ void run_roofline(const RooflineArgs& a) {
   }
   const double peak = peak_ops_per_s(macs, clock_ghz);
   const double mac_pj = mac_unit.energy_pj();
+  if (!a.array.empty()) return run_array_roofline(a, act, weight, acc, clock_ghz, bw_gb_per_s);
 
   std::vector<RooflinePoint> points;
   std::vector<EnergyBar> bars;
@@ -342,7 +415,9 @@ void run_roofline(const RooflineArgs& a) {
 void add_roofline_command(CLI::App* cost) {
   auto a = std::make_shared<RooflineArgs>();
   auto* c = cost->add_subcommand("roofline", "Peak, arithmetic intensity and attainable performance per GEMM layer");
-  c->add_option("--array", a->array, "MAC array ROWSxCOLS");
+  c->add_option("--array", a->array, "MAC array ROWSxCOLS (costed as the tiled array: buffers, dataflow)");
+  c->add_option("--dataflow", a->dataflow, "With --array: ws or os")->capture_default_str();
+  c->add_option("--buffer-kib", a->buffer_kib, "With --array: each on-chip buffer (A, W, output) in KiB")->capture_default_str();
   c->add_option("--area-mm2", a->area_mm2, "Instead of --array: as many MACs as fit in this area (mm^2)");
   c->add_option("--fpga-luts", a->fpga_luts, "Instead of --array: as many MACs as FINN-R's LUT model fits in N LUTs");
   c->add_option("--clock", a->clock, "Clock in GHz");

@@ -28,33 +28,44 @@ struct TrainArgs {
   int steps = 2, samples = 8;
 };
 
+// v in SI units with a prefix that puts it in [1, 1000): "20.1 J", "3.4 mJ", "1.2 G".
 std::string si(double v, const char* unit) {
-  const char* prefixes[] = {"", "k", "M", "G", "T", "P", "E"};
+  static const char* const up[] = {"", "k", "M", "G", "T", "P", "E"};
+  static const char* const down[] = {"", "m", "u", "n", "p", "f"};
   int i = 0;
-  while (std::abs(v) >= 1000 && i < 6) v /= 1000, ++i;
-  return fmt::format("{:.3g} {}{}", v, prefixes[i], unit);
+  if (v == 0) return fmt::format("0 {}", unit);
+  if (std::abs(v) >= 1) {
+    while (std::abs(v) >= 1000 && i < 6) v /= 1000, ++i;
+    return fmt::format("{:.3g} {}{}", v, up[i], unit);
+  }
+  while (std::abs(v) < 1 && i < 5) v *= 1000, ++i;
+  return fmt::format("{:.3g} {}{}", v, down[i], unit);
+}
+
+// The cost table every run prints: per phase, per layer, the total, time at the clock, and area.
+void print_cost(const costmodel::RunCost& c) {
+  fmt::print("\nhardware cost ({} array at {} GHz; {}):\n", c.array, c.clock_ghz, c.technology);
+  fmt::print("  {:<16} {:>10} {:>10} {:>11} {:>10}\n", "phase", "MACs", "cycles", "DRAM bytes", "energy");
+  auto row = [](const std::string& name, const costmodel::CostLine& l) {
+    fmt::print("  {:<16} {:>10} {:>10} {:>11} {:>10}\n", name, si(l.macs, ""), si(l.cycles, ""), si(l.dram_bytes, "B"),
+               si(l.energy_total_pj() * 1e-12, "J"));
+  };
+  for (const auto& [phase, line] : c.by_phase) row(std::string(costmodel::to_string(phase)), line);
+  row("total", c.total);
+  fmt::print("  {:<16} {:>10} {:>10} {:>11} {:>10}\n", "layer", "MACs", "cycles", "DRAM bytes", "energy");
+  for (const auto& [id, line] : c.by_layer) row(id.name, line);
+  fmt::print("  {:.3g} s at the array's clock", c.seconds_at_clock);
+  if (c.area) fmt::print("; array area {:.4g} mm^2 of {} MAC units", c.area->array_um2 * 1e-6, c.area->mac_formats);
+  fmt::print("\n");
 }
 
 void print_summary(const nn::RunResult& r) {
-  const auto& rep = r.report;
   fmt::print("\n{:>5} {:>9} {:>10} {:>9} {:>10} {:>9} {:>8}\n", "epoch", "lr", "train loss", "train acc", "test loss",
              "test acc", "seconds");
   for (const auto& m : r.epochs)
     fmt::print("{:>5} {:>9.3g} {:>10.4f} {:>8.2f}% {:>10.4f} {:>8.2f}% {:>8.1f}\n", m.epoch, m.lr, m.train_loss,
                100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy, m.seconds);
-  const auto& cost = rep["cost"];
-  fmt::print("\nhardware cost ({}):\n", cost["technology"].get<std::string>());
-  fmt::print("  {:<16} {:>12} {:>14} {:>12}\n", "phase", "MACs", "cycles", "energy");
-  for (const auto& [phase, t] : cost["by_phase"].items())
-    fmt::print("  {:<16} {:>12} {:>14} {:>12}\n", phase, si(t["macs"].get<double>(), ""), si(t["cycles"].get<double>(), ""),
-               si(t["energy_pj"]["total"].get<double>() * 1e-12, "J"));
-  const auto& tot = cost["total"];
-  fmt::print("  {:<16} {:>12} {:>14} {:>12}   ({:.3g} s at the array's clock)\n", "total", si(tot["macs"].get<double>(), ""),
-             si(tot["cycles"].get<double>(), ""), si(tot["energy_pj"]["total"].get<double>() * 1e-12, "J"),
-             cost["seconds_at_clock"].get<double>());
-  if (!cost["area"].is_null())
-    fmt::print("  array area {:.4g} mm^2 ({} MAC units of {})\n", cost["area"]["array_um2"].get<double>() * 1e-6,
-               rep["experiment"]["hardware"]["array"].get<std::string>(), cost["area"]["mac_formats"].get<std::string>());
+  print_cost(r.cost);
 }
 
 void run_train(const TrainArgs& a) {
@@ -75,21 +86,17 @@ void run_train(const TrainArgs& a) {
 void run_infer(const TrainArgs& a) {
   nn::set_threads(a.threads);
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
-  const nn::Dataset test = nn::load_split(x, false);
-  if (test.n == 0) throw nn::ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
-  nn::Network net = nn::build_network(x, {x.batch, test.channels, test.height, test.width});
-  nn::check_classifier(x, net, test.classes);
-  // The weights only: a checkpoint trained under other numerics (an fp32 run) is evaluated under
-  // this experiment's, without its optimizer state.
-  nn::load_checkpoint(a.checkpoint, net, nullptr);
-  const int folded = a.fold ? net.fold_batchnorm() : 0;
-  const auto [acc, loss] = nn::evaluate(x, net, test, 0);
-  if (a.json)
-    fmt::print("{}\n", nlohmann::json{{"test_accuracy", acc}, {"test_loss", loss}, {"examples", test.n},
-                                      {"batchnorms_folded", folded}}.dump(2));
-  else
-    fmt::print("{} test examples: accuracy {:.2f}%, loss {:.4f}{}\n", test.n, 100 * acc, loss,
-               a.fold ? fmt::format(" ({} BatchNorm layers folded into the weights)", folded) : "");
+  const nn::RunResult r = nn::infer(x, {a.checkpoint, a.out, a.fold});
+  if (a.json) {
+    fmt::print("{}\n", r.report.dump(2));
+    return;
+  }
+  const int folded = r.report["batchnorms_folded"].get<int>();
+  fmt::print("{} test examples: accuracy {:.2f}%, loss {:.4f}{}\n", r.report["data"]["test_examples"].get<std::int64_t>(),
+             100 * r.report["accuracy"]["test"].get<double>(), r.report["loss"]["test"].get<double>(),
+             a.fold ? fmt::format(" ({} BatchNorm layers folded into the weights)", folded) : "");
+  print_cost(r.cost);
+  if (!a.out.empty()) fmt::print("\nrun directory: {} (report.json, plots)\n", a.out);
 }
 
 void run_verify(const TrainArgs& a) {
@@ -154,6 +161,7 @@ void run_verify(const TrainArgs& a) {
       else fmt::print("  {:<52} {} of {} outputs match ({} cycles)\n", what, s["matched"].get<std::int64_t>(),
                       s["outputs"].get<std::int64_t>(), s["cycles"].get<std::int64_t>());
     }
+    print_cost(v.cost);
   }
   if (!r["all_sampled_gemms_match"].get<bool>())
     throw CheckFailed("a sampled GEMM differs from the SystemC array");
@@ -178,6 +186,7 @@ void add_nn_commands(CLI::App& app) {
   i->add_option("--checkpoint", b->checkpoint, "checkpoint.bin of a run")->required();
   i->add_option("--set", b->set, "Override a key of the experiment: key.path=value (repeatable)");
   i->add_option("--threads", b->threads, "Threads (0: all cores)")->capture_default_str();
+  i->add_option("--out", b->out, "Directory for report.json and the cost plots");
   i->add_flag("--fold-batchnorm", b->fold, "Fold each BatchNorm that follows a GEMM layer into its weights and bias");
   i->add_flag("--json", b->json, "Print JSON");
   i->callback([b] { run_infer(*b); });

@@ -135,15 +135,20 @@ void plot_roofline(const fs::path& out, double peak, double bw_gb_per_s, const s
   const double peak_gops = peak / 1e9;
   const double ridge = peak_gops / bw_gb_per_s;  // ops/byte
   double lo = ridge, hi = ridge;
-  std::string data;
+  std::string data, achieved;
   for (const RooflinePoint& p : points) {
     lo = std::min(lo, p.intensity_ops_per_byte);
     hi = std::max(hi, p.intensity_ops_per_byte);
     data += fmt::format("{:.17g} {:.17g} {}\n", p.intensity_ops_per_byte, p.attainable_ops_per_s / 1e9, data_label(p.name));
+    if (p.achieved_ops_per_s > 0) achieved += fmt::format("{:.17g} {:.17g}\n", p.intensity_ops_per_byte, p.achieved_ops_per_s / 1e9);
   }
   write_file(dir.path() / "points.dat", data);
+  write_file(dir.path() / "achieved.dat", achieved.empty() ? "" : achieved);
   const double xlo = lo / 4, xhi = hi * 4;
-  const double ylo = std::min(peak_gops, xlo * bw_gb_per_s) / 4, yhi = peak_gops * 4;
+  double ylo = std::min(peak_gops, xlo * bw_gb_per_s) / 4;
+  const double yhi = peak_gops * 4;
+  for (const RooflinePoint& p : points)
+    if (p.achieved_ops_per_s > 0) ylo = std::min(ylo, p.achieved_ops_per_s / 1e9 / 2);
   const std::string body = fmt::format(
       "set title {}\n"
       "set logscale xy\n"
@@ -158,9 +163,12 @@ void plot_roofline(const fs::path& out, double peak, double bw_gb_per_s, const s
       "roof(x) = x * bw < peak ? x * bw : peak\n"
       "plot roof(x) with lines lw 2 lc rgb '#1f4e79' title sprintf('roofline: %.4g GOPS peak, %.4g GB/s', peak, bw), \\\n"
       "  {} using 1:2 with points pt 7 ps 1.4 lc rgb '#c0392b' title 'layers (attainable)', \\\n"
-      "  {} using 1:2:3 with labels offset char 1,1 left notitle\n",
+      "  {} using 1:2:3 with labels offset char 1,1 left notitle{}\n",
       quote(title), xlo, xhi, ylo, yhi, peak_gops, bw_gb_per_s, quote((dir.path() / "points.dat").string()),
-      quote((dir.path() / "points.dat").string()));
+      quote((dir.path() / "points.dat").string()),
+      achieved.empty() ? std::string()
+                       : fmt::format(", \\\n  {} using 1:2 with points pt 6 ps 1.4 lc rgb '#27ae60' title 'layers (achieved)'",
+                                     quote((dir.path() / "achieved.dat").string())));
   render(out, body, dir);
 }
 
@@ -179,7 +187,12 @@ void plot_energy_breakdown(const fs::path& out, const std::vector<EnergyBar>& ba
     }
     max_total = std::max(max_total, total);
   }
-  const auto [unit, scale] = max_total >= 1e6 ? std::pair("uJ", 1e-6) : max_total >= 1e3 ? std::pair("nJ", 1e-3) : std::pair("pJ", 1.0);
+  // The largest unit in which the tallest bar is at least 1.
+  const auto [unit, scale] = max_total >= 1e12  ? std::pair("J", 1e-12)
+                             : max_total >= 1e9 ? std::pair("mJ", 1e-9)
+                             : max_total >= 1e6 ? std::pair("uJ", 1e-6)
+                             : max_total >= 1e3 ? std::pair("nJ", 1e-3)
+                                                : std::pair("pJ", 1.0);
   std::string data = "\"label\"";
   for (const auto& c : comps) {
     data += ' ';

@@ -82,7 +82,7 @@ EnergyReport estimate_energy(const CostModel& model, const Counts& counts) {
       case MemLevel::Dram: per_access = model.dram_energy_pj(m.access_bits); break;
     }
     const double pj = per_access * double(m.accesses);
-    r.by_component_pj[std::string(to_string(m.level))] += pj;
+    r.by_component_pj[m.write && m.level == MemLevel::Sram ? std::string("sram write") : std::string(to_string(m.level))] += pj;
     r.total_energy_pj += pj;
     add_labels(r, m.labels, pj);
   }

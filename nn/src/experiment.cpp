@@ -9,7 +9,6 @@
 #include <set>
 #include <toml++/toml.h>
 
-#include "bitsim/nn/cost.hpp"
 
 namespace bitsim::nn {
 
@@ -273,8 +272,8 @@ void read_hardware(Reader& h, Experiment& x) {
     h.fail("dram_bytes_per_cycle", "a non-negative number of bytes per cycle (0: unlimited)");
   // The cost of a run is computed after training; every piece it needs is checked now.
   try {
-    check_cost_hardware(x.hardware);
-  } catch (const CostSetupError& e) {
+    costmodel::check_hardware(x.hardware);
+  } catch (const costmodel::CostSetupError& e) {
     throw ExperimentError(fmt::format("{}: hardware.{}: {}", path, e.key, e.what()));
   }
 }

@@ -77,10 +77,11 @@ EpochMetrics metrics_from(const nlohmann::json& j) {
           j.at("seconds").get<double>()};
 }
 
-// Learning curves, the energy breakdown per layer and the roofline of the forward GEMMs, as PNGs
-// in the run directory. A plotting failure does not fail the run: it is recorded in the report.
-nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohmann::json& report) {
-  nlohmann::json plots = nlohmann::json::object();
+// The cost plots of a run: energy per GEMM layer by component (network order), and the roofline of
+// the GEMMs of `phase` with the throughput the array achieves beside what the roofline allows.
+// A plotting failure does not fail the run: it is recorded in the report.
+void write_cost_plots(const fs::path& out, const std::string& title, const costmodel::RunCost& cost,
+                      costmodel::Phase phase, nlohmann::json& plots) {
   auto attempt = [&](const char* name, const std::function<void(const fs::path&)>& draw) {
     try {
       draw(out / name);
@@ -89,6 +90,39 @@ nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohm
       plots[name] = e.what();
     }
   };
+  attempt("energy.png", [&](const fs::path& p) {
+    std::vector<costmodel::EnergyBar> bars;
+    for (const auto& [id, line] : cost.by_layer) {
+      if (id.index < 0) continue;  // the optimizer, not a layer
+      costmodel::EnergyBar bar{id.name, {}};
+      for (const auto& [component, pj] : line.energy_pj) bar.components_pj.emplace_back(component, pj);
+      bars.push_back(bar);
+    }
+    costmodel::plot_energy_breakdown(p, bars, title + ": energy per layer");
+  });
+  if (cost.dram_gb_per_s > 0) {
+    attempt("roofline.png", [&](const fs::path& p) {
+      std::vector<costmodel::RooflinePoint> points;
+      for (const costmodel::GemmCost& g : cost.gemms) {
+        if (g.work.phase != phase) continue;
+        // One point per layer: its full-batch GEMM, which comes before a last partial batch.
+        if (std::any_of(points.begin(), points.end(), [&](const auto& q) { return q.name == g.work.layer.name; })) continue;
+        points.push_back(g.roofline);
+        points.back().name = g.work.layer.name;
+        points.back().achieved_ops_per_s = g.achieved_ops_per_s;
+      }
+      costmodel::plot_roofline(p, cost.peak_ops_per_s, cost.dram_gb_per_s, points,
+                               fmt::format("{}: {} GEMMs on {}", title, costmodel::to_string(phase), cost.array));
+    });
+  } else {
+    plots["roofline.png"] = "not drawn: unlimited DRAM bandwidth (hardware.dram_bytes_per_cycle = 0)";
+  }
+}
+
+// Learning curves and the cost plots, as PNGs in the run directory.
+nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohmann::json& report,
+                           const costmodel::RunCost& cost) {
+  nlohmann::json plots = nlohmann::json::object();
   std::vector<double> epoch;
   costmodel::Series train_acc{"train accuracy", {}}, test_acc{"test accuracy", {}}, train_loss{"train loss", {}},
       test_loss{"test loss", {}};
@@ -99,44 +133,21 @@ nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohm
     train_loss.y.push_back(e["train_loss"].get<double>());
     test_loss.y.push_back(e["test_loss"].get<double>());
   }
-  attempt("accuracy.png", [&](const fs::path& p) {
-    costmodel::plot_lines(p, "epoch", epoch, {train_acc, test_acc}, "accuracy (%)", x.name + ": accuracy");
-  });
-  attempt("loss.png", [&](const fs::path& p) {
-    costmodel::plot_lines(p, "epoch", epoch, {train_loss, test_loss}, "loss", x.name + ": loss");
-  });
-  const auto& cost = report["cost"];
-  attempt("energy.png", [&](const fs::path& p) {
-    std::vector<costmodel::EnergyBar> bars;
-    for (const auto& [layer, t] : cost["by_layer"].items()) {
-      const auto& e = t["energy_pj"];
-      bars.push_back({"layer " + layer, {{"MAC", e["mac"].get<double>()}, {"SRAM", e["sram"].get<double>()},
-                                         {"DRAM", e["dram"].get<double>()}}});
+  for (const auto& [name, draw] : std::vector<std::pair<const char*, std::function<void(const fs::path&)>>>{
+           {"accuracy.png", [&](const fs::path& p) {
+              costmodel::plot_lines(p, "epoch", epoch, {train_acc, test_acc}, "accuracy (%)", x.name + ": accuracy");
+            }},
+           {"loss.png", [&](const fs::path& p) {
+              costmodel::plot_lines(p, "epoch", epoch, {train_loss, test_loss}, "loss", x.name + ": loss");
+            }}}) {
+    try {
+      draw(out / name);
+      plots[name] = "ok";
+    } catch (const std::exception& e) {
+      plots[name] = e.what();
     }
-    costmodel::plot_energy_breakdown(p, bars, x.name + ": training energy per layer");
-  });
-  const double bw = x.hardware.array.dram_bytes_per_cycle * x.hardware.clock_ghz;
-  if (bw > 0) {
-    attempt("roofline.png", [&](const fs::path& p) {
-      std::vector<costmodel::RooflinePoint> points;
-      double peak = 0;
-      for (const auto& r : cost["roofline"]) {
-        costmodel::RooflinePoint q;
-        q.name = "layer " + std::to_string(r["layer"].get<int>());
-        q.ops = r["ops"].get<double>();
-        q.bytes = r["dram_bytes"].get<double>();
-        q.intensity_ops_per_byte = r["arithmetic_intensity"].get<double>();
-        q.peak_ops_per_s = peak = r["peak_ops_per_s"].get<double>();
-        q.memory_roof_ops_per_s = q.intensity_ops_per_byte * bw * 1e9;
-        q.attainable_ops_per_s = r["attainable_ops_per_s"].get<double>();
-        q.bound = r["bound"] == "memory" ? costmodel::Bound::Memory : costmodel::Bound::Compute;
-        points.push_back(q);
-      }
-      costmodel::plot_roofline(p, peak, bw, points, x.name + ": forward GEMMs");
-    });
-  } else {
-    plots["roofline.png"] = "not drawn: unlimited DRAM bandwidth (hardware.dram_bytes_per_cycle = 0)";
   }
+  write_cost_plots(out, x.name + " (training)", cost, costmodel::Phase::Forward, plots);
   return plots;
 }
 
@@ -464,6 +475,36 @@ void check_classifier(const Experiment& x, const Network& net, int classes) {
                                       to_string(out), classes));
 }
 
+std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset& train_set) {
+  const std::int64_t b = std::min(x.batch, train_set.n);
+  Network net = build_network(x, {b, train_set.channels, train_set.height, train_set.width});
+  Tensor xb, dlogits;
+  std::vector<std::uint8_t> yb;
+  gather_batch(train_set, epoch_order(x, train_set.n, 0), 0, b, xb, yb);
+  std::vector<GemmRecord> gemms;
+  std::mt19937_64 rng = step_rng(x, 0);
+  Context ctx{true, x.seed, 0, &rng, &gemms, nullptr};
+  loss_and_gradient(x, net.forward(xb, ctx), yb.data(), dlogits);
+  if (x.loss_scale != 1)
+    for (float& d : dlogits.v) d = float(d * x.loss_scale);
+  net.backward(dlogits, ctx);
+  return gemms;
+}
+
+std::vector<GemmRecord> record_inference_batch(const Experiment& x, Network& net, const Dataset& data) {
+  const std::int64_t b = std::min(std::max(x.batch, kEvalBatch), data.n);
+  std::vector<std::int64_t> idx(std::size_t(data.n));
+  std::iota(idx.begin(), idx.end(), 0);
+  Tensor xb;
+  std::vector<std::uint8_t> yb;
+  gather_batch(data, idx, 0, b, xb, yb);
+  std::vector<GemmRecord> gemms;
+  std::mt19937_64 rng(x.seed);
+  Context ctx{false, x.seed, 0, &rng, &gemms, nullptr};
+  net.forward(xb, ctx);
+  return gemms;
+}
+
 namespace {
 // Stops a run whose weights or loss left the finite numbers: nothing after that step means anything.
 void check_finite(const Experiment& x, Network& net, double loss_sum, int epoch, std::uint64_t step) {
@@ -515,8 +556,13 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   }
   const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
   const std::int64_t total_steps = steps_per_epoch * x.epochs;
-  std::vector<GemmRecord> gemms;
-  bool recorded = false;
+  // The run's cost depends only on the experiment and the data's sizes: computed before the first
+  // step (a bad cost setting fails now) and the same wherever a process starts.
+  std::int64_t parameters = 0;
+  for (Param* p : net.params()) parameters += p->value.size();
+  const RunVolume volume{train_set.n, test_set.n, x.epochs, std::min(x.batch, train_set.n),
+                         std::max(x.batch, kEvalBatch), parameters};
+  r.cost = costmodel::evaluate(x.hardware, training_workload(x, record_training_step(x, train_set), volume));
   std::vector<std::int64_t> idx(std::size_t(train_set.n));
   Tensor xb, dlogits;
   std::vector<std::uint8_t> yb;
@@ -533,14 +579,13 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
       const std::int64_t first = s * x.batch, count = std::min(x.batch, train_set.n - first);
       gather_batch(train_set, idx, first, count, xb, yb);
       std::mt19937_64 rng = step_rng(x, step);
-      Context ctx{true, x.seed, step, &rng, (!recorded && count == x.batch) ? &gemms : nullptr, nullptr};
+      Context ctx{true, x.seed, step, &rng, nullptr, nullptr};
       const Tensor& logits = net.forward(xb, ctx);
       loss_sum += loss_and_gradient(x, logits, yb.data(), dlogits) * double(count);
       ok += correct(logits, yb.data());
       if (loss_scale != 1)
         for (float& d : dlogits.v) d = float(d * loss_scale);
       net.backward(dlogits, ctx);
-      recorded = recorded || ctx.gemms;
       const std::vector<Param*> params = net.params();
       bool finite = true;
       if (x.dynamic_loss_scale)
@@ -574,20 +619,6 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
                        {"experiment", fingerprint}});
     }
   }
-  if (!recorded) {
-    // Nothing trained in this process (a resumed, finished run, or fewer examples than a batch):
-    // one forward and backward pass, without an update, records the GEMM shapes for the cost report.
-    std::iota(idx.begin(), idx.end(), 0);
-    gather_batch(train_set, idx, 0, std::min(x.batch, train_set.n), xb, yb);
-    std::mt19937_64 rng(x.seed);
-    Context ctx{true, x.seed, 0, &rng, &gemms, nullptr};
-    loss_and_gradient(x, net.forward(xb, ctx), yb.data(), dlogits);
-    net.backward(dlogits, ctx);
-  }
-
-  std::int64_t parameters = 0;
-  for (Param* p : net.params()) parameters += p->value.size();
-  const RunVolume volume{train_set.n, test_set.n, x.epochs, std::min(x.batch, train_set.n), parameters};
   nlohmann::json layers = nlohmann::json::array();
   const auto shapes = net.shapes();
   for (auto& l : net.layers) {
@@ -602,7 +633,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   nlohmann::json epochs = nlohmann::json::array();
   for (const auto& m : r.epochs) epochs.push_back(metrics_json(m));
   const EpochMetrics& last = r.epochs.back();
-  r.report = {{"schema", "bitsim-report/1"},
+  r.report = {{"schema", kReportSchema},
               {"experiment", x.to_json()},
               {"data", {{"train_examples", train_set.n}, {"test_examples", test_set.n}}},
               {"parameters", parameters},
@@ -611,11 +642,51 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
               {"loss", {{"test", last.test_loss}, {"train", last.train_loss}}},
               {"epochs", epochs},
               {"loss_scale", {{"final", loss_scale}, {"skipped_steps", skipped_steps}}},
-              {"cost", run_cost(x, gemms, volume)},
+              {"cost", costmodel::to_json(r.cost)},
               {"timings", {{"threads", threads()}, {"train_seconds_this_run", train_seconds},
                            {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};
   if (!opt.out_dir.empty()) {
-    r.report["plots"] = write_plots(out, x, r.report);
+    r.report["plots"] = write_plots(out, x, r.report, r.cost);
+    write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
+  }
+  return r;
+}
+
+RunResult infer(const Experiment& x, const InferOptions& opt) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const Dataset test = load_split(x, false);
+  if (test.n == 0) throw ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
+  Network net = build_network(x, {x.batch, test.channels, test.height, test.width});
+  check_classifier(x, net, test.classes);
+  std::optional<RunLock> lock;
+  if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
+  // The weights only: a checkpoint trained under other numerics (an fp32 run) is evaluated under
+  // this experiment's, without its optimizer state.
+  load_checkpoint(opt.checkpoint, net, nullptr);
+  const int folded = opt.fold_batchnorm ? net.fold_batchnorm() : 0;
+  RunResult r;
+  const std::int64_t batch = std::min(std::max(x.batch, kEvalBatch), test.n);
+  r.cost = costmodel::evaluate(x.hardware, inference_workload(x, record_inference_batch(x, net, test), batch, test.n));
+  const auto [acc, loss] = evaluate(x, net, test, 0);
+  std::int64_t parameters = 0;
+  for (Param* p : net.params()) parameters += p->value.size();
+  r.report = {{"schema", kReportSchema},
+              {"mode", "infer"},
+              {"experiment", x.to_json()},
+              {"checkpoint", opt.checkpoint},
+              {"data", {{"test_examples", test.n}}},
+              {"parameters", parameters},
+              {"batchnorms_folded", folded},
+              {"accuracy", {{"test", acc}}},
+              {"loss", {{"test", loss}}},
+              {"cost", costmodel::to_json(r.cost)},
+              {"timings", {{"threads", threads()},
+                           {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};
+  if (!opt.out_dir.empty()) {
+    const fs::path out = opt.out_dir;
+    nlohmann::json plots = nlohmann::json::object();
+    write_cost_plots(out, x.name + " (inference)", r.cost, costmodel::Phase::Inference, plots);
+    r.report["plots"] = plots;
     write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
   }
   return r;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "bitsim/arith/quantize.hpp"
+#include "bitsim/nn/cost.hpp"
 
 namespace bitsim::nn {
 
@@ -151,7 +152,15 @@ VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
     j["phase"] = to_string(Phase(key.second));
     layers.push_back(j);
   }
-  result.report = {{"experiment", x.name}, {"steps", opt.steps}, {"batch", input_shape[0]}, {"deviation_from_fp32", layers}};
+  // The cost of the steps verify ran, on the experiment's hardware.
+  std::vector<GemmRecord> records;
+  for (const GemmCapture& c : first_step) records.push_back(c.record);
+  std::int64_t parameters = 0;
+  for (Param* p : qnet.params()) parameters += p->value.size();
+  const RunVolume volume{opt.steps * input_shape[0], 0, 1, input_shape[0], input_shape[0], parameters};
+  result.cost = costmodel::evaluate(x.hardware, training_workload(x, records, volume));
+  result.report = {{"experiment", x.name}, {"steps", opt.steps}, {"batch", input_shape[0]}, {"deviation_from_fp32", layers},
+                   {"cost", costmodel::to_json(result.cost)}};
   return result;
 }
 

@@ -40,7 +40,7 @@ for f in report.json metrics.csv checkpoint.bin accuracy.png loss.png energy.png
   [ -s "$tmp/run/$f" ] || { echo "FAIL: train wrote no $f, or an empty one"; fails=$((fails + 1)); }
 done
 [ "$(wc -l < "$tmp/run/metrics.csv")" -eq 3 ] || { echo "FAIL: metrics.csv should have a header and 2 epochs"; fails=$((fails + 1)); }
-expect_ok "report schema" '"schema": "bitsim-report/1"' cat "$tmp/run/report.json"
+expect_ok "report schema" '"schema": "bitsim-report/2"' cat "$tmp/run/report.json"
 
 # MACs counted from the shapes: 28x28 inputs, conv 5x5 stride 2 -> 12x12x4 (144 x 4 x 25 = 14400
 # MACs), linear 576 -> 10 (5760 MACs): 20160 per example. 2 epochs of 256 examples = 512 forward and
@@ -61,12 +61,20 @@ report_acc=$(tr -d ' \n' < "$tmp/run/report.json" | grep -o '"accuracy":{"test":
 metrics_acc=$(tail -1 "$tmp/run/metrics.csv" | cut -d, -f6)
 metrics_loss=$(tail -1 "$tmp/run/metrics.csv" | cut -d, -f5)
 infer_json=$("$bitsim" infer "$tmp/x.toml" --checkpoint "$tmp/run/checkpoint.bin" --json | tr -d ' \n')
-infer_acc=$(grep -o '"test_accuracy":[0-9.e-]*' <<< "$infer_json" | sed 's/.*://')
-infer_loss=$(grep -o '"test_loss":[0-9.e-]*' <<< "$infer_json" | sed 's/.*://')
+infer_acc=$(grep -o '"accuracy":{"test":[0-9.e-]*' <<< "$infer_json" | sed 's/.*://')
+infer_loss=$(grep -o '"loss":{"test":[0-9.e-]*' <<< "$infer_json" | sed 's/.*://')
 same() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && sprintf("%.6f", a) == sprintf("%.6f", b)) }'; }
 same "$report_acc" "$metrics_acc" || { echo "FAIL: report accuracy $report_acc, metrics.csv $metrics_acc"; fails=$((fails + 1)); }
 same "$infer_acc" "$metrics_acc" || { echo "FAIL: infer accuracy $infer_acc, training $metrics_acc"; fails=$((fails + 1)); }
 same "$infer_loss" "$metrics_loss" || { echo "FAIL: infer loss $infer_loss, training $metrics_loss"; fails=$((fails + 1)); }
+# Inference reports its cost in the same report schema: 64 test examples x 20160 MACs = 1290240,
+# all of them in the inference phase.
+"$bitsim" infer "$tmp/x.toml" --checkpoint "$tmp/run/checkpoint.bin" --out "$tmp/inf" >/dev/null 2>&1 ||
+  { echo "FAIL: infer --out"; fails=$((fails + 1)); }
+inf_macs=$(tr -d ' \n' < "$tmp/inf/report.json" | grep -o '"inference":{[^}]*{[^}]*},"macs":[0-9.]*' | sed 's/.*"macs"://')
+[ "$inf_macs" = "1290240.0" ] || { echo "FAIL: inference MACs: got '$inf_macs', want 1290240.0"; fails=$((fails + 1)); }
+expect_ok "infer report schema" '"schema": "bitsim-report/2"' cat "$tmp/inf/report.json"
+[ -s "$tmp/inf/energy.png" ] || { echo "FAIL: infer drew no energy plot"; fails=$((fails + 1)); }
 expect_ok "resume a finished run" "run directory" "$bitsim" train "$tmp/x.toml" --out "$tmp/run" --resume
 expect_ok "infer" "64 test examples: accuracy" "$bitsim" infer "$tmp/x.toml" --checkpoint "$tmp/run/checkpoint.bin"
 # Sampled GEMMs replayed on the 8x8 array: conv forward is 8 rows x 4 channels (K = 5x5x1), the linear

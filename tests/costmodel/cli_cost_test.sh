@@ -22,10 +22,17 @@ expect_ok "28 nm interpolated" '"node_interpolated":true' "$bitsim" cost energy 
 expect_ok "supply stated" "0.7 V" "$bitsim" cost energy --op mul -f 'int<8>' --node 7
 expect_ok "laws" "fp mul significand datapath" "$bitsim" cost laws
 
-# Roofline: 16x16 at 1 GHz = 512 GOPS; 64x64x64 int8 = 42.67 ops/byte x 10 GB/s = 426.7 GOPS.
+# Roofline of an array: 16x16 at 1 GHz = 512 GOPS. 64x64x64 int8 into int32 with 256 KiB buffers:
+# everything fits on chip, so DRAM carries A (4096 B) and W (4096 B) once and C once at the
+# accumulator's 32 bits (16384 B): 24576 bytes for 2 x 64^3 = 524288 ops, 21.33 ops/byte;
+# x 10 GB/s = 213.3 GOPS (memory bound), x 100 GB/s = 2133 > 512 (compute bound).
 expect_ok "roofline peak" "peak 512 GOPS" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm fc=64x64x64
-expect_ok "roofline memory bound" "426.667   memory" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm fc=64x64x64
-expect_ok "roofline compute bound" "512  compute" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 100 --gemm fc=64x64x64
+expect_ok "roofline bytes" "524288          24576      21.33" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm fc=64x64x64
+expect_ok "roofline memory bound" "213.333" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm fc=64x64x64
+expect_ok "roofline compute bound" "  compute" "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 100 --gemm fc=64x64x64
+# An area budget has no array geometry: each operand crosses DRAM once at its own format (outputs
+# int8): 12288 bytes, 42.67 ops/byte x 10 GB/s = 426.7 GOPS.
+expect_ok "roofline of an area budget" "426.667   memory" "$bitsim" cost roofline --area-mm2 1 --clock 1 --bandwidth 10 --gemm fc=64x64x64
 expect_ok "roofline json" '"bound":"memory"' "$bitsim" cost roofline --array 16x16 --clock 1 --bandwidth 10 --gemm 64x64x64 --json
 expect_ok "fpga binary" "MACs per cycle" "$bitsim" cost fpga --clock 0.3 -f 'int<1>'
 

@@ -57,6 +57,12 @@ struct Format {
   static Format floating(int exp_bits, int man_bits, NonFinite nf = NonFinite::Ieee,
                          bool subnormals = true, bool is_signed = true, bool has_zero = true);
 
+  // The IEEE formats by name, for code (users name them in spec strings).
+  static Format fp64() { return floating(11, 52); }
+  static Format fp32() { return floating(8, 23); }
+  static Format fp16() { return floating(5, 10); }
+  static Format bf16() { return floating(8, 7); }
+
   // Canonical spec string; Format::parse(f.spec()) == f.
   std::string spec() const;
   // Total bits of a code.

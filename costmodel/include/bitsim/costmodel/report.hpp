@@ -41,6 +41,8 @@ struct MemCount {
   int access_bits = 0;        // width of ONE access
   std::uint64_t accesses = 0;
   Labels labels;
+  // SRAM writes: reported as "sram write", at the read energy (the tables publish reads only).
+  bool write = false;
 };
 
 struct Counts {

@@ -46,6 +46,7 @@ struct RooflinePoint {
   double memory_roof_ops_per_s = 0;  // intensity x bandwidth
   double attainable_ops_per_s = 0;   // min(peak, memory roof)
   Bound bound = Bound::Compute;      // which roof binds (memory on a tie goes to compute)
+  double achieved_ops_per_s = 0;     // what a modelled or simulated run reaches (0: not known)
 };
 
 // bandwidth in GB/s (10^9 bytes per second).

@@ -1,16 +1,12 @@
-// What a run costs on the configured hardware, counted exactly from the GEMM shapes the layers ran:
-// MACs per layer and phase, cycles from sim's closed-form array model (tiles, fill, drain, DRAM
-// stalls), buffer and DRAM traffic, energy from costmodel (MACs, SRAM accesses, DRAM bytes, the
-// optimizer's fp32 update), the array's area, and each layer's roofline position.
+// What a run asks of the hardware, described for the cost pipeline (costmodel/pipeline.hpp): the
+// GEMMs of its steps per layer and phase with their shapes and formats, how often each runs, and
+// the optimizer's element-wise update. nn describes the work; it computes no energy itself.
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "bitsim/costmodel/pipeline.hpp"
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/layers.hpp"
 
@@ -20,23 +16,23 @@ namespace bitsim::nn {
 struct RunVolume {
   std::int64_t train_examples_per_epoch = 0, test_examples_per_epoch = 0;
   int epochs = 0;
-  std::int64_t batch = 1;
+  std::int64_t batch = 1;       // the batch size the GEMMs were recorded at
+  std::int64_t eval_batch = 1;  // the batch size of the evaluation passes
   std::int64_t parameters = 0;  // updated once per training step
 };
 
-// A hardware setting the cost model cannot use; `key` names it within [hardware] (table, node_nm,
-// buffer_kib).
-struct CostSetupError : std::invalid_argument {
-  CostSetupError(std::string key_, const std::string& what) : std::invalid_argument(what), key(std::move(key_)) {}
-  std::string key;
-};
-// Builds everything run_cost() will need from `hw` (the cost table, the node scaling, the SRAM
-// figure at the buffer size), so a bad setting is refused before a run instead of after it.
-void check_cost_hardware(const HardwareSpec& hw);
+// Each GEMM layer's position and name in network order: conv1, conv2, ..., fc1, fc2, ...
+std::vector<costmodel::LayerId> gemm_layer_ids(const Experiment& x);
 
-// `gemms`: the GEMMs of one training step at batch size `volume.batch` (forward, backward-data,
-// backward-weight of every GEMM layer), as recorded by the layers. Throws costmodel errors for a
-// bad cost table.
-nlohmann::json run_cost(const Experiment& x, const std::vector<GemmRecord>& gemms, const RunVolume& volume);
+// `gemms`: the GEMMs of one training step at batch size `v.batch` (forward, backward-data and
+// backward-weight of every GEMM layer), as the layers record them. The workload: every training
+// step of every epoch (the last partial batch at its own size), the test pass after each epoch at
+// the evaluation batch, and the optimizer's update.
+costmodel::Workload training_workload(const Experiment& x, const std::vector<GemmRecord>& gemms, const RunVolume& v);
+
+// `forward`: the forward GEMMs of one batch of `batch` examples; the workload of `examples`
+// examples at that batch size (the last batch at its own size), as inference.
+costmodel::Workload inference_workload(const Experiment& x, const std::vector<GemmRecord>& forward, std::int64_t batch,
+                                       std::int64_t examples);
 
 }  // namespace bitsim::nn

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bitsim/nn/model.hpp"
-#include "bitsim/sim/array_model.hpp"
+#include "bitsim/costmodel/pipeline.hpp"
 
 namespace bitsim::nn {
 
@@ -51,12 +51,8 @@ struct DataSpec {
   std::int64_t synthetic_train = 2048, synthetic_test = 512;
 };
 
-struct HardwareSpec {
-  sim::ArrayConfig array;        // rows, cols, dataflow, buffers, DRAM bytes per cycle
-  double clock_ghz = 1.0;
-  double node_nm = 45;
-  std::string table;             // cost table JSON ("" = the built-in Horowitz 45 nm table)
-};
+// The hardware a run is costed on (array, dataflow, buffers, bandwidth, clock, node, cost table).
+using HardwareSpec = costmodel::Hardware;
 
 struct Experiment {
   std::string name = "experiment";

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bitsim/costmodel/pipeline.hpp"
 #include "bitsim/nn/data.hpp"
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/model.hpp"
@@ -50,8 +51,19 @@ struct RunOptions {
 
 struct RunResult {
   std::vector<EpochMetrics> epochs;
+  costmodel::RunCost cost;
   nlohmann::json report;
 };
+
+// The schema of report.json, written by train and infer.
+inline constexpr const char* kReportSchema = "bitsim-report/2";
+
+// The GEMMs of one training step, from a canonical step: the experiment's initial weights on the
+// first batch of epoch 0, forward and backward, no update. A run is costed from it, so its cost
+// does not depend on where a process started (a resumed run costs what the uninterrupted one does).
+std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset& train_set);
+// The forward GEMMs of `net` on the first evaluation batch of `data`.
+std::vector<GemmRecord> record_inference_batch(const Experiment& x, Network& net, const Dataset& data);
 
 Network build_network(const Experiment& x, const Shape& input);
 // The experiment's optimizer with its master-weight format and lazy update.
@@ -63,6 +75,15 @@ Dataset load_split(const Experiment& x, bool train);
 std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step);
 
 RunResult train(const Experiment& x, const RunOptions& opt);
+
+struct InferOptions {
+  std::string checkpoint;
+  std::string out_dir;        // report.json and the cost plots; "" = write nothing
+  bool fold_batchnorm = false;
+};
+// Test accuracy and loss of a checkpoint's weights under the experiment's numerics, and the cost of
+// that inference pass; report.json has the train report's schema (mode "infer", no epochs).
+RunResult infer(const Experiment& x, const InferOptions& opt);
 
 // The pieces of a training step that train() and verify() share.
 // The order of the n training examples in `epoch`: a function of (seed, epoch) only, so a resumed

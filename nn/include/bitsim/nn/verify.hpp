@@ -36,7 +36,8 @@ struct ReplayCase {
 };
 
 struct VerifyResult {
-  nlohmann::json report;  // experiment, steps, batch, deviation_from_fp32
+  nlohmann::json report;  // experiment, steps, batch, deviation_from_fp32, cost
+  costmodel::RunCost cost;  // of the steps it ran
   std::vector<ReplayCase> replays;
 };
 

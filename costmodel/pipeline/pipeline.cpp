@@ -1,0 +1,211 @@
+// The typed cost pipeline: workload + hardware -> closed-form cycles and traffic -> energy, area,
+// roofline -> RunCost -> JSON.
+#include "bitsim/costmodel/pipeline.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "bitsim/costmodel/laws.hpp"
+#include "bitsim/costmodel/table.hpp"
+#include "bitsim/costmodel/technology.hpp"
+
+namespace bitsim::costmodel {
+
+namespace {
+
+using arith::Format;
+
+CostTable cost_table(const Hardware& hw) { return hw.table.empty() ? CostTable::load_default() : CostTable::load(hw.table); }
+
+CostTarget cost_target(const Hardware& hw) {
+  CostTarget t;
+  t.node_nm = hw.node_nm;
+  t.vdd_v = hw.vdd_v;
+  t.device = hw.device;
+  t.dram_end = hw.dram_end;
+  return t;
+}
+
+CostModel cost_model(const Hardware& hw) { return CostModel(cost_table(hw), NodeScaling::load_default(), cost_target(hw)); }
+
+std::uint64_t count(std::int64_t v) { return std::uint64_t(std::max<std::int64_t>(v, 0)); }
+
+// One execution of a GEMM: the closed form's counts, and their energy by component.
+GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g) {
+  GemmCost c;
+  c.work = g;
+  sim::ArrayConfig cfg = hw.array;
+  cfg.a = g.a, cfg.w = g.w, cfg.acc = g.acc;
+  cfg.acc_spec = {arith::Rounding::NearestEven, arith::default_overflow(g.acc)};
+  c.stats = sim::array_model(cfg, g.shape);
+  const sim::ArrayStats& s = c.stats;
+
+  Counts counts;
+  counts.ops.push_back({g.xnor ? OpKind::XnorPopcount : OpKind::Mac, g.a, g.w, g.acc, 16, count(s.macs), {}, std::nullopt});
+  const double sram_bytes = double(hw.array.buffer_a_bytes);
+  auto sram = [&](const sim::BufferCounts& b, int bits) {
+    counts.memory.push_back({MemLevel::Sram, sram_bytes, bits, count(b.reads), {}, false});
+    counts.memory.push_back({MemLevel::Sram, sram_bytes, bits, count(b.writes), {}, true});
+  };
+  sram(s.buf_a, g.a.width());
+  sram(s.buf_w, g.w.width());
+  sram(s.buf_o, g.acc.width());
+  counts.memory.push_back({MemLevel::Dram, 0, 8, count(s.dram.total()), {}, false});
+  const EnergyReport e = estimate_energy(model, counts);
+
+  c.once.macs = double(s.macs);
+  c.once.cycles = double(s.cycles);
+  c.once.dram_bytes = double(s.dram.total());
+  c.once.sram_accesses = double(s.buf_a.reads + s.buf_a.writes + s.buf_w.reads + s.buf_w.writes + s.buf_o.reads + s.buf_o.writes);
+  c.once.energy_pj = e.by_component_pj;
+  c.total.add(c.once, g.repeat);
+
+  const double f_hz = hw.clock_ghz * 1e9;
+  const double peak = peak_ops_per_s(MacArray{std::uint64_t(hw.array.rows), std::uint64_t(hw.array.cols), hw.clock_ghz});
+  const double bw = hw.dram_gb_per_s() * 1e9;
+  RooflinePoint& r = c.roofline;
+  r.name = fmt::format("{} {}", g.layer.name, to_string(g.phase));
+  r.ops = 2.0 * double(s.macs);
+  r.bytes = double(s.dram.total());
+  r.intensity_ops_per_byte = r.bytes > 0 ? r.ops / r.bytes : 0;
+  r.peak_ops_per_s = peak;
+  r.memory_roof_ops_per_s = r.intensity_ops_per_byte * bw;
+  r.attainable_ops_per_s = bw > 0 && r.bytes > 0 ? std::min(peak, r.memory_roof_ops_per_s) : peak;
+  r.bound = bw > 0 && r.bytes > 0 && r.memory_roof_ops_per_s < peak ? Bound::Memory : Bound::Compute;
+  c.achieved_ops_per_s = s.cycles > 0 ? r.ops / (double(s.cycles) / f_hz) : 0;
+  return c;
+}
+
+CostLine cost_element(const CostModel& model, const Hardware& hw, const ElementWork& w) {
+  Counts counts;
+  counts.ops.push_back({w.kind, w.a, w.b, w.acc, 16, std::uint64_t(std::llround(w.ops)), {}, std::nullopt});
+  counts.memory.push_back({MemLevel::Sram, double(hw.array.buffer_a_bytes), w.access_bits,
+                           std::uint64_t(std::llround(w.sram_accesses)), {}, false});
+  const EnergyReport e = estimate_energy(model, counts);
+  CostLine once;
+  once.sram_accesses = w.sram_accesses;
+  for (const auto& [k, v] : e.by_component_pj) once.energy_pj[w.what + " " + k] = v;
+  CostLine total;
+  total.add(once, w.repeat);
+  return total;
+}
+
+template <class Key>
+CostLine& line_of(std::vector<std::pair<Key, CostLine>>& v, const Key& k) {
+  for (auto& [key, line] : v)
+    if (key == k) return line;
+  return v.emplace_back(k, CostLine{}).second;
+}
+
+nlohmann::json line_json(const CostLine& l) {
+  nlohmann::json e = l.energy_pj;
+  e["total"] = l.energy_total_pj();
+  return {{"macs", l.macs}, {"cycles", l.cycles}, {"dram_bytes", l.dram_bytes}, {"sram_accesses", l.sram_accesses},
+          {"energy_pj", e}};
+}
+
+}  // namespace
+
+std::string_view to_string(Phase p) {
+  switch (p) {
+    case Phase::Forward: return "forward";
+    case Phase::BackwardData: return "backward-data";
+    case Phase::BackwardWeight: return "backward-weight";
+    case Phase::Update: return "update";
+    case Phase::Inference: return "inference";
+  }
+  return "?";
+}
+
+double CostLine::energy_total_pj() const {
+  double t = 0;
+  for (const auto& [k, v] : energy_pj) t += v;
+  return t;
+}
+
+void CostLine::add(const CostLine& o, double scale) {
+  macs += o.macs * scale, cycles += o.cycles * scale, dram_bytes += o.dram_bytes * scale;
+  sram_accesses += o.sram_accesses * scale;
+  for (const auto& [k, v] : o.energy_pj) energy_pj[k] += v * scale;
+}
+
+void check_hardware(const Hardware& hw) {
+  auto attempt = [](const char* key, auto&& fn) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      throw CostSetupError(key, e.what());
+    }
+  };
+  CostTable table = attempt("table", [&] { return cost_table(hw); });
+  const CostModel model =
+      attempt("node_nm", [&] { return CostModel(std::move(table), NodeScaling::load_default(), cost_target(hw)); });
+  attempt("buffer_kib", [&] { return model.sram_read_energy_pj(double(hw.array.buffer_a_bytes), 8); });
+}
+
+RunCost evaluate(const Hardware& hw, const Workload& w) {
+  const CostModel model = cost_model(hw);
+  RunCost r;
+  r.technology = model.describe();
+  r.clock_ghz = hw.clock_ghz;
+  r.peak_ops_per_s = peak_ops_per_s(MacArray{std::uint64_t(hw.array.rows), std::uint64_t(hw.array.cols), hw.clock_ghz});
+  r.dram_gb_per_s = hw.dram_gb_per_s();
+  r.array = fmt::format("{}x{} {}", hw.array.rows, hw.array.cols, sim::to_string(hw.array.dataflow));
+  for (const Phase p : {Phase::Forward, Phase::BackwardData, Phase::BackwardWeight, Phase::Update, Phase::Inference})
+    r.by_phase.emplace_back(p, CostLine{});
+  for (const GemmWork& g : w.gemms) {
+    GemmCost c = cost_gemm(model, hw, g);
+    line_of(r.by_layer, g.layer).add(c.total);
+    line_of(r.by_phase, g.phase).add(c.total);
+    r.total.add(c.total);
+    r.gemms.push_back(std::move(c));
+  }
+  for (const ElementWork& e : w.elements) {
+    const CostLine c = cost_element(model, hw, e);
+    if (e.layer.index >= 0) line_of(r.by_layer, e.layer).add(c);
+    line_of(r.by_phase, e.phase).add(c);
+    r.total.add(c);
+  }
+  std::stable_sort(r.by_layer.begin(), r.by_layer.end(), [](const auto& a, const auto& b) { return a.first.index < b.first.index; });
+  std::erase_if(r.by_phase, [](const auto& p) { return p.second.macs == 0 && p.second.energy_pj.empty(); });
+  r.seconds_at_clock = r.total.cycles / (hw.clock_ghz * 1e9);
+  if (!w.gemms.empty()) {
+    const GemmWork& g = w.gemms.front();
+    if (const auto a = model.mac(g.a, g.w, g.acc).area_um2())
+      r.area = ArrayArea{*a, *a * double(hw.array.rows) * double(hw.array.cols),
+                         fmt::format("{} x {} -> {}", g.a.spec(), g.w.spec(), g.acc.spec())};
+  }
+  return r;
+}
+
+nlohmann::json to_json(const RunCost& c) {
+  nlohmann::json phases = nlohmann::json::object(), layers = nlohmann::json::array(), gemms = nlohmann::json::array();
+  for (const auto& [p, l] : c.by_phase) phases[std::string(to_string(p))] = line_json(l);
+  for (const auto& [id, l] : c.by_layer) {
+    nlohmann::json j = line_json(l);
+    j["layer"] = id.name, j["index"] = id.index;
+    layers.push_back(j);
+  }
+  for (const GemmCost& g : c.gemms) {
+    const GemmWork& w = g.work;
+    const RooflinePoint& r = g.roofline;
+    gemms.push_back({{"layer", w.layer.name}, {"index", w.layer.index}, {"phase", to_string(w.phase)},
+                     {"m", w.shape.m}, {"k", w.shape.k}, {"n", w.shape.n}, {"a_format", w.a.spec()},
+                     {"w_format", w.w.spec()}, {"acc_format", w.acc.spec()}, {"xnor", w.xnor}, {"path", w.path},
+                     {"repeat", w.repeat}, {"once", line_json(g.once)}, {"total", line_json(g.total)},
+                     {"utilization", g.stats.utilization()},
+                     {"roofline", {{"ops", r.ops}, {"dram_bytes", r.bytes}, {"arithmetic_intensity", r.intensity_ops_per_byte},
+                                   {"attainable_ops_per_s", r.attainable_ops_per_s},
+                                   {"achieved_ops_per_s", g.achieved_ops_per_s}, {"bound", std::string(to_string(r.bound))}}}});
+  }
+  nlohmann::json area = nullptr;
+  if (c.area) area = {{"mac_um2", c.area->mac_um2}, {"array_um2", c.area->array_um2}, {"mac_formats", c.area->mac_formats}};
+  return {{"technology", c.technology}, {"array", c.array}, {"clock_ghz", c.clock_ghz},
+          {"peak_ops_per_s", c.peak_ops_per_s}, {"dram_gb_per_s", c.dram_gb_per_s}, {"total", line_json(c.total)},
+          {"seconds_at_clock", c.seconds_at_clock}, {"by_phase", phases}, {"by_layer", layers}, {"gemms", gemms},
+          {"area", area}};
+}
+
+}  // namespace bitsim::costmodel
