@@ -48,20 +48,58 @@ GemmWork work_of(const Experiment& x, const GemmRecord& g, const std::vector<cos
   return w;
 }
 
-// Adds `g` run over `examples` examples in batches of `batch`, `times` over: full batches, then
-// the last partial one at its own size.
-void add_passes(costmodel::Workload& w, GemmWork base, const GemmRecord& g, std::int64_t rec_batch, std::int64_t batch,
-                std::int64_t examples, double times) {
-  const std::int64_t full = examples / batch, rest = examples % batch;
-  if (full > 0) {
-    base.shape = scaled(g, rec_batch, batch);
-    base.repeat = double(full) * times;
-    w.gemms.push_back(base);
+costmodel::ElementWork element(const GemmWork& g, const char* what, costmodel::OpKind kind, const Format& a,
+                               const Format& b, double ops) {
+  costmodel::ElementWork e;
+  e.layer = g.layer, e.phase = g.phase, e.what = what, e.kind = kind, e.a = a, e.b = b, e.ops = ops;
+  e.access_bits = a.width();
+  return e;
+}
+
+// The units beside the array that one execution of `g` keeps busy: stochastic-rounding units for
+// the operand (or, for the weight gradient, the result) it quantizes with stochastic rounding, a
+// scale unit after the array for scaled schemes (XNOR-Net, TWN, DoReFa), and the requantizer that
+// turns integer accumulators into the next layer's activations.
+std::vector<costmodel::ElementWork> units_of(const Experiment& x, const GemmWork& g) {
+  std::vector<costmodel::ElementWork> out;
+  const LayerNumerics n = x.layer(g.layer.index);
+  const double m = double(g.shape.m), k = double(g.shape.k), nn_ = double(g.shape.n);
+  auto sr = [&](const Numerics& q, const Format& f, double elements) {
+    if (q.stochastic())
+      out.push_back(element(g, "stochastic rounding", costmodel::OpKind::StochasticRound, f, f, elements)),
+          out.back().random_bits = q.spec.sr_bits;
+  };
+  const bool scaled = n.weights.kind == Numerics::Kind::Scaled || n.activations.kind == Numerics::Kind::Scaled;
+  switch (g.phase) {
+    case costmodel::Phase::Forward:
+    case costmodel::Phase::Inference:
+      sr(n.activations, g.a, m * k);
+      sr(n.weights, g.w, k * nn_);
+      if (scaled) out.push_back(element(g, "scale unit", costmodel::OpKind::Multiply, Format::fp32(), Format::fp32(), m * nn_));
+      if (!n.acc.fp32 && !g.acc.is_float())
+        out.push_back(element(g, "requantizer", costmodel::OpKind::Requantize, g.acc, g.a, m * nn_));
+      break;
+    case costmodel::Phase::BackwardData: sr(n.errors, g.a, m * k); break;
+    case costmodel::Phase::BackwardWeight: sr(n.gradients, g.acc.is_float() ? g.acc : g.w, m * nn_); break;
+    case costmodel::Phase::Update: break;
   }
-  if (rest > 0) {
-    base.shape = scaled(g, rec_batch, rest);
-    base.repeat = times;
+  return out;
+}
+
+// Adds `g` run over `examples` examples in batches of `batch`, `times` over: full batches, then
+// the last partial one at its own size; and the units beside the array that each run uses.
+void add_passes(const Experiment& x, costmodel::Workload& w, GemmWork base, const GemmRecord& g, std::int64_t rec_batch,
+                std::int64_t batch, std::int64_t examples, double times) {
+  const std::int64_t full = examples / batch, rest = examples % batch;
+  for (const auto& [size, repeat] : {std::pair{batch, double(full) * times}, std::pair{rest, times}}) {
+    if (size <= 0 || repeat <= 0) continue;
+    base.shape = scaled(g, rec_batch, size);
+    base.repeat = repeat;
     w.gemms.push_back(base);
+    for (costmodel::ElementWork e : units_of(x, base)) {
+      e.repeat = repeat;
+      w.elements.push_back(e);
+    }
   }
 }
 
@@ -85,11 +123,11 @@ costmodel::Workload training_workload(const Experiment& x, const std::vector<Gem
   costmodel::Workload w;
   for (const GemmRecord& g : gemms) {
     const GemmWork base = work_of(x, g, ids);
-    add_passes(w, base, g, v.batch, v.batch, v.train_examples_per_epoch, v.epochs);
+    add_passes(x, w, base, g, v.batch, v.batch, v.train_examples_per_epoch, v.epochs);
     if (g.phase == Phase::Forward) {
       GemmWork inf = base;
       inf.phase = costmodel::Phase::Inference;
-      add_passes(w, inf, g, v.batch, v.eval_batch, v.test_examples_per_epoch, v.epochs);
+      add_passes(x, w, inf, g, v.batch, v.eval_batch, v.test_examples_per_epoch, v.epochs);
     }
   }
   // The optimizer's update: about 10 fp32 multiply-adds per parameter per step (Adam's moments,
@@ -119,7 +157,7 @@ costmodel::Workload inference_workload(const Experiment& x, const std::vector<Ge
     if (g.phase != Phase::Forward) continue;
     GemmWork base = work_of(x, g, ids);
     base.phase = costmodel::Phase::Inference;
-    add_passes(w, base, g, batch, batch, examples, 1);
+    add_passes(x, w, base, g, batch, batch, examples, 1);
   }
   return w;
 }

@@ -101,9 +101,9 @@ TEST(CostPipeline, RepeatsLayersAndPhasesAddUp) {
   const auto& up = c.by_phase;
   const auto it = std::find_if(up.begin(), up.end(), [](const auto& p) { return p.first == Phase::Update; });
   ASSERT_NE(it, up.end());
-  EXPECT_NEAR(it->second.energy_pj.at("update mac multiplier"), 7000 * 3.7, 1e-6);
-  EXPECT_NEAR(it->second.energy_pj.at("update mac accumulator"), 7000 * 0.9, 1e-6);
-  EXPECT_NEAR(it->second.energy_pj.at("update sram read"), 5600 * 32 * kSram32kPerBit, 1e-6);
+  EXPECT_NEAR(it->second.energy_pj.at("update: multiplier"), 7000 * 3.7, 1e-6);
+  EXPECT_NEAR(it->second.energy_pj.at("update: accumulator"), 7000 * 0.9, 1e-6);
+  EXPECT_NEAR(it->second.energy_pj.at("update: sram read"), 5600 * 32 * kSram32kPerBit, 1e-6);
   EXPECT_DOUBLE_EQ(c.seconds_at_clock, c.total.cycles / 1e9);
 }
 

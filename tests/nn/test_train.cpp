@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "bitsim/nn/cost.hpp"
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/trainer.hpp"
 #include "temp_dir.hpp"
@@ -514,4 +515,47 @@ TEST(NnExperiment, LayerOverrideIndexCountsFromTheEnd) {
   EXPECT_EQ(x.layer(6).weights.block.element.wl, 4);
   EXPECT_THROW(Experiment::load(t.write("y.toml", experiment_text(std::string(kInt8) + "[[numerics.layer]]\nweights = \"dfx<4>\"\n"))),
                ExperimentError);
+}
+
+// The workload of a training run, counted from the recorded shapes: every GEMM once per step of
+// every epoch (the last partial batch at its own size), the stochastic-rounding units of the
+// classes that round stochastically (one per element they quantize), and a requantizer per output
+// of the integer accumulator in the forward pass.
+TEST(NnCost, TrainingWorkloadCountsGemmsAndTheUnitsBesideTheArray) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text(kInt8, 2)));
+  const Dataset train_set = load_split(x, true);
+  const std::vector<GemmRecord> rec = record_training_step(x, train_set);
+  const RunVolume v{300, 100, 2, 32, 256, 1000};  // 300 examples: 9 full batches of 32 and one of 12
+  const bitsim::costmodel::Workload w = training_workload(x, rec, v);
+  ASSERT_FALSE(rec.empty());
+  for (const GemmRecord& g : rec) {
+    double repeat_full = 0, repeat_rest = 0;
+    for (const bitsim::costmodel::GemmWork& gw : w.gemms)
+    {
+      if (gw.layer.index != g.layer || int(gw.phase) != int(g.phase)) continue;
+      const std::int64_t batch_dim = g.phase == Phase::BackwardWeight ? gw.shape.k : gw.shape.m;
+      const std::int64_t rec_dim = g.phase == Phase::BackwardWeight ? g.k : g.m;
+      if (batch_dim == rec_dim) repeat_full += gw.repeat;
+      else if (batch_dim * 32 == rec_dim * 12) repeat_rest += gw.repeat;
+    }
+    EXPECT_EQ(repeat_full, 18) << g.layer;  // 9 full batches x 2 epochs
+    EXPECT_EQ(repeat_rest, 2) << g.layer;   // the batch of 12, once per epoch
+  }
+  double sr_bd = 0, requant = 0, want_sr_bd = 0, want_requant = 0;
+  for (const bitsim::costmodel::GemmWork& gw : w.gemms) {
+    const double mk = double(gw.shape.m) * double(gw.shape.k), mn = double(gw.shape.m) * double(gw.shape.n);
+    if (gw.phase == bitsim::costmodel::Phase::BackwardData) want_sr_bd += mk * gw.repeat;
+    if (gw.phase == bitsim::costmodel::Phase::Forward) want_requant += mn * gw.repeat;
+  }
+  for (const bitsim::costmodel::ElementWork& e : w.elements) {
+    if (e.phase == bitsim::costmodel::Phase::BackwardData && e.what == "stochastic rounding") {
+      sr_bd += e.ops * e.repeat;
+      EXPECT_EQ(e.random_bits, 16);
+    }
+    if (e.phase == bitsim::costmodel::Phase::Forward && e.what == "requantizer") requant += e.ops * e.repeat;
+  }
+  EXPECT_GT(want_sr_bd, 0);
+  EXPECT_EQ(sr_bd, want_sr_bd);
+  EXPECT_EQ(requant, want_requant);
 }

@@ -79,6 +79,7 @@ struct ElementWork {
   double ops = 0;
   double sram_accesses = 0;
   int access_bits = 32;
+  int random_bits = 16;  // StochasticRound
   double repeat = 1;
 };
 
