@@ -21,6 +21,28 @@ std::string to_string(const Shape& s) {
   return out;
 }
 
+std::uint64_t StreamId::base() const {
+  auto field = [](std::uint64_t v, int bits, const char* what) {
+    if (v >> bits)
+      throw std::out_of_range(fmt::format("stochastic-rounding stream: {} {} does not fit its {} bits (at most {})", what, v,
+                                          bits, (std::uint64_t(1) << bits) - 1));
+    return v;
+  };
+  static_assert(kElementBits + kVariantBits + kClassBits + kLayerBits + kStepBits == 64);
+  std::uint64_t id = field(step, kStepBits, "step");
+  id = id << kLayerBits | field(layer, kLayerBits, "layer");
+  id = id << kClassBits | field(std::uint64_t(cls), kClassBits, "tensor class");
+  id = id << kVariantBits | field(variant, kVariantBits, "variant");
+  return id << kElementBits;
+}
+
+arith::SrStream StreamId::stream(std::uint64_t seed, std::uint64_t elements) const {
+  if (elements > (std::uint64_t(1) << kElementBits))
+    throw std::out_of_range(fmt::format("stochastic-rounding stream: a tensor of {} elements; at most 2^{} fit its stream",
+                                        elements, kElementBits));
+  return {seed, base()};
+}
+
 std::string_view to_string(Phase p) {
   switch (p) {
     case Phase::Forward: return "forward";
@@ -76,12 +98,12 @@ class GemmLayer : public Layer {
     m_ = m;
     xq_.assign(x, x + m * k_);
     const auto& nm = numerics;
-    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations), 0, &sa_);
+    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), 0, &sa_);
     if (sa_.size() > 1)
       throw std::invalid_argument(fmt::format("layer {}: activations '{}' have a scale per row; only per-tensor activation "
                                               "scales are supported", index, nm.activations.describe()));
     wq_ = w_.value.v;
-    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights), 0, &sw_);
+    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), 0, &sw_);
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
     if (!sa_.empty() || !sw_.empty()) {
       for (std::int64_t i = 0; i < m; ++i)
@@ -100,14 +122,14 @@ class GemmLayer : public Layer {
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
     const arith::MatrixShape e_shape{std::size_t(m_), std::size_t(n_)};
-    const arith::Format fe = numerics.errors.apply(eq_, e_shape, ctx.stream(index, TensorClass::Errors));
+    const arith::Format fe = numerics.errors.apply(eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)));
     // dW (N x K) = E^T (N x M) . X (M x K)
     run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
     if (!sa_.empty()) {
       for (float& g : w_.grad.v) g *= act_scale();
       if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
     }
-    numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients));
+    numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)));
     if (has_bias_) {
       std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
       for (std::int64_t i = 0; i < m_; ++i)
@@ -122,8 +144,7 @@ class GemmLayer : public Layer {
     std::vector<float> es(dy, dy + m_ * n_);
     for (std::int64_t i = 0; i < m_; ++i)
       for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
-    const arith::SrStream s = ctx.stream(index, TensorClass::Errors);
-    const arith::Format fes = numerics.errors.apply(es, e_shape, {s.seed, s.stream + (std::uint64_t(1) << 27)});
+    const arith::Format fes = numerics.errors.apply(es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1));
     run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
   }
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
@@ -132,8 +153,8 @@ class GemmLayer : public Layer {
  private:
   void run(Phase phase, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb, std::int64_t m,
            std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, Context& ctx) {
-    const auto sr = ctx.stream(index, TensorClass::Accumulator);
-    const arith::SrStream s{sr.seed, sr.stream + (std::uint64_t(phase) << 26)};
+    // Output (i, j) of the GEMM adds with stream base + i * n + j.
+    const arith::SrStream s = ctx.stream(index, TensorClass::Accumulator, std::uint64_t(m * n), std::uint64_t(phase));
     // Operands come from Numerics::apply, whose formats hold them by construction.
     const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false);
     // Binary operands on both sides: the forward GEMM of a layer with binary weights and activations.

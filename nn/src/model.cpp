@@ -119,7 +119,7 @@ double Optimizer::lr_at(int epoch, int epochs) const {
 void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
                      double grad_scale) {
   auto stream = [&](std::size_t pi) {
-    return arith::SrStream{seed, (step << 40) | (std::uint64_t(pi) << 32) | (std::uint64_t(TensorClass::Update) << 28)};
+    return StreamId{step, std::uint64_t(pi), TensorClass::Update, 0}.stream(seed, params[pi]->value.v.size());
   };
   auto matrix = [](const Param& p) {
     return arith::MatrixShape{std::size_t(p.value.dim(0)), std::size_t(p.value.size() / p.value.dim(0))};

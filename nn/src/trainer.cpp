@@ -556,6 +556,9 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   }
   const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
   const std::int64_t total_steps = steps_per_epoch * x.epochs;
+  if (total_steps > (std::int64_t(1) << StreamId::kStepBits))
+    throw ExperimentError(fmt::format("{}: train.epochs: {} steps; stochastic-rounding streams number at most 2^{} steps",
+                                      x.source, total_steps, StreamId::kStepBits));
   // The run's cost depends only on the experiment and the data's sizes: computed before the first
   // step (a bad cost setting fails now) and the same wherever a process starts.
   std::int64_t parameters = 0;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "bitsim/nn/cost.hpp"
@@ -558,4 +559,32 @@ TEST(NnCost, TrainingWorkloadCountsGemmsAndTheUnitsBesideTheArray) {
   EXPECT_GT(want_sr_bd, 0);
   EXPECT_EQ(sr_bd, want_sr_bd);
   EXPECT_EQ(requant, want_requant);
+}
+
+// Stream ids: every (step, layer, class, variant) gets its own range of 2^28 element streams, and
+// a field that does not fit throws instead of wrapping into a neighbour's range.
+TEST(NnStreams, DistinctTensorsNeverShareAStream) {
+  std::set<std::uint64_t> bases;
+  std::size_t tensors = 0;
+  const std::uint64_t last_step = (std::uint64_t(1) << StreamId::kStepBits) - 1;
+  const std::uint64_t last_layer = (std::uint64_t(1) << StreamId::kLayerBits) - 1;
+  for (std::uint64_t step : {std::uint64_t(0), std::uint64_t(1), std::uint64_t(4095), last_step})
+    for (std::uint64_t layer : {std::uint64_t(0), std::uint64_t(1), std::uint64_t(255), std::uint64_t(256), last_layer})
+      for (int c = 0; c <= int(TensorClass::Update); ++c)
+        for (std::uint64_t variant = 0; variant < 4; ++variant) {
+          const std::uint64_t b = StreamId{step, layer, TensorClass(c), variant}.base();
+          EXPECT_EQ(b % (std::uint64_t(1) << StreamId::kElementBits), 0u);
+          bases.insert(b);
+          ++tensors;
+        }
+  // Distinct bases, each the start of a 2^28-aligned range: the ranges cannot overlap.
+  EXPECT_EQ(bases.size(), tensors);
+  // The accumulator of a backward-weight GEMM (variant 2) and the scaled errors (variant 1) of the
+  // same layer and step, which shared bit 27 in a hand-packed layout.
+  EXPECT_NE(StreamId({7, 3, TensorClass::Accumulator, 2}).base(), StreamId({7, 3, TensorClass::Errors, 1}).base());
+  EXPECT_THROW(StreamId({last_step + 1, 0, TensorClass::Weights, 0}).base(), std::out_of_range);
+  EXPECT_THROW(StreamId({0, last_layer + 1, TensorClass::Weights, 0}).base(), std::out_of_range);
+  EXPECT_THROW(StreamId({0, 0, TensorClass::Weights, 4}).base(), std::out_of_range);
+  EXPECT_THROW(StreamId({0, 0, TensorClass::Weights, 0}).stream(1, (std::uint64_t(1) << 28) + 1), std::out_of_range);
+  EXPECT_NO_THROW(StreamId({0, 0, TensorClass::Weights, 0}).stream(1, std::uint64_t(1) << 28));
 }

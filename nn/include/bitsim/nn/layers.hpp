@@ -46,6 +46,25 @@ struct GemmCapture {
 // Tensor classes, for stochastic-rounding streams.
 enum class TensorClass : std::uint8_t { Weights, Activations, Errors, Gradients, Accumulator, Update };
 
+// The stochastic-rounding stream of one tensor (docs/arith.md, "Stream ids in the executor"):
+// (step, layer, tensor class, variant) name the tensor, and its element i draws its random bits
+// from stream id base() + i. The fields are packed side by side without overlap, and a value that
+// does not fit its field throws instead of wrapping, so two tensors never share a stream.
+struct StreamId {
+  static constexpr int kElementBits = 28, kVariantBits = 2, kClassBits = 3, kLayerBits = 11, kStepBits = 20;
+  std::uint64_t step = 0;
+  std::uint64_t layer = 0;  // the layer, or the parameter's index for the optimizer's update
+  TensorClass cls = TensorClass::Weights;
+  // A second tensor of the same class (1: the errors scaled for backward-data), or an
+  // accumulator's GEMM phase.
+  std::uint64_t variant = 0;
+
+  // Throws std::out_of_range naming the field that does not fit.
+  std::uint64_t base() const;
+  // The stream of a tensor of `elements` elements (checked against the element field).
+  arith::SrStream stream(std::uint64_t seed, std::uint64_t elements) const;
+};
+
 struct Context {
   bool training = false;
   std::uint64_t seed = 0;
@@ -53,9 +72,9 @@ struct Context {
   std::mt19937_64* rng = nullptr;          // dropout masks
   std::vector<GemmRecord>* gemms = nullptr;  // when set, every GEMM is recorded here
   std::vector<GemmCapture>* captures = nullptr;  // when set, every GEMM is captured with its data
-  // A stream id no other (step, layer, class) uses; GEMM outputs add their index (< 2^28).
-  arith::SrStream stream(int layer, TensorClass c) const {
-    return {seed, ((step & 0xffffff) << 40) | (std::uint64_t(layer & 0xff) << 32) | (std::uint64_t(c) << 28)};
+  // The stream of tensor (this step, layer, class, variant) of `elements` elements.
+  arith::SrStream stream(int layer, TensorClass c, std::uint64_t elements, std::uint64_t variant = 0) const {
+    return StreamId{step, std::uint64_t(layer), c, variant}.stream(seed, elements);
   }
 };
 
