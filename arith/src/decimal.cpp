@@ -160,7 +160,7 @@ std::string Exact::to_decimal() const {
   if (is_inf()) return neg ? "-inf" : "inf";
   const double d = to_double();
   // Fits fp64 exactly: the shortest round-trip string of that double denotes exactly this value.
-  static const Format fp64 = Format::floating(11, 52);
+  static const Format fp64 = Format::fp64();
   if (!sticky && quantize(fp64, *this, {Rounding::NearestEven, Overflow::Ieee}).status == 0)
     return fmt::format("{}", d);
   // Otherwise the full expansion, which is finite for every binary fraction.

@@ -213,7 +213,7 @@ Quantized quantize(const Format& f, const Exact& x, const RoundSpec& spec, std::
 }
 
 float to_f32(const Exact& x) {
-  static const Format fp32 = Format::floating(8, 23);
+  static const Format fp32 = Format::fp32();
   const auto bits = std::uint32_t(quantize(fp32, x, {Rounding::NearestEven, Overflow::Ieee}).code);
   float f;
   std::memcpy(&f, &bits, sizeof f);
@@ -266,19 +266,19 @@ Exact Exact::from_int(i128 v, int exp) {
 Exact Exact::from_double(double v) {
   std::uint64_t bits;
   std::memcpy(&bits, &v, sizeof bits);
-  static const Format fp64 = Format::floating(11, 52);
+  static const Format fp64 = Format::fp64();
   return decode(fp64, bits);
 }
 
 Exact Exact::from_float(float v) {
   std::uint32_t bits;
   std::memcpy(&bits, &v, sizeof bits);
-  static const Format fp32 = Format::floating(8, 23);
+  static const Format fp32 = Format::fp32();
   return decode(fp32, bits);
 }
 
 double Exact::to_double() const {
-  static const Format fp64 = Format::floating(11, 52);
+  static const Format fp64 = Format::fp64();
   const auto bits = std::uint64_t(quantize(fp64, *this, {Rounding::NearestEven, Overflow::Ieee}).code);
   double d;
   std::memcpy(&d, &bits, sizeof d);

@@ -361,7 +361,7 @@ std::string CostModel::describe() const {
 Format default_accumulator(const Format& a, const Format& b) {
   if (a.is_float() || b.is_float()) {
     // fp32 (mixed precision), or the operand itself when it is wider (fp64 accumulates in fp64).
-    Format acc = Format::floating(8, 23);
+    Format acc = Format::fp32();
     for (const Format& f : {a, b})
       if (f.is_float() && f.width() > acc.width()) acc = f;
     return acc;

@@ -109,10 +109,10 @@ std::vector<costmodel::LayerId> gemm_layer_ids(const Experiment& x) {
   std::vector<costmodel::LayerId> ids;
   int conv = 0, fc = 0;
   for (std::size_t i = 0; i < x.layers.size(); ++i) {
-    const std::string& t = x.layers[i].type;
-    const std::string name = t == "conv2d" ? fmt::format("conv{}", ++conv)
-                             : t == "linear" ? fmt::format("fc{}", ++fc)
-                                             : fmt::format("{}{}", t, i);
+    const LayerType t = x.layers[i].type;
+    const std::string name = t == LayerType::Conv2d ? fmt::format("conv{}", ++conv)
+                             : t == LayerType::Linear ? fmt::format("fc{}", ++fc)
+                                                      : fmt::format("{}{}", to_string(t), i);
     ids.push_back({int(i), name});
   }
   return ids;

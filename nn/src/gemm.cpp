@@ -24,7 +24,7 @@ namespace {
 
 int g_threads = 0;
 
-const Format kFp32 = Format::floating(8, 23);
+const Format kFp32 = Format::fp32();
 
 // Rows of C per work item: fixed, so the work split (and every BLAS call) is the same for any
 // thread count.

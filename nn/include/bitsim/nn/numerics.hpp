@@ -31,7 +31,7 @@ struct Numerics {
   Kind kind = Kind::Fp32;
   Scheme scheme = Scheme::Xnor;  // Scaled
   int bits = 0;                  // Scaled: k of the DoReFa schemes
-  arith::Format format = arith::Format::floating(8, 23);  // Scalar: the format; Fp32: fp32
+  arith::Format format = arith::Format::fp32();  // Scalar: the format; Fp32: fp32
   arith::BlockFormat block;                                // Block
   arith::RoundSpec spec;
 
