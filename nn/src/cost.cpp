@@ -13,16 +13,6 @@ namespace {
 using arith::Format;
 using costmodel::GemmWork;
 
-costmodel::Phase phase_of(Phase p) {
-  switch (p) {
-    case Phase::Forward: return costmodel::Phase::Forward;
-    case Phase::BackwardData: return costmodel::Phase::BackwardData;
-    case Phase::BackwardWeight: return costmodel::Phase::BackwardWeight;
-    case Phase::Update: return costmodel::Phase::Update;
-  }
-  return costmodel::Phase::Forward;
-}
-
 // The GEMM at batch size `b`, from a record made at batch size `rec_batch`: forward and
 // backward-data scale M (batch x output pixels), backward-weight scales its reduction K.
 sim::GemmShape scaled(const GemmRecord& g, std::int64_t rec_batch, std::int64_t b) {
@@ -38,7 +28,7 @@ sim::GemmShape scaled(const GemmRecord& g, std::int64_t rec_batch, std::int64_t 
 GemmWork work_of(const Experiment& x, const GemmRecord& g, const std::vector<costmodel::LayerId>& ids) {
   GemmWork w;
   w.layer = ids.at(std::size_t(g.layer));
-  w.phase = phase_of(g.phase);
+  w.phase = g.phase;
   w.a = g.a, w.w = g.b;
   if (w.a.is_float() != w.w.is_float()) w.a = w.w = Format::fp32();
   const Accumulation acc = x.layer(g.layer).acc;

@@ -43,16 +43,6 @@ arith::SrStream StreamId::stream(std::uint64_t seed, std::uint64_t elements) con
   return {seed, base()};
 }
 
-std::string_view to_string(Phase p) {
-  switch (p) {
-    case Phase::Forward: return "forward";
-    case Phase::BackwardData: return "backward-data";
-    case Phase::BackwardWeight: return "backward-weight";
-    case Phase::Update: return "update";
-  }
-  return "?";
-}
-
 namespace {
 
 // The GEMM part shared by Linear and Conv2d: y (M x N) = Q_A(x) (M x K) Q_W(w)^T (w: N x K), and

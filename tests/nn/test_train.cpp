@@ -534,7 +534,7 @@ TEST(NnCost, TrainingWorkloadCountsGemmsAndTheUnitsBesideTheArray) {
     double repeat_full = 0, repeat_rest = 0;
     for (const bitsim::costmodel::GemmWork& gw : w.gemms)
     {
-      if (gw.layer.index != g.layer || int(gw.phase) != int(g.phase)) continue;
+      if (gw.layer.index != g.layer || gw.phase != g.phase) continue;
       const std::int64_t batch_dim = g.phase == Phase::BackwardWeight ? gw.shape.k : gw.shape.m;
       const std::int64_t rec_dim = g.phase == Phase::BackwardWeight ? g.k : g.m;
       if (batch_dim == rec_dim) repeat_full += gw.repeat;

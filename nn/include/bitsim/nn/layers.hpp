@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bitsim/costmodel/pipeline.hpp"
 #include "bitsim/nn/gemm.hpp"
 #include "bitsim/nn/numerics.hpp"
 #include "bitsim/nn/tensor.hpp"
@@ -21,8 +22,9 @@ struct LayerNumerics {
   Accumulation acc;
 };
 
-enum class Phase : std::uint8_t { Forward, BackwardData, BackwardWeight, Update };
-std::string_view to_string(Phase p);
+// The phases of a step (and inference), as the cost pipeline counts them.
+using costmodel::Phase;
+using costmodel::to_string;
 
 // One GEMM as a layer ran it: the shape, the operand formats the array saw, and the path taken.
 struct GemmRecord {
