@@ -86,6 +86,7 @@ std::vector<GemmCapture> step(const Experiment& x, Network& net, Optimizer& opti
 VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
   if (opt.steps < 1) throw std::invalid_argument("verify: --steps must be positive");
   const Dataset data = load_split(x, true);
+  if (data.n == 0) throw ExperimentError(fmt::format("{}: data: the training split is empty", x.source));
   const Shape input_shape{std::min(x.batch, data.n), data.channels, data.height, data.width};
   const Experiment fx = fp32_twin(x);
   Network qnet = build_network(x, input_shape), fnet = build_network(fx, input_shape);
