@@ -75,12 +75,12 @@ nlohmann::json run_cost(const Experiment& x, const std::vector<GemmRecord>& gemm
   const costmodel::CostModel model(cost_table(x.hardware), costmodel::NodeScaling::load_default(), target);
   const double sram_bytes = double(x.hardware.array.buffer_a_bytes);
   const double f_hz = x.hardware.clock_ghz * 1e9;
-  const sim::ArrayConfig& hw = x.hardware.array;
+  const sim::ArraySpec& hw = x.hardware.array;
 
   // One GEMM at batch b: closed-form stats and the energy of its MACs, buffer accesses and DRAM.
   auto gemm_cost = [&](const GemmRecord& g, std::int64_t b, sim::ArrayStats* stats_out = nullptr) {
     const LayerNumerics ln = x.layer(g.layer);
-    sim::ArrayConfig cfg = hw;
+    sim::ArrayConfig cfg(hw);
     cfg.a = g.a, cfg.w = g.b;
     // A float operand with a fixed-point one only occurs with the fp32 reference accumulator: cost
     // both as fp32.

@@ -3,6 +3,7 @@
 // array); tests hold them to the closed form in sim/src/array_model.cpp.
 #include "bitsim/sim/systolic.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <stdexcept>
@@ -55,6 +56,55 @@ void SystolicArray::load(GemmOperands ops) {
   if (ops.a.size() != std::size_t(s.m * s.k) || ops.w.size() != std::size_t(s.k * s.n))
     throw std::invalid_argument("GEMM operands do not match the shape");
   ops_ = std::move(ops);
+  conv_mode_ = false, loaded_ = true;
+  ifmap_.clear();
+}
+
+void SystolicArray::load(ConvOperands ops) {
+  const GemmShape g = ops.shape.gemm();  // throws on a bad shape
+  const ConvShape& cv = ops.shape;
+  if (ops.ifmap.size() != std::size_t(cv.batch * cv.in_channels * cv.height * cv.width) ||
+      ops.filter.size() != std::size_t(g.k * g.n))
+    throw std::invalid_argument("convolution operands do not match the shape");
+  ops_ = GemmOperands{g, {}, std::move(ops.filter)};
+  conv_ = cv;
+  ifmap_ = std::move(ops.ifmap);
+  conv_mode_ = true, loaded_ = true;
+}
+
+// The im2col unit between the A buffer and the array: element (m, k) of the operand matrix, read
+// from the input row that holds it, or zero in the padding.
+u128 SystolicArray::a_at(std::int64_t m, std::int64_t k) const {
+  if (!conv_mode_) return ops_.a[std::size_t(m * ops_.shape.k + k)];
+  const ConvShape& cv = conv_;
+  const std::int64_t OH = cv.out_height(), OW = cv.out_width();
+  const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox = m % OW;
+  const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+  const std::int64_t y = oy * cv.stride + ry - cv.padding, x = ox * cv.stride + sx - cv.padding;
+  if (y < 0 || y >= cv.height || x < 0 || x >= cv.width) return 0;
+  return ifmap_[std::size_t(((b * cv.in_channels + c) * cv.height + y) * cv.width + x)];
+}
+
+// The input rows (id (b C + c) H + y) holding the elements a tile's operand rows read, ascending:
+// found by walking the tile's im2col addresses, as the DMA's address generator would.
+std::vector<std::int64_t> SystolicArray::conv_tile_rows(const Tile& T) const {
+  const ConvShape& cv = conv_;
+  const GemmShape& s = ops_.shape;
+  const std::int64_t OH = cv.out_height(), OW = cv.out_width();
+  const bool ws = cfg_.dataflow == Dataflow::WeightStationary;
+  const std::int64_t m0 = ws ? 0 : T.m0, m1 = ws ? s.m : T.m0 + T.r;
+  const std::int64_t k0 = ws ? T.k0 : 0, k1 = ws ? T.k0 + T.r : s.k;
+  std::vector<std::int64_t> rows;
+  for (std::int64_t m = m0; m < m1; ++m)
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox = m % OW;
+      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+      const std::int64_t y = oy * cv.stride + ry - cv.padding, x = ox * cv.stride + sx - cv.padding;
+      if (y >= 0 && y < cv.height && x >= 0 && x < cv.width) rows.push_back((b * cv.in_channels + c) * cv.height + y);
+    }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
 }
 
 void SystolicArray::trace(sc_core::sc_trace_file* tf) const {
@@ -118,7 +168,7 @@ void SystolicArray::publish() {
 
 void SystolicArray::build_schedule() {
   const GemmShape& s = ops_.shape;
-  if (ops_.a.empty()) throw std::logic_error("SystolicArray: start without operands (call load first)");
+  if (!loaded_) throw std::logic_error("SystolicArray: start without operands (call load first)");
   const std::int64_t R = cfg_.rows, C = cfg_.cols;
   result_.c.assign(std::size_t(s.m * s.n), 0);
   result_.status.assign(result_.c.size(), 0);
@@ -151,13 +201,20 @@ void SystolicArray::issue_fetch(std::size_t t) {
     dram += packed_bytes(elements, bits);
     b += packed_bytes(elements, bits);
   };
+  // A convolution's A side: every input row the tile reads that the A buffer does not hold.
+  auto fetch_rows = [&](const Tile& tile) {
+    for (const std::int64_t row : conv_tile_rows(tile))
+      if (!buf_a_.access(row, packed_bytes(conv_.width, ab_))) fill(st.buf_a, st.dram.read_a, conv_.width, ab_);
+  };
   if (cfg_.dataflow == Dataflow::WeightStationary) {
     fill(st.buf_w, st.dram.read_w, std::int64_t(T.r) * T.c, wb_);  // every weight tile is new
-    if (!buf_a_.access(T.fold_k, packed_bytes(s.m * T.r, ab_))) fill(st.buf_a, st.dram.read_a, s.m * T.r, ab_);
+    if (conv_mode_) fetch_rows(T);
+    else if (!buf_a_.access(T.fold_k, packed_bytes(s.m * T.r, ab_))) fill(st.buf_a, st.dram.read_a, s.m * T.r, ab_);
     const bool psum_fits = packed_bytes(s.m * T.c, cb_) <= cfg_.buffer_o_bytes;
     if (T.fold_k > 0 && !psum_fits) fill(st.buf_o, st.dram.read_psum, s.m * T.c, cb_);
   } else {
-    if (!buf_a_.access(T.fold_outer, packed_bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
+    if (conv_mode_) fetch_rows(T);
+    else if (!buf_a_.access(T.fold_outer, packed_bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
     if (!buf_w_.access(T.fold_inner, packed_bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
   }
   fetch_req_[t] = dram_issue(now_, b);
@@ -274,7 +331,7 @@ void SystolicArray::ws_stream_cycle() {
       if (j == 0) {
         if (t - i >= 0 && t - i < s.m) {
           m = t - i;
-          a = ops_.a[std::size_t(m * s.k + T.k0 + i)];
+          a = a_at(m, T.k0 + i);
           ++st.buf_a.reads;
         }
       } else if (pe(i, j - 1).a_tag >= 0) {
@@ -325,7 +382,7 @@ void SystolicArray::os_stream_cycle() {
       if (j == 0) {
         if (t - i >= 0 && t - i < s.k) {
           ka = t - i;
-          a = ops_.a[std::size_t((T.m0 + i) * s.k + ka)];
+          a = a_at(T.m0 + i, ka);
           ++st.buf_a.reads;
         }
       } else if (pe(i, j - 1).a_tag >= 0) {

@@ -52,7 +52,7 @@ struct DataSpec {
 };
 
 struct HardwareSpec {
-  sim::ArrayConfig array;        // rows, cols, dataflow, buffers, DRAM bytes per cycle
+  sim::ArraySpec array;          // rows, cols, dataflow, buffers, DRAM bytes per cycle
   double clock_ghz = 1.0;
   double node_nm = 45;
   std::string table;             // cost table JSON ("" = the built-in Horowitz 45 nm table)

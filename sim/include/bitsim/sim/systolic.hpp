@@ -41,6 +41,9 @@ class SystolicArray : public sc_core::sc_module {
 
   // The DRAM image for the next run (before `start`). Throws std::invalid_argument on a bad shape.
   void load(GemmOperands ops);
+  // A convolution for the next run: the DMA fetches input rows into the A buffer and the controller
+  // forms the im2col operand rows from them on chip. The result is the im2col GEMM's C (M x N).
+  void load(ConvOperands ops);
   const GemmResult& result() const { return result_; }
   const ArrayConfig& config() const { return cfg_; }
 
@@ -81,6 +84,8 @@ class SystolicArray : public sc_core::sc_module {
     std::int64_t w_tag = -1;  // os: the passing weight's k
   };
 
+  std::vector<std::int64_t> conv_tile_rows(const Tile& t) const;
+  arith::u128 a_at(std::int64_t m, std::int64_t k) const;
   void tick();
   void reset_state();
   void build_schedule();
@@ -103,7 +108,10 @@ class SystolicArray : public sc_core::sc_module {
   ArrayConfig cfg_;
   arith::MacDatapath dp_;
   int ab_, wb_, cb_;  // operand and accumulator widths in bits
-  GemmOperands ops_;
+  GemmOperands ops_;        // a convolution leaves ops_.a empty: A comes from ifmap_
+  bool conv_mode_ = false, loaded_ = false;
+  ConvShape conv_;
+  std::vector<arith::u128> ifmap_;
   GemmResult result_;
   std::vector<Pe> pes_;
   std::vector<Tile> tiles_;
