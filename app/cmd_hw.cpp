@@ -22,6 +22,7 @@
 #include "progress.hpp"
 #include "bitsim/sim/array_model.hpp"
 #include "bitsim/sim/gemm_run.hpp"
+#include "bitsim/sim/mapper.hpp"
 
 // libsystemc.so carries a main() that calls sc_main(); bitsim's own main() wins the link, but the
 // library's reference to sc_main must resolve.
@@ -44,6 +45,7 @@ struct GemmArgs {
   std::uint64_t seed = 1;
   std::string buffer_kib = "256", bandwidth = "0";
   std::string vcd;
+  std::string mapper = "fixed";
   bool json = false;
 };
 
@@ -117,6 +119,17 @@ nlohmann::json stats_json(const ArrayStats& s, bool with_toggles) {
   return j;
 }
 
+// The mapping a run uses: the fixed one, or the mapper's best by cycles or DRAM bytes.
+sim::Mapping choose_mapping(const GemmArgs& g, const sim::ArrayConfig& cfg, const sim::GemmShape& shape,
+                            const sim::ConvShape* conv) {
+  if (g.mapper == "fixed") return {};
+  sim::Metric metric;
+  if (g.mapper == "cycles") metric = sim::cycles_metric;
+  else if (g.mapper == "dram") metric = sim::dram_bytes_metric;
+  else throw std::invalid_argument(fmt::format("bad --mapper {}: expected fixed, cycles or dram", arith::quoted(g.mapper)));
+  return conv ? sim::best_conv_mapping(cfg, cfg.bits(), *conv, metric).mapping : sim::best_mapping(cfg, cfg.bits(), shape, metric).mapping;
+}
+
 // Refused before anything is allocated or simulated: operands that do not fit in memory, and
 // runs whose cycle count (the closed form knows it exactly) would take hours to simulate.
 void check_simulation_size(const sim::GemmShape& shape, const ArrayStats& model, const std::string& what) {
@@ -133,7 +146,8 @@ void check_simulation_size(const sim::GemmShape& shape, const ArrayStats& model,
 // Runs `simulate` on a harness for cfg and prints its counters beside the closed form's and how
 // many outputs equal `want`; throws CheckFailed on any difference. `workload` is the JSON of what
 // ran and `title` its one-line description.
-void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const sim::GemmShape& shape, const ArrayStats& model,
+void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const sim::GemmShape& shape,
+                         const sim::Mapping& mapping, const ArrayStats& model,
                          const sim::GemmResult& want, const nlohmann::json& workload, const std::string& title,
                          const std::function<sim::GemmResult(sim::ArrayHarness&, const std::function<void(double)>&)>& simulate) {
   // The trace goes to a temporary name (SystemC appends ".vcd") and is renamed once complete.
@@ -174,6 +188,7 @@ void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const s
     nlohmann::json j = {
         {"array", {{"rows", cfg.rows}, {"cols", cfg.cols}, {"dataflow", std::string(sim::to_string(cfg.dataflow))}}},
         {"gemm", {{"m", shape.m}, {"k", shape.k}, {"n", shape.n}}},
+        {"mapping", mapping.to_string()},
         {"formats", {{"a", cfg.a.spec()}, {"w", cfg.w.spec()}, {"acc", cfg.acc.spec()},
                      {"rounding", std::string(arith::to_string(cfg.acc_spec.rounding))},
                      {"overflow", std::string(arith::to_string(cfg.acc_spec.overflow))}}},
@@ -193,6 +208,7 @@ void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const s
     fmt::print("{}x{} {} array, {}: {} x {} -> {} ({}, {})\n", cfg.rows, cfg.cols, sim::to_string(cfg.dataflow), title,
                cfg.a.spec(), cfg.w.spec(), cfg.acc.spec(), arith::to_string(cfg.acc_spec.rounding),
                arith::to_string(cfg.acc_spec.overflow));
+    fmt::print("  mapping: {}\n", mapping.to_string());
     fmt::print("  {:<24} {:>14} {:>14}\n", "", "simulated", "closed form");
     auto row = [](const char* name, std::int64_t a, std::int64_t b) { fmt::print("  {:<24} {:>14} {:>14}\n", name, a, b); };
     row("cycles", s.cycles, model.cycles);
@@ -225,7 +241,8 @@ void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const s
 void run_gemm(const GemmArgs& g) {
   const sim::ArrayConfig cfg = make_config(g);
   const sim::GemmShape shape{parse_size(g.m, "--m"), parse_size(g.k, "--k"), parse_size(g.n, "--n")};
-  const ArrayStats model = sim::array_model(cfg, shape);
+  const sim::Mapping mapping = choose_mapping(g, cfg, shape, nullptr);
+  const ArrayStats model = sim::array_model(cfg, shape, mapping);
   check_simulation_size(shape, model, fmt::format("GEMM (--m {} --k {} --n {})", shape.m, shape.k, shape.n));
   std::mt19937_64 rng(g.seed);
   sim::GemmOperands ops{shape, {}, {}};
@@ -234,9 +251,9 @@ void run_gemm(const GemmArgs& g) {
   for (auto& x : ops.a) x = random_finite(cfg.a, rng);
   for (auto& x : ops.w) x = random_finite(cfg.w, rng);
   const sim::GemmResult want = sim::gemm_reference(cfg, ops);
-  simulate_and_report(g, cfg, shape, model, want, nlohmann::json::object(),
+  simulate_and_report(g, cfg, shape, mapping, model, want, nlohmann::json::object(),
                       fmt::format("GEMM M={} K={} N={}", shape.m, shape.k, shape.n),
-                      [&](sim::ArrayHarness& h, const std::function<void(double)>& p) { return h.run(ops, p); });
+                      [&](sim::ArrayHarness& h, const std::function<void(double)>& p) { return h.run(ops, mapping, p); });
 }
 
 // A convolution: random input and filters through the array (input rows from DRAM, im2col on
@@ -259,7 +276,8 @@ void run_conv(const GemmArgs& g) {
   if (elements > double(std::int64_t(1) << 40))
     throw std::invalid_argument(fmt::format("bad --ifmap {}: {:.3g} input elements is too many", arith::quoted(g.ifmap), elements));
   const sim::GemmShape shape = cv.gemm();
-  const ArrayStats model = sim::conv_model(cfg, cv);
+  const sim::Mapping mapping = choose_mapping(g, cfg, shape, &cv);
+  const ArrayStats model = sim::conv_model(cfg, cv, mapping);
   check_simulation_size(shape, model, fmt::format("convolution (--ifmap {} --filter {})", g.ifmap, g.filter));
   std::mt19937_64 rng(g.seed);
   sim::ConvOperands ops{cv, {}, {}};
@@ -272,11 +290,11 @@ void run_conv(const GemmArgs& g) {
       {"conv", {{"batch", cv.batch}, {"height", cv.height}, {"width", cv.width}, {"in_channels", cv.in_channels},
                 {"kernel_h", cv.kernel_h}, {"kernel_w", cv.kernel_w}, {"out_channels", cv.out_channels},
                 {"stride", cv.stride}, {"padding", cv.padding}, {"out_height", cv.out_height()}, {"out_width", cv.out_width()}}}};
-  simulate_and_report(g, cfg, shape, model, want, workload,
+  simulate_and_report(g, cfg, shape, mapping, model, want, workload,
                       fmt::format("convolution {}x{}x{} (batch {}) * {}x{}x{} stride {} padding {} = GEMM M={} K={} N={}",
                                   cv.height, cv.width, cv.in_channels, cv.batch, cv.kernel_h, cv.kernel_w, cv.out_channels,
                                   cv.stride, cv.padding, shape.m, shape.k, shape.n),
-                      [&](sim::ArrayHarness& h, const std::function<void(double)>& p) { return h.run(ops, p); });
+                      [&](sim::ArrayHarness& h, const std::function<void(double)>& p) { return h.run(ops, mapping, p); });
 }
 
 }  // namespace
@@ -298,6 +316,8 @@ void add_hw_commands(CLI::App& app) {
     c->add_option("--buffer-kib", g.buffer_kib, "Size of each on-chip buffer (A, W, output) in KiB")->capture_default_str();
     c->add_option("--bandwidth", g.bandwidth, "DRAM bytes per cycle (0: unlimited)")->capture_default_str();
     c->add_option("--vcd", g.vcd, "Write a VCD waveform of the array's control and output signals");
+    c->add_option("--mapper", g.mapper, "Mapping: fixed (today's loop order), or the mapper's best by cycles or dram bytes")
+        ->capture_default_str();
     c->add_flag("--json", g.json, "Print JSON");
   };
   auto g = std::make_shared<GemmArgs>();

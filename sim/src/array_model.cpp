@@ -85,18 +85,6 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
 
-// An LRU buffer scanned cyclically by blocks of these sizes: a block larger than the buffer
-// streams through and is never kept; the others stay after their first use when all of them fit
-// together, and otherwise each use misses (the block needed next is always the least recently
-// used, so it is the first evicted).
-struct CyclicScan {
-  std::int64_t capacity;
-  std::int64_t kept_bytes = 0;  // bytes of the blocks small enough to keep
-  bool fetched(std::int64_t block_bytes, bool first_pass) const {
-    return first_pass || block_bytes > capacity || kept_bytes > capacity;
-  }
-};
-
 // What one tile needs from and gives to DRAM, and how long it computes.
 struct TileCost {
   std::int64_t compute = 0, fetch = 0, write = 0;  // cycles; bytes; bytes
@@ -157,142 +145,168 @@ std::int64_t input_at(const ConvShape& cv, std::int64_t o, std::int64_t f, std::
   return x >= 0 && x < size ? x : -1;
 }
 
-// Whether kernel offset f reads the input (not only padding) for some output coordinate in [o0, o1).
+// Whether kernel offset f reads the input (not only padding) for some output coordinate in
+// [o0, o1): o s + f - P lies in [0, size) for o from ceil((P - f) / s) to floor((size - 1 + P - f) / s).
 bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
-  for (std::int64_t o = o0; o < o1; ++o)
-    if (input_at(cv, o, f, size) >= 0) return true;
-  return false;
+  const std::int64_t lo_num = cv.padding - f, hi_num = size - 1 + cv.padding - f;
+  if (hi_num < 0) return false;
+  const std::int64_t lo = lo_num <= 0 ? 0 : (lo_num + cv.stride - 1) / cv.stride, hi = hi_num / cv.stride;
+  return std::max(lo, o0) <= std::min(hi, o1 - 1);
 }
 
-// The input rows (image b, channel c, row y: id (b C + c) H + y) that a weight-stationary tile
-// reads: its k-fold [k0, k0 + r) for every output pixel. A row is read when some (c, ry, sx) of the
-// fold puts a real input element (not padding) under some output pixel. Ascending ids.
-std::vector<std::int64_t> ws_conv_rows(const ConvShape& cv, std::int64_t k0, std::int64_t r) {
-  const std::int64_t RS = cv.kernel_h * cv.kernel_w;
-  std::vector<char> need(std::size_t(cv.in_channels * cv.height), 0);  // (c, y) for every image
-  for (std::int64_t k = k0; k < k0 + r; ++k) {
-    const std::int64_t c = k / RS, ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
-    if (!offset_reads_input(cv, sx, 0, cv.out_width(), cv.width)) continue;
-    for (std::int64_t oy = 0; oy < cv.out_height(); ++oy)
-      if (const std::int64_t y = input_at(cv, oy, ry, cv.height); y >= 0) need[std::size_t(c * cv.height + y)] = 1;
-  }
-  std::vector<std::int64_t> rows;
-  for (std::int64_t b = 0; b < cv.batch; ++b)
-    for (std::int64_t i = 0; i < std::int64_t(need.size()); ++i)
-      if (need[std::size_t(i)]) rows.push_back(b * cv.in_channels * cv.height + i);
-  return rows;
-}
-
-// The input rows an output-stationary tile reads: its output pixels [m0, m0 + r) (m = (b OH + oy)
-// OW + ox) over the whole reduction, i.e. every channel of the rows under the kernel window of
-// each output row the tile touches (the halo), where some column of the window is real input.
-std::vector<std::int64_t> os_conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t r) {
+// The input rows (image b, channel c, row y: id (b C + c) H + y) that the im2col block of output
+// pixels [m0, m1) (m = (b OH + oy) OW + ox) and reductions [k0, k1) (k = (c R + ry) S + sx) reads:
+// row y of channel c for each (c, ry, sx) and output row whose window puts a real input element
+// (not padding) there. Ascending ids.
+std::vector<std::int64_t> conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
   const std::int64_t OW = cv.out_width(), OH = cv.out_height();
-  std::vector<std::int64_t> ids;  // (b, y) once each, ascending
-  for (std::int64_t m = m0; m < m0 + r;) {
+  std::vector<std::int64_t> rows;
+  for (std::int64_t m = m0; m < m1;) {
     const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox0 = m % OW;
-    const std::int64_t ox1 = std::min(OW, ox0 + (m0 + r - m));  // this output row's pixels in the tile
-    bool any_column = false;
-    for (std::int64_t sx = 0; sx < cv.kernel_w && !any_column; ++sx) any_column = offset_reads_input(cv, sx, ox0, ox1, cv.width);
-    if (any_column)
-      for (std::int64_t ry = 0; ry < cv.kernel_h; ++ry)
-        if (const std::int64_t y = input_at(cv, oy, ry, cv.height); y >= 0) ids.push_back(b * cv.height + y);
+    const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));  // this output row's pixels in the block
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+      const std::int64_t y = input_at(cv, oy, ry, cv.height);
+      if (y >= 0 && offset_reads_input(cv, sx, ox0, ox1, cv.width)) rows.push_back((b * cv.in_channels + c) * cv.height + y);
+    }
     m += ox1 - ox0;
   }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  std::vector<std::int64_t> rows;
-  for (const std::int64_t by : ids) {
-    const std::int64_t b = by / cv.height, y = by % cv.height;
-    for (std::int64_t c = 0; c < cv.in_channels; ++c) rows.push_back((b * cv.in_channels + c) * cv.height + y);
-  }
   std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
   return rows;
 }
 
-// The GEMM model, with A read either as M x K blocks (conv == nullptr) or as input rows.
-ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const ConvShape* conv) {
+// One tile of a mapping: block indices and extents.
+struct Span {
+  std::int64_t mb = 0, kt = 0, nt = 0;  // m-block, k-fold, n-fold
+  std::int64_t m0 = 0, mt = 0, k0 = 0, r = 0, n0 = 0, c = 0;
+};
+
+// The tiles of a resolved mapping in the order they run. ws: m-blocks of tile_m rows, k-folds of R,
+// n-folds of C; os: m-folds of R rows spanning K, n-folds of C.
+std::vector<Span> schedule(const ArraySpec& spec, const GemmShape& s, const Mapping& mp) {
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  const std::int64_t pm = ws ? mp.tile_m : spec.rows, pk = ws ? spec.rows : s.k, pn = spec.cols;
+  const std::int64_t f[3] = {ceil_div(s.m, pm), ceil_div(s.k, pk), ceil_div(s.n, pn)};  // folds of m, k, n
+  // Dimension (0 = m, 1 = k, 2 = n) of each loop, outermost first.
+  int dim[3] = {0, 1, 2};
+  switch (mp.order) {
+    case LoopOrder::MNK: dim[0] = 0, dim[1] = 2, dim[2] = 1; break;
+    case LoopOrder::MKN: dim[0] = 0, dim[1] = 1, dim[2] = 2; break;
+    case LoopOrder::NMK: dim[0] = 2, dim[1] = 0, dim[2] = 1; break;
+    case LoopOrder::NKM: dim[0] = 2, dim[1] = 1, dim[2] = 0; break;
+    case LoopOrder::KMN: dim[0] = 1, dim[1] = 0, dim[2] = 2; break;
+    case LoopOrder::KNM: dim[0] = 1, dim[1] = 2, dim[2] = 0; break;
+    case LoopOrder::Fixed: throw std::logic_error("schedule: unresolved mapping");
+  }
+  std::vector<Span> out;
+  out.reserve(std::size_t(f[0] * f[1] * f[2]));
+  std::int64_t i[3];
+  for (i[dim[0]] = 0; i[dim[0]] < f[dim[0]]; ++i[dim[0]])
+    for (i[dim[1]] = 0; i[dim[1]] < f[dim[1]]; ++i[dim[1]])
+      for (i[dim[2]] = 0; i[dim[2]] < f[dim[2]]; ++i[dim[2]]) {
+        Span t;
+        t.mb = i[0], t.kt = i[1], t.nt = i[2];
+        t.m0 = i[0] * pm, t.mt = extent(s.m, pm, i[0]);
+        t.k0 = i[1] * pk, t.r = extent(s.k, pk, i[1]);
+        t.n0 = i[2] * pn, t.c = extent(s.n, pn, i[2]);
+        out.push_back(t);
+      }
+  return out;
+}
+
+// The GEMM model, with A read either as blocks of the M x K matrix (conv == nullptr) or as input rows.
+ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping,
+                 const ConvShape* conv) {
   spec.validate();
   bits.validate();
   if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
+  const Mapping mp = resolve(mapping, spec.dataflow, s);
   const int ab = bits.a, wb = bits.w, cb = bits.acc;
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
   ArrayStats st;
   st.macs = s.m * s.k * s.n;
   st.pes = std::int64_t(spec.rows) * spec.cols;
+  const std::vector<Span> spans = schedule(spec, s, mp);
+  const std::int64_t fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
+
+  // ws partial sums: the blocks live while this block's k-folds run are those that share the
+  // loop indices outside k; they stay in the O buffer when all of them fit together, and
+  // otherwise every k-fold but the last writes its block to DRAM and the next reads it back.
+  std::int64_t m_fixed = 0, n_fixed = 0;  // whether m / n is a loop outside k
+  if (ws) {
+    const std::string_view o = to_string(mp.order);
+    m_fixed = o.find('m') < o.find('k'), n_fixed = o.find('n') < o.find('k');
+  }
+  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows);
+  auto psum_bytes = [&](std::int64_t mb, std::int64_t nt) {
+    return packed_bytes(extent(s.m, mp.tile_m, mb) * extent(s.n, spec.cols, nt), cb);
+  };
+  std::vector<std::int64_t> live_by_m(std::size_t(ws ? fm : 0), 0), live_by_n(std::size_t(ws ? fn : 0), 0);
+  std::int64_t live_all = 0;
+  if (ws)
+    for (std::int64_t mb = 0; mb < fm; ++mb)
+      for (std::int64_t nt = 0; nt < fn; ++nt) {
+        const std::int64_t b = psum_bytes(mb, nt);
+        live_by_m[std::size_t(mb)] += b, live_by_n[std::size_t(nt)] += b, live_all += b;
+      }
+  auto psum_kept = [&](const Span& t) {
+    const std::int64_t live = m_fixed && n_fixed ? psum_bytes(t.mb, t.nt)
+                              : m_fixed          ? live_by_m[std::size_t(t.mb)]
+                              : n_fixed          ? live_by_n[std::size_t(t.nt)]
+                                                 : live_all;
+    return live <= spec.buffer_o_bytes;
+  };
 
   std::vector<TileCost> tiles;
+  tiles.reserve(spans.size());
   auto fetch = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits_per) {
     buf.writes += elements;
     dram += packed_bytes(elements, bits_per);
     return packed_bytes(elements, bits_per);
   };
-  // A convolution's A side: the tile's input rows through the LRU A buffer, each miss one DRAM read.
-  LruBuffer rows_buf(spec.buffer_a_bytes);
-  auto fetch_rows = [&](const std::vector<std::int64_t>& rows) {
+  LruBuffer buf_a(spec.buffer_a_bytes), buf_w(spec.buffer_w_bytes);
+  // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.
+  auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
     std::int64_t b = 0;
-    for (const std::int64_t row : rows)
-      if (!rows_buf.access(row, packed_bytes(conv->width, ab))) b += fetch(st.buf_a, st.dram.read_a, conv->width, ab);
+    if (!conv) {
+      if (!buf_a.access(id, packed_bytes(mt * kt_len, ab))) b += fetch(st.buf_a, st.dram.read_a, mt * kt_len, ab);
+      return b;
+    }
+    for (const std::int64_t row : conv_rows(*conv, m0, m0 + mt, k0, k0 + kt_len))
+      if (!buf_a.access(row, packed_bytes(conv->width, ab))) b += fetch(st.buf_a, st.dram.read_a, conv->width, ab);
     return b;
   };
-  if (spec.dataflow == Dataflow::WeightStationary) {
-    const std::int64_t fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
-    // A's k-blocks are scanned in the same order for every n-fold.
-    CyclicScan a_scan{spec.buffer_a_bytes};
-    std::vector<std::vector<std::int64_t>> k_rows;  // convolution: the input rows of each k-fold
-    for (std::int64_t kt = 0; kt < fk; ++kt) {
-      if (conv) k_rows.push_back(ws_conv_rows(*conv, kt * spec.rows, extent(s.k, spec.rows, kt)));
-      else if (const std::int64_t b = packed_bytes(s.m * extent(s.k, spec.rows, kt), ab); b <= spec.buffer_a_bytes) a_scan.kept_bytes += b;
-    }
-    for (std::int64_t nt = 0; nt < fn; ++nt) {
-      const std::int64_t c = extent(s.n, spec.cols, nt);
-      const bool psum_fits = packed_bytes(s.m * c, cb) <= spec.buffer_o_bytes;
-      for (std::int64_t kt = 0; kt < fk; ++kt) {
-        const std::int64_t r = extent(s.k, spec.rows, kt);
-        TileCost t;
-        t.compute = r + s.m + r + c - 1;
-        t.fetch += fetch(st.buf_w, st.dram.read_w, r * c, wb);
-        if (conv) t.fetch += fetch_rows(k_rows[std::size_t(kt)]);
-        else if (a_scan.fetched(packed_bytes(s.m * r, ab), nt == 0)) t.fetch += fetch(st.buf_a, st.dram.read_a, s.m * r, ab);
-        if (kt > 0 && !psum_fits) t.fetch += fetch(st.buf_o, st.dram.read_psum, s.m * c, cb);
-        if (kt == fk - 1 || !psum_fits) {
-          t.write = packed_bytes(s.m * c, cb);
-          st.dram.write_c += t.write;
-          st.buf_o.reads += s.m * c;
-        }
-        st.buf_w.reads += r * c;
-        st.buf_a.reads += s.m * r;
-        if (kt > 0) st.buf_o.reads += s.m * c;  // partial sums into the top row
-        st.buf_o.writes += s.m * c;             // sums out of the bottom row
-        tiles.push_back(t);
+  for (const Span& t : spans) {
+    TileCost tc;
+    if (ws) {
+      const bool kept = psum_kept(t), last_k = t.kt == fk - 1;
+      tc.compute = t.r + t.mt + t.r + t.c - 1;
+      if (!buf_w.access(t.kt * fn + t.nt, packed_bytes(t.r * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, t.r * t.c, wb);
+      tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
+      if (t.kt > 0 && !kept) tc.fetch += fetch(st.buf_o, st.dram.read_psum, t.mt * t.c, cb);
+      if (last_k || !kept) {
+        tc.write = packed_bytes(t.mt * t.c, cb);
+        st.dram.write_c += tc.write;
+        st.buf_o.reads += t.mt * t.c;
       }
+      st.buf_w.reads += t.r * t.c;
+      st.buf_a.reads += t.mt * t.r;
+      if (t.kt > 0) st.buf_o.reads += t.mt * t.c;  // partial sums into the top row
+      st.buf_o.writes += t.mt * t.c;               // sums out of the bottom row
+    } else {
+      const std::int64_t r = t.mt;  // an os tile's PE rows are its output rows
+      tc.compute = s.k + r + t.c - 2 + r;
+      tc.fetch += fetch_a(t.mb, t.m0, r, 0, s.k);
+      if (!buf_w.access(t.nt, packed_bytes(s.k * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, s.k * t.c, wb);
+      tc.write = packed_bytes(r * t.c, cb);
+      st.dram.write_c += tc.write;
+      st.buf_a.reads += r * s.k;
+      st.buf_w.reads += s.k * t.c;
+      st.buf_o.writes += r * t.c;
+      st.buf_o.reads += r * t.c;
     }
-  } else {
-    const std::int64_t fm = ceil_div(s.m, spec.rows), fn = ceil_div(s.n, spec.cols);
-    // W's n-blocks are scanned in the same order for every m-fold; A's m-block is reused across
-    // the n-folds (kept unless it is larger than the buffer).
-    CyclicScan w_scan{spec.buffer_w_bytes};
-    for (std::int64_t nt = 0; nt < fn; ++nt)
-      if (const std::int64_t b = packed_bytes(s.k * extent(s.n, spec.cols, nt), wb); b <= spec.buffer_w_bytes) w_scan.kept_bytes += b;
-    for (std::int64_t mt = 0; mt < fm; ++mt) {
-      const std::int64_t r = extent(s.m, spec.rows, mt);
-      const bool a_fits = packed_bytes(r * s.k, ab) <= spec.buffer_a_bytes;
-      const std::vector<std::int64_t> m_rows = conv ? os_conv_rows(*conv, mt * spec.rows, r) : std::vector<std::int64_t>{};
-      for (std::int64_t nt = 0; nt < fn; ++nt) {
-        const std::int64_t c = extent(s.n, spec.cols, nt);
-        TileCost t;
-        t.compute = s.k + r + c - 2 + r;
-        if (conv) t.fetch += fetch_rows(m_rows);
-        else if (nt == 0 || !a_fits) t.fetch += fetch(st.buf_a, st.dram.read_a, r * s.k, ab);
-        if (w_scan.fetched(packed_bytes(s.k * c, wb), mt == 0)) t.fetch += fetch(st.buf_w, st.dram.read_w, s.k * c, wb);
-        t.write = packed_bytes(r * c, cb);
-        st.dram.write_c += t.write;
-        st.buf_a.reads += r * s.k;
-        st.buf_w.reads += s.k * c;
-        st.buf_o.writes += r * c;
-        st.buf_o.reads += r * c;
-        tiles.push_back(t);
-      }
-    }
+    tiles.push_back(tc);
   }
 
   // Tile t+1's operands are fetched while tile t computes; tile t's results are written when it
@@ -316,23 +330,60 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
 
 }  // namespace
 
-std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& s) {
+std::string_view to_string(LoopOrder o) {
+  switch (o) {
+    case LoopOrder::Fixed: return "fixed";
+    case LoopOrder::MNK: return "mnk";
+    case LoopOrder::MKN: return "mkn";
+    case LoopOrder::NMK: return "nmk";
+    case LoopOrder::NKM: return "nkm";
+    case LoopOrder::KMN: return "kmn";
+    case LoopOrder::KNM: return "knm";
+  }
+  return "?";
+}
+
+std::string Mapping::to_string() const {
+  if (order == LoopOrder::Fixed && tile_m == 0) return "fixed";
+  if (tile_m == 0) return fmt::format("order {}", sim::to_string(order));
+  return fmt::format("order {}, M tile {}", sim::to_string(order), tile_m);
+}
+
+Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& s) {
+  if (m.tile_m < 0) throw std::invalid_argument(fmt::format("bad mapping: M tile {} is negative", m.tile_m));
+  Mapping r = m;
+  if (d == Dataflow::WeightStationary) {
+    if (r.order == LoopOrder::Fixed) r.order = LoopOrder::NMK;
+    r.tile_m = (r.tile_m == 0 || r.tile_m > s.m) ? s.m : r.tile_m;
+    return r;
+  }
+  if (r.order == LoopOrder::Fixed) r.order = LoopOrder::MNK;
+  if (r.order != LoopOrder::MNK && r.order != LoopOrder::NMK)
+    throw std::invalid_argument(fmt::format("bad mapping: order {} on an output-stationary array (its tiles span K): "
+                                            "expected mnk or nmk", sim::to_string(r.order)));
+  if (r.tile_m != 0) throw std::invalid_argument("bad mapping: an output-stationary tile is R rows of M (M tile must be 0)");
+  return r;
+}
+
+std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
   if (spec.dataflow == Dataflow::WeightStationary) {
-    const std::int64_t fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
-    // sum over tiles of 2 r + M + c - 1, with sum r = K per n-fold and sum c = N per k-fold
-    return 2 * s.k * fn + fk * fn * (s.m - 1) + fk * s.n;
+    const Mapping mp = resolve(mapping, spec.dataflow, s);
+    const std::int64_t fm = ceil_div(s.m, mp.tile_m), fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
+    // sum over tiles of 2 r + Mt + c - 1, with sum r = K per (m-block, n-fold), sum Mt = M per
+    // (k-fold, n-fold) and sum c = N per (m-block, k-fold)
+    return 2 * s.k * fm * fn + fk * fn * s.m + fm * fk * s.n - fm * fk * fn;
   }
   const std::int64_t fm = ceil_div(s.m, spec.rows), fn = ceil_div(s.n, spec.cols);
   // sum over tiles of K + 2 r + c - 2, with sum r = M per n-fold and sum c = N per m-fold
   return fm * fn * (s.k - 2) + 2 * s.m * fn + fm * s.n;
 }
 
-ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s) {
-  return model(spec, bits, s, nullptr);
+ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping) {
+  return model(spec, bits, s, mapping, nullptr);
 }
 
-ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& cv) {
-  return model(spec, bits, cv.gemm(), &cv);
+ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& cv, const Mapping& mapping) {
+  return model(spec, bits, cv.gemm(), mapping, &cv);
 }
 
 }  // namespace bitsim::sim

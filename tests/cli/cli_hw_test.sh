@@ -54,6 +54,15 @@ expect_ok "conv stride skips rows" '"read_a": 84' \
   "$bitsim" hw conv --array 4x4 --ifmap 7x7x3 --filter 1x1x5 --stride 2 --json
 expect_ok "conv padded batch bit exact" "outputs matching arith bit for bit: 2592 of 2592" \
   "$bitsim" hw conv --array 4x3 --dataflow os --ifmap 9x9x2 --filter 3x3x8 --padding 1 --batch 4 --buffer-kib 0.1 --bandwidth 3
+# The same GEMM mapped for DRAM bytes: 32-row m-blocks keep each 32 x 4 int32 partial-sum block
+# (512 B) on chip, so the best mapping spills nothing; the array runs it bit for bit.
+map_dram=("$bitsim" hw gemm --array 4x4 --m 40 --k 30 --n 20 --bandwidth 2 --buffer-kib 0.5 --mapper dram --json)
+expect_ok "mapper no spills" '"read_psum": 0' "${map_dram[@]}"
+expect_ok "mapper agrees" '"closed_form_agrees": true' "${map_dram[@]}"
+expect_ok "mapper bit exact" '"outputs_matching_arith": 800' "${map_dram[@]}"
+expect_ok "mapper conv" "outputs matching arith bit for bit: 3456 of 3456" \
+  "$bitsim" hw conv --array 8x8 --ifmap 28x28x1 --filter 5x5x6 --buffer-kib 4 --bandwidth 4 --mapper cycles
+expect_error "bad mapper" "bad --mapper 'energy'" "$bitsim" hw gemm --mapper energy
 expect_error "conv bad ifmap" "bad --ifmap '28x28'" "$bitsim" hw conv --ifmap 28x28
 expect_error "conv bad filter" "bad --filter '5x5x0'" "$bitsim" hw conv --filter 5x5x0
 expect_error "conv bad stride" "bad --stride '0'" "$bitsim" hw conv --stride 0

@@ -88,6 +88,28 @@ struct ArrayConfig : ArraySpec {
   void validate() const;
 };
 
+// The order of the tile loops, outermost first, over m-blocks, k-folds and n-folds. Output-
+// stationary tiles span all of K, so only where m stands against n matters there (MNK or NMK).
+enum class LoopOrder : std::uint8_t { Fixed, MNK, MKN, NMK, NKM, KMN, KNM };
+std::string_view to_string(LoopOrder o);  // "fixed", "mnk", ...
+
+// How a GEMM or convolution is cut into tiles and in which order they run. The default is the
+// fixed mapping: ws runs n-folds outside k-folds with all of M per tile, os m-folds outside
+// n-folds.
+struct Mapping {
+  LoopOrder order = LoopOrder::Fixed;
+  // ws: rows of M streamed through a tile (an m-block; 0: all of M). A smaller block keeps its
+  // partial sums on chip at the price of one more weight load per tile. os: must be 0 (a tile is R rows).
+  std::int64_t tile_m = 0;
+  std::string to_string() const;  // "fixed", "order nmk" (all of M, or os), "order nmk, M tile 64"
+  bool operator==(const Mapping&) const = default;
+};
+
+// The concrete mapping `m` stands for: Fixed replaced by the dataflow's order and tile_m by the
+// block size actually used (ws: at most M; os: 0). Throws std::invalid_argument naming what is
+// wrong (a negative tile, a k-position order on an os array).
+Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& shape);
+
 // Element counts of one on-chip buffer.
 struct BufferCounts {
   std::int64_t reads = 0, writes = 0;
@@ -132,14 +154,15 @@ struct ArrayStats {
 };
 
 // The closed-form model: cycles, buffer accesses and DRAM traffic of a tiled GEMM on the array.
-//   ws, tile (k-fold, n-fold) of r x c PEs:  r (weight load) + M + r + c - 1 (skewed stream, drain)
+//   ws, tile (m-block, k-fold, n-fold) of r x c PEs:  r (weight load) + Mt + r + c - 1 (skewed
+//       stream of the block's Mt rows, drain)
 //   os, tile (m-fold, n-fold) of r x c PEs:  K + r + c - 2 (skewed stream) + r (drain)
 // Tiles run one after another; with limited bandwidth each tile's operands are prefetched while
 // the previous tile computes (one DRAM channel, requests in order). docs/sim.md derives it.
-ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape);
-inline ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape) {
+ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const Mapping& mapping = {});
+inline ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape, const Mapping& mapping = {}) {
   cfg.validate();
-  return array_model(cfg.spec(), cfg.bits(), shape);
+  return array_model(cfg.spec(), cfg.bits(), shape, mapping);
 }
 
 // A convolution on the array: the cycle schedule of its im2col GEMM (shape.gemm()), but A comes
@@ -147,14 +170,14 @@ inline ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape) {
 // and channel, NCHW) into the A buffer, each at most once per tile and kept while the LRU buffer
 // holds it; the im2col operand rows are formed between that buffer and the array. W is the filter
 // tensor as a K x N matrix (k = (c, ry, sx)) and C the output (M x N, i.e. NHWC): as for a GEMM.
-ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& shape);
-inline ArrayStats conv_model(const ArrayConfig& cfg, const ConvShape& shape) {
+ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& shape, const Mapping& mapping = {});
+inline ArrayStats conv_model(const ArrayConfig& cfg, const ConvShape& shape, const Mapping& mapping = {}) {
   cfg.validate();
-  return conv_model(cfg.spec(), cfg.bits(), shape);
+  return conv_model(cfg.spec(), cfg.bits(), shape, mapping);
 }
 
 // Just the compute cycles, summed over tiles in closed form (no loop): what array_model returns as
 // compute_cycles, and its cycles when bandwidth is unlimited.
-std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& shape);
+std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& shape, const Mapping& mapping = {});
 
 }  // namespace bitsim::sim
