@@ -130,17 +130,22 @@ sim::Mapping choose_mapping(const GemmArgs& g, const sim::ArrayConfig& cfg, cons
   return conv ? sim::best_conv_mapping(cfg, cfg.bits(), *conv, metric).mapping : sim::best_mapping(cfg, cfg.bits(), shape, metric).mapping;
 }
 
-// Refused before anything is allocated or simulated: operands that do not fit in memory, and
-// runs whose cycle count (the closed form knows it exactly) would take hours to simulate.
-void check_simulation_size(const sim::GemmShape& shape, const ArrayStats& model, const std::string& what) {
+// Refused before anything is allocated or simulated (or mapped): operands that do not fit in
+// memory. `args` names the options that set the size.
+void check_memory(const sim::GemmShape& shape, const std::string& args) {
   nn::require_memory(16.0 * (double(shape.m) * double(shape.k) + double(shape.k) * double(shape.n)) +
                          40.0 * double(shape.m) * double(shape.n),
-                     fmt::format("{}: the operands, outputs and reference", what));
+                     fmt::format("{}: the operands, outputs and reference", args));
+}
+
+// Refused before simulating: runs whose cycle count (the closed form knows it exactly) would take
+// hours. `kind` is what is simulated ("GEMM", "convolution").
+void check_cycles(const ArrayStats& model, const std::string& kind) {
   constexpr double kMaxSimulatedCycles = 2e9;
   if (double(model.cycles) > kMaxSimulatedCycles)
     throw std::invalid_argument(fmt::format("this {} takes {:.3g} cycles on the array ({:.3g} waiting for DRAM), more than "
-                                            "the {:.0e} a simulation is allowed; raise --bandwidth or shrink it",
-                                            what, double(model.cycles), double(model.stall_cycles), kMaxSimulatedCycles));
+                                            "the {:.0e} a simulation is allowed; raise --bandwidth or shrink the {}",
+                                            kind, double(model.cycles), double(model.stall_cycles), kMaxSimulatedCycles, kind));
 }
 
 // Runs `simulate` on a harness for cfg and prints its counters beside the closed form's and how
@@ -241,9 +246,10 @@ void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const s
 void run_gemm(const GemmArgs& g) {
   const sim::ArrayConfig cfg = make_config(g);
   const sim::GemmShape shape{parse_size(g.m, "--m"), parse_size(g.k, "--k"), parse_size(g.n, "--n")};
+  check_memory(shape, fmt::format("--m {} --k {} --n {}", shape.m, shape.k, shape.n));
   const sim::Mapping mapping = choose_mapping(g, cfg, shape, nullptr);
   const ArrayStats model = sim::array_model(cfg, shape, mapping);
-  check_simulation_size(shape, model, fmt::format("GEMM (--m {} --k {} --n {})", shape.m, shape.k, shape.n));
+  check_cycles(model, "GEMM");
   std::mt19937_64 rng(g.seed);
   sim::GemmOperands ops{shape, {}, {}};
   ops.a.resize(std::size_t(shape.m * shape.k));
@@ -276,9 +282,10 @@ void run_conv(const GemmArgs& g) {
   if (elements > double(std::int64_t(1) << 40))
     throw std::invalid_argument(fmt::format("bad --ifmap {}: {:.3g} input elements is too many", arith::quoted(g.ifmap), elements));
   const sim::GemmShape shape = cv.gemm();
+  check_memory(shape, fmt::format("--ifmap {} --filter {} --batch {}", g.ifmap, g.filter, cv.batch));
   const sim::Mapping mapping = choose_mapping(g, cfg, shape, &cv);
   const ArrayStats model = sim::conv_model(cfg, cv, mapping);
-  check_simulation_size(shape, model, fmt::format("convolution (--ifmap {} --filter {})", g.ifmap, g.filter));
+  check_cycles(model, "convolution");
   std::mt19937_64 rng(g.seed);
   sim::ConvOperands ops{cv, {}, {}};
   ops.ifmap.resize(std::size_t(elements));

@@ -36,6 +36,10 @@ std::vector<Mapping> candidate_mappings(const ArraySpec& spec, const OperandBits
     const std::int64_t fit = spec.buffer_o_bytes * 8 / (width * bits.acc);
     if (fit >= 1 && fit < s.m) tiles.push_back(fit);
   }
+  // M tiles that cut the GEMM into more than kMaxMapperTiles tiles are left out (but all of M never
+  // is), so a search over a huge GEMM stays within seconds.
+  const std::int64_t folds_kn = ((s.k + spec.rows - 1) / spec.rows) * ((s.n + spec.cols - 1) / spec.cols);
+  std::erase_if(tiles, [&](std::int64_t t) { return t != s.m && (s.m + t - 1) / t * folds_kn > kMaxMapperTiles; });
   std::sort(tiles.begin(), tiles.end());
   for (LoopOrder o : {LoopOrder::NMK, LoopOrder::MNK, LoopOrder::MKN, LoopOrder::NKM, LoopOrder::KMN, LoopOrder::KNM})
     for (const std::int64_t t : tiles) add(o, t);

@@ -13,13 +13,15 @@
 namespace bitsim::sim {
 
 using Metric = std::function<double(const ArrayStats&)>;
+inline constexpr std::int64_t kMaxMapperTiles = std::int64_t(1) << 18;
 double cycles_metric(const ArrayStats& s);      // s.cycles
 double dram_bytes_metric(const ArrayStats& s);  // s.dram.total()
 
 // The mappings the mapper tries, the fixed one first, no two alike once resolved.
 //   ws: the six loop orders x M tiles of all of M, powers of two from 8 below M, whole output
 //       rows (OW 2^j, convolutions), and the largest blocks whose partial sums fit the O buffer
-//       one n-fold wide (Mt C) or all n-folds wide (Mt N);
+//       one n-fold wide (Mt C) or all n-folds wide (Mt N); an M tile giving more than
+//       kMaxMapperTiles tiles is left out;
 //   os: m-folds outside n-folds (fixed) or inside.
 std::vector<Mapping> candidate_mappings(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape,
                                         const ConvShape* conv = nullptr);
