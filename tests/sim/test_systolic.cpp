@@ -566,4 +566,29 @@ TEST(SimSystolicMapping, MTilesKeepPartialSumsOnChip) {
   EXPECT_EQ(best_mapping(spec, bits, g, [](const ArrayStats& st) { return -double(st.cycles); }).stats.cycles, slowest);
 }
 
+// The closed form refuses what it cannot count, with one line naming the field.
+TEST(SimSystolicMapping, SpecBitsAndMappingsAreValidated) {
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ArraySpec spec;
+  const GemmShape g{8, 8, 8};
+  spec.rows = 0;
+  EXPECT_NE(message([&] { array_model(spec, {8, 8, 32}, g); }).find("bad array 0x16"), std::string::npos);
+  spec.rows = 16;
+  EXPECT_NE(message([&] { array_model(spec, {0, 8, 32}, g); }).find("operand widths"), std::string::npos);
+  EXPECT_NE(message([&] { array_model(spec, {8, 8, 129}, g); }).find("accumulator width"), std::string::npos);
+  EXPECT_NE(message([&] { array_model(spec, {8, 8, 32}, g, {LoopOrder::MKN, -1}); }).find("M tile -1"), std::string::npos);
+  // An M tile larger than M is all of M.
+  EXPECT_EQ(resolve({LoopOrder::MKN, 100}, Dataflow::WeightStationary, g), (Mapping{LoopOrder::MKN, 8}));
+  EXPECT_EQ(resolve({}, Dataflow::OutputStationary, g), (Mapping{LoopOrder::MNK, 0}));
+  EXPECT_EQ(Mapping{}.to_string(), "fixed");
+  EXPECT_EQ((Mapping{LoopOrder::KNM, 64}).to_string(), "order knm, M tile 64");
+}
+
 }  // namespace
