@@ -36,10 +36,7 @@ std::uint64_t count(std::int64_t v) { return std::uint64_t(std::max<std::int64_t
 GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g) {
   GemmCost c;
   c.work = g;
-  sim::ArrayConfig cfg = hw.array;
-  cfg.a = g.a, cfg.w = g.w, cfg.acc = g.acc;
-  cfg.acc_spec = {arith::Rounding::NearestEven, arith::default_overflow(g.acc)};
-  c.stats = sim::array_model(cfg, g.shape);
+  c.stats = sim::array_model(hw.array, sim::OperandBits{g.a.width(), g.w.width(), g.acc.width()}, g.shape);
   const sim::ArrayStats& s = c.stats;
 
   Counts counts;

@@ -270,7 +270,7 @@ void read_hardware(Reader& h, Experiment& x) {
   } catch (const std::invalid_argument& e) {
     throw ExperimentError(fmt::format("{}: hardware.dataflow: {}", path, e.what()));
   }
-  constexpr double kMaxBufferKib = double(sim::ArrayConfig::kMaxBufferBytes / 1024);
+  constexpr double kMaxBufferKib = double(sim::ArraySpec::kMaxBufferBytes / 1024);
   if (!(buffer_kib * 1024 >= 1) || buffer_kib > kMaxBufferKib)
     h.fail("buffer_kib", fmt::format("a buffer size from 1/1024 (one byte) to {} KiB (1 TiB)", kMaxBufferKib));
   x.hardware.array.buffer_a_bytes = x.hardware.array.buffer_w_bytes = x.hardware.array.buffer_o_bytes =

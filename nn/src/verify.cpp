@@ -128,7 +128,7 @@ VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
       rc.skipped = fmt::format("operand formats {} and {} are not array formats", r.a.spec(), r.b.spec());
     if (rc.skipped.empty()) {
       sim::ArrayConfig& cfg = rc.config;
-      cfg = x.hardware.array;
+      cfg = sim::ArrayConfig(x.hardware.array);
       cfg.a = r.a, cfg.w = r.b;
       cfg.acc = rc.acc = c.acc.for_operands(r.a, r.b);
       cfg.acc_spec = c.acc.spec;

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <list>
 #include <stdexcept>
+#include <unordered_map>
 #include <vector>
 
 #include "bitsim/arith/ops.hpp"
@@ -47,14 +49,8 @@ GemmShape ConvShape::gemm() const {
   return {batch * out_height() * out_width(), in_channels * kernel_h * kernel_w, out_channels};
 }
 
-void ArrayConfig::validate() const {
+void ArraySpec::validate() const {
   if (rows < 1 || cols < 1) throw std::invalid_argument(fmt::format("bad array {}x{}: rows and columns must be positive", rows, cols));
-  if (a.width() > 64 || w.width() > 64)
-    throw std::invalid_argument(fmt::format("operand formats must be at most 64 bits wide (got {} and {})", a.spec(), w.spec()));
-  arith::product_format(a, w);                          // throws: mixed fixed/float, too wide
-  arith::check_overflow_applies(acc, acc_spec.overflow);  // throws: e.g. wrap on a float
-  if (acc_spec.sr_bits < 1 || acc_spec.sr_bits > 32)
-    throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
   if (buffer_a_bytes < 0 || buffer_w_bytes < 0 || buffer_o_bytes < 0)
     throw std::invalid_argument("buffer sizes must be non-negative");
   if (std::max({buffer_a_bytes, buffer_w_bytes, buffer_o_bytes}) > kMaxBufferBytes)
@@ -65,24 +61,29 @@ void ArrayConfig::validate() const {
                                             kMinDramBytesPerCycle, dram_bytes_per_cycle));
 }
 
+void OperandBits::validate() const {
+  if (a < 1 || a > kMaxOperandBits || w < 1 || w > kMaxOperandBits)
+    throw std::invalid_argument(fmt::format("operand widths must be 1..{} bits (got {} and {})", kMaxOperandBits, a, w));
+  if (acc < 1 || acc > kMaxAccBits)
+    throw std::invalid_argument(fmt::format("accumulator width must be 1..{} bits (got {})", kMaxAccBits, acc));
+}
+
+void ArrayConfig::validate() const {
+  ArraySpec::validate();
+  if (a.width() > 64 || w.width() > 64)
+    throw std::invalid_argument(fmt::format("operand formats must be at most 64 bits wide (got {} and {})", a.spec(), w.spec()));
+  arith::product_format(a, w);                          // throws: mixed fixed/float, too wide
+  arith::check_overflow_applies(acc, acc_spec.overflow);  // throws: e.g. wrap on a float
+  if (acc_spec.sr_bits < 1 || acc_spec.sr_bits > 32)
+    throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
+}
+
 namespace {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
-
-// An LRU buffer scanned cyclically by blocks of these sizes: a block larger than the buffer
-// streams through and is never kept; the others stay after their first use when all of them fit
-// together, and otherwise each use misses (the block needed next is always the least recently
-// used, so it is the first evicted).
-struct CyclicScan {
-  std::int64_t capacity;
-  std::int64_t kept_bytes = 0;  // bytes of the blocks small enough to keep
-  bool fetched(std::int64_t block_bytes, bool first_pass) const {
-    return first_pass || block_bytes > capacity || kept_bytes > capacity;
-  }
-};
 
 // What one tile needs from and gives to DRAM, and how long it computes.
 struct TileCost {
@@ -109,91 +110,208 @@ class Channel {
   std::int64_t free_ = 0;
 };
 
-}  // namespace
-
-std::int64_t compute_cycles(const ArrayConfig& cfg, const GemmShape& s) {
-  if (cfg.dataflow == Dataflow::WeightStationary) {
-    const std::int64_t fk = ceil_div(s.k, cfg.rows), fn = ceil_div(s.n, cfg.cols);
-    // sum over tiles of 2 r + M + c - 1, with sum r = K per n-fold and sum c = N per k-fold
-    return 2 * s.k * fn + fk * fn * (s.m - 1) + fk * s.n;
+// An LRU buffer of whole blocks (the same policy as the SystemC array's A and W buffers): a hit
+// moves the block to the front; a miss keeps the block, evicting from the back, unless it is
+// larger than the buffer, in which case it streams through.
+class LruBuffer {
+ public:
+  explicit LruBuffer(std::int64_t capacity) : cap_(capacity) {}
+  bool access(std::int64_t id, std::int64_t bytes) {
+    if (const auto it = where_.find(id); it != where_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return true;
+    }
+    if (bytes > cap_) return false;
+    while (used_ + bytes > cap_) {
+      used_ -= order_.back().second;
+      where_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    order_.emplace_front(id, bytes);
+    where_[id] = order_.begin();
+    used_ += bytes;
+    return false;
   }
-  const std::int64_t fm = ceil_div(s.m, cfg.rows), fn = ceil_div(s.n, cfg.cols);
-  // sum over tiles of K + 2 r + c - 2, with sum r = M per n-fold and sum c = N per m-fold
-  return fm * fn * (s.k - 2) + 2 * s.m * fn + fm * s.n;
+
+ private:
+  std::int64_t cap_, used_ = 0;
+  std::list<std::pair<std::int64_t, std::int64_t>> order_;
+  std::unordered_map<std::int64_t, std::list<std::pair<std::int64_t, std::int64_t>>::iterator> where_;
+};
+
+// Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
+std::int64_t input_at(const ConvShape& cv, std::int64_t o, std::int64_t f, std::int64_t size) {
+  const std::int64_t x = o * cv.stride + f - cv.padding;
+  return x >= 0 && x < size ? x : -1;
 }
 
-ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
-  cfg.validate();
+// Whether kernel offset f reads the input (not only padding) for some output coordinate in
+// [o0, o1): o s + f - P lies in [0, size) for o from ceil((P - f) / s) to floor((size - 1 + P - f) / s).
+bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
+  const std::int64_t lo_num = cv.padding - f, hi_num = size - 1 + cv.padding - f;
+  if (hi_num < 0) return false;
+  const std::int64_t lo = lo_num <= 0 ? 0 : (lo_num + cv.stride - 1) / cv.stride, hi = hi_num / cv.stride;
+  return std::max(lo, o0) <= std::min(hi, o1 - 1);
+}
+
+// The input rows (image b, channel c, row y: id (b C + c) H + y) that the im2col block of output
+// pixels [m0, m1) (m = (b OH + oy) OW + ox) and reductions [k0, k1) (k = (c R + ry) S + sx) reads:
+// row y of channel c for each (c, ry, sx) and output row whose window puts a real input element
+// (not padding) there. Ascending ids.
+std::vector<std::int64_t> conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
+  const std::int64_t OW = cv.out_width(), OH = cv.out_height();
+  std::vector<std::int64_t> rows;
+  for (std::int64_t m = m0; m < m1;) {
+    const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox0 = m % OW;
+    const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));  // this output row's pixels in the block
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+      const std::int64_t y = input_at(cv, oy, ry, cv.height);
+      if (y >= 0 && offset_reads_input(cv, sx, ox0, ox1, cv.width)) rows.push_back((b * cv.in_channels + c) * cv.height + y);
+    }
+    m += ox1 - ox0;
+  }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+// One tile of a mapping: block indices and extents.
+struct Span {
+  std::int64_t mb = 0, kt = 0, nt = 0;  // m-block, k-fold, n-fold
+  std::int64_t m0 = 0, mt = 0, k0 = 0, r = 0, n0 = 0, c = 0;
+};
+
+// The tiles of a resolved mapping in the order they run. ws: m-blocks of tile_m rows, k-folds of R,
+// n-folds of C; os: m-folds of R rows spanning K, n-folds of C.
+std::vector<Span> schedule(const ArraySpec& spec, const GemmShape& s, const Mapping& mp) {
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  const std::int64_t pm = ws ? mp.tile_m : spec.rows, pk = ws ? spec.rows : s.k, pn = spec.cols;
+  const std::int64_t f[3] = {ceil_div(s.m, pm), ceil_div(s.k, pk), ceil_div(s.n, pn)};  // folds of m, k, n
+  // Dimension (0 = m, 1 = k, 2 = n) of each loop, outermost first.
+  int dim[3] = {0, 1, 2};
+  switch (mp.order) {
+    case LoopOrder::MNK: dim[0] = 0, dim[1] = 2, dim[2] = 1; break;
+    case LoopOrder::MKN: dim[0] = 0, dim[1] = 1, dim[2] = 2; break;
+    case LoopOrder::NMK: dim[0] = 2, dim[1] = 0, dim[2] = 1; break;
+    case LoopOrder::NKM: dim[0] = 2, dim[1] = 1, dim[2] = 0; break;
+    case LoopOrder::KMN: dim[0] = 1, dim[1] = 0, dim[2] = 2; break;
+    case LoopOrder::KNM: dim[0] = 1, dim[1] = 2, dim[2] = 0; break;
+    case LoopOrder::Fixed: throw std::logic_error("schedule: unresolved mapping");
+  }
+  std::vector<Span> out;
+  out.reserve(std::size_t(f[0] * f[1] * f[2]));
+  std::int64_t i[3];
+  for (i[dim[0]] = 0; i[dim[0]] < f[dim[0]]; ++i[dim[0]])
+    for (i[dim[1]] = 0; i[dim[1]] < f[dim[1]]; ++i[dim[1]])
+      for (i[dim[2]] = 0; i[dim[2]] < f[dim[2]]; ++i[dim[2]]) {
+        Span t;
+        t.mb = i[0], t.kt = i[1], t.nt = i[2];
+        t.m0 = i[0] * pm, t.mt = extent(s.m, pm, i[0]);
+        t.k0 = i[1] * pk, t.r = extent(s.k, pk, i[1]);
+        t.n0 = i[2] * pn, t.c = extent(s.n, pn, i[2]);
+        out.push_back(t);
+      }
+  return out;
+}
+
+// The GEMM model, with A read either as blocks of the M x K matrix (conv == nullptr) or as input rows.
+ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping,
+                 const ConvShape* conv) {
+  spec.validate();
+  bits.validate();
   if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
-  const int ab = cfg.a.width(), wb = cfg.w.width(), cb = cfg.acc.width();
+  const Mapping mp = resolve(mapping, spec.dataflow, s);
+  const int ab = bits.a, wb = bits.w, cb = bits.acc;
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
   ArrayStats st;
   st.macs = s.m * s.k * s.n;
-  st.pes = std::int64_t(cfg.rows) * cfg.cols;
+  st.pes = std::int64_t(spec.rows) * spec.cols;
+  const std::vector<Span> spans = schedule(spec, s, mp);
+  const std::int64_t fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
+
+  // ws partial sums: the blocks live while this block's k-folds run are those that share the
+  // loop indices outside k; they stay in the O buffer when all of them fit together, and
+  // otherwise every k-fold but the last writes its block to DRAM and the next reads it back.
+  std::int64_t m_fixed = 0, n_fixed = 0;  // whether m / n is a loop outside k
+  if (ws) {
+    const std::string_view o = to_string(mp.order);
+    m_fixed = o.find('m') < o.find('k'), n_fixed = o.find('n') < o.find('k');
+  }
+  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows);
+  auto psum_bytes = [&](std::int64_t mb, std::int64_t nt) {
+    return packed_bytes(extent(s.m, mp.tile_m, mb) * extent(s.n, spec.cols, nt), cb);
+  };
+  std::vector<std::int64_t> live_by_m(std::size_t(ws ? fm : 0), 0), live_by_n(std::size_t(ws ? fn : 0), 0);
+  std::int64_t live_all = 0;
+  if (ws)
+    for (std::int64_t mb = 0; mb < fm; ++mb)
+      for (std::int64_t nt = 0; nt < fn; ++nt) {
+        const std::int64_t b = psum_bytes(mb, nt);
+        live_by_m[std::size_t(mb)] += b, live_by_n[std::size_t(nt)] += b, live_all += b;
+      }
+  auto psum_kept = [&](const Span& t) {
+    const std::int64_t live = m_fixed && n_fixed ? psum_bytes(t.mb, t.nt)
+                              : m_fixed          ? live_by_m[std::size_t(t.mb)]
+                              : n_fixed          ? live_by_n[std::size_t(t.nt)]
+                                                 : live_all;
+    return live <= spec.buffer_o_bytes;
+  };
 
   std::vector<TileCost> tiles;
-  auto fetch = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits) {
+  tiles.reserve(spans.size());
+  auto fetch = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits_per) {
     buf.writes += elements;
-    dram += packed_bytes(elements, bits);
-    return packed_bytes(elements, bits);
+    dram += packed_bytes(elements, bits_per);
+    return packed_bytes(elements, bits_per);
   };
-  if (cfg.dataflow == Dataflow::WeightStationary) {
-    const std::int64_t fk = ceil_div(s.k, cfg.rows), fn = ceil_div(s.n, cfg.cols);
-    // A's k-blocks are scanned in the same order for every n-fold.
-    CyclicScan a_scan{cfg.buffer_a_bytes};
-    for (std::int64_t kt = 0; kt < fk; ++kt)
-      if (const std::int64_t b = packed_bytes(s.m * extent(s.k, cfg.rows, kt), ab); b <= cfg.buffer_a_bytes) a_scan.kept_bytes += b;
-    for (std::int64_t nt = 0; nt < fn; ++nt) {
-      const std::int64_t c = extent(s.n, cfg.cols, nt);
-      const bool psum_fits = packed_bytes(s.m * c, cb) <= cfg.buffer_o_bytes;
-      for (std::int64_t kt = 0; kt < fk; ++kt) {
-        const std::int64_t r = extent(s.k, cfg.rows, kt);
-        TileCost t;
-        t.compute = r + s.m + r + c - 1;
-        t.fetch += fetch(st.buf_w, st.dram.read_w, r * c, wb);
-        if (a_scan.fetched(packed_bytes(s.m * r, ab), nt == 0)) t.fetch += fetch(st.buf_a, st.dram.read_a, s.m * r, ab);
-        if (kt > 0 && !psum_fits) t.fetch += fetch(st.buf_o, st.dram.read_psum, s.m * c, cb);
-        if (kt == fk - 1 || !psum_fits) {
-          t.write = packed_bytes(s.m * c, cb);
-          st.dram.write_c += t.write;
-          st.buf_o.reads += s.m * c;
-        }
-        st.buf_w.reads += r * c;
-        st.buf_a.reads += s.m * r;
-        if (kt > 0) st.buf_o.reads += s.m * c;  // partial sums into the top row
-        st.buf_o.writes += s.m * c;             // sums out of the bottom row
-        tiles.push_back(t);
-      }
+  LruBuffer buf_a(spec.buffer_a_bytes), buf_w(spec.buffer_w_bytes);
+  // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.
+  auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
+    std::int64_t b = 0;
+    if (!conv) {
+      if (!buf_a.access(id, packed_bytes(mt * kt_len, ab))) b += fetch(st.buf_a, st.dram.read_a, mt * kt_len, ab);
+      return b;
     }
-  } else {
-    const std::int64_t fm = ceil_div(s.m, cfg.rows), fn = ceil_div(s.n, cfg.cols);
-    // W's n-blocks are scanned in the same order for every m-fold; A's m-block is reused across
-    // the n-folds (kept unless it is larger than the buffer).
-    CyclicScan w_scan{cfg.buffer_w_bytes};
-    for (std::int64_t nt = 0; nt < fn; ++nt)
-      if (const std::int64_t b = packed_bytes(s.k * extent(s.n, cfg.cols, nt), wb); b <= cfg.buffer_w_bytes) w_scan.kept_bytes += b;
-    for (std::int64_t mt = 0; mt < fm; ++mt) {
-      const std::int64_t r = extent(s.m, cfg.rows, mt);
-      const bool a_fits = packed_bytes(r * s.k, ab) <= cfg.buffer_a_bytes;
-      for (std::int64_t nt = 0; nt < fn; ++nt) {
-        const std::int64_t c = extent(s.n, cfg.cols, nt);
-        TileCost t;
-        t.compute = s.k + r + c - 2 + r;
-        if (nt == 0 || !a_fits) t.fetch += fetch(st.buf_a, st.dram.read_a, r * s.k, ab);
-        if (w_scan.fetched(packed_bytes(s.k * c, wb), mt == 0)) t.fetch += fetch(st.buf_w, st.dram.read_w, s.k * c, wb);
-        t.write = packed_bytes(r * c, cb);
-        st.dram.write_c += t.write;
-        st.buf_a.reads += r * s.k;
-        st.buf_w.reads += s.k * c;
-        st.buf_o.writes += r * c;
-        st.buf_o.reads += r * c;
-        tiles.push_back(t);
+    for (const std::int64_t row : conv_rows(*conv, m0, m0 + mt, k0, k0 + kt_len))
+      if (!buf_a.access(row, packed_bytes(conv->width, ab))) b += fetch(st.buf_a, st.dram.read_a, conv->width, ab);
+    return b;
+  };
+  for (const Span& t : spans) {
+    TileCost tc;
+    if (ws) {
+      const bool kept = psum_kept(t), last_k = t.kt == fk - 1;
+      tc.compute = t.r + t.mt + t.r + t.c - 1;
+      if (!buf_w.access(t.kt * fn + t.nt, packed_bytes(t.r * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, t.r * t.c, wb);
+      tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
+      if (t.kt > 0 && !kept) tc.fetch += fetch(st.buf_o, st.dram.read_psum, t.mt * t.c, cb);
+      if (last_k || !kept) {
+        tc.write = packed_bytes(t.mt * t.c, cb);
+        st.dram.write_c += tc.write;
+        st.buf_o.reads += t.mt * t.c;
       }
+      st.buf_w.reads += t.r * t.c;
+      st.buf_a.reads += t.mt * t.r;
+      if (t.kt > 0) st.buf_o.reads += t.mt * t.c;  // partial sums into the top row
+      st.buf_o.writes += t.mt * t.c;               // sums out of the bottom row
+    } else {
+      const std::int64_t r = t.mt;  // an os tile's PE rows are its output rows
+      tc.compute = s.k + r + t.c - 2 + r;
+      tc.fetch += fetch_a(t.mb, t.m0, r, 0, s.k);
+      if (!buf_w.access(t.nt, packed_bytes(s.k * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, s.k * t.c, wb);
+      tc.write = packed_bytes(r * t.c, cb);
+      st.dram.write_c += tc.write;
+      st.buf_a.reads += r * s.k;
+      st.buf_w.reads += s.k * t.c;
+      st.buf_o.writes += r * t.c;
+      st.buf_o.reads += r * t.c;
     }
+    tiles.push_back(tc);
   }
 
   // Tile t+1's operands are fetched while tile t computes; tile t's results are written when it
   // ends. Channel order: fetch 0, fetch 1, write 0, fetch 2, write 1, ..., write T-1.
-  Channel dram(cfg.dram_bytes_per_cycle);
+  Channel dram(spec.dram_bytes_per_cycle);
   const std::size_t n = tiles.size();
   std::int64_t ready = dram.issue(0, tiles[0].fetch);  // next tile's operands usable from here
   std::int64_t end = 0;
@@ -208,6 +326,64 @@ ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& s) {
   st.stall_cycles = st.cycles - st.compute_cycles;
   st.tiles = std::int64_t(n);
   return st;
+}
+
+}  // namespace
+
+std::string_view to_string(LoopOrder o) {
+  switch (o) {
+    case LoopOrder::Fixed: return "fixed";
+    case LoopOrder::MNK: return "mnk";
+    case LoopOrder::MKN: return "mkn";
+    case LoopOrder::NMK: return "nmk";
+    case LoopOrder::NKM: return "nkm";
+    case LoopOrder::KMN: return "kmn";
+    case LoopOrder::KNM: return "knm";
+  }
+  return "?";
+}
+
+std::string Mapping::to_string() const {
+  if (order == LoopOrder::Fixed && tile_m == 0) return "fixed";
+  if (tile_m == 0) return fmt::format("order {}", sim::to_string(order));
+  return fmt::format("order {}, M tile {}", sim::to_string(order), tile_m);
+}
+
+Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& s) {
+  if (m.tile_m < 0) throw std::invalid_argument(fmt::format("bad mapping: M tile {} is negative", m.tile_m));
+  Mapping r = m;
+  if (d == Dataflow::WeightStationary) {
+    if (r.order == LoopOrder::Fixed) r.order = LoopOrder::NMK;
+    r.tile_m = (r.tile_m == 0 || r.tile_m > s.m) ? s.m : r.tile_m;
+    return r;
+  }
+  if (r.order == LoopOrder::Fixed) r.order = LoopOrder::MNK;
+  if (r.order != LoopOrder::MNK && r.order != LoopOrder::NMK)
+    throw std::invalid_argument(fmt::format("bad mapping: order {} on an output-stationary array (its tiles span K): "
+                                            "expected mnk or nmk", sim::to_string(r.order)));
+  if (r.tile_m != 0) throw std::invalid_argument("bad mapping: an output-stationary tile is R rows of M (M tile must be 0)");
+  return r;
+}
+
+std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
+  if (spec.dataflow == Dataflow::WeightStationary) {
+    const Mapping mp = resolve(mapping, spec.dataflow, s);
+    const std::int64_t fm = ceil_div(s.m, mp.tile_m), fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
+    // sum over tiles of 2 r + Mt + c - 1, with sum r = K per (m-block, n-fold), sum Mt = M per
+    // (k-fold, n-fold) and sum c = N per (m-block, k-fold)
+    return 2 * s.k * fm * fn + fk * fn * s.m + fm * fk * s.n - fm * fk * fn;
+  }
+  const std::int64_t fm = ceil_div(s.m, spec.rows), fn = ceil_div(s.n, spec.cols);
+  // sum over tiles of K + 2 r + c - 2, with sum r = M per n-fold and sum c = N per m-fold
+  return fm * fn * (s.k - 2) + 2 * s.m * fn + fm * s.n;
+}
+
+ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping) {
+  return model(spec, bits, s, mapping, nullptr);
+}
+
+ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& cv, const Mapping& mapping) {
+  return model(spec, bits, cv.gemm(), mapping, &cv);
 }
 
 }  // namespace bitsim::sim

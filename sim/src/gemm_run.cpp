@@ -29,9 +29,19 @@ ArrayHarness::~ArrayHarness() {
   if (vcd_) sc_core::sc_close_vcd_trace_file(vcd_);
 }
 
-GemmResult ArrayHarness::run(GemmOperands ops, const std::function<void(double)>& progress) {
+GemmResult ArrayHarness::run(GemmOperands ops, const Mapping& mapping, const std::function<void(double)>& progress) {
   const double macs = double(ops.shape.m) * double(ops.shape.k) * double(ops.shape.n);
-  array_->load(std::move(ops));
+  array_->load(std::move(ops), mapping);
+  return simulate(macs, progress);
+}
+
+GemmResult ArrayHarness::run(ConvOperands ops, const Mapping& mapping, const std::function<void(double)>& progress) {
+  const GemmShape g = ops.shape.gemm();
+  array_->load(std::move(ops), mapping);
+  return simulate(double(g.m) * double(g.k) * double(g.n), progress);
+}
+
+GemmResult ArrayHarness::simulate(double macs, const std::function<void(double)>& progress) {
   rst_.write(true);
   sc_core::sc_start(kPeriod);
   rst_.write(false);

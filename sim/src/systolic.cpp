@@ -3,8 +3,10 @@
 // array); tests hold them to the closed form in sim/src/array_model.cpp.
 #include "bitsim/sim/systolic.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -49,12 +51,65 @@ SystolicArray::SystolicArray(sc_core::sc_module_name name, const ArrayConfig& cf
   dont_initialize();
 }
 
-void SystolicArray::load(GemmOperands ops) {
+void SystolicArray::load(GemmOperands ops, const Mapping& mapping) {
   const GemmShape& s = ops.shape;
   if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
   if (ops.a.size() != std::size_t(s.m * s.k) || ops.w.size() != std::size_t(s.k * s.n))
     throw std::invalid_argument("GEMM operands do not match the shape");
+  resolve(mapping, cfg_.dataflow, s);  // throws on a mapping this array cannot run
   ops_ = std::move(ops);
+  mapping_ = mapping;
+  conv_mode_ = false, loaded_ = true;
+  ifmap_.clear();
+}
+
+void SystolicArray::load(ConvOperands ops, const Mapping& mapping) {
+  const GemmShape g = ops.shape.gemm();  // throws on a bad shape
+  resolve(mapping, cfg_.dataflow, g);
+  const ConvShape& cv = ops.shape;
+  if (ops.ifmap.size() != std::size_t(cv.batch * cv.in_channels * cv.height * cv.width) ||
+      ops.filter.size() != std::size_t(g.k * g.n))
+    throw std::invalid_argument("convolution operands do not match the shape");
+  ops_ = GemmOperands{g, {}, std::move(ops.filter)};
+  conv_ = cv;
+  mapping_ = mapping;
+  ifmap_ = std::move(ops.ifmap);
+  conv_mode_ = true, loaded_ = true;
+}
+
+// The im2col unit between the A buffer and the array: element (m, k) of the operand matrix, read
+// from the input row that holds it, or zero in the padding.
+u128 SystolicArray::a_at(std::int64_t m, std::int64_t k) const {
+  if (!conv_mode_) return ops_.a[std::size_t(m * ops_.shape.k + k)];
+  const ConvShape& cv = conv_;
+  const std::int64_t OH = cv.out_height(), OW = cv.out_width();
+  const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox = m % OW;
+  const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+  const std::int64_t y = oy * cv.stride + ry - cv.padding, x = ox * cv.stride + sx - cv.padding;
+  if (y < 0 || y >= cv.height || x < 0 || x >= cv.width) return 0;
+  return ifmap_[std::size_t(((b * cv.in_channels + c) * cv.height + y) * cv.width + x)];
+}
+
+// The input rows (id (b C + c) H + y) holding the elements a tile's operand rows read, ascending:
+// found by walking the tile's im2col addresses, as the DMA's address generator would.
+std::vector<std::int64_t> SystolicArray::conv_tile_rows(const Tile& T) const {
+  const ConvShape& cv = conv_;
+  const GemmShape& s = ops_.shape;
+  const std::int64_t OH = cv.out_height(), OW = cv.out_width();
+  const bool ws = cfg_.dataflow == Dataflow::WeightStationary;
+  const std::int64_t m0 = T.m0, m1 = T.m0 + T.mt;
+  const std::int64_t k0 = ws ? T.k0 : 0, k1 = ws ? T.k0 + T.r : s.k;
+  std::vector<std::int64_t> rows;
+  for (std::int64_t m = m0; m < m1; ++m)
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox = m % OW;
+      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+      const std::int64_t y = oy * cv.stride + ry - cv.padding, x = ox * cv.stride + sx - cv.padding;
+      if (y >= 0 && y < cv.height && x >= 0 && x < cv.width) rows.push_back((b * cv.in_channels + c) * cv.height + y);
+    }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
 }
 
 void SystolicArray::trace(sc_core::sc_trace_file* tf) const {
@@ -118,21 +173,53 @@ void SystolicArray::publish() {
 
 void SystolicArray::build_schedule() {
   const GemmShape& s = ops_.shape;
-  if (ops_.a.empty()) throw std::logic_error("SystolicArray: start without operands (call load first)");
+  if (!loaded_) throw std::logic_error("SystolicArray: start without operands (call load first)");
   const std::int64_t R = cfg_.rows, C = cfg_.cols;
   result_.c.assign(std::size_t(s.m * s.n), 0);
   result_.status.assign(result_.c.size(), 0);
   result_.stats.pes = R * C;
   buf_a_.reset(cfg_.buffer_a_bytes);
   buf_w_.reset(cfg_.buffer_w_bytes);
-  if (cfg_.dataflow == Dataflow::WeightStationary) {
-    for (std::int64_t nt = 0; nt * C < s.n; ++nt)
-      for (std::int64_t kt = 0; kt * R < s.k; ++kt)
-        tiles_.push_back({0, kt * R, nt * C, int(std::min(R, s.k - kt * R)), int(std::min(C, s.n - nt * C)), kt, nt, kt});
-  } else {
-    for (std::int64_t mt = 0; mt * R < s.m; ++mt)
-      for (std::int64_t nt = 0; nt * C < s.n; ++nt)
-        tiles_.push_back({mt * R, 0, nt * C, int(std::min(R, s.m - mt * R)), int(std::min(C, s.n - nt * C)), 0, mt, nt});
+  const bool ws = cfg_.dataflow == Dataflow::WeightStationary;
+  const Mapping mp = resolve(mapping_, cfg_.dataflow, s);
+  // Block sizes along m, k, n and the loop nest, outermost first, as the order's letters say.
+  const std::int64_t size[3] = {ws ? mp.tile_m : R, ws ? R : s.k, C};
+  const std::int64_t total[3] = {s.m, s.k, s.n};
+  const std::string_view order = to_string(mp.order);
+  int dim[3];
+  for (int l = 0; l < 3; ++l) dim[l] = order[std::size_t(l)] == 'm' ? 0 : order[std::size_t(l)] == 'k' ? 1 : 2;
+  std::int64_t idx[3];
+  for (idx[dim[0]] = 0; idx[dim[0]] * size[dim[0]] < total[dim[0]]; ++idx[dim[0]])
+    for (idx[dim[1]] = 0; idx[dim[1]] * size[dim[1]] < total[dim[1]]; ++idx[dim[1]])
+      for (idx[dim[2]] = 0; idx[dim[2]] * size[dim[2]] < total[dim[2]]; ++idx[dim[2]]) {
+        Tile t;
+        t.mb = idx[0], t.kt = idx[1], t.nt = idx[2];
+        t.m0 = idx[0] * size[0], t.k0 = idx[1] * size[1], t.n0 = idx[2] * size[2];
+        const std::int64_t mt = std::min(size[0], s.m - t.m0);
+        t.mt = mt;
+        t.r = int(ws ? std::min(R, s.k - t.k0) : mt);
+        t.c = int(std::min(C, s.n - t.n0));
+        tiles_.push_back(t);
+      }
+  // ws partial sums: a block (m-block, n-fold) lives from its first k-fold's tile to its last. Its
+  // partial sums stay on chip when, at every tile of its life, the blocks alive then fit the O
+  // buffer together; otherwise each of its k-folds but the last spills them.
+  if (ws) {
+    std::vector<std::int64_t> live_bytes(tiles_.size(), 0);
+    std::map<std::pair<std::int64_t, std::int64_t>, std::pair<std::size_t, std::size_t>> life;  // block: first, last tile
+    for (std::size_t i = 0; i < tiles_.size(); ++i) {
+      auto [it, fresh] = life.try_emplace({tiles_[i].mb, tiles_[i].nt}, i, i);
+      it->second.second = i;
+    }
+    for (const auto& [block, span] : life)
+      for (std::size_t i = span.first; i <= span.second; ++i)
+        live_bytes[i] += packed_bytes(std::min(mp.tile_m, s.m - block.first * mp.tile_m) * std::min(C, s.n - block.second * C), cb_);
+    for (Tile& t : tiles_) {
+      const auto& span = life.at({t.mb, t.nt});
+      std::int64_t peak = 0;
+      for (std::size_t i = span.first; i <= span.second; ++i) peak = std::max(peak, live_bytes[i]);
+      t.keep_psum = peak <= cfg_.buffer_o_bytes;
+    }
   }
   fetch_req_.assign(tiles_.size(), 0);
   issue_fetch(0);
@@ -151,14 +238,22 @@ void SystolicArray::issue_fetch(std::size_t t) {
     dram += packed_bytes(elements, bits);
     b += packed_bytes(elements, bits);
   };
+  // A convolution's A side: every input row the tile reads that the A buffer does not hold.
+  auto fetch_rows = [&](const Tile& tile) {
+    for (const std::int64_t row : conv_tile_rows(tile))
+      if (!buf_a_.access(row, packed_bytes(conv_.width, ab_))) fill(st.buf_a, st.dram.read_a, conv_.width, ab_);
+  };
   if (cfg_.dataflow == Dataflow::WeightStationary) {
-    fill(st.buf_w, st.dram.read_w, std::int64_t(T.r) * T.c, wb_);  // every weight tile is new
-    if (!buf_a_.access(T.fold_k, packed_bytes(s.m * T.r, ab_))) fill(st.buf_a, st.dram.read_a, s.m * T.r, ab_);
-    const bool psum_fits = packed_bytes(s.m * T.c, cb_) <= cfg_.buffer_o_bytes;
-    if (T.fold_k > 0 && !psum_fits) fill(st.buf_o, st.dram.read_psum, s.m * T.c, cb_);
+    const std::int64_t fk = (s.k + cfg_.rows - 1) / cfg_.rows, fn = (s.n + cfg_.cols - 1) / cfg_.cols;
+    if (!buf_w_.access(T.kt * fn + T.nt, packed_bytes(std::int64_t(T.r) * T.c, wb_)))
+      fill(st.buf_w, st.dram.read_w, std::int64_t(T.r) * T.c, wb_);
+    if (conv_mode_) fetch_rows(T);
+    else if (!buf_a_.access(T.mb * fk + T.kt, packed_bytes(T.mt * T.r, ab_))) fill(st.buf_a, st.dram.read_a, T.mt * T.r, ab_);
+    if (T.kt > 0 && !T.keep_psum) fill(st.buf_o, st.dram.read_psum, T.mt * T.c, cb_);
   } else {
-    if (!buf_a_.access(T.fold_outer, packed_bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
-    if (!buf_w_.access(T.fold_inner, packed_bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
+    if (conv_mode_) fetch_rows(T);
+    else if (!buf_a_.access(T.mb, packed_bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
+    if (!buf_w_.access(T.nt, packed_bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
   }
   fetch_req_[t] = dram_issue(now_, b);
 }
@@ -272,9 +367,9 @@ void SystolicArray::ws_stream_cycle() {
       std::int64_t m = -1;
       u128 a = 0;
       if (j == 0) {
-        if (t - i >= 0 && t - i < s.m) {
-          m = t - i;
-          a = ops_.a[std::size_t(m * s.k + T.k0 + i)];
+        if (t - i >= 0 && t - i < T.mt) {
+          m = T.m0 + t - i;
+          a = a_at(m, T.k0 + i);
           ++st.buf_a.reads;
         }
       } else if (pe(i, j - 1).a_tag >= 0) {
@@ -288,7 +383,7 @@ void SystolicArray::ws_stream_cycle() {
       u128 psum = 0;
       unsigned status = 0;
       if (i == 0) {
-        if (T.fold_k > 0) {
+        if (T.kt > 0) {
           const std::size_t o = std::size_t(m * s.n + T.n0 + j);
           psum = result_.c[o];
           status = result_.status[o];
@@ -306,7 +401,7 @@ void SystolicArray::ws_stream_cycle() {
       p.a_tag = m;
     }
   ++phase_cycle_;
-  if (collected_ == s.m * T.c) end_tile();
+  if (collected_ == T.mt * T.c) end_tile();
 }
 
 // Output-stationary stream, cycle t: row i receives A[m0 + i][t - i] from the left and column j
@@ -325,7 +420,7 @@ void SystolicArray::os_stream_cycle() {
       if (j == 0) {
         if (t - i >= 0 && t - i < s.k) {
           ka = t - i;
-          a = ops_.a[std::size_t((T.m0 + i) * s.k + ka)];
+          a = a_at(T.m0 + i, ka);
           ++st.buf_a.reads;
         }
       } else if (pe(i, j - 1).a_tag >= 0) {
@@ -384,7 +479,7 @@ void SystolicArray::end_tile() {
   std::int64_t out = 0;
   if (cfg_.dataflow == Dataflow::WeightStationary) {
     const bool last_fold = (T.k0 + T.r == s.k);
-    if (last_fold || packed_bytes(s.m * T.c, cb_) > cfg_.buffer_o_bytes) out = s.m * T.c;
+    if (last_fold || !T.keep_psum) out = T.mt * T.c;
   } else {
     out = std::int64_t(T.r) * T.c;
   }

@@ -34,6 +34,42 @@ expect_ok "bandwidth DRAM bytes" '"total": 54600' "${hw_bw[@]}"
 expect_ok "bandwidth cycles" '"cycles": 27300' "${hw_bw[@]}"
 expect_ok "bandwidth stalls" '"stall_cycles": 25280' "${hw_bw[@]}"
 
+# hw conv. LeNet conv1 (28x28x1 input, 5x5 kernel, 6 filters) on 16x16 ws with 1 MiB buffers: every
+# operand fits, so DRAM reads the input once (784 B), the filters once (5*5*6 = 150 B) and writes
+# the 24*24*6 = 3456 int32 outputs once (13824 B). The im2col GEMM is M = 576, K = 25, N = 6:
+# Fk = 2, Fn = 1, compute 2 K Fn + Fk Fn (M - 1) + Fk N = 50 + 1150 + 12 = 1212 cycles.
+conv1=("$bitsim" hw conv --array 16x16 --ifmap 28x28x1 --filter 5x5x6 --buffer-kib 1024 --json)
+expect_ok "conv input once" '"read_a": 784' "${conv1[@]}"
+expect_ok "conv filters once" '"read_w": 150' "${conv1[@]}"
+expect_ok "conv output once" '"write_c": 13824' "${conv1[@]}"
+expect_ok "conv cycles" '"cycles": 1212' "${conv1[@]}"
+expect_ok "conv agrees" '"closed_form_agrees": true' "${conv1[@]}"
+# LeNet conv2 (14x14x6, 5x5x16) on 32x32 os: M = 100, K = 150, N = 16, Fm = 4, Fn = 1:
+# Fm Fn (K - 2) + 2 M Fn + Fm N = 592 + 200 + 64 = 856 cycles; input 14*14*6 = 1176 B.
+conv2=("$bitsim" hw conv --array 32x32 --dataflow os --ifmap 14x14x6 --filter 5x5x16 --buffer-kib 1024 --json)
+expect_ok "conv os cycles" '"cycles": 856' "${conv2[@]}"
+expect_ok "conv os input once" '"read_a": 1176' "${conv2[@]}"
+# A 1x1 kernel at stride 2 over 7x7x3 reads input rows 0, 2, 4, 6 only: 3 x 4 x 7 = 84 B.
+expect_ok "conv stride skips rows" '"read_a": 84' \
+  "$bitsim" hw conv --array 4x4 --ifmap 7x7x3 --filter 1x1x5 --stride 2 --json
+expect_ok "conv padded batch bit exact" "outputs matching arith bit for bit: 2592 of 2592" \
+  "$bitsim" hw conv --array 4x3 --dataflow os --ifmap 9x9x2 --filter 3x3x8 --padding 1 --batch 4 --buffer-kib 0.1 --bandwidth 3
+# The same GEMM mapped for DRAM bytes: 32-row m-blocks keep each 32 x 4 int32 partial-sum block
+# (512 B) on chip, so the best mapping spills nothing; the array runs it bit for bit.
+map_dram=("$bitsim" hw gemm --array 4x4 --m 40 --k 30 --n 20 --bandwidth 2 --buffer-kib 0.5 --mapper dram --json)
+expect_ok "mapper no spills" '"read_psum": 0' "${map_dram[@]}"
+expect_ok "mapper agrees" '"closed_form_agrees": true' "${map_dram[@]}"
+expect_ok "mapper bit exact" '"outputs_matching_arith": 800' "${map_dram[@]}"
+expect_ok "mapper conv" "outputs matching arith bit for bit: 3456 of 3456" \
+  "$bitsim" hw conv --array 8x8 --ifmap 28x28x1 --filter 5x5x6 --buffer-kib 4 --bandwidth 4 --mapper cycles
+expect_error "bad mapper" "bad --mapper 'energy'" "$bitsim" hw gemm --mapper energy
+expect_error "conv bad ifmap" "bad --ifmap '28x28'" "$bitsim" hw conv --ifmap 28x28
+expect_error "conv bad filter" "bad --filter '5x5x0'" "$bitsim" hw conv --filter 5x5x0
+expect_error "conv bad stride" "bad --stride '0'" "$bitsim" hw conv --stride 0
+expect_error "conv bad padding" "bad --padding '-1'" "$bitsim" hw conv --padding -1
+expect_error "conv kernel too large" "bad --filter '9x9x2'" "$bitsim" hw conv --ifmap 4x4x1 --filter 9x9x2 --padding 2
+expect_error "conv bad batch" "bad --batch 'x'" "$bitsim" hw conv --batch x
+
 "$bitsim" hw gemm --array 4x4 --m 8 --k 8 --n 8 --vcd "$tmp/run.vcd" > /dev/null
 if ! grep -q 'enddefinitions' "$tmp/run.vcd" 2>/dev/null || ls "$tmp" | grep -q partial; then
   echo "FAIL: vcd: no complete $tmp/run.vcd"; fails=$((fails + 1))

@@ -14,6 +14,7 @@
 #include "independent.hpp"
 #include "bitsim/sim/array_model.hpp"
 #include "bitsim/sim/gemm_run.hpp"
+#include "bitsim/sim/mapper.hpp"
 #include "tb.hpp"
 
 
@@ -282,6 +283,312 @@ TEST(SimSystolic, TogglesOfAOneByOneArrayAreTheHammingDistancesOfItsOperandSeque
     if (got.stats.toggles.acc != tacc) ++bad, std::fprintf(stderr, "acc toggles %llu want %llu\n", (unsigned long long)got.stats.toggles.acc, (unsigned long long)tacc);
     return bad;
   }()));
+}
+
+// ---- Convolutions ----
+
+// The im2col matrix written from the definition of a convolution, without sim's im2col: output pixel
+// (b, oy, ox) under kernel offset (ry, sx) of channel c sees padded-input element (oy s + ry, ox s + sx),
+// where the padded input is the input surrounded by P rows and columns of zeros.
+GemmOperands test_im2col(const ConvShape& cv, const std::vector<u128>& ifmap, const std::vector<u128>& filter) {
+  const std::int64_t HP = cv.height + 2 * cv.padding, WP = cv.width + 2 * cv.padding;
+  std::vector<u128> padded(std::size_t(cv.batch * cv.in_channels * HP * WP), 0);
+  for (std::int64_t b = 0; b < cv.batch; ++b)
+    for (std::int64_t c = 0; c < cv.in_channels; ++c)
+      for (std::int64_t y = 0; y < cv.height; ++y)
+        for (std::int64_t x = 0; x < cv.width; ++x)
+          padded[std::size_t(((b * cv.in_channels + c) * HP + y + cv.padding) * WP + x + cv.padding)] =
+              ifmap[std::size_t(((b * cv.in_channels + c) * cv.height + y) * cv.width + x)];
+  const std::int64_t OH = (HP - cv.kernel_h) / cv.stride + 1, OW = (WP - cv.kernel_w) / cv.stride + 1;
+  GemmOperands g{{cv.batch * OH * OW, cv.in_channels * cv.kernel_h * cv.kernel_w, cv.out_channels}, {}, filter};
+  for (std::int64_t b = 0; b < cv.batch; ++b)
+    for (std::int64_t oy = 0; oy < OH; ++oy)
+      for (std::int64_t ox = 0; ox < OW; ++ox)
+        for (std::int64_t c = 0; c < cv.in_channels; ++c)
+          for (std::int64_t ry = 0; ry < cv.kernel_h; ++ry)
+            for (std::int64_t sx = 0; sx < cv.kernel_w; ++sx)
+              g.a.push_back(padded[std::size_t(((b * cv.in_channels + c) * HP + oy * cv.stride + ry) * WP + ox * cv.stride + sx)]);
+  return g;
+}
+
+ConvOperands random_conv(const ArrayConfig& cfg, const ConvShape& cv, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  ConvOperands ops{cv, {}, {}};
+  for (std::int64_t i = 0; i < cv.batch * cv.in_channels * cv.height * cv.width; ++i) ops.ifmap.push_back(test::random_code(cfg.a, rng));
+  for (std::int64_t i = 0; i < cv.in_channels * cv.kernel_h * cv.kernel_w * cv.out_channels; ++i)
+    ops.filter.push_back(test::random_code(cfg.w, rng));
+  return ops;
+}
+
+// {batch, C, H, W, N, R, S, stride, padding}: strides that skip input rows (1x1 kernel, stride 2),
+// padding wider than the kernel reaches, non-square kernels, one output pixel, batches.
+const std::vector<ConvShape> kConvShapes = {
+    {1, 1, 6, 6, 2, 3, 3, 1, 0}, {1, 2, 5, 7, 3, 3, 3, 1, 1}, {2, 3, 4, 4, 5, 2, 2, 2, 0}, {1, 2, 7, 7, 4, 1, 1, 2, 0},
+    {1, 1, 5, 5, 1, 5, 5, 1, 0}, {2, 2, 3, 5, 2, 3, 2, 1, 2}, {1, 3, 6, 5, 7, 3, 3, 2, 1}, {1, 1, 2, 2, 3, 3, 3, 3, 2},
+};
+
+// Every convolution through an array per configuration: outputs against arith's GEMM over the
+// test's own im2col matrix (and the independent reference), counters against conv_model.
+int run_convs(const std::vector<ArrayConfig>& cfgs, const std::vector<ConvShape>& shapes) {
+  std::vector<std::unique_ptr<ArrayHarness>> hs;
+  for (std::size_t i = 0; i < cfgs.size(); ++i)
+    hs.push_back(std::make_unique<ArrayHarness>("conv" + std::to_string(i), cfgs[i]));
+  int bad = 0;
+  unsigned seed = 100;
+  for (std::size_t i = 0; i < cfgs.size(); ++i)
+    for (const ConvShape& cv : shapes) {
+      const ConvOperands ops = random_conv(cfgs[i], cv, ++seed);
+      const GemmOperands g = test_im2col(cv, ops.ifmap, ops.filter);
+      const GemmResult want = gemm_reference(cfgs[i], g);
+      const ArrayStats model = conv_model(cfgs[i], cv);
+      const GemmResult got = hs[i]->run(ops);
+      const std::string id = std::string(to_string(cfgs[i].dataflow)) + " " + std::to_string(cfgs[i].rows) + "x" +
+                             std::to_string(cfgs[i].cols) + " buf " + std::to_string(cfgs[i].buffer_a_bytes) + " conv " +
+                             std::to_string(cv.batch) + "x" + std::to_string(cv.in_channels) + "x" + std::to_string(cv.height) +
+                             "x" + std::to_string(cv.width) + " k" + std::to_string(cv.kernel_h) + "x" +
+                             std::to_string(cv.kernel_w) + " s" + std::to_string(cv.stride) + " p" + std::to_string(cv.padding);
+      bad += compare(id, got, want, model);
+      bad += compare_independently(id, cfgs[i], g, got, false);
+      if (got.stats.compute_cycles != compute_cycles(cfgs[i], g.shape)) ++bad;
+      const std::int64_t input_bytes = (cv.batch * cv.in_channels * cv.height * cv.width * cfgs[i].a.width() + 7) / 8;
+      g_cov.a_refetches += got.stats.dram.read_a > input_bytes;
+      g_cov.psum_spills += got.stats.dram.read_psum > 0;
+      g_cov.stalled += got.stats.stall_cycles > got.stats.compute_cycles / 2;
+    }
+  return bad;
+}
+
+TEST(SimSystolicConv, ConvolutionMatchesArithAndTheClosedForm) {
+  const auto cfgs = cat(both(config(Dataflow::WeightStationary, 4, 3, "int<8>", "int<8>", "int<16>")),
+                        both(config(Dataflow::WeightStationary, 3, 4, "bf16", "bf16", "bf16", Rounding::Stochastic,
+                                    Overflow::Ieee)));
+  EXPECT_SIM_PASSES(run_convs(cfgs, kConvShapes));
+}
+
+// Buffers too small for the input (rows evicted and fetched again, partial sums spilled) and a
+// DRAM channel slower than the array: traffic and stalls equal conv_model.
+TEST(SimSystolicConv, SmallBuffersAndShortBandwidthMatchTheClosedForm) {
+  std::vector<ArrayConfig> cfgs;
+  for (double bw : {0.7, 4.0})
+    for (std::int64_t buf : {std::int64_t(20), std::int64_t(60)})
+      for (ArrayConfig c : both(config(Dataflow::WeightStationary, 3, 2, "int<8>", "int<4>", "int<20>"))) {
+        c.dram_bytes_per_cycle = bw;
+        c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
+        cfgs.push_back(c);
+      }
+  EXPECT_SIM_PASSES(([&] {
+    g_cov = {};
+    const int bad = run_convs(cfgs, kConvShapes);
+    std::fprintf(stderr, "spills %d, A refetches %d, stalled %d\n", g_cov.psum_spills, g_cov.a_refetches, g_cov.stalled);
+    return bad + (g_cov.psum_spills == 0) + (g_cov.a_refetches == 0) + (g_cov.stalled == 0);
+  }()));
+}
+
+// With every operand on chip, DRAM sees each tensor once: the input (rows the kernel never reaches
+// excepted), the filters, and the output. Each case's bytes are worked out in its comment; int8
+// operands (one byte each) and an int32 accumulator (four bytes per output).
+struct OnChipCase {
+  const char* name;
+  ConvShape cv;
+  std::int64_t read_a, read_w, write_c;
+};
+const std::vector<OnChipCase> kOnChip = {
+    // LeNet conv1: 28x28x1 input, 5x5 kernel, 6 filters, no padding: input 784 B; filters 5*5*1*6 =
+    // 150 B; output 24*24*6 = 3456 values, 13824 B.
+    {"lenet conv1", {1, 1, 28, 28, 6, 5, 5, 1, 0}, 784, 150, 13824},
+    // LeNet conv2: 14x14x6 input, 5x5 kernel, 16 filters: input 1176 B; filters 5*5*6*16 = 2400 B;
+    // output 10*10*16 = 1600 values, 6400 B.
+    {"lenet conv2", {1, 6, 14, 14, 16, 5, 5, 1, 0}, 1176, 2400, 6400},
+    // 2 images of 8x8x2, 3x3 kernel, padding 1, 4 filters: input 2*2*64 = 256 B; filters 3*3*2*4 =
+    // 72 B; output 2*8*8*4 = 512 values, 2048 B.
+    {"padded batch", {2, 2, 8, 8, 4, 3, 3, 1, 1}, 256, 72, 2048},
+    // 1x1 kernel, stride 2 over 7x7x3: output rows 0..3 read input rows 0, 2, 4, 6 only: 3 channels
+    // x 4 rows x 7 bytes = 84 B; filters 3*5 = 15 B; output 4*4*5 = 80 values, 320 B.
+    {"stride skips rows", {1, 3, 7, 7, 5, 1, 1, 2, 0}, 84, 15, 320},
+};
+
+TEST(SimSystolicConv, OnChipConvolutionReadsEachTensorOnceInTheClosedForm) {
+  for (const OnChipCase& c : kOnChip)
+    for (Dataflow d : {Dataflow::WeightStationary, Dataflow::OutputStationary})
+      for (int dim : {4, 16, 32}) {
+        ArraySpec spec;
+        spec.rows = spec.cols = dim;
+        spec.dataflow = d;
+        spec.buffer_a_bytes = spec.buffer_w_bytes = spec.buffer_o_bytes = 1 << 20;
+        const ArrayStats s = conv_model(spec, OperandBits{8, 8, 32}, c.cv);
+        SCOPED_TRACE(std::string(c.name) + " " + std::string(to_string(d)) + " " + std::to_string(dim));
+        EXPECT_EQ(s.dram.read_a, c.read_a);
+        EXPECT_EQ(s.dram.read_w, c.read_w);
+        EXPECT_EQ(s.dram.read_psum, 0);
+        EXPECT_EQ(s.dram.write_c, c.write_c);
+      }
+}
+
+TEST(SimSystolicConv, OnChipConvolutionReadsEachTensorOnceInTheArray) {
+  EXPECT_SIM_PASSES(([] {
+    int bad = 0, id = 0;
+    std::vector<std::unique_ptr<ArrayHarness>> hs;  // all elaborated before the first run
+    for (Dataflow d : {Dataflow::WeightStationary, Dataflow::OutputStationary}) {
+      ArrayConfig cfg = config(d, 16, 16, "int<8>", "int<8>", "int<32>");
+      cfg.buffer_a_bytes = cfg.buffer_w_bytes = cfg.buffer_o_bytes = 1 << 20;
+      cfg.dram_bytes_per_cycle = 8;
+      hs.push_back(std::make_unique<ArrayHarness>("onchip" + std::to_string(id++), cfg));
+    }
+    for (auto& h : hs) {
+      const ArrayConfig& cfg = h->array().config();
+      const Dataflow d = cfg.dataflow;
+      for (const OnChipCase& c : kOnChip) {
+        const ConvOperands ops = random_conv(cfg, c.cv, 5);
+        const GemmResult got = h->run(ops);
+        const GemmResult want = gemm_reference(cfg, test_im2col(c.cv, ops.ifmap, ops.filter));
+        const DramTraffic& t = got.stats.dram;
+        if (t.read_a != c.read_a || t.read_w != c.read_w || t.read_psum != 0 || t.write_c != c.write_c || got.c != want.c ||
+            got.status != want.status) {
+          ++bad;
+          std::fprintf(stderr, "MISMATCH %s %s: A %lld W %lld psum %lld C %lld\n", c.name, std::string(to_string(d)).c_str(),
+                       (long long)t.read_a, (long long)t.read_w, (long long)t.read_psum, (long long)t.write_c);
+        }
+      }
+    }
+    return bad;
+  }()));
+}
+
+// ---- Mappings ----
+
+// Every mapping the mapper can choose, through the array: outputs against arith, counters against
+// the closed form under that mapping.
+int run_mappings(const std::vector<ArrayConfig>& cfgs, const std::vector<GemmShape>& gemms, const std::vector<ConvShape>& convs,
+                 int* ran) {
+  std::vector<std::unique_ptr<ArrayHarness>> hs;
+  for (std::size_t i = 0; i < cfgs.size(); ++i) hs.push_back(std::make_unique<ArrayHarness>("map" + std::to_string(i), cfgs[i]));
+  int bad = 0;
+  unsigned seed = 300;
+  for (std::size_t i = 0; i < cfgs.size(); ++i) {
+    const ArrayConfig& cfg = cfgs[i];
+    for (const GemmShape& s : gemms) {
+      const GemmOperands ops = random_operands(cfg, s, ++seed);
+      const GemmResult want = gemm_reference(cfg, ops);
+      for (const Mapping& m : candidate_mappings(cfg, cfg.bits(), s)) {
+        const GemmResult got = hs[i]->run(ops, m);
+        const std::string id = std::string(to_string(cfg.dataflow)) + " buf " + std::to_string(cfg.buffer_a_bytes) + " M,K,N=" +
+                               std::to_string(s.m) + "," + std::to_string(s.k) + "," + std::to_string(s.n) + " " + m.to_string();
+        bad += compare(id, got, want, array_model(cfg, s, m));
+        if (got.stats.compute_cycles != compute_cycles(cfg, s, m)) ++bad, std::fprintf(stderr, "MISMATCH %s compute cycles\n", id.c_str());
+        ++*ran;
+      }
+    }
+    for (const ConvShape& cv : convs) {
+      const ConvOperands ops = random_conv(cfg, cv, ++seed);
+      const GemmOperands g = test_im2col(cv, ops.ifmap, ops.filter);
+      const GemmResult want = gemm_reference(cfg, g);
+      for (const Mapping& m : candidate_mappings(cfg, cfg.bits(), g.shape, &cv)) {
+        const GemmResult got = hs[i]->run(ops, m);
+        const std::string id = std::string(to_string(cfg.dataflow)) + " buf " + std::to_string(cfg.buffer_a_bytes) + " conv " +
+                               std::to_string(cv.height) + "x" + std::to_string(cv.width) + " " + m.to_string();
+        bad += compare(id, got, want, conv_model(cfg, cv, m));
+        ++*ran;
+      }
+    }
+  }
+  return bad;
+}
+
+// Both dataflows, buffers small enough that the order decides what is refetched and spilled, a
+// slow DRAM channel, integer and stochastic-float accumulation.
+TEST(SimSystolicMapping, EveryCandidateMappingMatchesArithAndTheClosedForm) {
+  std::vector<ArrayConfig> cfgs;
+  for (std::int64_t buf : {std::int64_t(48), std::int64_t(400)})
+    for (ArrayConfig c : cat(both(config(Dataflow::WeightStationary, 3, 2, "int<8>", "int<8>", "int<16>")),
+                             both(config(Dataflow::WeightStationary, 2, 3, "bf16", "bf16", "bf16", Rounding::Stochastic,
+                                         Overflow::Ieee)))) {
+      c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
+      c.dram_bytes_per_cycle = 2.5;
+      cfgs.push_back(c);
+    }
+  EXPECT_SIM_PASSES(([&] {
+    int ran = 0;
+    const int bad = run_mappings(cfgs, {{13, 7, 5}, {20, 4, 9}}, {{1, 2, 6, 5, 3, 3, 3, 1, 1}, {2, 1, 5, 5, 2, 2, 2, 2, 0}}, &ran);
+    std::fprintf(stderr, "%d mapped runs\n", ran);
+    return bad + (ran < 100);
+  }()));
+}
+
+// The fixed mapping is today's schedule: spelled out (order nmk, all of M per tile) or left default,
+// the counts are those the hw gemm CLI test derives by hand for this GEMM (ws, 4x4, M=40 K=30 N=20,
+// int8 into int32, 512-byte buffers): A 6000 B, W 600 B, psum 22400 B read, 25600 B written.
+TEST(SimSystolicMapping, FixedMappingKeepsTodaysCounts) {
+  ArraySpec spec;
+  spec.rows = spec.cols = 4;
+  spec.buffer_a_bytes = spec.buffer_w_bytes = spec.buffer_o_bytes = 512;
+  spec.dram_bytes_per_cycle = 2;
+  for (const Mapping& m : {Mapping{}, Mapping{LoopOrder::NMK, 0}, Mapping{LoopOrder::NMK, 40}}) {
+    const ArrayStats s = array_model(spec, {8, 8, 32}, {40, 30, 20}, m);
+    EXPECT_EQ(s.dram.read_a, 6000);
+    EXPECT_EQ(s.dram.read_w, 600);
+    EXPECT_EQ(s.dram.read_psum, 22400);
+    EXPECT_EQ(s.dram.write_c, 25600);
+    EXPECT_EQ(s.compute_cycles, 2020);
+    EXPECT_EQ(s.cycles, 27300);
+  }
+  spec.dataflow = Dataflow::OutputStationary;
+  EXPECT_EQ(array_model(spec, {8, 8, 32}, {40, 30, 20}).dram, array_model(spec, {8, 8, 32}, {40, 30, 20}, {LoopOrder::MNK, 0}).dram);
+  EXPECT_THROW(array_model(spec, {8, 8, 32}, {40, 30, 20}, {LoopOrder::KMN, 0}), std::invalid_argument);
+  EXPECT_THROW(array_model(spec, {8, 8, 32}, {40, 30, 20}, {LoopOrder::MNK, 8}), std::invalid_argument);
+}
+
+// The same GEMM with 32-row m-blocks (order nmk): a 32 x 4 block of int32 partial sums is 512 B and
+// fits, so nothing spills; the sixteen A blocks (2 m-blocks x 8 k-folds, 1200 B together) still
+// exceed 512 B and are read again for each of the 5 n-folds: 6000 B; W 600 B once; C 40*20*4 =
+// 3200 B once: 9800 B. Compute: sum over tiles of 2 r + Mt + c - 1 with Fm = 2, Fk = 8, Fn = 5:
+// 2 K Fm Fn + M Fk Fn + N Fm Fk - Fm Fk Fn = 600 + 1600 + 320 - 80 = 2440 cycles.
+// The mapper, asked for DRAM bytes, must find a mapping at least this good.
+TEST(SimSystolicMapping, MTilesKeepPartialSumsOnChip) {
+  ArraySpec spec;
+  spec.rows = spec.cols = 4;
+  spec.buffer_a_bytes = spec.buffer_w_bytes = spec.buffer_o_bytes = 512;
+  const OperandBits bits{8, 8, 32};
+  const GemmShape g{40, 30, 20};
+  const ArrayStats s = array_model(spec, bits, g, {LoopOrder::NMK, 32});
+  EXPECT_EQ(s.dram.read_psum, 0);
+  EXPECT_EQ(s.dram.read_a, 6000);
+  EXPECT_EQ(s.dram.read_w, 600);
+  EXPECT_EQ(s.dram.write_c, 3200);
+  EXPECT_EQ(s.compute_cycles, 2440);
+  EXPECT_EQ(compute_cycles(spec, g, {LoopOrder::NMK, 32}), 2440);
+  const MappingChoice best = best_mapping(spec, bits, g, dram_bytes_metric);
+  EXPECT_LE(best.stats.dram.total(), 9800);
+  EXPECT_EQ(best.fixed_stats.dram.total(), 54600);
+  EXPECT_GT(best.candidates, 6);
+  // A metric is any function of the counts: ranked by minus the cycles, the slowest candidate wins.
+  std::int64_t slowest = 0;
+  for (const Mapping& m : candidate_mappings(spec, bits, g)) slowest = std::max(slowest, array_model(spec, bits, g, m).cycles);
+  EXPECT_EQ(best_mapping(spec, bits, g, [](const ArrayStats& st) { return -double(st.cycles); }).stats.cycles, slowest);
+}
+
+// The closed form refuses what it cannot count, with one line naming the field.
+TEST(SimSystolicMapping, SpecBitsAndMappingsAreValidated) {
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ArraySpec spec;
+  const GemmShape g{8, 8, 8};
+  spec.rows = 0;
+  EXPECT_NE(message([&] { array_model(spec, {8, 8, 32}, g); }).find("bad array 0x16"), std::string::npos);
+  spec.rows = 16;
+  EXPECT_NE(message([&] { array_model(spec, {0, 8, 32}, g); }).find("operand widths"), std::string::npos);
+  EXPECT_NE(message([&] { array_model(spec, {8, 8, 129}, g); }).find("accumulator width"), std::string::npos);
+  EXPECT_NE(message([&] { array_model(spec, {8, 8, 32}, g, {LoopOrder::MKN, -1}); }).find("M tile -1"), std::string::npos);
+  // An M tile larger than M is all of M.
+  EXPECT_EQ(resolve({LoopOrder::MKN, 100}, Dataflow::WeightStationary, g), (Mapping{LoopOrder::MKN, 8}));
+  EXPECT_EQ(resolve({}, Dataflow::OutputStationary, g), (Mapping{LoopOrder::MNK, 0}));
+  EXPECT_EQ(Mapping{}.to_string(), "fixed");
+  EXPECT_EQ((Mapping{LoopOrder::KNM, 64}).to_string(), "order knm, M tile 64");
 }
 
 }  // namespace

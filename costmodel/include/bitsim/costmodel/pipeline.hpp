@@ -26,7 +26,7 @@ namespace bitsim::costmodel {
 
 // The hardware a workload is costed on. The array's numerics come from each GEMM, not from here.
 struct Hardware {
-  sim::ArrayConfig array;  // rows, cols, dataflow, buffers, DRAM bytes per cycle
+  sim::ArraySpec array;  // rows, cols, dataflow, buffers, DRAM bytes per cycle
   double clock_ghz = 1.0;
   double node_nm = 45;
   std::optional<double> vdd_v;  // default: the node's nominal supply

@@ -43,18 +43,12 @@ struct ConvShape {
   GemmShape gemm() const;  // throws std::invalid_argument when the output would be empty
 };
 
-struct ArrayConfig {
+// The array as built: PEs, dataflow, on-chip buffers and the DRAM channel. Nothing here depends on
+// the numbers a GEMM computes, so one spec serves every GEMM of a network.
+struct ArraySpec {
   int rows = 16;  // R: the K extent of a tile (ws) or its M extent (os)
   int cols = 16;  // C: the N extent of a tile
   Dataflow dataflow = Dataflow::WeightStationary;
-  arith::Format a = arith::Format::fixed(8, 0);    // activations (A)
-  arith::Format w = arith::Format::fixed(8, 0);    // weights (W)
-  arith::Format acc = arith::Format::fixed(32, 0); // accumulator, and the format of C
-  arith::RoundSpec acc_spec;                        // rounding of every add, overflow of the accumulator
-  // Stochastic accumulation: output (m, n) draws add k at index k of stream stream_base + m * N + n.
-  std::uint64_t seed = 0;
-  std::uint64_t stream_base = 0;
-
   // On-chip buffers (bytes) for A, W and the output / partial sums, and the DRAM channel.
   std::int64_t buffer_a_bytes = 256 << 10;
   std::int64_t buffer_w_bytes = 256 << 10;
@@ -66,6 +60,55 @@ struct ArrayConfig {
   // Throws std::invalid_argument with one line naming the bad field.
   void validate() const;
 };
+
+// What the closed form needs of a GEMM's numerics: how many bits an element of A, W and C takes in
+// the buffers and in DRAM.
+struct OperandBits {
+  int a = 8, w = 8, acc = 32;
+  static constexpr int kMaxOperandBits = 64, kMaxAccBits = 128;
+  void validate() const;  // a, w in 1..64, acc in 1..128; throws std::invalid_argument
+};
+
+// The array plus the numerics of one GEMM: what the SystemC array and the reference GEMM compute with.
+struct ArrayConfig : ArraySpec {
+  ArrayConfig() = default;
+  explicit ArrayConfig(const ArraySpec& spec) : ArraySpec(spec) {}
+
+  arith::Format a = arith::Format::fixed(8, 0);    // activations (A)
+  arith::Format w = arith::Format::fixed(8, 0);    // weights (W)
+  arith::Format acc = arith::Format::fixed(32, 0); // accumulator, and the format of C
+  arith::RoundSpec acc_spec;                        // rounding of every add, overflow of the accumulator
+  // Stochastic accumulation: output (m, n) draws add k at index k of stream stream_base + m * N + n.
+  std::uint64_t seed = 0;
+  std::uint64_t stream_base = 0;
+
+  const ArraySpec& spec() const { return *this; }
+  OperandBits bits() const { return {a.width(), w.width(), acc.width()}; }
+  // Throws std::invalid_argument with one line naming the bad field.
+  void validate() const;
+};
+
+// The order of the tile loops, outermost first, over m-blocks, k-folds and n-folds. Output-
+// stationary tiles span all of K, so only where m stands against n matters there (MNK or NMK).
+enum class LoopOrder : std::uint8_t { Fixed, MNK, MKN, NMK, NKM, KMN, KNM };
+std::string_view to_string(LoopOrder o);  // "fixed", "mnk", ...
+
+// How a GEMM or convolution is cut into tiles and in which order they run. The default is the
+// fixed mapping: ws runs n-folds outside k-folds with all of M per tile, os m-folds outside
+// n-folds.
+struct Mapping {
+  LoopOrder order = LoopOrder::Fixed;
+  // ws: rows of M streamed through a tile (an m-block; 0: all of M). A smaller block keeps its
+  // partial sums on chip at the price of one more weight load per tile. os: must be 0 (a tile is R rows).
+  std::int64_t tile_m = 0;
+  std::string to_string() const;  // "fixed", "order nmk" (all of M, or os), "order nmk, M tile 64"
+  bool operator==(const Mapping&) const = default;
+};
+
+// The concrete mapping `m` stands for: Fixed replaced by the dataflow's order and tile_m by the
+// block size actually used (ws: at most M; os: 0). Throws std::invalid_argument naming what is
+// wrong (a negative tile, a k-position order on an os array).
+Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& shape);
 
 // Element counts of one on-chip buffer.
 struct BufferCounts {
@@ -111,14 +154,30 @@ struct ArrayStats {
 };
 
 // The closed-form model: cycles, buffer accesses and DRAM traffic of a tiled GEMM on the array.
-//   ws, tile (k-fold, n-fold) of r x c PEs:  r (weight load) + M + r + c - 1 (skewed stream, drain)
+//   ws, tile (m-block, k-fold, n-fold) of r x c PEs:  r (weight load) + Mt + r + c - 1 (skewed
+//       stream of the block's Mt rows, drain)
 //   os, tile (m-fold, n-fold) of r x c PEs:  K + r + c - 2 (skewed stream) + r (drain)
 // Tiles run one after another; with limited bandwidth each tile's operands are prefetched while
 // the previous tile computes (one DRAM channel, requests in order). docs/sim.md derives it.
-ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape);
+ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const Mapping& mapping = {});
+inline ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape, const Mapping& mapping = {}) {
+  cfg.validate();
+  return array_model(cfg.spec(), cfg.bits(), shape, mapping);
+}
+
+// A convolution on the array: the cycle schedule of its im2col GEMM (shape.gemm()), but A comes
+// from the input feature map as it is. The DMA fetches whole input rows (W elements of one image
+// and channel, NCHW) into the A buffer, each at most once per tile and kept while the LRU buffer
+// holds it; the im2col operand rows are formed between that buffer and the array. W is the filter
+// tensor as a K x N matrix (k = (c, ry, sx)) and C the output (M x N, i.e. NHWC): as for a GEMM.
+ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& shape, const Mapping& mapping = {});
+inline ArrayStats conv_model(const ArrayConfig& cfg, const ConvShape& shape, const Mapping& mapping = {}) {
+  cfg.validate();
+  return conv_model(cfg.spec(), cfg.bits(), shape, mapping);
+}
 
 // Just the compute cycles, summed over tiles in closed form (no loop): what array_model returns as
 // compute_cycles, and its cycles when bandwidth is unlimited.
-std::int64_t compute_cycles(const ArrayConfig& cfg, const GemmShape& shape);
+std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& shape, const Mapping& mapping = {});
 
 }  // namespace bitsim::sim

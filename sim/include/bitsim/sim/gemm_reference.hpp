@@ -15,6 +15,19 @@ struct GemmOperands {
   std::vector<arith::u128> a, w;
 };
 
+// A convolution's operands in DRAM: the input feature map (batch x channels x height x width,
+// row-major, i.e. NCHW) and the filters as the K x N matrix of the im2col GEMM (row k = (c, ry, sx),
+// ry and sx the kernel row and column; column n = output channel).
+struct ConvOperands {
+  ConvShape shape;
+  std::vector<arith::u128> ifmap, filter;
+};
+
+// The im2col GEMM of a convolution: A[m][k] with m = (b, oy, ox) and k = (c, ry, sx) is the input
+// element under kernel offset (ry, sx) of output pixel (oy, ox), code 0 in the padding. Throws
+// std::invalid_argument when the operands do not match the shape.
+GemmOperands im2col(const ConvOperands& ops);
+
 // C (M x N, row-major) as accumulator codes, the OR of the status flags of each output's adds,
 // and the counters of the run.
 struct GemmResult {

@@ -23,10 +23,15 @@ class ArrayHarness {
 
   // Resets the array, loads the operands, pulses start and simulates until done; `progress`, if
   // given, is called now and then with the fraction of the MACs done.
-  GemmResult run(GemmOperands ops, const std::function<void(double)>& progress = {});
+  GemmResult run(GemmOperands ops, const std::function<void(double)>& progress = {}) { return run(std::move(ops), Mapping{}, progress); }
+  GemmResult run(GemmOperands ops, const Mapping& mapping, const std::function<void(double)>& progress = {});
+  // The same for a convolution: the result is its im2col GEMM's C (M x N).
+  GemmResult run(ConvOperands ops, const std::function<void(double)>& progress = {}) { return run(std::move(ops), Mapping{}, progress); }
+  GemmResult run(ConvOperands ops, const Mapping& mapping, const std::function<void(double)>& progress = {});
   SystolicArray& array() { return *array_; }
 
  private:
+  GemmResult simulate(double macs, const std::function<void(double)>& progress);
   std::unique_ptr<sc_core::sc_clock> clk_;
   sc_core::sc_signal<bool> rst_, start_, busy_, done_;
   std::unique_ptr<SystolicArray> array_;

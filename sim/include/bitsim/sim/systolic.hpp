@@ -40,7 +40,10 @@ class SystolicArray : public sc_core::sc_module {
   SystolicArray(sc_core::sc_module_name name, const ArrayConfig& cfg);
 
   // The DRAM image for the next run (before `start`). Throws std::invalid_argument on a bad shape.
-  void load(GemmOperands ops);
+  void load(GemmOperands ops, const Mapping& mapping = {});
+  // A convolution for the next run: the DMA fetches input rows into the A buffer and the controller
+  // forms the im2col operand rows from them on chip. The result is the im2col GEMM's C (M x N).
+  void load(ConvOperands ops, const Mapping& mapping = {});
   const GemmResult& result() const { return result_; }
   const ArrayConfig& config() const { return cfg_; }
 
@@ -51,11 +54,13 @@ class SystolicArray : public sc_core::sc_module {
  private:
   enum class Phase : int { Idle = 0, WaitFetch = 1, Load = 2, Stream = 3, Drain = 4, WaitWrite = 5, Done = 6 };
 
-  // One tile of the schedule: its fold indices and the tile's extent.
+  // One tile of the schedule: its block indices and extents.
   struct Tile {
     std::int64_t m0 = 0, k0 = 0, n0 = 0;  // origin in M, K, N
     int r = 0, c = 0;                     // PE rows and columns used
-    std::int64_t fold_k = 0, fold_outer = 0, fold_inner = 0;
+    std::int64_t mt = 0;                  // rows of M streamed (ws; os: r)
+    std::int64_t mb = 0, kt = 0, nt = 0;  // m-block (os: m-fold), k-fold, n-fold
+    bool keep_psum = true;                // ws: the partial sums stay in the O buffer between k-folds
   };
   // A DRAM request: issued at a cycle, served in order, usable when `ready` (set once started).
   struct Request {
@@ -81,6 +86,8 @@ class SystolicArray : public sc_core::sc_module {
     std::int64_t w_tag = -1;  // os: the passing weight's k
   };
 
+  std::vector<std::int64_t> conv_tile_rows(const Tile& t) const;
+  arith::u128 a_at(std::int64_t m, std::int64_t k) const;
   void tick();
   void reset_state();
   void build_schedule();
@@ -103,7 +110,11 @@ class SystolicArray : public sc_core::sc_module {
   ArrayConfig cfg_;
   arith::MacDatapath dp_;
   int ab_, wb_, cb_;  // operand and accumulator widths in bits
-  GemmOperands ops_;
+  GemmOperands ops_;        // a convolution leaves ops_.a empty: A comes from ifmap_
+  bool conv_mode_ = false, loaded_ = false;
+  Mapping mapping_;         // as given to load(); resolved when the schedule is built
+  ConvShape conv_;
+  std::vector<arith::u128> ifmap_;
   GemmResult result_;
   std::vector<Pe> pes_;
   std::vector<Tile> tiles_;
