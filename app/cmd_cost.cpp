@@ -202,7 +202,7 @@ void add_unit_command(CLI::App* cost, const char* name, bool area) {
 
 struct RooflineArgs {
   std::string array, clock, bandwidth, area_mm2, fpga_luts, act_format = "int<8>", weight_format, out_format, acc_format;
-  std::string dataflow = "ws", buffer_kib = "256";
+  std::string dataflow = "ws", buffer_kib = "256", mapping = "energy";
   std::vector<std::string> gemms;
   std::string plot, energy_plot;
   ModelArgs model;
@@ -264,6 +264,7 @@ void run_array_roofline(const RooflineArgs& a, const Format& act, const Format& 
   hw.device = parse_device(a.model.device);
   hw.dram_end = a.model.dram_end == "high" ? DramEnd::High : DramEnd::Low;
   hw.table = a.model.table;
+  hw.mapping = costmodel::parse_mapping_goal(a.mapping);
   costmodel::check_hardware(hw);
   costmodel::Workload w;
   for (std::size_t i = 0; i < a.gemms.size(); ++i) {
@@ -302,14 +303,14 @@ void run_array_roofline(const RooflineArgs& a, const Format& act, const Format& 
              ridge_intensity_ops_per_byte(c.peak_ops_per_s, bw_gb_per_s));
   fmt::print("operands {} x {} -> acc {} (outputs written at the accumulator's width); {}\n", act.spec(), weight.spec(),
              acc.spec(), c.technology);
-  fmt::print("{:<12} {:>18} {:>14} {:>14} {:>10} {:>16} {:>15} {:>8} {:>14}\n", "layer", "MxKxN", "ops", "DRAM bytes",
-             "ops/byte", "attainable GOPS", "achieved GOPS", "bound", "energy uJ");
+  fmt::print("{:<12} {:>18} {:>14} {:>14} {:>10} {:>16} {:>15} {:>8} {:>14}  mapping ({})\n", "layer", "MxKxN", "ops",
+             "DRAM bytes", "ops/byte", "attainable GOPS", "achieved GOPS", "bound", "energy uJ", a.mapping);
   for (const costmodel::GemmCost& g : c.gemms) {
     const RooflinePoint& p = g.roofline;
-    fmt::print("{:<12} {:>18} {:>14.6g} {:>14.6g} {:>10.4g} {:>16.6g} {:>15.6g} {:>8} {:>14.6g}\n", g.work.layer.name,
+    fmt::print("{:<12} {:>18} {:>14.6g} {:>14.6g} {:>10.4g} {:>16.6g} {:>15.6g} {:>8} {:>14.6g}  {}\n", g.work.layer.name,
                fmt::format("{}x{}x{}", g.work.shape.m, g.work.shape.k, g.work.shape.n), p.ops, p.bytes,
                p.intensity_ops_per_byte, p.attainable_ops_per_s / 1e9, g.achieved_ops_per_s / 1e9, to_string(p.bound),
-               g.total.energy_total_pj() / 1e6);
+               g.total.energy_total_pj() / 1e6, g.mapping.to_string());
   }
 }
 
@@ -418,6 +419,8 @@ void add_roofline_command(CLI::App* cost) {
   c->add_option("--array", a->array, "MAC array ROWSxCOLS (costed as the tiled array: buffers, dataflow)");
   c->add_option("--dataflow", a->dataflow, "With --array: ws or os")->capture_default_str();
   c->add_option("--buffer-kib", a->buffer_kib, "With --array: each on-chip buffer (A, W, output) in KiB")->capture_default_str();
+  c->add_option("--mapping", a->mapping, "With --array: what the mapper minimises: energy, cycles, dram, edp, or fixed")
+      ->capture_default_str();
   c->add_option("--area-mm2", a->area_mm2, "Instead of --array: as many MACs as fit in this area (mm^2)");
   c->add_option("--fpga-luts", a->fpga_luts, "Instead of --array: as many MACs as FINN-R's LUT model fits in N LUTs");
   c->add_option("--clock", a->clock, "Clock in GHz");

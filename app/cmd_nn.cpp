@@ -44,7 +44,7 @@ std::string si(double v, const char* unit) {
 
 // The cost table every run prints: per phase, per layer, the total, time at the clock, and area.
 void print_cost(const costmodel::RunCost& c) {
-  fmt::print("\nhardware cost ({} array at {} GHz; {}):\n", c.array, c.clock_ghz, c.technology);
+  fmt::print("\nhardware cost ({} array at {} GHz, mappings by {}; {}):\n", c.array, c.clock_ghz, c.mapping, c.technology);
   fmt::print("  {:<16} {:>10} {:>10} {:>11} {:>10}\n", "phase", "MACs", "cycles", "DRAM bytes", "energy");
   auto row = [](const std::string& name, const costmodel::CostLine& l) {
     fmt::print("  {:<16} {:>10} {:>10} {:>11} {:>10}\n", name, si(l.macs, ""), si(l.cycles, ""), si(l.dram_bytes, "B"),

@@ -32,13 +32,8 @@ CostModel cost_model(const Hardware& hw) { return CostModel(cost_table(hw), Node
 
 std::uint64_t count(std::int64_t v) { return std::uint64_t(std::max<std::int64_t>(v, 0)); }
 
-// One execution of a GEMM: the closed form's counts, and their energy by component.
-GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g) {
-  GemmCost c;
-  c.work = g;
-  c.stats = sim::array_model(hw.array, sim::OperandBits{g.a.width(), g.w.width(), g.acc.width()}, g.shape);
-  const sim::ArrayStats& s = c.stats;
-
+// Energy of one execution of `g` with the closed form's counts `s`, by component.
+EnergyReport gemm_energy(const CostModel& model, const Hardware& hw, const GemmWork& g, const sim::ArrayStats& s) {
   Counts counts;
   counts.ops.push_back({g.xnor ? OpKind::XnorPopcount : OpKind::Mac, g.a, g.w, g.acc, 16, count(s.macs), {}, std::nullopt});
   const double sram_bytes = double(hw.array.buffer_a_bytes);
@@ -50,7 +45,35 @@ GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g
   sram(s.buf_w, g.w.width());
   sram(s.buf_o, g.acc.width());
   counts.memory.push_back({MemLevel::Dram, 0, 8, count(s.dram.total()), {}, false});
-  const EnergyReport e = estimate_energy(model, counts);
+  return estimate_energy(model, counts);
+}
+
+// One execution of a GEMM (or convolution) at the mapping the mapper picks for hw.mapping: the
+// closed form's counts, their energy by component, and its roofline point.
+GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g) {
+  GemmCost c;
+  c.work = g;
+  const sim::OperandBits bits{g.a.width(), g.w.width(), g.acc.width()};
+  auto energy = [&](const sim::ArrayStats& st) { return gemm_energy(model, hw, g, st).total_energy_pj; };
+  sim::Metric metric;
+  switch (hw.mapping) {
+    case MappingGoal::Energy: metric = energy; break;
+    case MappingGoal::Cycles: metric = sim::cycles_metric; break;
+    case MappingGoal::DramBytes: metric = sim::dram_bytes_metric; break;
+    case MappingGoal::EnergyDelay: metric = [&](const sim::ArrayStats& st) { return energy(st) * double(st.cycles); }; break;
+    case MappingGoal::Fixed: break;
+  }
+  if (metric) {
+    const sim::MappingChoice m = g.conv ? sim::best_conv_mapping(hw.array, bits, *g.conv, metric)
+                                        : sim::best_mapping(hw.array, bits, g.shape, metric);
+    c.mapping = m.mapping, c.stats = m.stats;
+    c.fixed_cycles = double(m.fixed_stats.cycles), c.fixed_energy_pj = energy(m.fixed_stats);
+  } else {
+    c.stats = g.conv ? sim::conv_model(hw.array, bits, *g.conv) : sim::array_model(hw.array, bits, g.shape);
+    c.fixed_cycles = double(c.stats.cycles), c.fixed_energy_pj = energy(c.stats);
+  }
+  const sim::ArrayStats& s = c.stats;
+  const EnergyReport e = gemm_energy(model, hw, g, s);
 
   c.once.macs = double(s.macs);
   c.once.cycles = double(s.cycles);
@@ -109,6 +132,24 @@ nlohmann::json line_json(const CostLine& l) {
 
 }  // namespace
 
+std::string_view to_string(MappingGoal g) {
+  switch (g) {
+    case MappingGoal::Energy: return "energy";
+    case MappingGoal::Cycles: return "cycles";
+    case MappingGoal::DramBytes: return "dram";
+    case MappingGoal::EnergyDelay: return "edp";
+    case MappingGoal::Fixed: return "fixed";
+  }
+  return "?";
+}
+
+MappingGoal parse_mapping_goal(std::string_view name) {
+  for (const MappingGoal g : {MappingGoal::Energy, MappingGoal::Cycles, MappingGoal::DramBytes, MappingGoal::EnergyDelay,
+                              MappingGoal::Fixed})
+    if (to_string(g) == name) return g;
+  throw std::invalid_argument(fmt::format("bad mapping {}: expected energy, cycles, dram, edp or fixed", arith::quoted(name)));
+}
+
 std::string_view to_string(Phase p) {
   switch (p) {
     case Phase::Forward: return "forward";
@@ -154,6 +195,7 @@ RunCost evaluate(const Hardware& hw, const Workload& w) {
   r.peak_ops_per_s = peak_ops_per_s(MacArray{std::uint64_t(hw.array.rows), std::uint64_t(hw.array.cols), hw.clock_ghz});
   r.dram_gb_per_s = hw.dram_gb_per_s();
   r.array = fmt::format("{}x{} {}", hw.array.rows, hw.array.cols, sim::to_string(hw.array.dataflow));
+  r.mapping = std::string(to_string(hw.mapping));
   for (const Phase p : {Phase::Forward, Phase::BackwardData, Phase::BackwardWeight, Phase::Update, Phase::Inference})
     r.by_phase.emplace_back(p, CostLine{});
   for (const GemmWork& g : w.gemms) {
@@ -192,10 +234,17 @@ nlohmann::json to_json(const RunCost& c) {
   for (const GemmCost& g : c.gemms) {
     const GemmWork& w = g.work;
     const RooflinePoint& r = g.roofline;
+    nlohmann::json conv = nullptr;
+    if (w.conv)
+      conv = {{"batch", w.conv->batch}, {"ifmap", fmt::format("{}x{}x{}", w.conv->height, w.conv->width, w.conv->in_channels)},
+              {"filter", fmt::format("{}x{}x{}", w.conv->kernel_h, w.conv->kernel_w, w.conv->out_channels)},
+              {"stride", w.conv->stride}, {"padding", w.conv->padding}};
     gemms.push_back({{"layer", w.layer.name}, {"index", w.layer.index}, {"phase", to_string(w.phase)},
                      {"m", w.shape.m}, {"k", w.shape.k}, {"n", w.shape.n}, {"a_format", w.a.spec()},
                      {"w_format", w.w.spec()}, {"acc_format", w.acc.spec()}, {"xnor", w.xnor}, {"path", w.path},
                      {"repeat", w.repeat}, {"once", line_json(g.once)}, {"total", line_json(g.total)},
+                     {"mapping", g.mapping.to_string()}, {"conv", conv},
+                     {"fixed_mapping", {{"cycles", g.fixed_cycles}, {"energy_pj", g.fixed_energy_pj}}},
                      {"utilization", g.stats.utilization()},
                      {"roofline", {{"ops", r.ops}, {"dram_bytes", r.bytes}, {"arithmetic_intensity", r.intensity_ops_per_byte},
                                    {"attainable_ops_per_s", r.attainable_ops_per_s},
@@ -203,7 +252,7 @@ nlohmann::json to_json(const RunCost& c) {
   }
   nlohmann::json area = nullptr;
   if (c.area) area = {{"mac_um2", c.area->mac_um2}, {"array_um2", c.area->array_um2}, {"mac_formats", c.area->mac_formats}};
-  return {{"technology", c.technology}, {"array", c.array}, {"clock_ghz", c.clock_ghz},
+  return {{"technology", c.technology}, {"array", c.array}, {"mapping", c.mapping}, {"clock_ghz", c.clock_ghz},
           {"peak_ops_per_s", c.peak_ops_per_s}, {"dram_gb_per_s", c.dram_gb_per_s}, {"total", line_json(c.total)},
           {"seconds_at_clock", c.seconds_at_clock}, {"by_phase", phases}, {"by_layer", layers}, {"gemms", gemms},
           {"area", area}};

@@ -22,6 +22,12 @@ sim::GemmShape scaled(const GemmRecord& g, std::int64_t rec_batch, std::int64_t 
   return s;
 }
 
+std::optional<sim::ConvShape> scaled_conv(const GemmRecord& g, std::int64_t b) {
+  std::optional<sim::ConvShape> c = g.conv;
+  if (c) c->batch = b;
+  return c;
+}
+
 // The formats the array computes a recorded GEMM in: its operands, and the layer's accumulator
 // (fp32 for the float reference). A float operand beside a fixed-point one only occurs with the
 // fp32 reference accumulator: both are costed as fp32.
@@ -84,6 +90,7 @@ void add_passes(const Experiment& x, costmodel::Workload& w, GemmWork base, cons
   for (const auto& [size, repeat] : {std::pair{batch, double(full) * times}, std::pair{rest, times}}) {
     if (size <= 0 || repeat <= 0) continue;
     base.shape = scaled(g, rec_batch, size);
+    base.conv = scaled_conv(g, size);
     base.repeat = repeat;
     w.gemms.push_back(base);
     for (costmodel::ElementWork e : units_of(x, base)) {

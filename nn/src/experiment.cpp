@@ -259,6 +259,13 @@ void read_hardware(Reader& h, Experiment& x) {
   h.get("dram_bytes_per_cycle", x.hardware.array.dram_bytes_per_cycle);
   h.get("node_nm", x.hardware.node_nm);
   h.get("table", x.hardware.table);
+  std::string mapping(costmodel::to_string(x.hardware.mapping));
+  h.get("mapping", mapping);
+  try {
+    x.hardware.mapping = costmodel::parse_mapping_goal(mapping);
+  } catch (const std::invalid_argument& e) {
+    throw ExperimentError(fmt::format("{}: hardware.mapping: {}", path, e.what()));
+  }
   try {
     const sim::ArrayDims dims = sim::parse_array_dims(array, "hardware.array");
     x.hardware.array.rows = dims.rows, x.hardware.array.cols = dims.cols;
@@ -490,7 +497,8 @@ nlohmann::json Experiment::to_json() const {
           {"layer_numerics", overrides},
           {"hardware", {{"array", fmt::format("{}x{}", a.rows, a.cols)}, {"dataflow", std::string(sim::to_string(a.dataflow))},
                         {"clock_ghz", hardware.clock_ghz}, {"buffer_bytes", a.buffer_a_bytes},
-                        {"dram_bytes_per_cycle", a.dram_bytes_per_cycle}, {"node_nm", hardware.node_nm}, {"table", hardware.table}}}};
+                        {"dram_bytes_per_cycle", a.dram_bytes_per_cycle}, {"node_nm", hardware.node_nm}, {"table", hardware.table},
+                        {"mapping", std::string(costmodel::to_string(hardware.mapping))}}}};
 }
 
 }  // namespace bitsim::nn

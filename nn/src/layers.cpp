@@ -139,6 +139,7 @@ class GemmLayer : public Layer {
   }
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
   double rows_ = 0;  // M at the batch size of init()
+  std::optional<sim::ConvShape> conv_;  // a convolution: the one its forward GEMM lowers
 
  private:
   void run(Phase phase, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb, std::int64_t m,
@@ -150,7 +151,11 @@ class GemmLayer : public Layer {
     // Binary operands on both sides: the forward GEMM of a layer with binary weights and activations.
     const bool binary = phase == Phase::Forward && numerics.weights.kind == Numerics::Kind::Binary &&
                         numerics.activations.kind == Numerics::Kind::Binary;
-    const GemmRecord rec{index, phase, m, n, k, fa, fb, path, binary};
+    GemmRecord rec{index, phase, m, n, k, fa, fb, path, binary, std::nullopt};
+    if (phase == Phase::Forward && conv_) {
+      rec.conv = conv_;
+      rec.conv->batch = m / (conv_->out_height() * conv_->out_width());
+    }
     if (ctx.gemms) ctx.gemms->push_back(rec);
     if (ctx.captures) {
       GemmCapture cap{rec, numerics.acc, s, std::vector<float>(std::size_t(m * k)), std::vector<float>(std::size_t(k * n)),
@@ -212,6 +217,7 @@ class Conv2d : public GemmLayer {
     ho_ = (h_ + 2 * pad_ - kh_) / stride_ + 1;
     wo_ = (w_in_ + 2 * pad_ - kh_) / stride_ + 1;
     rows_ = double(in[0]) * double(ho_) * double(wo_);
+    conv_ = sim::ConvShape{in[0], c_, h_, w_in_, out_, kh_, kh_, stride_, pad_};
     require_memory(8 * rows_ * double(c_ * kh_ * kh_), fmt::format("its im2col matrix of {} x {}", rows_, c_ * kh_ * kh_));
     init_params(out_, c_ * kh_ * kh_, bias_, rng);
     return {in[0], out_, ho_, wo_};

@@ -36,13 +36,14 @@ GemmWork int8_gemm(int index, const char* name, Phase phase, std::int64_t m, std
 }
 
 TEST(CostPipeline, EnergyIsTheArrayCountsTimesThePublishedFigures) {
-  const costmodel::Hardware hw = hardware();
+  costmodel::Hardware hw = hardware();
+  hw.mapping = costmodel::MappingGoal::Fixed;  // the closed form's default loop order, as below
   costmodel::Workload w;
   w.gemms.push_back(int8_gemm(0, "fc1", Phase::Forward, 64, 64, 64));
   const costmodel::RunCost c = costmodel::evaluate(hw, w);
   ASSERT_EQ(c.gemms.size(), 1u);
   const sim::ArrayStats& s = c.gemms[0].stats;
-  sim::ArrayConfig cfg = hw.array;
+  sim::ArrayConfig cfg(hw.array);
   cfg.a = cfg.w = arith::Format::parse("int<8>");
   cfg.acc = arith::Format::parse("int<32>");
   const sim::ArrayStats want = sim::array_model(cfg, {64, 64, 64});
@@ -136,6 +137,55 @@ TEST(CostPipeline, BinaryGemmsAreXnorPopcount) {
   const auto& e = costmodel::evaluate(hardware(), w).gemms[0].once.energy_pj;
   EXPECT_EQ(e.count("mac multiplier"), 0u);
   EXPECT_TRUE(std::any_of(e.begin(), e.end(), [](const auto& kv) { return kv.first.starts_with("xnor"); }));
+}
+
+// LeNet-5's conv1 (28x28x1 input padded by 2, 5x5 kernel, 6 filters) for one image with 1 MiB
+// buffers, everything on chip: DRAM carries the input once as the tensor it is (784 B, not the
+// 14,400 B of its im2col matrix), the filters once (150 B) and the 28x28x6 outputs once at the
+// accumulator's 32 bits (18,816 B).
+TEST(CostPipeline, ConvolutionReadsItsInputAsATensor) {
+  costmodel::Hardware hw = hardware();
+  hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = 1 << 20;
+  hw.mapping = costmodel::MappingGoal::Fixed;
+  costmodel::Workload w;
+  GemmWork g = int8_gemm(0, "conv1", Phase::Forward, 28 * 28, 25, 6);
+  g.conv = sim::ConvShape{1, 1, 28, 28, 6, 5, 5, 1, 2};
+  w.gemms.push_back(g);
+  const costmodel::RunCost c = costmodel::evaluate(hw, w);
+  EXPECT_EQ(c.gemms[0].stats.dram.read_a, 784);
+  EXPECT_EQ(c.gemms[0].stats.dram.read_w, 150);
+  EXPECT_EQ(c.gemms[0].stats.dram.write_c, 28 * 28 * 6 * 4);
+  EXPECT_EQ(c.gemms[0].stats.dram.total(), 784 + 150 + 18816);
+  EXPECT_EQ(c.gemms[0].stats.macs, 28 * 28 * 25 * 6);
+}
+
+// The mapper never does worse than the fixed loop order on what it minimises, and `fixed` keeps it.
+TEST(CostPipeline, TheMapperNeverLosesToTheFixedOrder) {
+  for (const std::int64_t buffer : {std::int64_t(4096), std::int64_t(65536)})
+    for (const auto goal : {costmodel::MappingGoal::Energy, costmodel::MappingGoal::Cycles, costmodel::MappingGoal::Fixed}) {
+      costmodel::Hardware hw = hardware(4);
+      hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = buffer;
+      hw.mapping = goal;
+      costmodel::Workload w;
+      w.gemms.push_back(int8_gemm(0, "fc", Phase::Forward, 512, 300, 200));
+      GemmWork conv = int8_gemm(1, "conv", Phase::Forward, 2 * 56 * 56, 9 * 16, 16);
+      conv.conv = sim::ConvShape{2, 16, 56, 56, 16, 3, 3, 1, 1};
+      w.gemms.push_back(conv);
+      for (const costmodel::GemmCost& g : costmodel::evaluate(hw, w).gemms) {
+        if (goal == costmodel::MappingGoal::Energy) {
+          EXPECT_LE(g.once.energy_total_pj(), g.fixed_energy_pj * (1 + 1e-12));
+        }
+        if (goal == costmodel::MappingGoal::Cycles) {
+          EXPECT_LE(g.once.cycles, g.fixed_cycles);
+        }
+        if (goal == costmodel::MappingGoal::Fixed) {
+          EXPECT_EQ(g.mapping, sim::Mapping{});
+          EXPECT_EQ(g.once.cycles, g.fixed_cycles);
+        }
+      }
+    }
+  EXPECT_THROW(costmodel::parse_mapping_goal("fastest"), std::invalid_argument);
+  EXPECT_EQ(costmodel::parse_mapping_goal("edp"), costmodel::MappingGoal::EnergyDelay);
 }
 
 TEST(CostPipeline, BadHardwareNamesItsKey) {

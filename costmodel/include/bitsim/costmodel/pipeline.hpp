@@ -21,8 +21,16 @@
 #include "bitsim/costmodel/report.hpp"
 #include "bitsim/costmodel/roofline.hpp"
 #include "bitsim/sim/array_model.hpp"
+#include "bitsim/sim/mapper.hpp"
 
 namespace bitsim::costmodel {
+
+// What the mapper minimises for each GEMM (sim/mapper.hpp); `fixed` keeps the array's default
+// loop order, for comparison.
+enum class MappingGoal : std::uint8_t { Energy, Cycles, DramBytes, EnergyDelay, Fixed };
+std::string_view to_string(MappingGoal g);
+// "energy", "cycles", "dram", "edp", "fixed"; throws std::invalid_argument naming the token.
+MappingGoal parse_mapping_goal(std::string_view name);
 
 // The hardware a workload is costed on. The array's numerics come from each GEMM, not from here.
 struct Hardware {
@@ -33,6 +41,7 @@ struct Hardware {
   Device device = Device::Hp;
   DramEnd dram_end = DramEnd::Low;
   std::string table;       // cost table JSON ("" = the built-in Horowitz 45 nm table)
+  MappingGoal mapping = MappingGoal::Energy;
 
   double dram_gb_per_s() const { return array.dram_bytes_per_cycle * clock_ghz; }
 };
@@ -63,6 +72,7 @@ struct GemmWork {
   sim::GemmShape shape;
   arith::Format a, w, acc;
   bool xnor = false;    // binary operands: an XNOR-popcount array, not multipliers
+  std::optional<sim::ConvShape> conv;  // a convolution (A = im2col of its input): traffic from the tensors
   double repeat = 1;
   std::string path;     // how the executor computed it (informational)
 };
@@ -98,7 +108,9 @@ struct CostLine {
 
 struct GemmCost {
   GemmWork work;
-  sim::ArrayStats stats;    // one execution, from the closed form
+  sim::Mapping mapping;     // the mapper's choice
+  sim::ArrayStats stats;    // one execution, from the closed form, at that mapping
+  double fixed_energy_pj = 0, fixed_cycles = 0;  // one execution at the fixed mapping, for comparison
   CostLine once, total;     // total = once x repeat
   RooflinePoint roofline;   // one execution; DRAM bytes as the array moves them
   double achieved_ops_per_s = 0;  // 2 MACs per modelled cycle at the clock
@@ -113,6 +125,7 @@ struct RunCost {
   std::string technology;
   double clock_ghz = 0, peak_ops_per_s = 0, dram_gb_per_s = 0;
   std::string array;  // "16x16 ws"
+  std::string mapping;  // what the mapper minimised
   std::vector<GemmCost> gemms;
   std::vector<std::pair<LayerId, CostLine>> by_layer;  // network order; element work included
   std::vector<std::pair<Phase, CostLine>> by_phase;    // phase order

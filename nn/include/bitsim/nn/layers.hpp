@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct GemmRecord {
   arith::Format a, b;
   GemmPath path = GemmPath::Fp32;
   bool binary = false;  // both operands +-1 (binary numerics): an XNOR-popcount array computes it
+  // A convolution's forward GEMM: the convolution it lowers (A is im2col of its input), so the
+  // array's traffic is counted from the tensors.
+  std::optional<sim::ConvShape> conv;
 };
 
 // One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.
