@@ -84,16 +84,9 @@ GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g
 
   const double f_hz = hw.clock_ghz * 1e9;
   const double peak = peak_ops_per_s(MacArray{std::uint64_t(hw.array.rows), std::uint64_t(hw.array.cols), hw.clock_ghz});
-  const double bw = hw.dram_gb_per_s() * 1e9;
-  RooflinePoint& r = c.roofline;
-  r.name = fmt::format("{} {}", g.layer.name, to_string(g.phase));
-  r.ops = 2.0 * double(s.macs);
-  r.bytes = double(s.dram.total());
-  r.intensity_ops_per_byte = r.bytes > 0 ? r.ops / r.bytes : 0;
-  r.peak_ops_per_s = peak;
-  r.memory_roof_ops_per_s = r.intensity_ops_per_byte * bw;
-  r.attainable_ops_per_s = bw > 0 && r.bytes > 0 ? std::min(peak, r.memory_roof_ops_per_s) : peak;
-  r.bound = bw > 0 && r.bytes > 0 && r.memory_roof_ops_per_s < peak ? Bound::Memory : Bound::Compute;
+  c.roofline = roofline(fmt::format("{} {}", g.layer.name, to_string(g.phase)), 2.0 * double(s.macs),
+                        double(s.dram.total()), peak, hw.dram_gb_per_s());
+  const RooflinePoint& r = c.roofline;
   c.achieved_ops_per_s = s.cycles > 0 ? r.ops / (double(s.cycles) / f_hz) : 0;
   return c;
 }

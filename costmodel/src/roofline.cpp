@@ -36,17 +36,25 @@ double ridge_intensity_ops_per_byte(double peak, double bandwidth_gb_per_s) {
 
 RooflinePoint roofline(const GemmLayer& g, double peak, double bandwidth_gb_per_s) {
   if (g.m == 0 || g.k == 0 || g.n == 0) throw CostError(fmt::format("bad GEMM {}x{}x{} ({})", g.m, g.k, g.n, g.name));
-  if (!(peak > 0)) throw CostError(fmt::format("bad peak {} ops/s", peak));
   if (!(bandwidth_gb_per_s > 0)) throw CostError(fmt::format("bad bandwidth {} GB/s: must be positive", bandwidth_gb_per_s));
+  return roofline(g.name, gemm_ops(g), gemm_bytes(g), peak, bandwidth_gb_per_s);
+}
+
+RooflinePoint roofline(std::string name, double ops, double bytes, double peak, double bandwidth_gb_per_s) {
+  if (!(peak > 0)) throw CostError(fmt::format("bad peak {} ops/s", peak));
+  if (!(ops > 0) || !(bytes >= 0) || !(bandwidth_gb_per_s >= 0))
+    throw CostError(fmt::format("bad roofline point {}: {} ops, {} bytes, {} GB/s", name, ops, bytes, bandwidth_gb_per_s));
   RooflinePoint p;
-  p.name = g.name;
-  p.ops = gemm_ops(g);
-  p.bytes = gemm_bytes(g);
-  p.intensity_ops_per_byte = p.ops / p.bytes;
+  p.name = std::move(name);
+  p.ops = ops;
+  p.bytes = bytes;
+  p.intensity_ops_per_byte = bytes > 0 ? ops / bytes : 0;
   p.peak_ops_per_s = peak;
   p.memory_roof_ops_per_s = p.intensity_ops_per_byte * bandwidth_gb_per_s * 1e9;
-  p.attainable_ops_per_s = std::min(peak, p.memory_roof_ops_per_s);
-  p.bound = p.memory_roof_ops_per_s < peak ? Bound::Memory : Bound::Compute;
+  // Nothing crosses DRAM, or the bandwidth is unlimited (0): only the compute roof binds.
+  const bool memory_roof = bytes > 0 && bandwidth_gb_per_s > 0;
+  p.attainable_ops_per_s = memory_roof ? std::min(peak, p.memory_roof_ops_per_s) : peak;
+  p.bound = memory_roof && p.memory_roof_ops_per_s < peak ? Bound::Memory : Bound::Compute;
   return p;
 }
 

@@ -49,8 +49,11 @@ struct RooflinePoint {
   double achieved_ops_per_s = 0;     // what a modelled or simulated run reaches (0: not known)
 };
 
-// bandwidth in GB/s (10^9 bytes per second).
+// bandwidth in GB/s (10^9 bytes per second). A GEMM with every operand crossing once (gemm_bytes).
 RooflinePoint roofline(const GemmLayer& g, double peak_ops_per_s, double bandwidth_gb_per_s);
+// A point from its operations and the DRAM bytes it moves (e.g. as a tiled array moves them);
+// bandwidth 0 means unlimited (only the compute roof binds).
+RooflinePoint roofline(std::string name, double ops, double bytes, double peak_ops_per_s, double bandwidth_gb_per_s);
 // Intensity where the roofs meet: peak / bandwidth, in ops per byte.
 double ridge_intensity_ops_per_byte(double peak_ops_per_s, double bandwidth_gb_per_s);
 
