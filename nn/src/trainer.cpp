@@ -552,9 +552,15 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
     if (int(r.epochs.size()) > x.epochs)
       throw ExperimentError(fmt::format("{}: --resume: the run has done {} epochs, more than train.epochs = {}", x.source,
                                         r.epochs.size(), x.epochs));
-    loss_scale = meta.value("loss_scale", x.loss_scale);
-    good_steps = meta.value("good_steps", std::int64_t(0));
-    skipped_steps = meta.value("skipped_steps", std::int64_t(0));
+    try {
+      loss_scale = meta.value("loss_scale", x.loss_scale);
+      good_steps = meta.value("good_steps", std::int64_t(0));
+      skipped_steps = meta.value("skipped_steps", std::int64_t(0));
+    } catch (const nlohmann::json::exception&) {
+      throw CheckpointError(fmt::format("{}: corrupt header: bad loss-scale state", ck));
+    }
+    if (!(loss_scale > 0) || !std::isfinite(loss_scale) || good_steps < 0 || skipped_steps < 0)
+      throw CheckpointError(fmt::format("{}: corrupt header: bad loss-scale state", ck));
   }
   const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
   const std::int64_t total_steps = steps_per_epoch * x.epochs;
