@@ -5,7 +5,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "bitsim/costmodel/laws.hpp"
 #include "bitsim/costmodel/table.hpp"
@@ -191,8 +195,33 @@ RunCost evaluate(const Hardware& hw, const Workload& w) {
   r.mapping = std::string(to_string(hw.mapping));
   for (const Phase p : {Phase::Forward, Phase::BackwardData, Phase::BackwardWeight, Phase::Update, Phase::Inference})
     r.by_phase.emplace_back(p, CostLine{});
-  for (const GemmWork& g : w.gemms) {
-    GemmCost c = cost_gemm(model, hw, g);
+  // The mapper's searches are independent: they run on every core, each GEMM's result in its own
+  // slot, and are added up in workload order, so the result does not depend on the thread count.
+  std::vector<GemmCost> costs(w.gemms.size());
+  {
+    std::atomic<std::size_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto work = [&] {
+      for (std::size_t i; (i = next.fetch_add(1)) < costs.size();) {
+        try {
+          costs[i] = cost_gemm(model, hw, w.gemms[i]);
+        } catch (...) {
+          const std::lock_guard lock(error_mutex);
+          if (!error) error = std::current_exception();
+        }
+      }
+    };
+    const std::size_t n = std::min<std::size_t>(std::max(1u, std::thread::hardware_concurrency()), costs.size());
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < n; ++t) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+  }
+  for (std::size_t i = 0; i < w.gemms.size(); ++i) {
+    const GemmWork& g = w.gemms[i];
+    GemmCost c = std::move(costs[i]);
     line_of(r.by_layer, g.layer).add(c.total);
     line_of(r.by_phase, g.phase).add(c.total);
     r.total.add(c.total);
