@@ -382,16 +382,18 @@ std::vector<EpochMetrics> load_checkpoint(const std::string& path, Network& net,
   for (std::size_t i = 0; i < metrics.size(); ++i)
     if (metrics[i].epoch != int(i) + 1) throw fail("corrupt header: epochs out of order");
 
+  if (optim)
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (lazy[i].empty() != !(optim->lazy() && params[i]->is_weight))
+        throw fail(optim->lazy() ? "holds no lazy-update accumulators, which the experiment's lazy update needs"
+                                 : "holds lazy-update accumulators, but the experiment has no lazy update");
+
   // Everything checked: only now is the network (and the optimizer) changed.
   for (std::size_t i = 0; i < params.size(); ++i) params[i]->value.v = std::move(values[i]);
   std::size_t k = 0;
   for (auto& l : net.layers)
     for (std::vector<double>* b : l->buffers()) *b = std::move(stats[k++]);
   if (optim) {
-    for (std::size_t i = 0; i < params.size(); ++i)
-      if (lazy[i].empty() != !(optim->lazy() && params[i]->is_weight))
-        throw fail(optim->lazy() ? "holds no lazy-update accumulators, which the experiment's lazy update needs"
-                                 : "holds lazy-update accumulators, but the experiment has no lazy update");
     optim->moments() = std::move(m);
     optim->second_moments() = std::move(v);
     optim->lazy_state() = std::move(lazy);
