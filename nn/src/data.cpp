@@ -142,6 +142,11 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
   const auto ls = idx_header(lb, labels_path, 0x00000801);
   if (is[0] != ls[0])
     throw DataError(fmt::format("{}: {} images, but {} has {} labels", images_path, is[0], labels_path, ls[0]));
+  // Image sizes are checked on their own: with zero images the data size says nothing about them,
+  // and a height x width past 2^24 pixels is no image bitsim could train on.
+  constexpr std::uint64_t kMaxPixels = std::uint64_t(1) << 24;
+  if (is[1] == 0 || is[2] == 0 || std::uint64_t(is[1]) * is[2] > kMaxPixels)
+    throw DataError(fmt::format("{}: images of {}x{} pixels; expected 1 to 2^24 pixels each", images_path, is[1], is[2]));
   Dataset d;
   d.n = is[0], d.channels = 1, d.height = is[1], d.width = is[2];
   d.images.resize(ib.size() - 16);  // 16 = magic + 3 sizes; idx_header checked the data size

@@ -150,6 +150,24 @@ TEST(DataIdx, BadMagic) {
   expect_data_error([&] { load_idx(dir.file("empty"), dir.file("lbl")); }, dir.file("empty"), {"truncated"});
 }
 
+// Zero images say nothing about the image size through the data size: a height x width whose
+// product overflows 64 bits (found by fuzzing), or past 2^24 pixels, is refused by itself; so is
+// a zero height. A gzip stream that inflates far past what its header announces stops one byte
+// after it.
+TEST(DataIdx, ImpossibleImageSizesAndInflationPastTheHeader) {
+  TempDir dir;
+  write_raw(dir.file("lbl0"), idx(0x00000801, {0}, {}));
+  write_raw(dir.file("huge"), idx(0x00000803, {0, 0xffffffffu, 0xffffffffu}, {}));
+  expect_data_error([&] { load_idx(dir.file("huge"), dir.file("lbl0")); }, dir.file("huge"), {"4294967295x4294967295", "2^24"});
+  write_raw(dir.file("flat"), idx(0x00000803, {0, 0, 28}, {}));
+  expect_data_error([&] { load_idx(dir.file("flat"), dir.file("lbl0")); }, dir.file("flat"), {"0x28"});
+  Bytes bomb = idx(0x00000803, {3, 2, 3}, kPixels);
+  bomb.resize(bomb.size() + (64 << 20), 0);  // 64 MiB of zeros after the announced 18 pixels
+  write_gzip(dir.file("bomb.gz"), bomb);
+  write_raw(dir.file("lbl"), kLabels);
+  expect_data_error([&] { load_idx(dir.file("bomb.gz"), dir.file("lbl")); }, dir.file("bomb.gz"), {"trailing bytes"});
+}
+
 TEST(DataIdx, Truncated) {
   TempDir dir;
   write_raw(dir.file("lbl"), kLabels);
