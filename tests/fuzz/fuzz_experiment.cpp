@@ -1,0 +1,62 @@
+// Fuzzes the TOML experiment loader nn::Experiment::load: the input up to the first NUL byte is the
+// file, each NUL-separated piece after it one "key.path=value" override. Rejection must be an
+// exception the loader documents; anything else is a finding.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bitsim/arith/format.hpp"
+#include "bitsim/nn/experiment.hpp"
+
+namespace {
+
+// One file per process, rewritten for every input: creating and deleting a file per run would
+// dominate the loader's own time. Defined before remove_at_exit, so destroyed after it.
+const std::string kPath =
+    (std::filesystem::temp_directory_path() / ("bitsim-fuzz-experiment-" + std::to_string(::getpid()) + ".toml"))
+        .string();
+
+struct RemoveAtExit {
+  ~RemoveAtExit() { std::filesystem::remove(kPath); }
+} remove_at_exit;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const std::size_t nul = in.find('\0');
+  const std::string_view file = in.substr(0, nul);
+  std::vector<std::string> overrides;
+  if (nul != std::string_view::npos) {
+    std::string_view rest = in.substr(nul + 1);
+    for (;;) {
+      const std::size_t next = rest.find('\0');
+      overrides.emplace_back(rest.substr(0, next));
+      if (next == std::string_view::npos) break;
+      rest.remove_prefix(next + 1);
+    }
+  }
+  {
+    std::ofstream out(kPath, std::ios::binary | std::ios::trunc);
+    out.write(file.data(), std::streamsize(file.size()));
+  }
+  try {
+    const auto e = bitsim::nn::Experiment::load(kPath, overrides);
+    // What a run does next with a loaded experiment: every layer's numerics and its JSON echo.
+    for (int i = 0; i < int(e.layers.size()); ++i) (void)e.layer(i);
+    (void)e.classifier_bits();
+    (void)e.to_json().dump();
+  } catch (const bitsim::nn::ExperimentError&) {
+  } catch (const bitsim::arith::FormatError&) {
+  } catch (const std::invalid_argument&) {
+  } catch (const std::runtime_error&) {
+  }
+  return 0;
+}

@@ -1,0 +1,71 @@
+// Fuzzes the IDX reader nn::load_idx. The first byte picks what is written: bit 0 gzips the images
+// file, bit 1 the labels file; the next two bytes (little endian) say how many of the remaining
+// bytes go to the images file, the rest to the labels file. Rejection must be DataError (or one of
+// the documented std exceptions); anything else is a finding.
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "bitsim/nn/data.hpp"
+#include "fuzz_check.hpp"
+
+namespace {
+
+// Two files per process, rewritten for every input.
+std::string scratch_path(const char* what) {
+  return (std::filesystem::temp_directory_path() /
+          ("bitsim-fuzz-idx-" + std::to_string(::getpid()) + "-" + what))
+      .string();
+}
+const std::string kImages = scratch_path("images");
+const std::string kLabels = scratch_path("labels");
+
+struct RemoveAtExit {
+  ~RemoveAtExit() {
+    std::filesystem::remove(kImages);
+    std::filesystem::remove(kLabels);
+  }
+} remove_at_exit;
+
+void write(const std::string& path, std::string_view bytes, bool gzip) {
+  if (!gzip) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    return;
+  }
+  gzFile f = gzopen(path.c_str(), "wb");
+  FUZZ_CHECK(f != nullptr, "cannot write %s", path.c_str());
+  if (!bytes.empty()) FUZZ_CHECK(gzwrite(f, bytes.data(), unsigned(bytes.size())) == int(bytes.size()), "gzwrite");
+  FUZZ_CHECK(gzclose(f) == Z_OK, "gzclose");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 3) return 0;
+  const unsigned mode = data[0];
+  const std::size_t split = std::min<std::size_t>(std::size_t(data[1]) | std::size_t(data[2]) << 8, size - 3);
+  const std::string_view rest(reinterpret_cast<const char*>(data) + 3, size - 3);
+  write(kImages, rest.substr(0, split), mode & 1);
+  write(kLabels, rest.substr(split), mode & 2);
+  try {
+    const auto d = bitsim::nn::load_idx(kImages, kLabels);
+    FUZZ_CHECK(d.images.size() == std::size_t(d.n * d.image_size()), "images hold %zu values for n=%lld",
+               d.images.size(), (long long)d.n);
+    FUZZ_CHECK(d.labels.size() == std::size_t(d.n), "%zu labels for n=%lld", d.labels.size(), (long long)d.n);
+    for (const float p : d.images) FUZZ_CHECK(p >= 0.0f && p <= 1.0f, "pixel %g outside [0,1]", double(p));
+  } catch (const bitsim::nn::DataError&) {
+  } catch (const std::invalid_argument&) {
+  } catch (const std::runtime_error&) {
+  }
+  return 0;
+}
