@@ -5,8 +5,10 @@
 #                                          then N executions; WORKDIR is emptied first
 #   run.sh BINARY NAME WORKDIR seconds=S  S seconds; WORKDIR keeps the corpus it grows (corpus/)
 #                                          and any crashing input (findings/) across runs
+# Further arguments go to libFuzzer (e.g. -fork=1 -ignore_crashes=1 to go on after a finding).
 set -euo pipefail
 bin=$1 name=$2 work=$3 mode=$4
+shift 4
 src=$(cd "$(dirname "$0")" && pwd)
 seeds=$src/corpus/$name
 
@@ -22,11 +24,11 @@ case $mode in
   runs=*)
     rm -rf "$work"
     mkdir -p "$work/corpus"
-    exec "$bin" "${flags[@]}" -seed=1 -runs="${mode#runs=}" -artifact_prefix="$work/" "$work/corpus" "$seeds"
+    exec "$bin" "${flags[@]}" -seed=1 -runs="${mode#runs=}" -artifact_prefix="$work/" "$@" "$work/corpus" "$seeds"
     ;;
   seconds=*)
     mkdir -p "$work/corpus" "$work/findings"
-    exec "$bin" "${flags[@]}" -max_total_time="${mode#seconds=}" -artifact_prefix="$work/findings/" \
+    exec "$bin" "${flags[@]}" -max_total_time="${mode#seconds=}" -artifact_prefix="$work/findings/" "$@" \
       "$work/corpus" "$seeds"
     ;;
   *)
