@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -22,6 +24,9 @@ namespace {
 const std::string kPath =
     (std::filesystem::temp_directory_path() / ("bitsim-fuzz-experiment-" + std::to_string(::getpid()) + ".toml"))
         .string();
+
+// BITSIM_FUZZ_VERBOSE=1 prints why each input was rejected, to see how deep a corpus gets.
+const bool kVerbose = std::getenv("BITSIM_FUZZ_VERBOSE") != nullptr;
 
 struct RemoveAtExit {
   ~RemoveAtExit() { std::filesystem::remove(kPath); }
@@ -53,10 +58,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (int i = 0; i < int(e.layers.size()); ++i) (void)e.layer(i);
     (void)e.classifier_bits();
     (void)e.to_json().dump();
-  } catch (const bitsim::nn::ExperimentError&) {
-  } catch (const bitsim::arith::FormatError&) {
-  } catch (const std::invalid_argument&) {
-  } catch (const std::runtime_error&) {
+  } catch (const bitsim::nn::ExperimentError& e) {
+    if (kVerbose) std::fprintf(stderr, "ExperimentError: %s\n", e.what());
+  } catch (const bitsim::arith::FormatError& e) {
+    if (kVerbose) std::fprintf(stderr, "FormatError: %s\n", e.what());
+  } catch (const std::invalid_argument& e) {
+    if (kVerbose) std::fprintf(stderr, "invalid_argument: %s\n", e.what());
+  } catch (const std::runtime_error& e) {
+    if (kVerbose) std::fprintf(stderr, "runtime_error: %s\n", e.what());
   }
   return 0;
 }
