@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds bitsim's libFuzzer targets into build-fuzz/ (clang, ASan+UBSan) and runs them.
-#   scripts/fuzz.sh            the short deterministic runs of the default test set
+#   scripts/fuzz.sh            the short bounded runs of the default test set (seed 1, fixed counts)
 #   scripts/fuzz.sh SECONDS    each target for SECONDS (default of the fuzz label: 600), growing
 #                              build-fuzz/fuzz-<target>/corpus; crashing inputs land in
 #                              build-fuzz/fuzz-<target>/findings

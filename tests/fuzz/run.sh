@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target with bitsim's flags, seed corpus and dictionary (CTest and
 # scripts/fuzz.sh both come through here, so the flags live in one place).
-#   run.sh BINARY NAME WORKDIR runs=N     short and deterministic (seed 1): replays the seed corpus,
-#                                          then N executions; WORKDIR is emptied first
+#   run.sh BINARY NAME WORKDIR runs=N     short and bounded (seed 1): replays the seed corpus, then
+#                                          N executions; WORKDIR is emptied first and keeps a failing
+#                                          input
 #   run.sh BINARY NAME WORKDIR seconds=S  S seconds; WORKDIR keeps the corpus it grows (corpus/)
 #                                          and any crashing input (findings/) across runs
 # Further arguments go to libFuzzer (e.g. -fork=1 -ignore_crashes=1 to go on after a finding).
