@@ -1,8 +1,6 @@
 // Fuzzes the TOML experiment loader nn::Experiment::load: the input up to the first NUL byte is the
 // file, each NUL-separated piece after it one "key.path=value" override. Rejection must be an
 // exception the loader documents; anything else is a finding.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -16,14 +14,13 @@
 
 #include "bitsim/arith/format.hpp"
 #include "bitsim/nn/experiment.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
 // One file per process, rewritten for every input: creating and deleting a file per run would
 // dominate the loader's own time. Defined before remove_at_exit, so destroyed after it.
-const std::string kPath =
-    (std::filesystem::temp_directory_path() / ("bitsim-fuzz-experiment-" + std::to_string(::getpid()) + ".toml"))
-        .string();
+const std::string kPath = fuzz_scratch_path("experiment.toml");
 
 // BITSIM_FUZZ_VERBOSE=1 prints why each input was rejected, to see how deep a corpus gets.
 const bool kVerbose = std::getenv("BITSIM_FUZZ_VERBOSE") != nullptr;

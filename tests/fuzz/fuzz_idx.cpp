@@ -2,7 +2,6 @@
 // file, bit 1 the labels file; the next two bytes (little endian) say how many of the remaining
 // bytes go to the images file, the rest to the labels file. Rejection must be DataError (or one of
 // the documented std exceptions); anything else is a finding.
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -21,13 +20,8 @@
 namespace {
 
 // Two files per process, rewritten for every input.
-std::string scratch_path(const char* what) {
-  return (std::filesystem::temp_directory_path() /
-          ("bitsim-fuzz-idx-" + std::to_string(::getpid()) + "-" + what))
-      .string();
-}
-const std::string kImages = scratch_path("images");
-const std::string kLabels = scratch_path("labels");
+const std::string kImages = fuzz_scratch_path("idx-images");
+const std::string kLabels = fuzz_scratch_path("idx-labels");
 
 struct RemoveAtExit {
   ~RemoveAtExit() {

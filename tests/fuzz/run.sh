@@ -6,6 +6,7 @@
 #                                          input
 #   run.sh BINARY NAME WORKDIR seconds=S  S seconds; WORKDIR keeps the corpus it grows (corpus/)
 #                                          and any crashing input (findings/) across runs
+#   run.sh BINARY NAME DIR replay          each file in DIR once, whole (inputs that once failed)
 # Further arguments go to libFuzzer (e.g. -fork=1 -ignore_crashes=1 to go on after a finding).
 set -euo pipefail
 bin=$1 name=$2 work=$3 mode=$4
@@ -22,6 +23,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 case $mode in
+  replay)
+    # Whole files: -max_len would cut them, and they are long on purpose.
+    files=("$work"/*)
+    [ -e "${files[0]}" ] || exit 0
+    exec "$bin" -rss_limit_mb=2048 -timeout=20 "$@" "${files[@]}"
+    ;;
   runs=*)
     rm -rf "$work"
     mkdir -p "$work/corpus"
@@ -33,7 +40,7 @@ case $mode in
       "$work/corpus" "$seeds"
     ;;
   *)
-    echo "run.sh: mode must be runs=N or seconds=S, not '$mode'" >&2
+    echo "run.sh: mode must be runs=N, seconds=S or replay, not '$mode'" >&2
     exit 2
     ;;
 esac
