@@ -18,16 +18,12 @@
 
 namespace {
 
-// One file per process, rewritten for every input: creating and deleting a file per run would
-// dominate the loader's own time. Defined before remove_at_exit, so destroyed after it.
+// One file per process, written for every input and removed after it: libFuzzer often leaves a
+// process without running destructors, and files left in /dev/shm would pile up in memory.
 const std::string kPath = fuzz_scratch_path("experiment.toml");
 
 // BITSIM_FUZZ_VERBOSE=1 prints why each input was rejected, to see how deep a corpus gets.
 const bool kVerbose = std::getenv("BITSIM_FUZZ_VERBOSE") != nullptr;
-
-struct RemoveAtExit {
-  ~RemoveAtExit() { std::filesystem::remove(kPath); }
-} remove_at_exit;
 
 }  // namespace
 
@@ -64,5 +60,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const std::runtime_error& e) {
     if (kVerbose) std::fprintf(stderr, "runtime_error: %s\n", e.what());
   }
+  std::filesystem::remove(kPath);
   return 0;
 }

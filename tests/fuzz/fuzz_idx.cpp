@@ -19,17 +19,16 @@
 
 namespace {
 
-// Two files per process, rewritten for every input.
+// Two files per process, written for every input and removed after it: libFuzzer often leaves a
+// process without running destructors, and files left in /dev/shm would pile up in memory.
 const std::string kImages = fuzz_scratch_path("idx-images");
 const std::string kLabels = fuzz_scratch_path("idx-labels");
 const bool kOpenFindings = std::getenv("BITSIM_FUZZ_OPEN_FINDINGS") != nullptr;
 
-struct RemoveAtExit {
-  ~RemoveAtExit() {
-    std::filesystem::remove(kImages);
-    std::filesystem::remove(kLabels);
-  }
-} remove_at_exit;
+void remove_files() {
+  std::filesystem::remove(kImages);
+  std::filesystem::remove(kLabels);
+}
 
 void write(const std::string& path, std::string_view bytes, bool gzip) {
   if (!gzip) {
@@ -52,6 +51,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view rest(reinterpret_cast<const char*>(data) + 3, size - 3);
   write(kImages, rest.substr(0, split), mode & 1);
   write(kLabels, rest.substr(split), mode & 2);
+  struct Cleanup {
+    ~Cleanup() { remove_files(); }
+  } cleanup;
   try {
     const auto d = bitsim::nn::load_idx(kImages, kLabels);
     // Open finding (findings/README.md): load_idx accepts zero images of a height x width whose
