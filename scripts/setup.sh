@@ -8,6 +8,7 @@ packages=(
   libboost-dev libsystemc-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
   libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist
+  clang libclang-rt-14-dev
 )
 # npm comes with Debian's npm package, or with a nodejs that bundles it (which conflicts with it).
 command -v npm >/dev/null 2>&1 || packages+=(npm)

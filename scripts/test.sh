@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs bitsim's test suite (the default CTest set; --sanitize: ASan+UBSan build).
+# Sets up, builds and runs bitsim's test suite (the default CTest set; --sanitize: ASan+UBSan build),
+# then the short libFuzzer runs of the parsers (scripts/fuzz.sh, clang, build-fuzz/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,3 +9,4 @@ dir=build
 [ "${1:-}" = "--sanitize" ] && dir=build-asan
 export SYSTEMC_DISABLE_COPYRIGHT_MESSAGE=1
 ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" -LE long
+scripts/fuzz.sh
