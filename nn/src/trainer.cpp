@@ -533,12 +533,25 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   Network net = build_network(x, {x.batch, train_set.channels, train_set.height, train_set.width});
   check_classifier(x, net, train_set.classes);
   Optimizer optim = make_optimizer(x);
+  RunResult r;
+  const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
+  const std::int64_t total_steps = steps_per_epoch * x.epochs;
+  if (total_steps > (std::int64_t(1) << StreamId::kStepBits))
+    throw ExperimentError(fmt::format("{}: train.epochs: {} steps; stochastic-rounding streams number at most 2^{} steps",
+                                      x.source, total_steps, StreamId::kStepBits));
+  // The run's cost depends only on the experiment and the data's sizes: computed before the first
+  // step (a bad cost setting fails now) and the same wherever a process starts.
+  std::int64_t parameters = 0;
+  for (Param* p : net.params()) parameters += p->value.size();
+  const RunVolume volume{train_set.n, test_set.n, x.epochs, std::min(x.batch, train_set.n),
+                         std::max(x.batch, kEvalBatch), parameters};
+  r.cost = costmodel::evaluate(x.hardware, training_workload(x, record_training_step(x, train_set), volume));
+  // The run directory last, so that a refused run leaves none behind.
   const fs::path out = opt.out_dir;
   std::optional<RunLock> lock;
   if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
   const nlohmann::json fingerprint = training_fingerprint(x);
 
-  RunResult r;
   double loss_scale = x.loss_scale;
   std::int64_t good_steps = 0, skipped_steps = 0;
   if (opt.resume) {
@@ -564,18 +577,6 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
     if (!(loss_scale > 0) || !std::isfinite(loss_scale) || good_steps < 0 || skipped_steps < 0)
       throw CheckpointError(fmt::format("{}: corrupt header: bad loss-scale state", ck));
   }
-  const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
-  const std::int64_t total_steps = steps_per_epoch * x.epochs;
-  if (total_steps > (std::int64_t(1) << StreamId::kStepBits))
-    throw ExperimentError(fmt::format("{}: train.epochs: {} steps; stochastic-rounding streams number at most 2^{} steps",
-                                      x.source, total_steps, StreamId::kStepBits));
-  // The run's cost depends only on the experiment and the data's sizes: computed before the first
-  // step (a bad cost setting fails now) and the same wherever a process starts.
-  std::int64_t parameters = 0;
-  for (Param* p : net.params()) parameters += p->value.size();
-  const RunVolume volume{train_set.n, test_set.n, x.epochs, std::min(x.batch, train_set.n),
-                         std::max(x.batch, kEvalBatch), parameters};
-  r.cost = costmodel::evaluate(x.hardware, training_workload(x, record_training_step(x, train_set), volume));
   std::vector<std::int64_t> idx(std::size_t(train_set.n));
   Tensor xb, dlogits;
   std::vector<std::uint8_t> yb;
