@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <string>
@@ -59,6 +60,8 @@ class Reporter : public benchmark::ConsoleReporter {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  // BITSIM_THREADS=N runs the steps on N threads (default: every core), for peer_pytorch.sh.
+  if (const char* t = std::getenv("BITSIM_THREADS")) set_threads(std::atoi(t));
   const std::pair<const char*, const char*> cases[] = {
       {"fp32", "experiments/lenet5/fp32.toml"},
       {"int8", "experiments/lenet5/int8.toml"},
