@@ -24,7 +24,7 @@ struct TrainArgs {
   std::string experiment, out, checkpoint;
   std::vector<std::string> set;
   int threads = 0;
-  bool resume = false, json = false, fold = false;
+  bool resume = false, json = false, fold = false, cost_only = false;
   int steps = 2, samples = 8;
 };
 
@@ -72,11 +72,17 @@ void run_train(const TrainArgs& a) {
   nn::set_threads(a.threads);
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
   Progress bar("training");
-  nn::RunOptions opt{a.out, a.resume, [&](double f, const std::string& note) { bar.update(f, note); }};
+  nn::RunOptions opt{a.out, a.resume, [&](double f, const std::string& note) { bar.update(f, note); }, a.cost_only};
   const nn::RunResult r = nn::train(x, opt);
   bar.finish();
   if (a.json) {
     fmt::print("{}\n", r.report.dump(2));
+    return;
+  }
+  if (a.cost_only) {
+    fmt::print("{}: not trained; the run would cost", x.name);
+    print_cost(r.cost);
+    if (!a.out.empty()) fmt::print("\nrun directory: {} (report.json, plots)\n", a.out);
     return;
   }
   print_summary(r);
@@ -178,6 +184,7 @@ void add_nn_commands(CLI::App& app) {
   t->add_option("--threads", a->threads, "Threads (0: all cores; results do not depend on it)")->capture_default_str();
   t->add_flag("--resume", a->resume, "Continue the run in --out from its last checkpoint");
   t->add_flag("--json", a->json, "Print report.json instead of the summary");
+  t->add_flag("--cost-only", a->cost_only, "Check everything and print what the run would cost, without training");
   t->callback([a] { run_train(*a); });
 
   auto b = std::make_shared<TrainArgs>();

@@ -550,6 +550,21 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   const fs::path out = opt.out_dir;
   std::optional<RunLock> lock;
   if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
+  if (opt.cost_only) {
+    r.report = {{"schema", kReportSchema},
+                {"mode", "cost"},
+                {"experiment", x.to_json()},
+                {"data", {{"train_examples", train_set.n}, {"test_examples", test_set.n}}},
+                {"parameters", parameters},
+                {"cost", costmodel::to_json(r.cost)}};
+    if (!opt.out_dir.empty()) {
+      nlohmann::json plots = nlohmann::json::object();
+      write_cost_plots(out, x.name + " (training)", r.cost, Phase::Forward, plots);
+      r.report["plots"] = plots;
+      write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
+    }
+    return r;
+  }
   const nlohmann::json fingerprint = training_fingerprint(x);
 
   double loss_scale = x.loss_scale;

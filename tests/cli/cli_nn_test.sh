@@ -55,6 +55,21 @@ for want in forward=10321920.0 backward-weight=10321920.0 backward-data=2949120.
   [ "$got" = "${want#*=}" ] || { echo "FAIL: ${want%%=*} MACs: got '$got', want ${want#*=}"; fails=$((fails + 1)); }
 done
 
+# --cost-only costs the same run from its shapes without training: the same MACs per phase and the
+# same cycles (seconds at the clock) as the run that trained, and no checkpoint.
+expect_ok "cost only" "the run would cost" "$bitsim" train "$tmp/x.toml" --cost-only --out "$tmp/cost"
+[ ! -e "$tmp/cost/checkpoint.bin" ] && [ -s "$tmp/cost/report.json" ] ||
+  { echo "FAIL: --cost-only wrote a checkpoint or no report"; fails=$((fails + 1)); }
+seconds_at_clock() { tr -d ' \n' < "$1" | grep -o '"seconds_at_clock":[0-9.e+-]*'; }
+[ -n "$(seconds_at_clock "$tmp/cost/report.json")" ] &&
+  [ "$(seconds_at_clock "$tmp/cost/report.json")" = "$(seconds_at_clock "$tmp/run/report.json")" ] ||
+  { echo "FAIL: --cost-only cycles differ from the trained run's"; fails=$((fails + 1)); }
+for want in forward=10321920.0 backward-weight=10321920.0 backward-data=2949120.0 inference=2580480.0; do
+  got=$(tr -d ' \n' < "$tmp/cost/report.json" | grep -o '"by_phase":{.*' | grep -o "\"${want%%=*}\":{[^}]*{[^}]*},\"macs\":[0-9.]*" |
+    head -1 | sed 's/.*"macs"://')
+  [ "$got" = "${want#*=}" ] || { echo "FAIL: --cost-only ${want%%=*} MACs: got '$got', want ${want#*=}"; fails=$((fails + 1)); }
+done
+
 # The accuracy the run reports is the last epoch's, and inference from the saved checkpoint (a
 # separate load and forward pass) must reproduce it and its loss.
 report_acc=$(tr -d ' \n' < "$tmp/run/report.json" | grep -o '"accuracy":{"test":[0-9.]*' | sed 's/.*://')

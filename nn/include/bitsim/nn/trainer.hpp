@@ -47,6 +47,9 @@ struct RunOptions {
   std::string out_dir;  // report.json, metrics.csv, checkpoint.bin, plots; "" = write nothing
   bool resume = false;  // continue from out_dir/checkpoint.bin
   ProgressFn progress;
+  // Check everything and cost the run from its shapes (the cost a training run reports), without
+  // training: report.json (mode "cost") and the cost plots.
+  bool cost_only = false;
 };
 
 struct RunResult {
