@@ -15,6 +15,7 @@
 
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/rounding.hpp"
+#include "bitsim/sim/array_model.hpp"
 
 namespace bitsim::app {
 
@@ -47,6 +48,18 @@ inline std::uint64_t parse_count(const std::string& tok, std::string_view what,
     throw std::invalid_argument(fmt::format("bad {} {}: expected a positive integer{}", what, arith::quoted(tok),
                                             v > max ? fmt::format(" up to {}", max) : ""));
   return v;
+}
+
+// --buffer-kib as bytes: a KiB count up to the array model's 1 TiB, and at least one byte unless
+// allow_zero (the simulated array streams everything through a buffer of 0).
+inline std::int64_t parse_buffer_kib(const std::string& tok, bool allow_zero) {
+  const double kib = parse_number(tok, "--buffer-kib", "KiB", allow_zero);
+  if (kib * 1024 > double(sim::ArraySpec::kMaxBufferBytes))
+    throw std::invalid_argument(fmt::format("bad --buffer-kib {}: at most {} KiB (1 TiB)", arith::quoted(tok),
+                                            sim::ArraySpec::kMaxBufferBytes / 1024));
+  if (!allow_zero && kib * 1024 < 1)
+    throw std::invalid_argument(fmt::format("bad --buffer-kib {}: at least 1/1024 KiB (one byte)", arith::quoted(tok)));
+  return std::int64_t(kib * 1024);
 }
 
 inline arith::RoundSpec make_round_spec(const arith::Format& f, const std::string& rounding,

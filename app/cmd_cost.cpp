@@ -209,11 +209,6 @@ struct RooflineArgs {
   bool json = false;
 };
 
-std::pair<std::uint64_t, std::uint64_t> parse_array(const std::string& s) {
-  const sim::ArrayDims d = sim::parse_array_dims(s, "--array");
-  return {std::uint64_t(d.rows), std::uint64_t(d.cols)};
-}
-
 GemmLayer parse_gemm(const std::string& s, std::size_t index) {
   GemmLayer g;
   std::string shape = s;
@@ -245,20 +240,17 @@ GemmLayer parse_gemm(const std::string& s, std::size_t index) {
 
 // An R x C array: the GEMMs through the cost pipeline, so DRAM bytes, cycles and energy are the
 // tiled array's (buffers, dataflow, outputs written at the accumulator's width), as in a run's report.
-void run_array_roofline(const RooflineArgs& a, const Format& act, const Format& weight, const Format& acc, double clock_ghz,
-                        double bw_gb_per_s) {
+void run_array_roofline(const RooflineArgs& a, const CostModel& model, const Format& act, const Format& weight,
+                        const Format& acc, double clock_ghz, double bw_gb_per_s) {
   costmodel::Hardware hw;
   const sim::ArrayDims dims = sim::parse_array_dims(a.array, "--array");
   hw.array.rows = dims.rows, hw.array.cols = dims.cols;
   hw.array.dataflow = sim::parse_dataflow(a.dataflow);
-  const double kib = parse_number(a.buffer_kib, "--buffer-kib", "KiB");
-  if (kib * 1024 > double(sim::ArrayConfig::kMaxBufferBytes) || kib * 1024 < 1)
-    throw std::invalid_argument(fmt::format("bad --buffer-kib {}: expected 1/1024 (one byte) to {} KiB",
-                                            arith::quoted(a.buffer_kib), sim::ArrayConfig::kMaxBufferBytes / 1024));
-  hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = std::int64_t(kib * 1024);
+  const std::int64_t buffer_bytes = parse_buffer_kib(a.buffer_kib, false);
+  hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = buffer_bytes;
   hw.array.dram_bytes_per_cycle = bw_gb_per_s / clock_ghz;
   hw.clock_ghz = clock_ghz;
-  const CostModel model = make_model(a.model);  // checks --node, --vdd, --device, --dram-end, --table
+  // The model make_model built from --node, --vdd, --device, --dram-end and --table, as the pipeline's target.
   hw.node_nm = model.target_point().node_nm;
   if (!a.model.vdd.empty()) hw.vdd_v = model.target_point().vdd_v;
   hw.device = parse_device(a.model.device);
@@ -299,7 +291,7 @@ void run_array_roofline(const RooflineArgs& a, const Format& act, const Format& 
     return;
   }
   fmt::print("{}x{} {} MAC array, {} KiB buffers: peak {:.6g} GOPS, bandwidth {} GB/s, ridge {:.6g} ops/byte\n", dims.rows,
-             dims.cols, a.dataflow, kib, c.peak_ops_per_s / 1e9, bw_gb_per_s,
+             dims.cols, a.dataflow, double(buffer_bytes) / 1024, c.peak_ops_per_s / 1e9, bw_gb_per_s,
              ridge_intensity_ops_per_byte(c.peak_ops_per_s, bw_gb_per_s));
   fmt::print("operands {} x {} -> acc {} (outputs written at the accumulator's width); {}\n", act.spec(), weight.spec(),
              acc.spec(), c.technology);
@@ -327,17 +319,15 @@ void run_roofline(const RooflineArgs& a) {
   const Format weight = a.weight_format.empty() ? act : Format::parse(a.weight_format);
   const Format out = a.out_format.empty() ? act : Format::parse(a.out_format);
   const Format acc = a.acc_format.empty() ? default_accumulator(act, weight) : Format::parse(a.acc_format);
+  if (!a.array.empty()) return run_array_roofline(a, m, act, weight, acc, clock_ghz, bw_gb_per_s);
 
+  // An area or LUT budget has no array geometry: each operand crosses DRAM once (gemm_bytes).
   // 1-bit x 1-bit layers are binary (+-1) networks: XNOR-popcount, not a two's complement MAC.
   const bool binary = act.width() == 1 && weight.width() == 1;
   const UnitCost mac_unit = binary ? m.xnor_popcount() : m.mac(act, weight, acc);
   std::uint64_t macs = 0;
   std::string array_desc;
-  if (!a.array.empty()) {
-    const auto [r, c] = parse_array(a.array);
-    macs = r * c;
-    array_desc = fmt::format("{}x{} MAC array", r, c);
-  } else if (!a.fpga_luts.empty()) {
+  if (!a.fpga_luts.empty()) {
     if (act.is_float() || weight.is_float())
       throw std::invalid_argument("--fpga-luts: the FPGA view (FINN) covers integer MACs, not floats");
     const FpgaData fpga = FpgaData::load_default();
@@ -355,7 +345,6 @@ void run_roofline(const RooflineArgs& a) {
   }
   const double peak = peak_ops_per_s(macs, clock_ghz);
   const double mac_pj = mac_unit.energy_pj();
-  if (!a.array.empty()) return run_array_roofline(a, act, weight, acc, clock_ghz, bw_gb_per_s);
 
   std::vector<RooflinePoint> points;
   std::vector<EnergyBar> bars;

@@ -82,11 +82,7 @@ sim::ArrayConfig make_config(const GemmArgs& g) {
   c.acc = Format::parse(g.acc_format);
   c.acc_spec = make_round_spec(c.acc, g.rounding, g.overflow, g.sr_bits);
   c.seed = g.seed;
-  const double kib = parse_number(g.buffer_kib, "--buffer-kib", "KiB", true);
-  if (kib * 1024 > double(sim::ArrayConfig::kMaxBufferBytes))
-    throw std::invalid_argument(fmt::format("bad --buffer-kib {}: at most {} KiB (1 TiB)", arith::quoted(g.buffer_kib),
-                                            sim::ArrayConfig::kMaxBufferBytes / 1024));
-  c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = std::int64_t(kib * 1024);
+  c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = parse_buffer_kib(g.buffer_kib, true);
   c.dram_bytes_per_cycle = parse_number(g.bandwidth, "--bandwidth", "bytes per cycle", true);
   if (c.dram_bytes_per_cycle > 0 && c.dram_bytes_per_cycle < sim::ArrayConfig::kMinDramBytesPerCycle)
     throw std::invalid_argument(fmt::format("bad --bandwidth {}: expected 0 (unlimited) or at least {} bytes per cycle",
