@@ -230,7 +230,8 @@ Dataset load_split(const Experiment& x, bool train) {
   return limit > 0 ? d.head(limit) : d;
 }
 
-std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step) {
+std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step,
+                                   std::vector<GemmRecord>* first_batch_gemms) {
   std::vector<std::int64_t> idx(std::size_t(data.n));
   std::iota(idx.begin(), idx.end(), 0);
   Tensor xb, d;
@@ -243,6 +244,7 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
   for (std::int64_t first = 0; first < data.n; first += b) {
     const std::int64_t count = std::min(b, data.n - first);
     gather_batch(data, idx, first, count, xb, yb);
+    ctx.gemms = first == 0 ? first_batch_gemms : nullptr;
     const Tensor& logits = net.forward(xb, ctx);
     loss += loss_and_gradient(x, logits, yb.data(), d) * double(count);
     ok += correct(logits, yb.data());
@@ -495,20 +497,6 @@ std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset&
   return gemms;
 }
 
-std::vector<GemmRecord> record_inference_batch(const Experiment& x, Network& net, const Dataset& data) {
-  const std::int64_t b = std::min(std::max(x.batch, kEvalBatch), data.n);
-  std::vector<std::int64_t> idx(std::size_t(data.n));
-  std::iota(idx.begin(), idx.end(), 0);
-  Tensor xb;
-  std::vector<std::uint8_t> yb;
-  gather_batch(data, idx, 0, b, xb, yb);
-  std::vector<GemmRecord> gemms;
-  std::mt19937_64 rng(x.seed);
-  Context ctx{false, x.seed, 0, &rng, &gemms, nullptr};
-  net.forward(xb, ctx);
-  return gemms;
-}
-
 namespace {
 // Stops a run whose weights or loss left the finite numbers: nothing after that step means anything.
 void check_finite(const Experiment& x, Network& net, double loss_sum, int epoch, std::uint64_t step) {
@@ -695,8 +683,9 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
   const int folded = opt.fold_batchnorm ? net.fold_batchnorm() : 0;
   RunResult r;
   const std::int64_t batch = std::min(std::max(x.batch, kEvalBatch), test.n);
-  r.cost = costmodel::evaluate(x.hardware, inference_workload(x, record_inference_batch(x, net, test), batch, test.n));
-  const auto [acc, loss] = evaluate(x, net, test, 0);
+  std::vector<GemmRecord> gemms;
+  const auto [acc, loss] = evaluate(x, net, test, 0, &gemms);  // records the first batch's GEMMs for the cost
+  r.cost = costmodel::evaluate(x.hardware, inference_workload(x, gemms, batch, test.n));
   std::int64_t parameters = 0;
   for (Param* p : net.params()) parameters += p->value.size();
   r.report = {{"schema", kReportSchema},

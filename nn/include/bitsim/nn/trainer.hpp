@@ -65,8 +65,7 @@ inline constexpr const char* kReportSchema = "bitsim-report/2";
 // first batch of epoch 0, forward and backward, no update. A run is costed from it, so its cost
 // does not depend on where a process started (a resumed run costs what the uninterrupted one does).
 std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset& train_set);
-// The forward GEMMs of `net` on the first evaluation batch of `data`.
-std::vector<GemmRecord> record_inference_batch(const Experiment& x, Network& net, const Dataset& data);
+
 
 Network build_network(const Experiment& x, const Shape& input);
 // The experiment's optimizer with its master-weight format and lazy update.
@@ -75,7 +74,9 @@ Optimizer make_optimizer(const Experiment& x);
 Dataset load_split(const Experiment& x, bool train);
 
 // Accuracy and mean loss of `net` on `data` (inference: BatchNorm running statistics, no dropout).
-std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step);
+// `first_batch_gemms`: when given, the GEMMs of the first batch are recorded there (what infer costs).
+std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step,
+                                   std::vector<GemmRecord>* first_batch_gemms = nullptr);
 
 RunResult train(const Experiment& x, const RunOptions& opt);
 
