@@ -184,7 +184,9 @@ void add_nn_commands(CLI::App& app) {
   t->add_option("--threads", a->threads, "Threads (0: all cores; results do not depend on it)")->capture_default_str();
   t->add_flag("--resume", a->resume, "Continue the run in --out from its last checkpoint");
   t->add_flag("--json", a->json, "Print report.json instead of the summary");
-  t->add_flag("--cost-only", a->cost_only, "Check everything and print what the run would cost, without training");
+  auto* resume = t->get_option("--resume");
+  t->add_flag("--cost-only", a->cost_only, "Check everything and print what the run would cost, without training")
+      ->excludes(resume);
   t->callback([a] { run_train(*a); });
 
   auto b = std::make_shared<TrainArgs>();

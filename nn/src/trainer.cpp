@@ -441,8 +441,8 @@ RunLock::RunLock(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw RunDirectoryError(fmt::format("{}: cannot create the run directory: {}", dir, ec.message()));
-  path_ = (fs::path(dir) / ".lock").string();
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  const std::string lock_file = (fs::path(dir) / ".lock").string();
+  fd_ = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw RunDirectoryError(fmt::format("{}: cannot write in the run directory: {}", dir, std::strerror(errno)));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;

@@ -46,8 +46,8 @@ expect_ok "report schema" '"schema": "bitsim-report/2"' cat "$tmp/run/report.jso
 # MACs), linear 576 -> 10 (5760 MACs): 20160 per example. 2 epochs of 256 examples = 512 forward and
 # backward-weight passes; backward-data only for the linear layer (the first layer needs no input
 # gradient); the 64 test examples evaluated after each epoch.
-phase_macs() {
-  tr -d ' \n' < "$tmp/run/report.json" | grep -o '"by_phase":{.*' | grep -o "\"$1\":{[^}]*{[^}]*},\"macs\":[0-9.]*" |
+phase_macs() {  # PHASE [REPORT]
+  tr -d ' \n' < "${2:-$tmp/run/report.json}" | grep -o '"by_phase":{.*' | grep -o "\"$1\":{[^}]*{[^}]*},\"macs\":[0-9.]*" |
     head -1 | sed 's/.*"macs"://'
 }
 for want in forward=10321920.0 backward-weight=10321920.0 backward-data=2949120.0 inference=2580480.0; do
@@ -58,6 +58,7 @@ done
 # --cost-only costs the same run from its shapes without training: the same MACs per phase and the
 # same cycles (seconds at the clock) as the run that trained, and no checkpoint.
 expect_ok "cost only" "the run would cost" "$bitsim" train "$tmp/x.toml" --cost-only --out "$tmp/cost"
+expect_error "cost only with resume" "--resume excludes --cost-only" "$bitsim" train "$tmp/x.toml" --cost-only --resume --out "$tmp/cost"
 [ ! -e "$tmp/cost/checkpoint.bin" ] && [ -s "$tmp/cost/report.json" ] ||
   { echo "FAIL: --cost-only wrote a checkpoint or no report"; fails=$((fails + 1)); }
 seconds_at_clock() { tr -d ' \n' < "$1" | grep -o '"seconds_at_clock":[0-9.e+-]*'; }
@@ -65,8 +66,7 @@ seconds_at_clock() { tr -d ' \n' < "$1" | grep -o '"seconds_at_clock":[0-9.e+-]*
   [ "$(seconds_at_clock "$tmp/cost/report.json")" = "$(seconds_at_clock "$tmp/run/report.json")" ] ||
   { echo "FAIL: --cost-only cycles differ from the trained run's"; fails=$((fails + 1)); }
 for want in forward=10321920.0 backward-weight=10321920.0 backward-data=2949120.0 inference=2580480.0; do
-  got=$(tr -d ' \n' < "$tmp/cost/report.json" | grep -o '"by_phase":{.*' | grep -o "\"${want%%=*}\":{[^}]*{[^}]*},\"macs\":[0-9.]*" |
-    head -1 | sed 's/.*"macs"://')
+  got=$(phase_macs "${want%%=*}" "$tmp/cost/report.json")
   [ "$got" = "${want#*=}" ] || { echo "FAIL: --cost-only ${want%%=*} MACs: got '$got', want ${want#*=}"; fails=$((fails + 1)); }
 done
 

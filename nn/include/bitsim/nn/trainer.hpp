@@ -134,7 +134,6 @@ class RunLock {
   RunLock& operator=(const RunLock&) = delete;
 
  private:
-  std::string path_;
   int fd_ = -1;
 };
 
