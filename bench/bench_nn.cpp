@@ -61,7 +61,15 @@ class Reporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   // BITSIM_THREADS=N runs the steps on N threads (default: every core), for peer_pytorch.sh.
-  if (const char* t = std::getenv("BITSIM_THREADS")) set_threads(std::atoi(t));
+  if (const char* t = std::getenv("BITSIM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(t, &end, 10);
+    if (end == t || *end != '\0' || n < 1 || n > 1024) {
+      fmt::print(stderr, "bench_nn: bad BITSIM_THREADS '{}': expected a thread count 1..1024\n", t);
+      return 2;
+    }
+    set_threads(int(n));
+  }
   const std::pair<const char*, const char*> cases[] = {
       {"fp32", "experiments/lenet5/fp32.toml"},
       {"int8", "experiments/lenet5/int8.toml"},

@@ -8,6 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 py=/usr/bin/python3
+[ -x "$build/bench/bench_nn" ] || { echo "peer_pytorch: no $build/bench/bench_nn; build first (scripts/build.sh)" >&2; exit 2; }
 if ! "$py" -c 'import torch' 2>/dev/null; then
   echo "peer_pytorch: PyTorch is not installed (apt-get install python3-torch); nothing to compare" >&2
   exit 0
