@@ -77,6 +77,10 @@ expect_error "no training examples" "data.synthetic_train: expected a number of 
   "$bitsim" train "$x" --set data.synthetic_train=0
 expect_error "empty test set" "data.synthetic_test" "$bitsim" train "$x" --set data.synthetic_test=0
 expect_error "int overflow" "train.epochs: expected an integer in [" "$bitsim" train "$x" --set train.epochs=4294967297
+# 600 examples at batch 1 for 2000 epochs: 1.2 M steps, more than the 2^20 a stochastic-rounding
+# stream id can number.
+expect_fast_error 20 "too many steps" "train.epochs: 1200000 steps; stochastic-rounding streams number at most 2^20 steps" \
+  "$bitsim" train "$x" --set data.synthetic_train=600 --set train.batch=1 --set train.epochs=2000
 long_name=$(head -c 20000000 /dev/zero | tr '\0' n)
 printf 'name = "%s"\n' "$long_name" > "$tmp/long.toml"
 expect_fast_error 10 "20 MB experiment file" "bytes; an experiment file is limited to 1048576 bytes" "$bitsim" train "$tmp/long.toml"
