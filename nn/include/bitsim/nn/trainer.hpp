@@ -62,7 +62,7 @@ struct RunResult {
 inline constexpr const char* kReportSchema = "bitsim-report/2";
 
 // The GEMMs of one training step, from a canonical step: the experiment's initial weights on the
-// first batch of epoch 0, forward and backward, no update. A run is costed from it, so its cost
+// first examples of the training split (one batch, unshuffled), forward and backward, no update. A run is costed from it, so its cost
 // does not depend on where a process started (a resumed run costs what the uninterrupted one does).
 std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset& train_set);
 
@@ -72,6 +72,9 @@ Network build_network(const Experiment& x, const Shape& input);
 Optimizer make_optimizer(const Experiment& x);
 // The experiment's train and test splits (limits applied).
 Dataset load_split(const Experiment& x, bool train);
+// A split's size (limits applied) and its first `count` examples (count < 0: all), reading no more
+// of a file than that.
+DataPreview preview_split(const Experiment& x, bool train, std::int64_t count);
 
 // Accuracy and mean loss of `net` on `data` (inference: BatchNorm running statistics, no dropout).
 // `first_batch_gemms`: when given, the GEMMs of the first batch are recorded there (what infer costs).
@@ -121,7 +124,7 @@ std::vector<std::string> resume_differences(const nlohmann::json& saved, const n
 
 // Refuses a data split pair that cannot be trained on (empty, images of different sizes), and a
 // network whose output is not one value per class; ExperimentError names the file and key.
-void check_splits(const Experiment& x, const Dataset& train, const Dataset& test);
+void check_splits(const Experiment& x, const DataPreview& train, const DataPreview& test);
 void check_classifier(const Experiment& x, const Network& net, int classes);
 
 // An exclusive lock (flock) on a run directory, created if needed and checked writable; a second
