@@ -28,4 +28,7 @@ void add_hw_commands(CLI::App& app);
 // train, infer
 void add_nn_commands(CLI::App& app);
 
+// sweep
+void add_sweep_command(CLI::App& app);
+
 }  // namespace bitsim::app

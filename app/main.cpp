@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   bitsim::app::add_cost_commands(app);
   bitsim::app::add_hw_commands(app);
   bitsim::app::add_nn_commands(app);
+  bitsim::app::add_sweep_command(app);
   using namespace bitsim::app;
   try {
     app.parse(argc, argv);

@@ -254,4 +254,39 @@ void plot_lines(const fs::path& out, const std::string& xlabel, const std::vecto
   render(out, body, dir);
 }
 
+void plot_pareto(const fs::path& out, const std::vector<ScatterPoint>& points, const std::string& xlabel,
+                 const std::string& ylabel, bool logx, bool logy, const std::string& title) {
+  terminal_for(out);
+  if (points.empty()) throw PlotError(fmt::format("plot {}: no points to plot", out.string()));
+  const TempDir dir;
+  std::vector<ScatterPoint> front;
+  std::string all;
+  for (const ScatterPoint& p : points) {
+    if (!std::isfinite(p.x) || !std::isfinite(p.y)) throw PlotError(fmt::format("plot {}: a point is not finite", out.string()));
+    logx = logx && p.x > 0, logy = logy && p.y > 0;
+    all += fmt::format("{:.17g} {:.17g}\n", p.x, p.y);
+    if (p.front) front.push_back(p);
+  }
+  std::sort(front.begin(), front.end(), [](const ScatterPoint& a, const ScatterPoint& b) { return a.x < b.x; });
+  std::string f;
+  for (const ScatterPoint& p : front) f += fmt::format("{:.17g} {:.17g} {}\n", p.x, p.y, data_label(p.label));
+  write_file(dir.path() / "all.dat", all);
+  write_file(dir.path() / "front.dat", f.empty() ? "\n" : f);
+  const std::string scale = logx && logy ? "set logscale xy\n" : logx ? "set logscale x\n" : logy ? "set logscale y\n" : "";
+  const std::string body = fmt::format(
+      "set title {}\n"
+      "{}"
+      "set xlabel {}\n"
+      "set ylabel {}\n"
+      "set grid\n"
+      "set key outside right top\n"
+      "set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n"
+      "plot {} using 1:2 with points pt 7 ps 0.8 lc rgb '#9e9e9e' title 'design points', \\\n"
+      "  {} using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#c0392b' title 'Pareto front', \\\n"
+      "  {} using 1:2:3 with labels offset char 0.8,0.6 left font ',8' notitle\n",
+      quote(title), scale, quote(xlabel), quote(ylabel), quote((dir.path() / "all.dat").string()),
+      quote((dir.path() / "front.dat").string()), quote((dir.path() / "front.dat").string()));
+  render(out, body, dir);
+}
+
 }  // namespace bitsim::costmodel

@@ -167,22 +167,41 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
   }
 }
 
-// "a.b.c=value": value is TOML (a number, true, "string", [..]) or else taken as a bare string.
+// "a.b.c=value": value is TOML (a number, true, "string", [..]) or else taken as a bare string. A
+// part may index an existing array of tables: "model.layers[3].out=32".
 void apply_override(toml::table& root, const std::string& kv) {
   if (kv.size() > kMaxOverrideChars)
     throw ExperimentError(fmt::format("bad --set {}: longer than {} characters", arith::quoted(kv), kMaxOverrideChars));
   const auto eq = kv.find('=');
   if (eq == std::string::npos || eq == 0) throw ExperimentError(fmt::format("bad --set {}: expected key=value", arith::quoted(kv)));
   const std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
+  auto fail = [&](const std::string& why) { throw ExperimentError(fmt::format("bad --set {}: {}", arith::quoted(kv), why)); };
+  // "name[i]" -> the table at index i of array `name` of t.
+  auto step = [&](toml::table* t, const std::string& part) -> toml::table* {
+    const auto open = part.find('[');
+    if (open == std::string::npos) {
+      if (!t->contains(part)) t->insert(part, toml::table{});
+      toml::table* next = t->get(part)->as_table();
+      if (!next) fail(fmt::format("{} is not a table", arith::quoted(part)));
+      return next;
+    }
+    const std::string name = part.substr(0, open), digits = part.substr(open + 1, part.size() - open - 2);
+    if (part.back() != ']' || digits.empty() || digits.size() > 6 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      fail(fmt::format("{}: expected name[index]", arith::quoted(part)));
+    toml::array* a = t->contains(name) ? t->get(name)->as_array() : nullptr;
+    if (!a) fail(fmt::format("{} is not an array", arith::quoted(name)));
+    const std::size_t i = std::stoul(digits);
+    if (i >= a->size()) fail(fmt::format("{} has {} entries, no index {}", arith::quoted(name), a->size(), i));
+    toml::table* next = a->get(i)->as_table();
+    if (!next) fail(fmt::format("{}[{}] is not a table", arith::quoted(name), i));
+    return next;
+  };
   toml::table* t = &root;
   std::size_t start = 0;
-  for (std::size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
-    const std::string part = key.substr(start, dot - start);
-    if (!t->contains(part)) t->insert(part, toml::table{});
-    t = t->get(part)->as_table();
-    if (!t) throw ExperimentError(fmt::format("bad --set {}: {} is not a table", arith::quoted(kv), arith::quoted(part)));
-  }
+  for (std::size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) t = step(t, key.substr(start, dot - start));
   const std::string leaf = key.substr(start);
+  if (leaf.empty() || leaf.find('[') != std::string::npos) fail("expected a key name after the last '.'");
   try {
     toml::table v = toml::parse("v = " + text);
     t->insert_or_assign(leaf, *v.get("v"));

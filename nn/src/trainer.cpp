@@ -18,6 +18,7 @@
 
 #include "bitsim/costmodel/plot.hpp"
 #include "bitsim/nn/cost.hpp"
+#include "bitsim/nn/files.hpp"
 #include "bitsim/nn/memory.hpp"
 #include "bitsim/nn/parallel.hpp"
 
@@ -26,20 +27,6 @@ namespace bitsim::nn {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Writes through a temporary file in the same directory and renames it into place, so a reader
-// (or a resumed run) never sees a half-written file.
-void write_atomic(const fs::path& path, const std::function<void(std::ofstream&)>& body, bool binary = false) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, binary ? std::ios::binary : std::ios::out);
-    if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
-    body(out);
-    out.flush();
-    if (!out) throw std::runtime_error(fmt::format("error writing {}", tmp.string()));
-  }
-  fs::rename(tmp, path);
-}
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
   switch (s.type) {

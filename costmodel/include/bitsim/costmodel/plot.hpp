@@ -39,4 +39,14 @@ struct Series {
 void plot_lines(const std::filesystem::path& out, const std::string& xlabel, const std::vector<double>& x,
                 const std::vector<Series>& series, const std::string& ylabel, const std::string& title);
 
+// A design-space scatter: every point in grey, the Pareto front's points joined in order of x and
+// labelled. A log axis is used only when all its values are positive.
+struct ScatterPoint {
+  double x = 0, y = 0;
+  std::string label;
+  bool front = false;
+};
+void plot_pareto(const std::filesystem::path& out, const std::vector<ScatterPoint>& points, const std::string& xlabel,
+                 const std::string& ylabel, bool logx, bool logy, const std::string& title);
+
 }  // namespace bitsim::costmodel
