@@ -291,7 +291,10 @@ Plan Plan::load(const std::string& path) {
       const auto& v = p.dims[d].values[choice[d]];
       settings.insert(settings.end(), v.begin(), v.end());
       if (p.dims[d].values.size() > 1)
-        for (const Setting& s : v) label += (label.empty() ? "" : " ") + s.key.substr(s.key.rfind('.') + 1) + "=" + s.display;
+        for (const Setting& s : v) {
+          if (!label.empty()) label += ' ';
+          label.append(s.key, s.key.rfind('.') + 1).append("=").append(s.display);
+        }
     }
     for (std::size_t r = 0; r < replicas; ++r) {
       Point pt;
