@@ -549,7 +549,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
                 {"cost", costmodel::to_json(r.cost)}};
     if (!opt.out_dir.empty()) {
       nlohmann::json plots = nlohmann::json::object();
-      write_cost_plots(out, x.name + " (training)", r.cost, Phase::Forward, plots);
+      if (opt.cost_plots) write_cost_plots(out, x.name + " (training)", r.cost, Phase::Forward, plots);
       r.report["plots"] = plots;
       write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
     }

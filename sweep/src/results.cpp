@@ -114,7 +114,8 @@ PointResult run_point(const Plan& plan, std::size_t index, const fs::path& dir) 
       // A point a killed sweep left half-trained continues from its checkpoint: the trainer
       // guarantees the same result as an uninterrupted run.
       const bool resume = plan.mode == Mode::Train && fs::exists(out / "checkpoint.bin", ec);
-      run = nn::train(x, {out.string(), resume, {}, plan.mode == Mode::Cost});
+      // A cost point draws no plots of its own: the sweep's plots are its fronts.
+      run = nn::train(x, {out.string(), resume, {}, plan.mode == Mode::Cost, false});
     }
     r.metrics = metrics_of(run, plan.mode);
     r.status = "ok";

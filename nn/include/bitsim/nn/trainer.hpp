@@ -50,6 +50,9 @@ struct RunOptions {
   // Check everything and cost the run from its shapes (the cost a training run reports), without
   // training: report.json (mode "cost") and the cost plots.
   bool cost_only = false;
+  // Whether a cost-only run draws its energy and roofline plots (a sweep's thousand points need
+  // none: each would cost two gnuplot runs).
+  bool cost_plots = true;
 };
 
 struct RunResult {
