@@ -6,11 +6,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <list>
 #include <stdexcept>
-#include <unordered_map>
 #include <vector>
 
+#include "array_model_internal.hpp"
 #include "bitsim/arith/ops.hpp"
 
 namespace bitsim::sim {
@@ -78,7 +77,51 @@ void ArrayConfig::validate() const {
     throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
 }
 
+namespace detail {
+
+LruBuffer::LruBuffer(std::int64_t capacity, std::int64_t ids)
+    : cap_(capacity), nodes_(std::size_t(ids) + 1), head_(ids) {
+  nodes_[std::size_t(head_)].prev = nodes_[std::size_t(head_)].next = head_;
+}
+
+void LruBuffer::link_front(std::int64_t id) {
+  Node& n = nodes_[std::size_t(id)];
+  Node& head = nodes_[std::size_t(head_)];
+  n.prev = head_, n.next = head.next;
+  nodes_[std::size_t(head.next)].prev = id;
+  head.next = id;
+}
+
+void LruBuffer::unlink(std::int64_t id) {
+  Node& n = nodes_[std::size_t(id)];
+  nodes_[std::size_t(n.prev)].next = n.next;
+  nodes_[std::size_t(n.next)].prev = n.prev;
+  n.prev = n.next = -1;
+}
+
+bool LruBuffer::access(std::int64_t id, std::int64_t bytes) {
+  if (nodes_[std::size_t(id)].prev >= 0) {
+    unlink(id);
+    link_front(id);
+    return true;
+  }
+  if (bytes > cap_) return false;
+  while (used_ + bytes > cap_) {
+    const std::int64_t back = nodes_[std::size_t(head_)].prev;
+    used_ -= nodes_[std::size_t(back)].bytes;
+    unlink(back);
+  }
+  nodes_[std::size_t(id)].bytes = bytes;
+  link_front(id);
+  used_ += bytes;
+  return false;
+}
+
+}  // namespace detail
+
 namespace {
+
+using detail::LruBuffer;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
@@ -108,35 +151,6 @@ class Channel {
  private:
   double bw_;
   std::int64_t free_ = 0;
-};
-
-// An LRU buffer of whole blocks (the same policy as the SystemC array's A and W buffers): a hit
-// moves the block to the front; a miss keeps the block, evicting from the back, unless it is
-// larger than the buffer, in which case it streams through.
-class LruBuffer {
- public:
-  explicit LruBuffer(std::int64_t capacity) : cap_(capacity) {}
-  bool access(std::int64_t id, std::int64_t bytes) {
-    if (const auto it = where_.find(id); it != where_.end()) {
-      order_.splice(order_.begin(), order_, it->second);
-      return true;
-    }
-    if (bytes > cap_) return false;
-    while (used_ + bytes > cap_) {
-      used_ -= order_.back().second;
-      where_.erase(order_.back().first);
-      order_.pop_back();
-    }
-    order_.emplace_front(id, bytes);
-    where_[id] = order_.begin();
-    used_ += bytes;
-    return false;
-  }
-
- private:
-  std::int64_t cap_, used_ = 0;
-  std::list<std::pair<std::int64_t, std::int64_t>> order_;
-  std::unordered_map<std::int64_t, std::list<std::pair<std::int64_t, std::int64_t>>::iterator> where_;
 };
 
 // Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
@@ -265,7 +279,9 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
     dram += packed_bytes(elements, bits_per);
     return packed_bytes(elements, bits_per);
   };
-  LruBuffer buf_a(spec.buffer_a_bytes), buf_w(spec.buffer_w_bytes);
+  // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold); os blocks span K.
+  LruBuffer buf_a(spec.buffer_a_bytes, conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm);
+  LruBuffer buf_w(spec.buffer_w_bytes, ws ? fk * fn : fn);
   // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.
   auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
     std::int64_t b = 0;
