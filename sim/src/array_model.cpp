@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -77,6 +78,19 @@ void ArrayConfig::validate() const {
     throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
 }
 
+namespace {
+
+// Whether kernel offset f reads the input (not only padding) for some output coordinate in
+// [o0, o1): o s + f - P lies in [0, size) for o from ceil((P - f) / s) to floor((size - 1 + P - f) / s).
+bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
+  const std::int64_t lo_num = cv.padding - f, hi_num = size - 1 + cv.padding - f;
+  if (hi_num < 0) return false;
+  const std::int64_t lo = lo_num <= 0 ? 0 : (lo_num + cv.stride - 1) / cv.stride, hi = hi_num / cv.stride;
+  return std::max(lo, o0) <= std::min(hi, o1 - 1);
+}
+
+}  // namespace
+
 namespace detail {
 
 LruBuffer::LruBuffer(std::int64_t capacity, std::int64_t ids)
@@ -117,6 +131,63 @@ bool LruBuffer::access(std::int64_t id, std::int64_t bytes) {
   return false;
 }
 
+ConvRows::ConvRows(const ConvShape& cv) : cv_(cv), whole_row_reads_(std::size_t(cv.kernel_w) + 1, 0) {
+  for (std::int64_t sx = 0; sx < cv.kernel_w; ++sx)
+    whole_row_reads_[std::size_t(sx) + 1] =
+        whole_row_reads_[std::size_t(sx)] + offset_reads_input(cv, sx, 0, cv.out_width(), cv.width);
+}
+
+// For one output row of the block and one channel c, the rows read are one interval of y: the
+// pairs (c, ry) of [k0, k1) are contiguous and only the first and last pair of the range can miss
+// the input where a whole pair reads it. Over the block's successive output rows of one image that
+// interval starts no lower (oy grows, ry moves by at most one), so their union comes out in order,
+// and it is the same for every channel but the range's first and last. Images, then channels, in
+// order are id order: no sort.
+const std::vector<std::int64_t>& ConvRows::operator()(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
+  const ConvShape& cv = cv_;
+  const std::int64_t OW = cv.out_width(), OH = cv.out_height(), R = cv.kernel_h, S = cv.kernel_w;
+  // [k0, k1) as pairs p = c R + ry: p0 from column sx0, p1 up to column sx1.
+  const std::int64_t p0 = k0 / S, sx0 = k0 % S, p1 = (k1 - 1) / S, sx1 = (k1 - 1) % S, c0 = p0 / R, c1 = p1 / R;
+  rows_.clear();
+  std::int64_t m = m0, b = m0 / (OH * OW), oy = m0 / OW % OH, ox0 = m0 % OW;
+  while (m < m1) {
+    const std::int64_t image = b;
+    segments_.clear();
+    while (m < m1 && b == image) {
+      const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));  // this output row's pixels in the block
+      auto reads = [&](std::int64_t lo, std::int64_t hi) {  // some column in [lo, hi]
+        if (ox0 == 0 && ox1 == OW) return whole_row_reads_[std::size_t(hi) + 1] > whole_row_reads_[std::size_t(lo)];
+        for (std::int64_t sx = lo; sx <= hi; ++sx)
+          if (offset_reads_input(cv, sx, ox0, ox1, cv.width)) return true;
+        return false;
+      };
+      if (reads(0, S - 1)) {
+        const bool first = reads(sx0, p0 == p1 ? sx1 : S - 1);
+        segments_.push_back({oy * cv.stride - cv.padding, first, p0 == p1 ? first : reads(0, sx1)});
+      }
+      m += ox1 - ox0, ox0 = 0;
+      if (++oy == OH) oy = 0, ++b;
+    }
+    for (std::int64_t c = c0; c <= c1; ++c) {
+      if (c == c0 || c == c1 || c == c0 + 1) {  // the rows of c differ from those of c - 1
+        const std::int64_t ra = c == c0 ? p0 % R : 0, rb = c == c1 ? p1 % R : R - 1;
+        ys_.clear();
+        std::int64_t next = 0;  // rows below it are out already
+        for (const Segment& sg : segments_) {
+          const std::int64_t y0 = std::max({sg.y + ra + (c == c0 && !sg.first), std::int64_t(0), next});
+          const std::int64_t y1 = std::min(sg.y + rb - (c == c1 && !sg.last), cv.height - 1);
+          if (y0 > y1) continue;
+          for (std::int64_t y = y0; y <= y1; ++y) ys_.push_back(y);
+          next = y1 + 1;
+        }
+      }
+      const std::int64_t base = (image * cv.in_channels + c) * cv.height;
+      for (const std::int64_t y : ys_) rows_.push_back(base + y);
+    }
+  }
+  return rows_;
+}
+
 }  // namespace detail
 
 namespace {
@@ -152,43 +223,6 @@ class Channel {
   double bw_;
   std::int64_t free_ = 0;
 };
-
-// Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
-std::int64_t input_at(const ConvShape& cv, std::int64_t o, std::int64_t f, std::int64_t size) {
-  const std::int64_t x = o * cv.stride + f - cv.padding;
-  return x >= 0 && x < size ? x : -1;
-}
-
-// Whether kernel offset f reads the input (not only padding) for some output coordinate in
-// [o0, o1): o s + f - P lies in [0, size) for o from ceil((P - f) / s) to floor((size - 1 + P - f) / s).
-bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
-  const std::int64_t lo_num = cv.padding - f, hi_num = size - 1 + cv.padding - f;
-  if (hi_num < 0) return false;
-  const std::int64_t lo = lo_num <= 0 ? 0 : (lo_num + cv.stride - 1) / cv.stride, hi = hi_num / cv.stride;
-  return std::max(lo, o0) <= std::min(hi, o1 - 1);
-}
-
-// The input rows (image b, channel c, row y: id (b C + c) H + y) that the im2col block of output
-// pixels [m0, m1) (m = (b OH + oy) OW + ox) and reductions [k0, k1) (k = (c R + ry) S + sx) reads:
-// row y of channel c for each (c, ry, sx) and output row whose window puts a real input element
-// (not padding) there. Ascending ids.
-std::vector<std::int64_t> conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
-  const std::int64_t OW = cv.out_width(), OH = cv.out_height();
-  std::vector<std::int64_t> rows;
-  for (std::int64_t m = m0; m < m1;) {
-    const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox0 = m % OW;
-    const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));  // this output row's pixels in the block
-    for (std::int64_t k = k0; k < k1; ++k) {
-      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
-      const std::int64_t y = input_at(cv, oy, ry, cv.height);
-      if (y >= 0 && offset_reads_input(cv, sx, ox0, ox1, cv.width)) rows.push_back((b * cv.in_channels + c) * cv.height + y);
-    }
-    m += ox1 - ox0;
-  }
-  std::sort(rows.begin(), rows.end());
-  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-  return rows;
-}
 
 // One tile of a mapping: block indices and extents.
 struct Span {
@@ -282,6 +316,8 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
   // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold); os blocks span K.
   LruBuffer buf_a(spec.buffer_a_bytes, conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm);
   LruBuffer buf_w(spec.buffer_w_bytes, ws ? fk * fn : fn);
+  std::optional<detail::ConvRows> conv_rows;
+  if (conv) conv_rows.emplace(*conv);
   // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.
   auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
     std::int64_t b = 0;
@@ -289,7 +325,7 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
       if (!buf_a.access(id, packed_bytes(mt * kt_len, ab))) b += fetch(st.buf_a, st.dram.read_a, mt * kt_len, ab);
       return b;
     }
-    for (const std::int64_t row : conv_rows(*conv, m0, m0 + mt, k0, k0 + kt_len))
+    for (const std::int64_t row : (*conv_rows)(m0, m0 + mt, k0, k0 + kt_len))
       if (!buf_a.access(row, packed_bytes(conv->width, ab))) b += fetch(st.buf_a, st.dram.read_a, conv->width, ab);
     return b;
   };

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "bitsim/sim/array_model.hpp"
+
 namespace bitsim::sim::detail {
 
 // An LRU buffer of whole blocks with ids in [0, ids) (the same policy as the SystemC array's A and
@@ -28,4 +30,30 @@ class LruBuffer {
   std::vector<Node> nodes_;  // one per id, then the list's head (front: head.next, back: head.prev)
   std::int64_t head_;
 };
+
+// The input rows (image b, channel c, row y: id (b C + c) H + y) that the im2col block of output
+// pixels [m0, m1) (m = (b OH + oy) OW + ox) and reductions [k0, k1) (k = (c R + ry) S + sx) reads:
+// row y of channel c for each (c, ry, sx) and output row whose window puts a real input element
+// (not padding) there. Ascending ids, no repeats.
+class ConvRows {
+ public:
+  explicit ConvRows(const ConvShape& cv);
+  // Valid until the next call.
+  const std::vector<std::int64_t>& operator()(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1);
+
+ private:
+  // An output row of the block whose window reaches the input: its first input row oy s - P, and
+  // whether some column under the first pair (c, ry) of [k0, k1) and under its last pair does.
+  struct Segment {
+    std::int64_t y = 0;
+    bool first = false, last = false;
+  };
+  ConvShape cv_;
+  // [sx]: how many kernel columns below sx put an input element under some pixel of a whole output row.
+  std::vector<std::int64_t> whole_row_reads_;
+  // Scratch kept across calls: one image's segments, the rows y of one channel, the result.
+  std::vector<Segment> segments_;
+  std::vector<std::int64_t> ys_, rows_;
+};
+
 }  // namespace bitsim::sim::detail

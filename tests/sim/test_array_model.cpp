@@ -1,10 +1,12 @@
 // The closed-form array model's internals (sim/src/array_model_internal.hpp) against the plain
 // implementations they replaced, kept here as oracles: the LRU buffer as a std::list with a hash
-// map of its ids. Plain C++, no SystemC.
+// map of its ids, the rows a convolution's im2col block reads as one id per (output row, k),
+// sorted. Plain C++, no SystemC.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <list>
 #include <random>
 #include <unordered_map>
@@ -70,6 +72,77 @@ TEST(SimArrayModel, LruBufferMatchesTheListOracle) {
   EXPECT_GT(hits, 100000);
   EXPECT_GT(misses, 100000);
   EXPECT_GT(streamed, 10000);
+}
+
+// Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
+std::int64_t input_at(const ConvShape& cv, std::int64_t o, std::int64_t f, std::int64_t size) {
+  const std::int64_t x = o * cv.stride + f - cv.padding;
+  return x >= 0 && x < size ? x : -1;
+}
+
+// Whether kernel offset f reads the input for some output coordinate in [o0, o1), by trying each.
+bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
+  for (std::int64_t o = o0; o < o1; ++o)
+    if (input_at(cv, o, f, size) >= 0) return true;
+  return false;
+}
+
+// The rows as first written: for each output-row segment of the block and each k, the row of
+// (c, ry) when some output column of the segment puts a real column under sx; sorted, unique.
+std::vector<std::int64_t> sorted_conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t m1, std::int64_t k0,
+                                           std::int64_t k1) {
+  const std::int64_t OW = cv.out_width(), OH = cv.out_height();
+  std::vector<std::int64_t> rows;
+  for (std::int64_t m = m0; m < m1;) {
+    const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox0 = m % OW;
+    const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+      const std::int64_t y = input_at(cv, oy, ry, cv.height);
+      if (y >= 0 && offset_reads_input(cv, sx, ox0, ox1, cv.width)) rows.push_back((b * cv.in_channels + c) * cv.height + y);
+    }
+    m += ox1 - ox0;
+  }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+// Random shapes (batch 1-4, channels 1-8, sizes 1-20, kernels 1-5, stride 1-3, padding 0-3:
+// windows wholly in the padding, strides that skip rows and columns) and random blocks, some a
+// single pixel or a single k, some all of M or K, the rest tiles of the mapper's sizes.
+TEST(SimArrayModel, ConvRowsMatchTheSortedOracle) {
+  std::mt19937_64 rng(11);
+  auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
+  std::int64_t blocks = 0, rows = 0, skipped_rows = 0;
+  for (int shape = 0; shape < 3000; ++shape) {
+    ConvShape cv{uni(1, 4), uni(1, 8), uni(1, 20), uni(1, 20), 1, uni(1, 5), uni(1, 5), uni(1, 3), uni(0, 3)};
+    if (cv.height + 2 * cv.padding < cv.kernel_h || cv.width + 2 * cv.padding < cv.kernel_w) continue;
+    const GemmShape g = cv.gemm();
+    detail::ConvRows conv_rows(cv);
+    auto check = [&](std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
+      const std::vector<std::int64_t> want = sorted_conv_rows(cv, m0, m1, k0, k1);
+      ASSERT_EQ(conv_rows(m0, m1, k0, k1), want)
+          << "batch " << cv.batch << " C " << cv.in_channels << " " << cv.height << "x" << cv.width << " kernel "
+          << cv.kernel_h << "x" << cv.kernel_w << " stride " << cv.stride << " padding " << cv.padding << " m [" << m0
+          << ", " << m1 << ") k [" << k0 << ", " << k1 << ")";
+      ++blocks, rows += std::int64_t(want.size());
+    };
+    for (int i = 0; i < 40; ++i) {
+      const std::int64_t m0 = uni(0, g.m - 1), k0 = uni(0, g.k - 1);
+      const std::int64_t m1 = i % 4 == 0 ? m0 + 1 : uni(m0 + 1, g.m), k1 = i % 4 == 1 ? k0 + 1 : uni(k0 + 1, g.k);
+      check(m0, m1, k0, k1);
+      check(0, g.m, k0, k1);
+      check(m0, m1, 0, g.k);
+      const std::int64_t mt = uni(1, g.m), r = uni(1, g.k), mb = uni(0, (g.m - 1) / mt), kt = uni(0, (g.k - 1) / r);
+      check(mb * mt, std::min(g.m, (mb + 1) * mt), kt * r, std::min(g.k, (kt + 1) * r));
+    }
+    if (cv.stride > cv.kernel_h)
+      skipped_rows += cv.batch * cv.in_channels * cv.height - std::int64_t(sorted_conv_rows(cv, 0, g.m, 0, g.k).size());
+  }
+  std::printf("%lld blocks, %lld rows\n", (long long)blocks, (long long)rows);
+  EXPECT_GT(blocks, 300000);
+  EXPECT_GT(skipped_rows, 0);
 }
 
 }  // namespace
