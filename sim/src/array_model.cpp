@@ -196,6 +196,10 @@ using detail::LruBuffer;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+void check_shape(const GemmShape& s) {
+  if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
+}
+
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
 
@@ -268,7 +272,7 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
                  const ConvShape* conv) {
   spec.validate();
   bits.validate();
-  if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
+  check_shape(s);
   const Mapping mp = resolve(mapping, spec.dataflow, s);
   const int ab = bits.a, wb = bits.w, cb = bits.acc;
   const bool ws = spec.dataflow == Dataflow::WeightStationary;
@@ -437,5 +441,32 @@ ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const Gem
 ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& cv, const Mapping& mapping) {
   return model(spec, bits, cv.gemm(), mapping, &cv);
 }
+
+namespace detail {
+
+std::string tile_order(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
+  spec.validate();
+  check_shape(s);
+  const Mapping mp = resolve(mapping, spec.dataflow, s);
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows), fk = ws ? ceil_div(s.k, spec.rows) : 1;
+  const std::int64_t fn = ceil_div(s.n, spec.cols);
+  std::string out;
+  for (const char d : to_string(mp.order))
+    if ((d == 'm' ? fm : d == 'k' ? fk : fn) > 1) out += d;
+  return out;
+}
+
+MappingCounts::MappingCounts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const ConvShape* conv)
+    : spec_(spec), bits_(bits), shape_(shape), conv_(conv) {}
+
+const ArrayStats& MappingCounts::operator()(const Mapping& mapping) {
+  const Mapping mp = resolve(mapping, spec_.dataflow, shape_);
+  const auto [it, fresh] = counted_.try_emplace({mp.tile_m, tile_order(spec_, shape_, mp)});
+  if (fresh) it->second = model(spec_, bits_, shape_, mp, conv_);
+  return it->second;
+}
+
+}  // namespace detail
 
 }  // namespace bitsim::sim

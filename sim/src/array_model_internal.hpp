@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bitsim/sim/array_model.hpp"
@@ -54,6 +57,28 @@ class ConvRows {
   // Scratch kept across calls: one image's segments, the rows y of one channel, the result.
   std::vector<Segment> segments_;
   std::vector<std::int64_t> ys_, rows_;
+};
+
+// The loops of the resolved mapping that have more than one fold, outermost first ("mk", "nmk", ""
+// for a single tile). A loop of one fold runs once wherever it stands, and which partial sums are
+// alive together depends only on the loops of several folds, so the closed form counts two
+// mappings with the same M tile and tile order alike. Throws what the closed form throws for a bad
+// spec, shape or mapping.
+std::string tile_order(const ArraySpec& spec, const GemmShape& shape, const Mapping& mapping);
+
+// The closed form over many mappings of one GEMM or convolution (the mapper's candidates), each
+// (M tile, tile order) counted once. Equals array_model / conv_model for every mapping.
+class MappingCounts {
+ public:
+  MappingCounts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const ConvShape* conv);
+  const ArrayStats& operator()(const Mapping& mapping);
+
+ private:
+  ArraySpec spec_;
+  OperandBits bits_;
+  GemmShape shape_;
+  const ConvShape* conv_;
+  std::map<std::pair<std::int64_t, std::string>, ArrayStats> counted_;
 };
 
 }  // namespace bitsim::sim::detail
