@@ -93,8 +93,8 @@ bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, st
 
 namespace detail {
 
-LruBuffer::LruBuffer(std::int64_t capacity, std::int64_t ids)
-    : cap_(capacity), nodes_(std::size_t(ids) + 1), head_(ids) {
+LruBuffer::LruBuffer(std::int64_t capacity, std::int64_t ids, std::int64_t largest)
+    : cap_(capacity), never_evicts_(largest <= capacity / ids), nodes_(std::size_t(ids) + 1), head_(ids) {
   nodes_[std::size_t(head_)].prev = nodes_[std::size_t(head_)].next = head_;
 }
 
@@ -115,8 +115,7 @@ void LruBuffer::unlink(std::int64_t id) {
 
 bool LruBuffer::access(std::int64_t id, std::int64_t bytes) {
   if (nodes_[std::size_t(id)].prev >= 0) {
-    unlink(id);
-    link_front(id);
+    if (!never_evicts_) unlink(id), link_front(id);
     return true;
   }
   if (bytes > cap_) return false;
@@ -318,8 +317,9 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
     return packed_bytes(elements, bits_per);
   };
   // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold); os blocks span K.
-  LruBuffer buf_a(spec.buffer_a_bytes, conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm);
-  LruBuffer buf_w(spec.buffer_w_bytes, ws ? fk * fn : fn);
+  LruBuffer buf_a(spec.buffer_a_bytes, conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm,
+                  conv ? packed_bytes(conv->width, ab) : packed_bytes((ws ? mp.tile_m : spec.rows) * (ws ? spec.rows : s.k), ab));
+  LruBuffer buf_w(spec.buffer_w_bytes, ws ? fk * fn : fn, packed_bytes((ws ? spec.rows : s.k) * spec.cols, wb));
   std::optional<detail::ConvRows> conv_rows;
   if (conv) conv_rows.emplace(*conv);
   // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.

@@ -16,10 +16,11 @@ namespace bitsim::sim::detail {
 // W buffers): a hit moves the block to the front; a miss keeps the block, evicting from the back,
 // unless it is larger than the buffer, in which case it streams through. The ids of a tiled GEMM
 // are dense and bounded, so the recency list is threaded through arrays indexed by id: no hashing
-// and no allocation per access.
+// and no allocation per access. When ids blocks of the largest size fit together nothing is ever
+// evicted, so the recency order is never consulted and a hit leaves the list as it is.
 class LruBuffer {
  public:
-  LruBuffer(std::int64_t capacity, std::int64_t ids);
+  LruBuffer(std::int64_t capacity, std::int64_t ids, std::int64_t largest);  // largest: bytes of the largest block
   bool access(std::int64_t id, std::int64_t bytes);  // true on a hit
 
  private:
@@ -30,6 +31,7 @@ class LruBuffer {
   void link_front(std::int64_t id);
   void unlink(std::int64_t id);
   std::int64_t cap_, used_ = 0;
+  bool never_evicts_;
   std::vector<Node> nodes_;  // one per id, then the list's head (front: head.next, back: head.prev)
   std::int64_t head_;
 };

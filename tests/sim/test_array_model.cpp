@@ -51,16 +51,20 @@ class ListLru {
 };
 
 // Random capacities (zero included) and block sizes (some larger than the buffer), accesses drawn
-// from a small window that drifts so that hits, evictions and refetches all occur.
+// from a small window that drifts so that hits, evictions and refetches all occur; one trial in five
+// has room for every block at once (nothing is evicted, the hit path that leaves the list alone).
 TEST(SimArrayModel, LruBufferMatchesTheListOracle) {
   std::mt19937_64 rng(7);
   auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
-  std::int64_t hits = 0, misses = 0, streamed = 0;
+  std::int64_t hits = 0, misses = 0, streamed = 0, roomy = 0;
   for (int trial = 0; trial < 400; ++trial) {
-    const std::int64_t ids = uni(1, 300), cap = trial % 10 == 0 ? 0 : uni(1, 400);
+    const std::int64_t ids = uni(1, 300);
+    std::int64_t cap = trial % 10 == 0 ? 0 : uni(1, 400);
     std::vector<std::int64_t> bytes(std::size_t(ids), 0);
     for (auto& b : bytes) b = uni(1, 10) == 1 ? cap + uni(1, 50) : uni(1, std::max<std::int64_t>(1, cap / uni(1, 8)));
-    detail::LruBuffer lru(cap, ids);
+    const std::int64_t largest = *std::max_element(bytes.begin(), bytes.end());
+    if (trial % 5 == 1) cap = ids * largest + uni(0, 3), ++roomy;
+    detail::LruBuffer lru(cap, ids, largest);
     ListLru want(cap);
     const std::int64_t window = uni(1, ids);
     for (int i = 0; i < 3000; ++i) {
@@ -75,6 +79,7 @@ TEST(SimArrayModel, LruBufferMatchesTheListOracle) {
   EXPECT_GT(hits, 100000);
   EXPECT_GT(misses, 100000);
   EXPECT_GT(streamed, 10000);
+  EXPECT_EQ(roomy, 80);
 }
 
 // Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
