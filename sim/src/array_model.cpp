@@ -78,19 +78,6 @@ void ArrayConfig::validate() const {
     throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
 }
 
-namespace {
-
-// Whether kernel offset f reads the input (not only padding) for some output coordinate in
-// [o0, o1): o s + f - P lies in [0, size) for o from ceil((P - f) / s) to floor((size - 1 + P - f) / s).
-bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
-  const std::int64_t lo_num = cv.padding - f, hi_num = size - 1 + cv.padding - f;
-  if (hi_num < 0) return false;
-  const std::int64_t lo = lo_num <= 0 ? 0 : (lo_num + cv.stride - 1) / cv.stride, hi = hi_num / cv.stride;
-  return std::max(lo, o0) <= std::min(hi, o1 - 1);
-}
-
-}  // namespace
-
 namespace detail {
 
 LruBuffer::LruBuffer(std::int64_t capacity, std::int64_t ids, std::int64_t largest)
@@ -130,10 +117,24 @@ bool LruBuffer::access(std::int64_t id, std::int64_t bytes) {
   return false;
 }
 
-ConvRows::ConvRows(const ConvShape& cv) : cv_(cv), whole_row_reads_(std::size_t(cv.kernel_w) + 1, 0) {
-  for (std::int64_t sx = 0; sx < cv.kernel_w; ++sx)
-    whole_row_reads_[std::size_t(sx) + 1] =
-        whole_row_reads_[std::size_t(sx)] + offset_reads_input(cv, sx, 0, cv.out_width(), cv.width);
+ConvRows::ConvRows(const ConvShape& cv)
+    : cv_(cv), ow_(cv.out_width()), oh_(cv.out_height()), reach_(std::size_t(cv.kernel_w)),
+      whole_row_reads_(std::size_t(cv.kernel_w) + 1, 0), at_(std::size_t(cv.in_channels * cv.kernel_h * cv.kernel_w)) {
+  // Column sx is under an input column for o s + sx - P in [0, W): o from ceil((P - sx) / s) to
+  // floor((W - 1 + P - sx) / s).
+  for (std::int64_t sx = 0; sx < cv.kernel_w; ++sx) {
+    const std::int64_t lo = cv.padding - sx, hi = cv.width - 1 + cv.padding - sx;
+    reach_[std::size_t(sx)] = hi < 0 ? std::pair<std::int64_t, std::int64_t>{0, -1}
+                                     : std::pair{lo <= 0 ? 0 : (lo + cv.stride - 1) / cv.stride, hi / cv.stride};
+    whole_row_reads_[std::size_t(sx) + 1] = whole_row_reads_[std::size_t(sx)] + reads(sx, 0, ow_);
+  }
+  for (std::int64_t k = 0; k < std::int64_t(at_.size()); ++k)
+    at_[std::size_t(k)] = {k / (cv.kernel_h * cv.kernel_w), k / cv.kernel_w % cv.kernel_h, k % cv.kernel_w};
+}
+
+bool ConvRows::reads(std::int64_t sx, std::int64_t ox0, std::int64_t ox1) const {
+  const auto [lo, hi] = reach_[std::size_t(sx)];
+  return std::max(lo, ox0) <= std::min(hi, ox1 - 1);
 }
 
 // For one output row of the block and one channel c, the rows read are one interval of y: the
@@ -144,37 +145,37 @@ ConvRows::ConvRows(const ConvShape& cv) : cv_(cv), whole_row_reads_(std::size_t(
 // order are id order: no sort.
 const std::vector<std::int64_t>& ConvRows::operator()(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
   const ConvShape& cv = cv_;
-  const std::int64_t OW = cv.out_width(), OH = cv.out_height(), R = cv.kernel_h, S = cv.kernel_w;
-  // [k0, k1) as pairs p = c R + ry: p0 from column sx0, p1 up to column sx1.
-  const std::int64_t p0 = k0 / S, sx0 = k0 % S, p1 = (k1 - 1) / S, sx1 = (k1 - 1) % S, c0 = p0 / R, c1 = p1 / R;
+  const std::int64_t R = cv.kernel_h, S = cv.kernel_w;
+  const Kernel first = at_[std::size_t(k0)], last = at_[std::size_t(k1 - 1)];
+  const bool one_pair = first.c == last.c && first.ry == last.ry;
   rows_.clear();
-  std::int64_t m = m0, b = m0 / (OH * OW), oy = m0 / OW % OH, ox0 = m0 % OW;
+  std::int64_t m = m0, b = m0 / ow_ / oh_, oy = m0 / ow_ % oh_, ox0 = m0 % ow_;
   while (m < m1) {
     const std::int64_t image = b;
     segments_.clear();
     while (m < m1 && b == image) {
-      const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));  // this output row's pixels in the block
-      auto reads = [&](std::int64_t lo, std::int64_t hi) {  // some column in [lo, hi]
-        if (ox0 == 0 && ox1 == OW) return whole_row_reads_[std::size_t(hi) + 1] > whole_row_reads_[std::size_t(lo)];
+      const std::int64_t ox1 = std::min(ow_, ox0 + (m1 - m));  // this output row's pixels in the block
+      auto any = [&](std::int64_t lo, std::int64_t hi) {  // some column in [lo, hi] reads the input
+        if (ox0 == 0 && ox1 == ow_) return whole_row_reads_[std::size_t(hi) + 1] > whole_row_reads_[std::size_t(lo)];
         for (std::int64_t sx = lo; sx <= hi; ++sx)
-          if (offset_reads_input(cv, sx, ox0, ox1, cv.width)) return true;
+          if (reads(sx, ox0, ox1)) return true;
         return false;
       };
-      if (reads(0, S - 1)) {
-        const bool first = reads(sx0, p0 == p1 ? sx1 : S - 1);
-        segments_.push_back({oy * cv.stride - cv.padding, first, p0 == p1 ? first : reads(0, sx1)});
+      if (any(0, S - 1)) {
+        const bool first_reads = any(first.sx, one_pair ? last.sx : S - 1);
+        segments_.push_back({oy * cv.stride - cv.padding, first_reads, one_pair ? first_reads : any(0, last.sx)});
       }
       m += ox1 - ox0, ox0 = 0;
-      if (++oy == OH) oy = 0, ++b;
+      if (++oy == oh_) oy = 0, ++b;
     }
-    for (std::int64_t c = c0; c <= c1; ++c) {
-      if (c == c0 || c == c1 || c == c0 + 1) {  // the rows of c differ from those of c - 1
-        const std::int64_t ra = c == c0 ? p0 % R : 0, rb = c == c1 ? p1 % R : R - 1;
+    for (std::int64_t c = first.c; c <= last.c; ++c) {
+      if (c == first.c || c == last.c || c == first.c + 1) {  // the rows of c differ from those of c - 1
+        const std::int64_t ra = c == first.c ? first.ry : 0, rb = c == last.c ? last.ry : R - 1;
         ys_.clear();
         std::int64_t next = 0;  // rows below it are out already
         for (const Segment& sg : segments_) {
-          const std::int64_t y0 = std::max({sg.y + ra + (c == c0 && !sg.first), std::int64_t(0), next});
-          const std::int64_t y1 = std::min(sg.y + rb - (c == c1 && !sg.last), cv.height - 1);
+          const std::int64_t y0 = std::max({sg.y + ra + (c == first.c && !sg.first), std::int64_t(0), next});
+          const std::int64_t y1 = std::min(sg.y + rb - (c == last.c && !sg.last), cv.height - 1);
           if (y0 > y1) continue;
           for (std::int64_t y = y0; y <= y1; ++y) ys_.push_back(y);
           next = y1 + 1;

@@ -47,15 +47,22 @@ class ConvRows {
   const std::vector<std::int64_t>& operator()(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1);
 
  private:
+  bool reads(std::int64_t sx, std::int64_t ox0, std::int64_t ox1) const;  // column sx, for some of [ox0, ox1)
+
   // An output row of the block whose window reaches the input: its first input row oy s - P, and
   // whether some column under the first pair (c, ry) of [k0, k1) and under its last pair does.
   struct Segment {
     std::int64_t y = 0;
     bool first = false, last = false;
   };
+  struct Kernel {
+    std::int64_t c = 0, ry = 0, sx = 0;  // k = (c R + ry) S + sx
+  };
   ConvShape cv_;
-  // [sx]: how many kernel columns below sx put an input element under some pixel of a whole output row.
-  std::vector<std::int64_t> whole_row_reads_;
+  std::int64_t ow_, oh_;
+  std::vector<std::pair<std::int64_t, std::int64_t>> reach_;  // [sx]: the output columns it puts an input column under
+  std::vector<std::int64_t> whole_row_reads_;  // [sx]: how many columns below sx read the input for a whole output row
+  std::vector<Kernel> at_;                     // [k]
   // Scratch kept across calls: one image's segments, the rows y of one channel, the result.
   std::vector<Segment> segments_;
   std::vector<std::int64_t> ys_, rows_;
