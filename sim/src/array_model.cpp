@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <list>
+#include <optional>
 #include <stdexcept>
-#include <unordered_map>
 #include <vector>
 
+#include "array_model_internal.hpp"
 #include "bitsim/arith/ops.hpp"
 
 namespace bitsim::sim {
@@ -78,9 +78,127 @@ void ArrayConfig::validate() const {
     throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
 }
 
+namespace detail {
+
+LruBuffer::LruBuffer(std::int64_t capacity, std::int64_t ids, std::int64_t largest)
+    : cap_(capacity), never_evicts_(largest <= capacity / ids), nodes_(std::size_t(ids) + 1), head_(ids) {
+  nodes_[std::size_t(head_)].prev = nodes_[std::size_t(head_)].next = head_;
+}
+
+void LruBuffer::link_front(std::int64_t id) {
+  Node& n = nodes_[std::size_t(id)];
+  Node& head = nodes_[std::size_t(head_)];
+  n.prev = head_, n.next = head.next;
+  nodes_[std::size_t(head.next)].prev = id;
+  head.next = id;
+}
+
+void LruBuffer::unlink(std::int64_t id) {
+  Node& n = nodes_[std::size_t(id)];
+  nodes_[std::size_t(n.prev)].next = n.next;
+  nodes_[std::size_t(n.next)].prev = n.prev;
+  n.prev = n.next = -1;
+}
+
+bool LruBuffer::access(std::int64_t id, std::int64_t bytes) {
+  if (nodes_[std::size_t(id)].prev >= 0) {
+    if (!never_evicts_) unlink(id), link_front(id);
+    return true;
+  }
+  if (bytes > cap_) return false;
+  while (used_ + bytes > cap_) {
+    const std::int64_t back = nodes_[std::size_t(head_)].prev;
+    used_ -= nodes_[std::size_t(back)].bytes;
+    unlink(back);
+  }
+  nodes_[std::size_t(id)].bytes = bytes;
+  link_front(id);
+  used_ += bytes;
+  return false;
+}
+
+ConvRows::ConvRows(const ConvShape& cv)
+    : cv_(cv), ow_(cv.out_width()), oh_(cv.out_height()), reach_(std::size_t(cv.kernel_w)),
+      whole_row_reads_(std::size_t(cv.kernel_w) + 1, 0), at_(std::size_t(cv.in_channels * cv.kernel_h * cv.kernel_w)) {
+  // Column sx is under an input column for o s + sx - P in [0, W): o from ceil((P - sx) / s) to
+  // floor((W - 1 + P - sx) / s).
+  for (std::int64_t sx = 0; sx < cv.kernel_w; ++sx) {
+    const std::int64_t lo = cv.padding - sx, hi = cv.width - 1 + cv.padding - sx;
+    reach_[std::size_t(sx)] = hi < 0 ? std::pair<std::int64_t, std::int64_t>{0, -1}
+                                     : std::pair{lo <= 0 ? 0 : (lo + cv.stride - 1) / cv.stride, hi / cv.stride};
+    whole_row_reads_[std::size_t(sx) + 1] = whole_row_reads_[std::size_t(sx)] + reads(sx, 0, ow_);
+  }
+  for (std::int64_t k = 0; k < std::int64_t(at_.size()); ++k)
+    at_[std::size_t(k)] = {k / (cv.kernel_h * cv.kernel_w), k / cv.kernel_w % cv.kernel_h, k % cv.kernel_w};
+}
+
+bool ConvRows::reads(std::int64_t sx, std::int64_t ox0, std::int64_t ox1) const {
+  const auto [lo, hi] = reach_[std::size_t(sx)];
+  return std::max(lo, ox0) <= std::min(hi, ox1 - 1);
+}
+
+// For one output row of the block and one channel c, the rows read are one interval of y: the
+// pairs (c, ry) of [k0, k1) are contiguous and only the first and last pair of the range can miss
+// the input where a whole pair reads it. Over the block's successive output rows of one image that
+// interval starts no lower (oy grows, ry moves by at most one), so their union comes out in order,
+// and it is the same for every channel but the range's first and last. Images, then channels, in
+// order are id order: no sort.
+const std::vector<std::int64_t>& ConvRows::operator()(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
+  const ConvShape& cv = cv_;
+  const std::int64_t R = cv.kernel_h, S = cv.kernel_w;
+  const Kernel first = at_[std::size_t(k0)], last = at_[std::size_t(k1 - 1)];
+  const bool one_pair = first.c == last.c && first.ry == last.ry;
+  rows_.clear();
+  std::int64_t m = m0, b = m0 / ow_ / oh_, oy = m0 / ow_ % oh_, ox0 = m0 % ow_;
+  while (m < m1) {
+    const std::int64_t image = b;
+    segments_.clear();
+    while (m < m1 && b == image) {
+      const std::int64_t ox1 = std::min(ow_, ox0 + (m1 - m));  // this output row's pixels in the block
+      auto any = [&](std::int64_t lo, std::int64_t hi) {  // some column in [lo, hi] reads the input
+        if (ox0 == 0 && ox1 == ow_) return whole_row_reads_[std::size_t(hi) + 1] > whole_row_reads_[std::size_t(lo)];
+        for (std::int64_t sx = lo; sx <= hi; ++sx)
+          if (reads(sx, ox0, ox1)) return true;
+        return false;
+      };
+      if (any(0, S - 1)) {
+        const bool first_reads = any(first.sx, one_pair ? last.sx : S - 1);
+        segments_.push_back({oy * cv.stride - cv.padding, first_reads, one_pair ? first_reads : any(0, last.sx)});
+      }
+      m += ox1 - ox0, ox0 = 0;
+      if (++oy == oh_) oy = 0, ++b;
+    }
+    for (std::int64_t c = first.c; c <= last.c; ++c) {
+      if (c == first.c || c == last.c || c == first.c + 1) {  // the rows of c differ from those of c - 1
+        const std::int64_t ra = c == first.c ? first.ry : 0, rb = c == last.c ? last.ry : R - 1;
+        ys_.clear();
+        std::int64_t next = 0;  // rows below it are out already
+        for (const Segment& sg : segments_) {
+          const std::int64_t y0 = std::max({sg.y + ra + (c == first.c && !sg.first), std::int64_t(0), next});
+          const std::int64_t y1 = std::min(sg.y + rb - (c == last.c && !sg.last), cv.height - 1);
+          if (y0 > y1) continue;
+          for (std::int64_t y = y0; y <= y1; ++y) ys_.push_back(y);
+          next = y1 + 1;
+        }
+      }
+      const std::int64_t base = (image * cv.in_channels + c) * cv.height;
+      for (const std::int64_t y : ys_) rows_.push_back(base + y);
+    }
+  }
+  return rows_;
+}
+
+}  // namespace detail
+
 namespace {
 
+using detail::LruBuffer;
+
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+void check_shape(const GemmShape& s) {
+  if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
+}
 
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
@@ -109,72 +227,6 @@ class Channel {
   double bw_;
   std::int64_t free_ = 0;
 };
-
-// An LRU buffer of whole blocks (the same policy as the SystemC array's A and W buffers): a hit
-// moves the block to the front; a miss keeps the block, evicting from the back, unless it is
-// larger than the buffer, in which case it streams through.
-class LruBuffer {
- public:
-  explicit LruBuffer(std::int64_t capacity) : cap_(capacity) {}
-  bool access(std::int64_t id, std::int64_t bytes) {
-    if (const auto it = where_.find(id); it != where_.end()) {
-      order_.splice(order_.begin(), order_, it->second);
-      return true;
-    }
-    if (bytes > cap_) return false;
-    while (used_ + bytes > cap_) {
-      used_ -= order_.back().second;
-      where_.erase(order_.back().first);
-      order_.pop_back();
-    }
-    order_.emplace_front(id, bytes);
-    where_[id] = order_.begin();
-    used_ += bytes;
-    return false;
-  }
-
- private:
-  std::int64_t cap_, used_ = 0;
-  std::list<std::pair<std::int64_t, std::int64_t>> order_;
-  std::unordered_map<std::int64_t, std::list<std::pair<std::int64_t, std::int64_t>>::iterator> where_;
-};
-
-// Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
-std::int64_t input_at(const ConvShape& cv, std::int64_t o, std::int64_t f, std::int64_t size) {
-  const std::int64_t x = o * cv.stride + f - cv.padding;
-  return x >= 0 && x < size ? x : -1;
-}
-
-// Whether kernel offset f reads the input (not only padding) for some output coordinate in
-// [o0, o1): o s + f - P lies in [0, size) for o from ceil((P - f) / s) to floor((size - 1 + P - f) / s).
-bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
-  const std::int64_t lo_num = cv.padding - f, hi_num = size - 1 + cv.padding - f;
-  if (hi_num < 0) return false;
-  const std::int64_t lo = lo_num <= 0 ? 0 : (lo_num + cv.stride - 1) / cv.stride, hi = hi_num / cv.stride;
-  return std::max(lo, o0) <= std::min(hi, o1 - 1);
-}
-
-// The input rows (image b, channel c, row y: id (b C + c) H + y) that the im2col block of output
-// pixels [m0, m1) (m = (b OH + oy) OW + ox) and reductions [k0, k1) (k = (c R + ry) S + sx) reads:
-// row y of channel c for each (c, ry, sx) and output row whose window puts a real input element
-// (not padding) there. Ascending ids.
-std::vector<std::int64_t> conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
-  const std::int64_t OW = cv.out_width(), OH = cv.out_height();
-  std::vector<std::int64_t> rows;
-  for (std::int64_t m = m0; m < m1;) {
-    const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox0 = m % OW;
-    const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));  // this output row's pixels in the block
-    for (std::int64_t k = k0; k < k1; ++k) {
-      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
-      const std::int64_t y = input_at(cv, oy, ry, cv.height);
-      if (y >= 0 && offset_reads_input(cv, sx, ox0, ox1, cv.width)) rows.push_back((b * cv.in_channels + c) * cv.height + y);
-    }
-    m += ox1 - ox0;
-  }
-  std::sort(rows.begin(), rows.end());
-  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-  return rows;
-}
 
 // One tile of a mapping: block indices and extents.
 struct Span {
@@ -220,7 +272,7 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
                  const ConvShape* conv) {
   spec.validate();
   bits.validate();
-  if (s.m < 1 || s.k < 1 || s.n < 1) throw std::invalid_argument("GEMM sizes must be positive");
+  check_shape(s);
   const Mapping mp = resolve(mapping, spec.dataflow, s);
   const int ab = bits.a, wb = bits.w, cb = bits.acc;
   const bool ws = spec.dataflow == Dataflow::WeightStationary;
@@ -265,7 +317,12 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
     dram += packed_bytes(elements, bits_per);
     return packed_bytes(elements, bits_per);
   };
-  LruBuffer buf_a(spec.buffer_a_bytes), buf_w(spec.buffer_w_bytes);
+  // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold); os blocks span K.
+  LruBuffer buf_a(spec.buffer_a_bytes, conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm,
+                  conv ? packed_bytes(conv->width, ab) : packed_bytes((ws ? mp.tile_m : spec.rows) * (ws ? spec.rows : s.k), ab));
+  LruBuffer buf_w(spec.buffer_w_bytes, ws ? fk * fn : fn, packed_bytes((ws ? spec.rows : s.k) * spec.cols, wb));
+  std::optional<detail::ConvRows> conv_rows;
+  if (conv) conv_rows.emplace(*conv);
   // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.
   auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
     std::int64_t b = 0;
@@ -273,7 +330,7 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
       if (!buf_a.access(id, packed_bytes(mt * kt_len, ab))) b += fetch(st.buf_a, st.dram.read_a, mt * kt_len, ab);
       return b;
     }
-    for (const std::int64_t row : conv_rows(*conv, m0, m0 + mt, k0, k0 + kt_len))
+    for (const std::int64_t row : (*conv_rows)(m0, m0 + mt, k0, k0 + kt_len))
       if (!buf_a.access(row, packed_bytes(conv->width, ab))) b += fetch(st.buf_a, st.dram.read_a, conv->width, ab);
     return b;
   };
@@ -385,5 +442,32 @@ ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const Gem
 ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& cv, const Mapping& mapping) {
   return model(spec, bits, cv.gemm(), mapping, &cv);
 }
+
+namespace detail {
+
+std::string tile_order(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
+  spec.validate();
+  check_shape(s);
+  const Mapping mp = resolve(mapping, spec.dataflow, s);
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows), fk = ws ? ceil_div(s.k, spec.rows) : 1;
+  const std::int64_t fn = ceil_div(s.n, spec.cols);
+  std::string out;
+  for (const char d : to_string(mp.order))
+    if ((d == 'm' ? fm : d == 'k' ? fk : fn) > 1) out += d;
+  return out;
+}
+
+MappingCounts::MappingCounts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const ConvShape* conv)
+    : spec_(spec), bits_(bits), shape_(shape), conv_(conv) {}
+
+const ArrayStats& MappingCounts::operator()(const Mapping& mapping) {
+  const Mapping mp = resolve(mapping, spec_.dataflow, shape_);
+  const auto [it, fresh] = counted_.try_emplace({mp.tile_m, tile_order(spec_, shape_, mp)});
+  if (fresh) it->second = model(spec_, bits_, shape_, mp, conv_);
+  return it->second;
+}
+
+}  // namespace detail
 
 }  // namespace bitsim::sim

@@ -5,6 +5,8 @@
 #include <set>
 #include <tuple>
 
+#include "array_model_internal.hpp"
+
 namespace bitsim::sim {
 
 double cycles_metric(const ArrayStats& s) { return double(s.cycles); }
@@ -52,8 +54,9 @@ MappingChoice search(const ArraySpec& spec, const OperandBits& bits, const GemmS
                      const Metric& metric) {
   MappingChoice best;
   bool first = true;
+  detail::MappingCounts counts(spec, bits, s, conv);
   for (const Mapping& m : candidate_mappings(spec, bits, s, conv)) {
-    const ArrayStats st = conv ? conv_model(spec, bits, *conv, m) : array_model(spec, bits, s, m);
+    const ArrayStats& st = counts(m);
     const double score = metric(st);
     ++best.candidates;
     if (first) best.fixed_stats = st, best.fixed_score = score;

@@ -1,0 +1,220 @@
+// The closed-form array model's internals (sim/src/array_model_internal.hpp) against the plain
+// implementations they replaced, kept here as oracles: the LRU buffer as a std::list with a hash
+// map of its ids, the rows a convolution's im2col block reads as one id per (output row, k),
+// sorted. The mapper's sharing of counts between mappings against the closed form per mapping.
+// Plain C++, no SystemC.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <list>
+#include <string>
+#include <random>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "bitsim/sim/mapper.hpp"
+#include "sim/src/array_model_internal.hpp"
+
+namespace {
+
+using namespace bitsim::sim;
+
+// The LRU buffer as it was first written: a hit moves the block to the front; a miss keeps the
+// block, evicting from the back, unless it is larger than the buffer.
+class ListLru {
+ public:
+  explicit ListLru(std::int64_t capacity) : cap_(capacity) {}
+  bool access(std::int64_t id, std::int64_t bytes) {
+    if (const auto it = where_.find(id); it != where_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return true;
+    }
+    if (bytes > cap_) return false;
+    while (used_ + bytes > cap_) {
+      used_ -= order_.back().second;
+      where_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    order_.emplace_front(id, bytes);
+    where_[id] = order_.begin();
+    used_ += bytes;
+    return false;
+  }
+
+ private:
+  std::int64_t cap_, used_ = 0;
+  std::list<std::pair<std::int64_t, std::int64_t>> order_;
+  std::unordered_map<std::int64_t, std::list<std::pair<std::int64_t, std::int64_t>>::iterator> where_;
+};
+
+// Random capacities (zero included) and block sizes (some larger than the buffer), accesses drawn
+// from a small window that drifts so that hits, evictions and refetches all occur; one trial in five
+// has room for every block at once (nothing is evicted, the hit path that leaves the list alone).
+TEST(SimArrayModel, LruBufferMatchesTheListOracle) {
+  std::mt19937_64 rng(7);
+  auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
+  std::int64_t hits = 0, misses = 0, streamed = 0, roomy = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const std::int64_t ids = uni(1, 300);
+    std::int64_t cap = trial % 10 == 0 ? 0 : uni(1, 400);
+    std::vector<std::int64_t> bytes(std::size_t(ids), 0);
+    for (auto& b : bytes) b = uni(1, 10) == 1 ? cap + uni(1, 50) : uni(1, std::max<std::int64_t>(1, cap / uni(1, 8)));
+    const std::int64_t largest = *std::max_element(bytes.begin(), bytes.end());
+    if (trial % 5 == 1) cap = ids * largest + uni(0, 3), ++roomy;
+    detail::LruBuffer lru(cap, ids, largest);
+    ListLru want(cap);
+    const std::int64_t window = uni(1, ids);
+    for (int i = 0; i < 3000; ++i) {
+      const std::int64_t lo = std::min(ids - window, std::int64_t(i) * ids / 3000);
+      const std::int64_t id = lo + uni(0, window - 1);
+      const std::int64_t b = bytes[std::size_t(id)];
+      const bool hit = want.access(id, b);
+      ASSERT_EQ(lru.access(id, b), hit) << "trial " << trial << " access " << i << " id " << id;
+      hits += hit, misses += !hit, streamed += b > cap;
+    }
+  }
+  EXPECT_GT(hits, 100000);
+  EXPECT_GT(misses, 100000);
+  EXPECT_GT(streamed, 10000);
+  EXPECT_EQ(roomy, 80);
+}
+
+// Input coordinate of output coordinate o at kernel offset f, or -1 in the padding.
+std::int64_t input_at(const ConvShape& cv, std::int64_t o, std::int64_t f, std::int64_t size) {
+  const std::int64_t x = o * cv.stride + f - cv.padding;
+  return x >= 0 && x < size ? x : -1;
+}
+
+// Whether kernel offset f reads the input for some output coordinate in [o0, o1), by trying each.
+bool offset_reads_input(const ConvShape& cv, std::int64_t f, std::int64_t o0, std::int64_t o1, std::int64_t size) {
+  for (std::int64_t o = o0; o < o1; ++o)
+    if (input_at(cv, o, f, size) >= 0) return true;
+  return false;
+}
+
+// The rows as first written: for each output-row segment of the block and each k, the row of
+// (c, ry) when some output column of the segment puts a real column under sx; sorted, unique.
+std::vector<std::int64_t> sorted_conv_rows(const ConvShape& cv, std::int64_t m0, std::int64_t m1, std::int64_t k0,
+                                           std::int64_t k1) {
+  const std::int64_t OW = cv.out_width(), OH = cv.out_height();
+  std::vector<std::int64_t> rows;
+  for (std::int64_t m = m0; m < m1;) {
+    const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox0 = m % OW;
+    const std::int64_t ox1 = std::min(OW, ox0 + (m1 - m));
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t c = k / (cv.kernel_h * cv.kernel_w), ry = (k / cv.kernel_w) % cv.kernel_h, sx = k % cv.kernel_w;
+      const std::int64_t y = input_at(cv, oy, ry, cv.height);
+      if (y >= 0 && offset_reads_input(cv, sx, ox0, ox1, cv.width)) rows.push_back((b * cv.in_channels + c) * cv.height + y);
+    }
+    m += ox1 - ox0;
+  }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+// Random shapes (batch 1-4, channels 1-8, sizes 1-20, kernels 1-5, stride 1-3, padding 0-3:
+// windows wholly in the padding, strides that skip rows and columns) and random blocks, some a
+// single pixel or a single k, some all of M or K, the rest tiles of the mapper's sizes.
+TEST(SimArrayModel, ConvRowsMatchTheSortedOracle) {
+  std::mt19937_64 rng(11);
+  auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
+  std::int64_t blocks = 0, rows = 0, skipped_rows = 0;
+  for (int shape = 0; shape < 3000; ++shape) {
+    ConvShape cv{uni(1, 4), uni(1, 8), uni(1, 20), uni(1, 20), 1, uni(1, 5), uni(1, 5), uni(1, 3), uni(0, 3)};
+    if (cv.height + 2 * cv.padding < cv.kernel_h || cv.width + 2 * cv.padding < cv.kernel_w) continue;
+    const GemmShape g = cv.gemm();
+    detail::ConvRows conv_rows(cv);
+    auto check = [&](std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) {
+      const std::vector<std::int64_t> want = sorted_conv_rows(cv, m0, m1, k0, k1);
+      ASSERT_EQ(conv_rows(m0, m1, k0, k1), want)
+          << "batch " << cv.batch << " C " << cv.in_channels << " " << cv.height << "x" << cv.width << " kernel "
+          << cv.kernel_h << "x" << cv.kernel_w << " stride " << cv.stride << " padding " << cv.padding << " m [" << m0
+          << ", " << m1 << ") k [" << k0 << ", " << k1 << ")";
+      ++blocks, rows += std::int64_t(want.size());
+    };
+    for (int i = 0; i < 40; ++i) {
+      const std::int64_t m0 = uni(0, g.m - 1), k0 = uni(0, g.k - 1);
+      const std::int64_t m1 = i % 4 == 0 ? m0 + 1 : uni(m0 + 1, g.m), k1 = i % 4 == 1 ? k0 + 1 : uni(k0 + 1, g.k);
+      check(m0, m1, k0, k1);
+      check(0, g.m, k0, k1);
+      check(m0, m1, 0, g.k);
+      const std::int64_t mt = uni(1, g.m), r = uni(1, g.k), mb = uni(0, (g.m - 1) / mt), kt = uni(0, (g.k - 1) / r);
+      check(mb * mt, std::min(g.m, (mb + 1) * mt), kt * r, std::min(g.k, (kt + 1) * r));
+    }
+    if (cv.stride > cv.kernel_h)
+      skipped_rows += cv.batch * cv.in_channels * cv.height - std::int64_t(sorted_conv_rows(cv, 0, g.m, 0, g.k).size());
+  }
+  std::printf("%lld blocks, %lld rows\n", (long long)blocks, (long long)rows);
+  EXPECT_GT(blocks, 300000);
+  EXPECT_GT(skipped_rows, 0);
+}
+
+// Every count of the closed form (toggles are zero there).
+std::string differences(const ArrayStats& a, const ArrayStats& b) {
+  std::string out;
+  auto same = [&](const char* what, std::int64_t x, std::int64_t y) {
+    if (x != y) out += std::string(what) + " " + std::to_string(x) + " != " + std::to_string(y) + "; ";
+  };
+  same("cycles", a.cycles, b.cycles), same("compute", a.compute_cycles, b.compute_cycles);
+  same("stalls", a.stall_cycles, b.stall_cycles), same("tiles", a.tiles, b.tiles), same("macs", a.macs, b.macs);
+  same("pes", a.pes, b.pes);
+  same("A reads", a.buf_a.reads, b.buf_a.reads), same("A writes", a.buf_a.writes, b.buf_a.writes);
+  same("W reads", a.buf_w.reads, b.buf_w.reads), same("W writes", a.buf_w.writes, b.buf_w.writes);
+  same("O reads", a.buf_o.reads, b.buf_o.reads), same("O writes", a.buf_o.writes, b.buf_o.writes);
+  same("DRAM A", a.dram.read_a, b.dram.read_a), same("DRAM W", a.dram.read_w, b.dram.read_w);
+  same("DRAM psum", a.dram.read_psum, b.dram.read_psum), same("DRAM C", a.dram.write_c, b.dram.write_c);
+  return out;
+}
+
+TEST(SimArrayModel, TileOrderLeavesOutLoopsOfOneFold) {
+  ArraySpec spec;
+  spec.rows = spec.cols = 4;
+  const GemmShape g{40, 30, 20};  // 8 k-folds, 5 n-folds
+  EXPECT_EQ(detail::tile_order(spec, g, {}), "nk");  // all of M: one m-block
+  EXPECT_EQ(detail::tile_order(spec, g, {LoopOrder::KMN, 8}), "kmn");
+  EXPECT_EQ(detail::tile_order(spec, {40, 4, 4}, {LoopOrder::KMN, 8}), "m");
+  EXPECT_EQ(detail::tile_order(spec, {1, 1, 1}, {LoopOrder::KMN, 8}), "");
+  spec.dataflow = Dataflow::OutputStationary;
+  EXPECT_EQ(detail::tile_order(spec, g, {LoopOrder::NMK, 0}), "nm");  // os tiles span K
+  EXPECT_THROW(detail::tile_order(spec, {0, 1, 1}, {}), std::invalid_argument);
+}
+
+// Mappings that differ only in where loops of one fold stand share their counts: on random GEMMs
+// and convolutions, small buffers (partial sums spill for some orders and not others) and a slow
+// channel, every order and M tile counted through MappingCounts equals the closed form run alone.
+TEST(SimArrayModel, SharedCountsEqualTheClosedFormPerMapping) {
+  std::mt19937_64 rng(13);
+  auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
+  std::int64_t compared = 0, spilled = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    ArraySpec spec;
+    spec.rows = int(uni(1, 6)), spec.cols = int(uni(1, 6));
+    spec.dataflow = trial % 3 == 0 ? Dataflow::OutputStationary : Dataflow::WeightStationary;
+    spec.buffer_a_bytes = uni(0, 600), spec.buffer_w_bytes = uni(0, 600), spec.buffer_o_bytes = uni(0, 600);
+    spec.dram_bytes_per_cycle = trial % 2 ? 0.0 : 0.7 * double(uni(1, 5));
+    const OperandBits bits{int(uni(1, 16)), int(uni(1, 16)), int(uni(8, 32))};
+    ConvShape cv{uni(1, 3), uni(1, 4), uni(1, 12), uni(1, 12), uni(1, 12), uni(1, 4), uni(1, 4), uni(1, 3), uni(0, 2)};
+    const bool conv = trial % 2 == 0 && cv.height + 2 * cv.padding >= cv.kernel_h && cv.width + 2 * cv.padding >= cv.kernel_w;
+    const GemmShape g = conv ? cv.gemm() : GemmShape{uni(1, 40), uni(1, 40), uni(1, 40)};
+    detail::MappingCounts counts(spec, bits, g, conv ? &cv : nullptr);
+    std::vector<Mapping> mappings = candidate_mappings(spec, bits, g, conv ? &cv : nullptr);
+    if (spec.dataflow == Dataflow::WeightStationary)
+      for (const LoopOrder o : {LoopOrder::Fixed, LoopOrder::MNK, LoopOrder::MKN, LoopOrder::NMK, LoopOrder::NKM,
+                                LoopOrder::KMN, LoopOrder::KNM})
+        for (const std::int64_t t : {std::int64_t(0), std::int64_t(1), uni(1, g.m), g.m})
+          mappings.push_back({o, t});
+    for (const Mapping& m : mappings) {
+      const ArrayStats want = conv ? conv_model(spec, bits, cv, m) : array_model(spec, bits, g, m);
+      ASSERT_EQ(differences(counts(m), want), "") << "trial " << trial << " " << m.to_string();
+      ++compared, spilled += want.dram.read_psum > 0;
+    }
+  }
+  EXPECT_GT(compared, 5000);
+  EXPECT_GT(spilled, 500);
+}
+
+}  // namespace
