@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 
 struct SweepArgs {
   std::string file, out, sbatch_args;
+  std::vector<std::string> set;
   int jobs = 1, threads = 0;
   std::optional<std::size_t> point;
   bool resume = false, dry_run = false, merge = false, slurm = false;
@@ -41,7 +42,7 @@ void finish(const sweep::MergeSummary& m) {
 }
 
 void run_sweep(const SweepArgs& a) {
-  const sweep::Plan plan = sweep::Plan::load(a.file);
+  const sweep::Plan plan = sweep::Plan::load(a.file, a.set);
   const fs::path dir = a.out;
   if (a.point) {
     if (*a.point >= plan.points.size())
@@ -131,6 +132,7 @@ void add_sweep_command(CLI::App& app) {
   auto* s = app.add_subcommand("sweep", "Run a design-space sweep (a grid of experiment overrides) and find its Pareto fronts");
   s->add_option("file", a->file, "Sweep file (TOML; docs/sweep.md)")->required();
   s->add_option("--out", a->out, "Sweep directory: points/<id>/ run directories, results.csv, results.json, plots")->required();
+  s->add_option("--set", a->set, "Override a key of every point (added to the file's [set]): key.path=value (repeatable)");
   auto* jobs = s->add_option("--jobs", a->jobs, "Points at once (with --slurm: the array's task limit)")->capture_default_str()->check(CLI::Range(1, 1024));
   s->add_option("--threads", a->threads, "Threads per point (0: cores / jobs); results do not depend on it")->capture_default_str()->check(CLI::Range(0, 1024));
   auto* resume = s->add_flag("--resume", a->resume, "Continue the sweep in --out: run only the points without a result");

@@ -152,7 +152,7 @@ Objective objective(const std::string& spec, Mode mode, const Table& t) {
 
 }  // namespace
 
-Plan Plan::load(const std::string& path) {
+Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) {
   {
     std::error_code ec;
     const auto st = fs::status(path, ec);
@@ -169,6 +169,7 @@ Plan Plan::load(const std::string& path) {
   }
   Plan p;
   p.file = path;
+  p.cli_set = extra;
   const Table top(root, path, "", {"experiment", "mode", "checkpoint", "seeds", "set", "axis", "zip", "pareto"});
   const auto experiment = top.string("experiment");
   if (!experiment || experiment->empty()) top.fail("experiment", "the experiment file every point runs (a path relative to this file)");
@@ -203,8 +204,23 @@ Plan Plan::load(const std::string& path) {
   if (const toml::node* s = top.get("set")) {
     if (!s->is_table()) top.fail("set", "a table of experiment keys and values");
     flatten(*s->as_table(), "", path, p.set);
-    for (const Setting& st : p.set) claim(st.key, "set");
   }
+  // --set: a TOML value, or else a bare string (as train --set reads it).
+  for (const std::string& kv : extra) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw SweepError(fmt::format("bad --set {}: expected key=value", arith::quoted(kv)));
+    const std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
+    Setting st;
+    try {
+      const toml::table v = toml::parse("v = " + text);
+      st = setting(key, *v.get("v"));
+    } catch (const toml::parse_error&) {
+      st = setting(key, toml::value<std::string>(text));
+    }
+    std::erase_if(p.set, [&](const Setting& s) { return s.key == key; });
+    p.set.push_back(st);
+  }
+  for (const Setting& st : p.set) claim(st.key, "set");
   if (!p.seeds.empty()) claim("seed", "seeds");
 
   auto read_dims = [&](const char* name, bool zip) {

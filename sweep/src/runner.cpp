@@ -95,8 +95,10 @@ namespace {
 
 std::vector<std::string> point_args(const std::string& program, const Plan& plan, const fs::path& dir, std::string index,
                                     std::string threads) {
-  return {program, "sweep", fs::absolute(plan.file).string(), "--out", fs::absolute(dir).string(), "--point", std::move(index),
-          "--threads", std::move(threads)};
+  std::vector<std::string> args{program, "sweep", fs::absolute(plan.file).string(), "--out", fs::absolute(dir).string(),
+                                "--point", std::move(index), "--threads", std::move(threads)};
+  for (const std::string& kv : plan.cli_set) args.insert(args.end(), {"--set", kv});
+  return args;
 }
 
 // Starts a point's process: its output to `log`, stdin from /dev/null, killed when this process dies.
@@ -270,6 +272,8 @@ SlurmSubmission run_slurm(const Plan& plan, const fs::path& dir, const std::vect
   s.array_script = sdir / "points.sbatch";
   s.merge_script = sdir / "merge.sbatch";
   const std::string file = fs::absolute(plan.file).string(), out = fs::absolute(dir).string();
+  std::string set;  // the command line's --set overrides, for every task and the merge
+  for (const std::string& kv : plan.cli_set) set += " --set " + shell_quote(kv);
   // Every node must see the sweep file, the directory and the program at these paths (docs/sweep.md).
   const std::string points = fmt::format(
       "#!/bin/bash\n"
@@ -278,17 +282,18 @@ SlurmSubmission run_slurm(const Plan& plan, const fs::path& dir, const std::vect
       "#SBATCH --output={log}/point-%A_%a.log\n"
       "set -euo pipefail\n"
       "index=$(( ${{BITSIM_SWEEP_OFFSET:-0}} + SLURM_ARRAY_TASK_ID ))\n"
-      "exec {program} sweep {qfile} --out {qout} --point \"$index\" --threads \"${{SLURM_CPUS_PER_TASK:-{threads}}}\"\n",
+      "exec {program} sweep {qfile} --out {qout}{set} --point \"$index\" --threads \"${{SLURM_CPUS_PER_TASK:-{threads}}}\"\n",
       fmt::arg("file", file), fmt::arg("log", sdir.string()), fmt::arg("program", shell_quote(program)),
-      fmt::arg("qfile", shell_quote(file)), fmt::arg("qout", shell_quote(out)), fmt::arg("threads", std::max(1, opt.threads)));
+      fmt::arg("qfile", shell_quote(file)), fmt::arg("qout", shell_quote(out)), fmt::arg("set", set),
+      fmt::arg("threads", std::max(1, opt.threads)));
   const std::string merge = fmt::format(
       "#!/bin/bash\n"
       "# Merges the points of the sweep {file} into results.csv, results.json and the plots.\n"
       "#SBATCH --job-name=bitsim-sweep-merge\n"
       "#SBATCH --output={log}/merge-%j.log\n"
-      "exec {program} sweep {qfile} --out {qout} --merge\n",
+      "exec {program} sweep {qfile} --out {qout}{set} --merge\n",
       fmt::arg("file", file), fmt::arg("log", sdir.string()), fmt::arg("program", shell_quote(program)),
-      fmt::arg("qfile", shell_quote(file)), fmt::arg("qout", shell_quote(out)));
+      fmt::arg("qfile", shell_quote(file)), fmt::arg("qout", shell_quote(out)), fmt::arg("set", set));
   nn::write_atomic(s.array_script, [&](std::ofstream& f) { f << points; });
   nn::write_atomic(s.merge_script, [&](std::ofstream& f) { f << merge; });
   fs::permissions(s.array_script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add, ec);

@@ -152,6 +152,10 @@ l45=$(column cost.latency_s "$tmp/c/results.csv" | sed -n 1p); l7=$(column cost.
 # --dry-run lists the points and writes nothing; with --slurm it writes the job scripts only.
 expect_ok "--dry-run" '0011  train.epochs=2 numerics.weights="dfx<6,channel>" hardware.array="16x16" seed=2' "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/dry" --dry-run
 [ ! -e "$tmp/dry" ] || { echo "FAIL: --dry-run created the sweep directory"; fails=$((fails + 1)); }
+expect_ok "--set replaces a value of [set]" '0000  train.epochs=1 numerics.weights' "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/dry" --dry-run --set train.epochs=1
+expect_ok "--set adds to [set]" '0000  train.epochs=2 data.train_limit=100 ' "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/dry" --dry-run --set data.train_limit=100
+expect_error "--set of an axis key" "'hardware.array' is already set" "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/dry" --set hardware.array=4x4
+expect_error "--resume with another --set" "differs from" "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/j1" --resume --set train.epochs=1
 expect_ok "--slurm --dry-run" "sbatch --parsable --partition=cpu --array=0-11%3" "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/s" --slurm --dry-run --jobs 3 --sbatch-args "--partition=cpu"
 grep -q -- '--point "$index"' "$tmp/s/slurm/points.sbatch" || { echo "FAIL: points.sbatch does not run --point"; fails=$((fails + 1)); }
 grep -q -- '--merge' "$tmp/s/slurm/merge.sbatch" || { echo "FAIL: merge.sbatch does not run --merge"; fails=$((fails + 1)); }

@@ -67,13 +67,15 @@ struct Plan {
   std::string checkpoint;  // infer: the checkpoint every point evaluates (resolved likewise)
   std::vector<std::uint64_t> seeds;
   std::vector<Setting> set;
+  std::vector<std::string> cli_set;  // the --set overrides it was loaded with (its points' processes get them too)
   std::vector<Dimension> dims;
   std::vector<Objective> objectives;
   std::vector<Point> points;
   std::size_t configs = 0;  // points / seeds
 
-  // Parses and expands `path`. Throws SweepError naming the file and key.
-  static Plan load(const std::string& path);
+  // Parses and expands `path`; `set` ("key=value", as `train --set` takes them) adds to [set] or
+  // replaces its value of a key. Throws SweepError naming the file and key.
+  static Plan load(const std::string& path, const std::vector<std::string>& set = {});
   // Loads every point's experiment (its errors name the axis and value that cause them), and
   // checks the checkpoint of an infer sweep. Throws SweepError.
   void validate() const;
