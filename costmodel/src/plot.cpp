@@ -272,7 +272,15 @@ void plot_pareto(const fs::path& out, const std::vector<ScatterPoint>& points, c
   for (const ScatterPoint& p : front) f += fmt::format("{:.17g} {:.17g} {}\n", p.x, p.y, data_label(p.label));
   write_file(dir.path() / "all.dat", all);
   write_file(dir.path() / "front.dat", f.empty() ? "\n" : f);
-  const std::string scale = logx && logy ? "set logscale xy\n" : logx ? "set logscale x\n" : logy ? "set logscale y\n" : "";
+  // A log axis only where the data span a decade or more (within one, gnuplot would draw no tics),
+  // and then over the data with a margin, not the decades around them.
+  auto log_range = [&](bool& on, const char* axis, double ScatterPoint::*v) {
+    double lo = points[0].*v, hi = lo;
+    for (const ScatterPoint& p : points) lo = std::min(lo, p.*v), hi = std::max(hi, p.*v);
+    on = on && hi >= 10 * lo;
+    return on ? fmt::format("set logscale {}\nset {}range [{:.17g}:{:.17g}]\n", axis, axis, lo / 1.25, hi * 1.6) : std::string();
+  };
+  const std::string scale = log_range(logx, "x", &ScatterPoint::x) + log_range(logy, "y", &ScatterPoint::y);
   const std::string body = fmt::format(
       "set title {}\n"
       "{}"
@@ -280,11 +288,15 @@ void plot_pareto(const fs::path& out, const std::vector<ScatterPoint>& points, c
       "set ylabel {}\n"
       "set grid\n"
       "set key outside right top\n"
-      "set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n"
+      "{}"
       "plot {} using 1:2 with points pt 7 ps 0.8 lc rgb '#9e9e9e' title 'design points', \\\n"
       "  {} using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#c0392b' title 'Pareto front', \\\n"
       "  {} using 1:2:3 with labels offset char 0.8,0.6 left font ',8' notitle\n",
-      quote(title), scale, quote(xlabel), quote(ylabel), quote((dir.path() / "all.dat").string()),
+      quote(title), scale, quote(xlabel), quote(ylabel),
+      // Linear axes get room for the labels right of the points and above and below them.
+      fmt::format("set offsets {}, {}, {}, {}\n", logx ? "0" : "graph 0.05", logx ? "0" : "graph 0.25", logy ? "0" : "graph 0.08",
+                  logy ? "0" : "graph 0.08"),
+      quote((dir.path() / "all.dat").string()),
       quote((dir.path() / "front.dat").string()), quote((dir.path() / "front.dat").string()));
   render(out, body, dir);
 }

@@ -40,7 +40,7 @@ void plot_lines(const std::filesystem::path& out, const std::string& xlabel, con
                 const std::vector<Series>& series, const std::string& ylabel, const std::string& title);
 
 // A design-space scatter: every point in grey, the Pareto front's points joined in order of x and
-// labelled. A log axis is used only when all its values are positive.
+// labelled. An axis asked to be logarithmic is, when its values are positive and span a decade.
 struct ScatterPoint {
   double x = 0, y = 0;
   std::string label;
