@@ -64,10 +64,10 @@ std::string data_label(const std::string& s) {
   return out;
 }
 
-std::string terminal_for(const fs::path& out) {
+std::string terminal_for(const fs::path& out, int height = 640) {
   const std::string ext = out.extension().string();
-  if (ext == ".png") return "set terminal pngcairo size 960,640 noenhanced font 'sans,10'";
-  if (ext == ".svg") return "set terminal svg size 960,640 noenhanced font 'sans,10'";
+  if (ext == ".png") return fmt::format("set terminal pngcairo size 960,{} noenhanced font 'sans,10'", height);
+  if (ext == ".svg") return fmt::format("set terminal svg size 960,{} noenhanced font 'sans,10'", height);
   throw PlotError(fmt::format("plot {}: unsupported extension '{}': use .png or .svg", out.string(), ext));
 }
 
@@ -86,8 +86,8 @@ std::string first_line(const fs::path& p) {
 }
 
 // Runs gnuplot on `body` (everything after terminal and output) and moves the result to `out`.
-void render(const fs::path& out, const std::string& body, const TempDir& dir) {
-  const std::string terminal = terminal_for(out);
+void render(const fs::path& out, const std::string& body, const TempDir& dir, int height = 640) {
+  const std::string terminal = terminal_for(out, height);
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(parent, ec)) throw PlotError(fmt::format("plot {}: directory '{}' does not exist", out.string(), parent.string()));
@@ -268,8 +268,22 @@ void plot_pareto(const fs::path& out, const std::vector<ScatterPoint>& points, c
     if (p.front) front.push_back(p);
   }
   std::sort(front.begin(), front.end(), [](const ScatterPoint& a, const ScatterPoint& b) { return a.x < b.x; });
-  std::string f;
-  for (const ScatterPoint& p : front) f += fmt::format("{:.17g} {:.17g} {}\n", p.x, p.y, data_label(p.label));
+  // Front points are numbered on the plot and their labels listed below it, one line each (long
+  // labels beside the points would run into each other).
+  constexpr std::size_t kListed = 40;
+  constexpr int kLinePx = 15, kPlotPx = 600;
+  const std::size_t lines = std::min(front.size(), kListed) + (front.size() > kListed ? 1 : 0);
+  const int height = kPlotPx + kLinePx * int(lines + 2);
+  std::string f, legend;
+  for (std::size_t i = 0; i < front.size(); ++i) {
+    f += fmt::format("{:.17g} {:.17g} {}\n", front[i].x, front[i].y, i + 1);
+    if (i < kListed)
+      legend += fmt::format("set label {} {} at screen 0.02, screen {:.6f} font ',9'\n", i + 1,
+                            quote(fmt::format("{:>3}  {}", i + 1, front[i].label)), double(kLinePx * int(lines - i)) / height);
+  }
+  if (front.size() > kListed)
+    legend += fmt::format("set label {} {} at screen 0.02, screen {:.6f} font ',9'\n", kListed + 1,
+                          quote(fmt::format("     ... and {} more (results.csv)", front.size() - kListed)), double(kLinePx) / height);
   write_file(dir.path() / "all.dat", all);
   write_file(dir.path() / "front.dat", f.empty() ? "\n" : f);
   // A log axis only where the data span a decade or more (within one, gnuplot would draw no tics),
@@ -288,17 +302,19 @@ void plot_pareto(const fs::path& out, const std::vector<ScatterPoint>& points, c
       "set ylabel {}\n"
       "set grid\n"
       "set key outside right top\n"
+      "set bmargin at screen {:.6f}\n"
+      "{}"
       "{}"
       "plot {} using 1:2 with points pt 7 ps 0.8 lc rgb '#9e9e9e' title 'design points', \\\n"
       "  {} using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#c0392b' title 'Pareto front', \\\n"
-      "  {} using 1:2:3 with labels offset char 0.8,0.6 left font ',8' notitle\n",
-      quote(title), scale, quote(xlabel), quote(ylabel),
-      // Linear axes get room for the labels right of the points and above and below them.
-      fmt::format("set offsets {}, {}, {}, {}\n", logx ? "0" : "graph 0.05", logx ? "0" : "graph 0.25", logy ? "0" : "graph 0.08",
-                  logy ? "0" : "graph 0.08"),
-      quote((dir.path() / "all.dat").string()),
-      quote((dir.path() / "front.dat").string()), quote((dir.path() / "front.dat").string()));
-  render(out, body, dir);
+      "  {} using 1:2:3 with labels offset char 0.6,0.6 left font ',9' notitle\n",
+      quote(title), scale, quote(xlabel), quote(ylabel), double(kLinePx * int(lines + 2) + 45) / height,
+      // Linear axes get room for the numbers beside the points.
+      fmt::format("set offsets {}, {}, {}, {}\n", logx ? "0" : "graph 0.03", logx ? "0" : "graph 0.06", logy ? "0" : "graph 0.06",
+                  logy ? "0" : "graph 0.06"),
+      legend, quote((dir.path() / "all.dat").string()), quote((dir.path() / "front.dat").string()),
+      quote((dir.path() / "front.dat").string()));
+  render(out, body, dir, height);
 }
 
 }  // namespace bitsim::costmodel

@@ -295,6 +295,23 @@ Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) 
   p.configs = configs;
   const std::size_t total = configs * replicas;
   const int width = std::max<int>(4, int(std::to_string(total - 1).size()));
+  // In labels a key goes by its last part, or by as many trailing parts as tell it from the other
+  // keys ("errors.rounding" beside "gradients.rounding").
+  std::map<std::string, std::string> short_key;
+  {
+    const std::vector<std::string> keys = p.axis_keys();
+    for (const std::string& k : keys) {
+      for (std::size_t from = k.size(); from != std::string::npos && from > 0;) {
+        from = k.rfind('.', from - 1);
+        const std::string tail = from == std::string::npos ? k : k.substr(from + 1);
+        const bool unique = std::none_of(keys.begin(), keys.end(), [&](const std::string& o) {
+          return o != k && (o == tail || o.ends_with("." + tail));
+        });
+        short_key[k] = tail;
+        if (unique) break;
+      }
+    }
+  }
   for (std::size_t c = 0; c < configs; ++c) {
     std::vector<std::size_t> choice(p.dims.size());
     for (std::size_t rest = c, d = p.dims.size(); d-- > 0;) {
@@ -309,7 +326,7 @@ Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) 
       if (p.dims[d].values.size() > 1)
         for (const Setting& s : v) {
           if (!label.empty()) label += ' ';
-          label.append(s.key, s.key.rfind('.') + 1).append("=").append(s.display);
+          label.append(short_key[s.key]).append("=").append(s.display);
         }
     }
     for (std::size_t r = 0; r < replicas; ++r) {
@@ -380,7 +397,8 @@ std::vector<std::string> Plan::axis_keys() const {
 
 nlohmann::json Plan::to_json() const {
   nlohmann::json pts = nlohmann::json::array();
-  for (const Point& pt : points) pts.push_back({{"id", pt.id}, {"label", pt.label}, {"overrides", pt.overrides()}});
+  // What the points compute; their labels are presentation and may change between versions.
+  for (const Point& pt : points) pts.push_back({{"id", pt.id}, {"overrides", pt.overrides()}});
   nlohmann::json obj = nlohmann::json::array();
   for (const Objective& o : objectives) obj.push_back(o.spec());
   return {{"schema", "bitsim-sweep/1"},

@@ -39,8 +39,8 @@ struct Series {
 void plot_lines(const std::filesystem::path& out, const std::string& xlabel, const std::vector<double>& x,
                 const std::vector<Series>& series, const std::string& ylabel, const std::string& title);
 
-// A design-space scatter: every point in grey, the Pareto front's points joined in order of x and
-// labelled. An axis asked to be logarithmic is, when its values are positive and span a decade.
+// A design-space scatter: every point in grey, the Pareto front's points joined in order of x,
+// numbered, and their labels listed below the plot (the image grows with the list). An axis asked to be logarithmic is, when its values are positive and span a decade.
 struct ScatterPoint {
   double x = 0, y = 0;
   std::string label;
