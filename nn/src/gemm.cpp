@@ -211,7 +211,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     }
   }
 
-  if (!fa.is_float() && !fb.is_float() && all_finite(a, m * k) && all_finite(b, k * n)) {
+  if (!fa.is_float() && !fb.is_float() && !fc.is_float() && all_finite(a, m * k) && all_finite(b, k * n)) {
     // In product LSBs the bound must stay below the accumulator's largest magnitude (no overflow,
     // in any order) and below 2^24 or 2^53, where fp32 or fp64 hold every integer (the product LSB
     // itself, 2^-(fl_a + fl_b), is a normal number of both).

@@ -134,6 +134,17 @@ TEST(NnGemm, EightBitOperandsTakeTheInt8PathWhenInt32HoldsEverySum) {
         EXPECT_EQ(check(t.c, t.m, t.n, t.k, ta, tb, ++seed), t.c.path) << t.c.a << " x " << t.c.b << " -> " << t.c.acc << " K=" << t.k;
 }
 
+// Fixed-point operands into a float accumulator round on every add, as the array's float adder
+// does: no exact path, even where the sums are a few product LSBs (here 2^-40, below fp16's
+// smallest subnormal, so every add flushes to zero).
+TEST(NnGemm, FixedPointIntoAFloatAccumulatorRoundsEveryAdd) {
+  const Case c{"fixed<8,20>", "fixed<8,20>", "fp16", "nearest-even", "ieee", std::ldexp(1.0f, -19), std::ldexp(1.0f, -19),
+               GemmPath::OrderFaithful};
+  unsigned seed = 200;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) EXPECT_EQ(check(c, 9, 7, 3, ta, tb, ++seed), GemmPath::OrderFaithful);
+}
+
 // The fp32 reference path (OpenBLAS) agrees with fp64 sums to fp32 rounding error.
 TEST(NnGemm, Fp32PathIsCloseToExactSums) {
   std::mt19937 rng(4);
