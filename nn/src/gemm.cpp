@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bitsim/arith/accumulator.hpp"
+#include "bitsim/arith/gemm_int8.hpp"
 #include "bitsim/arith/kernels.hpp"
 #include "bitsim/arith/ops.hpp"
 #include "bitsim/nn/parallel.hpp"
@@ -75,6 +76,26 @@ void check_operand(const float* x, std::int64_t n, const Format& f) {
     if (arith::quantize(f, arith::Exact::from_float(x[i]), nearest).status & arith::kInexact) fail(i);
 }
 
+// The largest code magnitude of a fixed-point format (a signed one's most negative code's).
+double largest_code(const Format& f) { return std::max(-double(f.min_int()), double(f.max_magnitude())); }
+
+// The codes x * 2^fl of n values of a fixed-point format of at most 8 bits, as bytes (two's
+// complement when signed); false when some value is not one (nan, off the grid, out of range),
+// which leaves it to the other paths. |fl| <= 200: the products are exact in fp64.
+bool to_codes(const float* x, std::int64_t n, const Format& f, std::uint8_t* out) {
+  const double scale = std::ldexp(1.0, f.fl), lo = double(f.min_int()), hi = double(f.max_magnitude());
+  unsigned bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) {  // branch-free, so that it vectorises
+    const double v = double(x[i]) * scale;
+    double clamped = v > lo ? v : lo;  // nan becomes lo
+    clamped = clamped < hi ? clamped : hi;
+    const std::int32_t code = std::int32_t(clamped);
+    bad |= unsigned(double(code) != v);  // off the grid, out of range or nan
+    out[i] = std::uint8_t(code);
+  }
+  return !bad;
+}
+
 // Element (i, j) of op(X) for row-major X.
 inline float at(const float* x, bool trans, std::int64_t rows_op, std::int64_t cols_op, std::int64_t i, std::int64_t j) {
   return trans ? x[j * rows_op + i] : x[i * cols_op + j];
@@ -88,6 +109,7 @@ int threads() { return g_threads > 0 ? g_threads : int(std::max(1u, std::thread:
 std::string_view to_string(GemmPath p) {
   switch (p) {
     case GemmPath::Fp32: return "fp32";
+    case GemmPath::ExactInt8: return "exact-int8";
     case GemmPath::ExactFp32: return "exact-fp32";
     case GemmPath::ExactFp64: return "exact-fp64";
     case GemmPath::OrderedFp32: return "ordered-fp32";
@@ -151,12 +173,49 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   }
   const bool stochastic = acc.spec.rounding == arith::Rounding::Stochastic;
 
-  if (!fa.is_float() && !fb.is_float() && all_finite(a, m * k) && all_finite(b, k * n)) {
-    // Every |partial sum| <= K max|a| max|b|; in product LSBs that must stay below the accumulator's
-    // largest magnitude (no overflow, in any order) and below 2^24 or 2^53, where fp32 or fp64 hold
-    // every integer (the product LSB itself, 2^-(fl_a + fl_b), is a normal number of both).
-    const int product_fl = fa.fl + fb.fl;
-    const double bound = double(k) * max_abs(a, m * k) * max_abs(b, k * n) * std::ldexp(1.0, product_fl);
+  const int product_fl = fa.fl + fb.fl;
+  // Every |partial sum| <= K max|a| max|b|: the bound in product LSBs, from the data.
+  double data_bound = -1;
+  auto bound_from_data = [&] {
+    if (data_bound < 0) data_bound = double(k) * max_abs(a, m * k) * max_abs(b, k * n) * std::ldexp(1.0, product_fl);
+    return data_bound;
+  };
+
+  // 8-bit codes into int32 (arith's int8 GEMM, with SIMD: the plain loop is no faster than SGEMM).
+  // Exact when the bound, from the formats or else the data, is below the accumulator's largest
+  // magnitude and 2^31: no add can overflow, and int32 sums wrap modulo 2^32 in any order onto the
+  // exact sum. c = float(sum) rounds once to nearest even; the scale 2^-(fl_a + fl_b) is then exact,
+  // as |sum| < 2^31 and -96 <= fl_a + fl_b <= 126 keep c a normal number.
+  const arith::Int8Kernel kernel = arith::best_int8_kernel();
+  if (!fa.is_float() && !fb.is_float() && !fc.is_float() && fa.wl <= 8 && fb.wl <= 8 &&
+      kernel != arith::Int8Kernel::Scalar && product_fl >= -96 && product_fl <= 126 && std::abs(fa.fl) <= 200 &&
+      std::abs(fb.fl) <= 200) {
+    const double limit = std::min(0x1p31, std::ldexp(1.0, fc.wl - 1));
+    std::vector<std::uint8_t> ac, bc;
+    const bool fits = double(k) * largest_code(fa) * largest_code(fb) < limit || bound_from_data() < limit;
+    if (fits) {
+      ac.resize(std::size_t(m * k));
+      bc.resize(std::size_t(k * n));
+    }
+    if (fits && to_codes(a, m * k, fa, ac.data()) && to_codes(b, k * n, fb, bc.data())) {
+      const arith::PackedInt8B packed(kernel, {bc.data(), ldb, fb.is_signed, trans_b}, k, n);
+      const float scale = std::ldexp(1.0f, -product_fl);
+      parallel_for(items, [&](std::int64_t it) {
+        const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+        std::vector<std::int32_t> sums(std::size_t(rows * n));
+        arith::gemm_int8({trans_a ? ac.data() + r0 : ac.data() + r0 * k, lda, fa.is_signed, trans_a}, rows, packed,
+                         sums.data(), n);
+        for (std::int64_t i = 0; i < rows * n; ++i) c[r0 * n + i] = float(sums[std::size_t(i)]) * scale;
+      });
+      return GemmPath::ExactInt8;
+    }
+  }
+
+  if (!fa.is_float() && !fb.is_float() && !fc.is_float() && all_finite(a, m * k) && all_finite(b, k * n)) {
+    // In product LSBs the bound must stay below the accumulator's largest magnitude (no overflow,
+    // in any order) and below 2^24 or 2^53, where fp32 or fp64 hold every integer (the product LSB
+    // itself, 2^-(fl_a + fl_b), is a normal number of both).
+    const double bound = bound_from_data();
     const bool fits_acc = bound < std::ldexp(1.0, fc.wl - 1);
     if (fits_acc && bound < 0x1p24 && product_fl <= 100 && product_fl >= -100) {
       parallel_for(items, [&](std::int64_t it) {

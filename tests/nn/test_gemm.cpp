@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "bitsim/arith/gemm_int8.hpp"
 #include "bitsim/arith/kernels.hpp"
 #include "bitsim/nn/gemm.hpp"
 #include "bitsim/nn/numerics.hpp"
@@ -56,9 +57,13 @@ GemmPath check(const Case& c, std::int64_t m, std::int64_t n, std::int64_t k, bo
   return path;
 }
 
+// 8-bit codes take arith's int8 GEMM where the CPU has SIMD for it, else SGEMM.
+const GemmPath kInt8 = arith::best_int8_kernel() == arith::Int8Kernel::Scalar ? GemmPath::ExactFp32 : GemmPath::ExactInt8;
+
 const Case kCases[] = {
-    // 8-bit fixed point into int32: the sum cannot overflow, and its integers fit fp32 or fp64.
-    {"fixed<8,6>", "fixed<8,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, GemmPath::ExactFp32},
+    // Fixed point into int32: the sum cannot overflow, and its integers fit int32, fp32 or fp64.
+    {"fixed<8,6>", "fixed<8,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, kInt8},
+    {"fixed<10,6>", "fixed<10,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, GemmPath::ExactFp32},
     {"fixed<12,6>", "fixed<12,7>", "int<48>", "nearest-even", "saturate", 30.0f, 15.0f, GemmPath::ExactFp64},
     // A 16-bit accumulator that does saturate: order matters, so the order-faithful path.
     {"int<8>", "int<8>", "int<16>", "nearest-even", "saturate", 60.0f, 60.0f, GemmPath::OrderFaithful},
@@ -70,7 +75,7 @@ const Case kCases[] = {
     {"fp8e4m3", "fp8e5m2", "fp16", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
     {"bf16", "bf16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
     {"bf16", "bf16", "bf16", "stochastic", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
-    {"fixed<8,4>", "fixed<8,4>", "int<24>", "stochastic", "saturate", 4.0f, 4.0f, GemmPath::ExactFp32},
+    {"fixed<8,4>", "fixed<8,4>", "int<24>", "stochastic", "saturate", 4.0f, 4.0f, kInt8},
 };
 
 }  // namespace
@@ -83,11 +88,61 @@ TEST(NnGemm, EveryPathEqualsTheScalarReference) {
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           const GemmPath p = check(c, m, n, k, ta, tb, ++seed);
-          EXPECT_TRUE(p == c.path || p == GemmPath::ExactFp32 || p == GemmPath::ExactFp64) << c.a << " x " << c.b << " -> " << c.acc << ": " << to_string(p);
+          EXPECT_TRUE(p == c.path || p == kInt8 || p == GemmPath::ExactFp32 || p == GemmPath::ExactFp64) << c.a << " x " << c.b << " -> " << c.acc << ": " << to_string(p);
           took_path = took_path || p == c.path;
         }
     EXPECT_TRUE(took_path) << c.a << " x " << c.b << " -> " << c.acc << " never took " << to_string(c.path);
   }
+}
+
+// Operands of at most 8 bits take the int8 GEMM whenever int32 provably holds every sum, SGEMM's
+// cases (bound below 2^24) and DGEMM's (bound from 2^24 to 2^31) alike; past the accumulator's
+// range, or where the scaled result could leave fp32's normal range, another path, still exact.
+TEST(NnGemm, EightBitOperandsTakeTheInt8PathWhenInt32HoldsEverySum) {
+  if (kInt8 != GemmPath::ExactInt8) GTEST_SKIP() << "no SIMD int8 GEMM on this CPU";
+  struct Int8Case {
+    Case c;
+    std::int64_t m, n, k;
+  };
+  // Scales of about 64 codes.
+  const float lsb_63 = std::ldexp(1.0f, -57), lsb_m48 = std::ldexp(1.0f, 54), lsb_m49 = std::ldexp(1.0f, 55),
+              lsb_70 = std::ldexp(1.0f, -64);
+  const Int8Case cases[] = {
+      // Was SGEMM: K max|a| max|b| < 2^24 product LSBs. Signed and unsigned codes.
+      {{"fixed<8,6>", "fixed<8,7>", "int<32>", "nearest-even", "saturate", 1.0f, 0.5f, GemmPath::ExactInt8}, 37, 45, 70},
+      {{"ufixed<8,8>", "fixed<8,4>", "int<32>", "nearest-even", "saturate", 0.5f, 4.0f, GemmPath::ExactInt8}, 33, 17, 129},
+      {{"fixed<4,2>", "ufixed<6,1>", "int<32>", "nearest-even", "saturate", 1.0f, 20.0f, GemmPath::ExactInt8}, 9, 50, 31},
+      // Was DGEMM: codes at their extremes, K = 3000: the bound is about 2^25.6.
+      {{"int<8>", "fixed<8,3>", "int<32>", "nearest-even", "saturate", 1000.0f, 1000.0f, GemmPath::ExactInt8}, 5, 19, 3000},
+      // The formats' bound is 2^31.1, the data's below 2^29: the data decides.
+      {{"int<8>", "int<8>", "int<32>", "nearest-even", "saturate", 10.0f, 10.0f, GemmPath::ExactInt8}, 2, 3, 140000},
+      // The product LSB at the ends of the range where float(sum) 2^-(fl_a + fl_b) stays normal.
+      {{"fixed<8,63>", "fixed<8,63>", "int<32>", "nearest-even", "saturate", lsb_63, lsb_63, GemmPath::ExactInt8}, 4, 5, 40},
+      {{"fixed<8,-48>", "fixed<8,-48>", "int<32>", "nearest-even", "saturate", lsb_m48, lsb_m48, GemmPath::ExactInt8}, 4, 5, 40},
+      // Past them: SGEMM, or fp64 sums rounded to fp32 (subnormal results included).
+      {{"fixed<8,-48>", "fixed<8,-49>", "int<32>", "nearest-even", "saturate", lsb_m48, lsb_m49, GemmPath::ExactFp32}, 4, 5, 40},
+      {{"fixed<8,70>", "fixed<8,70>", "int<32>", "nearest-even", "saturate", lsb_70, lsb_70, GemmPath::ExactFp64}, 4, 5, 40},
+      // Bound 2^31.1 at the codes' extremes: too large for int32, DGEMM into int<48> holds it.
+      {{"int<8>", "int<8>", "int<48>", "nearest-even", "saturate", 1000.0f, 1000.0f, GemmPath::ExactFp64}, 2, 3, 140000},
+      // Bound 2^24 but a 24-bit accumulator that saturates: the order matters.
+      {{"int<8>", "int<8>", "int<24>", "nearest-even", "saturate", 1000.0f, 1000.0f, GemmPath::OrderFaithful}, 2, 3, 1024},
+  };
+  unsigned seed = 100;
+  for (const Int8Case& t : cases)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        EXPECT_EQ(check(t.c, t.m, t.n, t.k, ta, tb, ++seed), t.c.path) << t.c.a << " x " << t.c.b << " -> " << t.c.acc << " K=" << t.k;
+}
+
+// Fixed-point operands into a float accumulator round on every add, as the array's float adder
+// does: no exact path, even where the sums are a few product LSBs (here 2^-40, below fp16's
+// smallest subnormal, so every add flushes to zero).
+TEST(NnGemm, FixedPointIntoAFloatAccumulatorRoundsEveryAdd) {
+  const Case c{"fixed<8,20>", "fixed<8,20>", "fp16", "nearest-even", "ieee", std::ldexp(1.0f, -19), std::ldexp(1.0f, -19),
+               GemmPath::OrderFaithful};
+  unsigned seed = 200;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) EXPECT_EQ(check(c, 9, 7, 3, ta, tb, ++seed), GemmPath::OrderFaithful);
 }
 
 // The fp32 reference path (OpenBLAS) agrees with fp64 sums to fp32 rounding error.

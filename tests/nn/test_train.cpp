@@ -155,7 +155,7 @@ TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
 }
 
 // Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8
-// (exact fp64 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
+// (exact int8 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
 TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
   for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8}) {
     TempDir t;

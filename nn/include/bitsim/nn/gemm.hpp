@@ -1,8 +1,12 @@
 // The GEMMs of every layer and phase, computed as the configured MAC array would: operands in their
 // formats, products exact, the accumulator's format, rounding and overflow on every add, and sums
-// in k order (the order of sim's systolic array). Five paths, chosen per call from the formats and
+// in k order (the order of sim's systolic array). Six paths, chosen per call from the formats and
 // the data so that each is exact for the case it takes:
 //   Fp32          plain fp32 (OpenBLAS SGEMM): the float reference, no hardware claim;
+//   ExactInt8     fixed-point operands of at most 8 bits into an integer accumulator that provably
+//                 cannot overflow, with the bound below 2^31 product LSBs: arith's int8 GEMM on the
+//                 codes (AVX-512 VNNI or AVX2), whose int32 sums wrap modulo 2^32 in any order onto
+//                 the exact sum; taken first, as it is the fastest;
 //   ExactFp32     fixed-point operands into an integer accumulator that provably cannot overflow
 //   ExactFp64     (K max|a| max|b| below the accumulator's range): every partial sum is an integer
 //                 multiple of the product LSB below 2^24 (SGEMM) or 2^53 (DGEMM), so BLAS in any
@@ -42,7 +46,7 @@ struct Accumulation {
   std::string describe() const;
 };
 
-enum class GemmPath : std::uint8_t { Fp32, ExactFp32, ExactFp64, OrderedFp32, OrderFaithful };
+enum class GemmPath : std::uint8_t { Fp32, ExactInt8, ExactFp32, ExactFp64, OrderedFp32, OrderFaithful };
 std::string_view to_string(GemmPath p);
 
 // Threads for the GEMMs and the executor (results do not depend on it). 0 = hardware threads.
