@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -267,6 +268,42 @@ std::vector<Span> schedule(const ArraySpec& spec, const GemmShape& s, const Mapp
   return out;
 }
 
+// The folds a dimension of n cuts into with folds of p come in at most two sizes: {how many,
+// extent} of the full ones, then of the remainder (none when p divides n).
+using Folds = std::array<std::pair<std::int64_t, std::int64_t>, 2>;
+Folds folds(std::int64_t n, std::int64_t p) { return {std::pair{n / p, p}, std::pair{std::int64_t(n % p != 0), n % p}}; }
+
+// ws partial sums: the blocks live while a block's k-folds run are those that share the loop
+// indices outside k; they stay in the O buffer when all of them fit together, and otherwise every
+// k-fold but the last writes its block to DRAM and the next reads it back. Which blocks stay
+// depends only on the sizes of their m-block and n-fold (size i: 0 full, 1 the remainder).
+class PartialSums {
+ public:
+  // mp: resolved, on a weight-stationary array.
+  PartialSums(const ArraySpec& spec, const GemmShape& s, const Mapping& mp, int acc_bits)
+      : full_m_(s.m / mp.tile_m), full_n_(s.n / spec.cols) {
+    const Folds m = folds(s.m, mp.tile_m), n = folds(s.n, spec.cols);
+    const std::string_view o = to_string(mp.order);
+    const bool m_fixed = o.find('m') < o.find('k'), n_fixed = o.find('n') < o.find('k');  // a loop outside k
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        std::int64_t live = 0;  // bytes of the blocks that share a block of sizes (i, j)'s indices outside k
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) {
+            const std::int64_t blocks = (m_fixed ? std::int64_t(a == i) : m[std::size_t(a)].first) *
+                                        (n_fixed ? std::int64_t(b == j) : n[std::size_t(b)].first);
+            live += blocks * packed_bytes(m[std::size_t(a)].second * n[std::size_t(b)].second, acc_bits);
+          }
+        kept_[i][j] = live <= spec.buffer_o_bytes;
+      }
+  }
+  bool kept(std::int64_t mb, std::int64_t nt) const { return kept_[mb >= full_m_][nt >= full_n_]; }
+
+ private:
+  std::int64_t full_m_, full_n_;  // m-blocks and n-folds of the full size
+  bool kept_[2][2] = {};
+};
+
 // The GEMM model, with A read either as blocks of the M x K matrix (conv == nullptr) or as input rows.
 ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping,
                  const ConvShape* conv) {
@@ -280,35 +317,10 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
   st.macs = s.m * s.k * s.n;
   st.pes = std::int64_t(spec.rows) * spec.cols;
   const std::vector<Span> spans = schedule(spec, s, mp);
-  const std::int64_t fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
-
-  // ws partial sums: the blocks live while this block's k-folds run are those that share the
-  // loop indices outside k; they stay in the O buffer when all of them fit together, and
-  // otherwise every k-fold but the last writes its block to DRAM and the next reads it back.
-  std::int64_t m_fixed = 0, n_fixed = 0;  // whether m / n is a loop outside k
-  if (ws) {
-    const std::string_view o = to_string(mp.order);
-    m_fixed = o.find('m') < o.find('k'), n_fixed = o.find('n') < o.find('k');
-  }
-  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows);
-  auto psum_bytes = [&](std::int64_t mb, std::int64_t nt) {
-    return packed_bytes(extent(s.m, mp.tile_m, mb) * extent(s.n, spec.cols, nt), cb);
-  };
-  std::vector<std::int64_t> live_by_m(std::size_t(ws ? fm : 0), 0), live_by_n(std::size_t(ws ? fn : 0), 0);
-  std::int64_t live_all = 0;
-  if (ws)
-    for (std::int64_t mb = 0; mb < fm; ++mb)
-      for (std::int64_t nt = 0; nt < fn; ++nt) {
-        const std::int64_t b = psum_bytes(mb, nt);
-        live_by_m[std::size_t(mb)] += b, live_by_n[std::size_t(nt)] += b, live_all += b;
-      }
-  auto psum_kept = [&](const Span& t) {
-    const std::int64_t live = m_fixed && n_fixed ? psum_bytes(t.mb, t.nt)
-                              : m_fixed          ? live_by_m[std::size_t(t.mb)]
-                              : n_fixed          ? live_by_n[std::size_t(t.nt)]
-                                                 : live_all;
-    return live <= spec.buffer_o_bytes;
-  };
+  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows), fk = ceil_div(s.k, spec.rows);
+  const std::int64_t fn = ceil_div(s.n, spec.cols);
+  std::optional<PartialSums> psums;
+  if (ws) psums.emplace(spec, s, mp, cb);
 
   std::vector<TileCost> tiles;
   tiles.reserve(spans.size());
@@ -337,7 +349,7 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
   for (const Span& t : spans) {
     TileCost tc;
     if (ws) {
-      const bool kept = psum_kept(t), last_k = t.kt == fk - 1;
+      const bool kept = psums->kept(t.mb, t.nt), last_k = t.kt == fk - 1;
       tc.compute = t.r + t.mt + t.r + t.c - 1;
       if (!buf_w.access(t.kt * fn + t.nt, packed_bytes(t.r * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, t.r * t.c, wb);
       tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
