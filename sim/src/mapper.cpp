@@ -56,7 +56,7 @@ MappingChoice search(const ArraySpec& spec, const OperandBits& bits, const GemmS
   bool first = true;
   detail::MappingCounts counts(spec, bits, s, conv);
   for (const Mapping& m : candidate_mappings(spec, bits, s, conv)) {
-    const ArrayStats& st = counts(m);
+    const ArrayStats& st = *counts(m);
     const double score = metric(st);
     ++best.candidates;
     if (first) best.fixed_stats = st, best.fixed_score = score;
