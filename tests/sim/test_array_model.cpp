@@ -2,7 +2,8 @@
 // implementations they replaced, kept here as oracles: the LRU buffer as a std::list with a hash
 // map of its ids, the rows a convolution's im2col block reads as one id per (output row, k),
 // sorted. The mapper's sharing of counts between mappings against the closed form per mapping,
-// and its lower bounds of counts against the final counts. Plain C++, no SystemC.
+// its lower bounds of counts against the final counts, and its search, which rules candidates out
+// on those bounds, against an exhaustive one. Plain C++, no SystemC.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -302,6 +303,79 @@ TEST(SimArrayModel, LowerBoundsNeverExceedTheFinalCounts) {
               (long long)during_walk, (long long)exact_cycles);
   EXPECT_GT(mappings, 3000);
   EXPECT_GT(during_walk, 1000);
+}
+
+// The mapper's choice, with candidates left on lower bounds of their counts, is that of scoring
+// every candidate in full in order and keeping the least (metric, cycles, DRAM bytes), the earliest
+// of full ties: the same mapping, counts and score, and the same fixed mapping's counts, for the
+// metrics the cost pipeline ranks by (cycles, DRAM bytes, a positive linear energy of the counts,
+// energy x cycles).
+TEST(SimMapper, PrunedSearchEqualsTheExhaustiveOne) {
+  std::mt19937_64 rng(19);
+  const Metric energy = [](const ArrayStats& s) {
+    return 0.5 * double(s.macs) + 1.0 * double(s.buf_a.reads + s.buf_a.writes + s.buf_w.reads + s.buf_w.writes) +
+           2.0 * double(s.buf_o.reads + s.buf_o.writes) + 20.0 * double(s.dram.total());
+  };
+  const Metric edp = [&](const ArrayStats& s) { return energy(s) * double(s.cycles); };
+  const std::vector<std::pair<const char*, Metric>> metrics = {
+      {"cycles", cycles_metric}, {"dram", dram_bytes_metric}, {"energy", energy}, {"edp", edp}};
+  std::int64_t searches = 0, candidates = 0, ruled_out = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const Case c = random_case(rng, trial, 40);
+    const ConvShape* cv = c.conv ? &c.cv : nullptr;
+    const std::vector<Mapping> all = candidate_mappings(c.spec, c.bits, c.g, cv);
+    std::vector<ArrayStats> stats;
+    for (const Mapping& m : all)
+      stats.push_back(c.conv ? conv_model(c.spec, c.bits, c.cv, m) : array_model(c.spec, c.bits, c.g, m));
+    for (const auto& [name, metric] : metrics) {
+      auto rank = [&](std::size_t i) { return std::make_tuple(metric(stats[i]), stats[i].cycles, stats[i].dram.total()); };
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < all.size(); ++i)
+        if (rank(i) < rank(best)) best = i;
+      const MappingChoice got = c.conv ? best_conv_mapping(c.spec, c.bits, c.cv, metric) : best_mapping(c.spec, c.bits, c.g, metric);
+      const std::string where = "trial " + std::to_string(trial) + " metric " + name;
+      ASSERT_EQ(got.mapping, all[best]) << where << ": " << got.mapping.to_string() << " != " << all[best].to_string();
+      ASSERT_EQ(differences(got.stats, stats[best]), "") << where;
+      ASSERT_EQ(got.score, metric(stats[best])) << where;
+      ASSERT_EQ(differences(got.fixed_stats, stats[0]), "") << where;
+      ASSERT_EQ(got.fixed_score, metric(stats[0])) << where;
+      ASSERT_EQ(got.candidates, std::int64_t(all.size())) << where;
+      ++searches, candidates += got.candidates, ruled_out += got.ruled_out;
+    }
+  }
+  std::printf("%lld searches, %lld candidates, %lld ruled out\n", (long long)searches, (long long)candidates,
+              (long long)ruled_out);
+  EXPECT_GT(ruled_out, candidates / 2);
+}
+
+// A full tie won by a candidate counted after its equal: 24x2x1 on a 1x3 array, 4 DRAM bytes per
+// cycle, 24-bit sums. M tiles 8 (candidate 1) and 9 (candidate 2) both cut M into three m-blocks
+// (60 compute cycles), keep their sums on chip and fetch everything once (122 bytes), and both end
+// at cycle 69. Known before the walk, tile 8 needs 3 cycles for its first fetch (9 bytes) and 6 for
+// its last write (24 bytes): 69; tile 9 only 5 for its last write (6 rows, 18 bytes): 68, so tile
+// 9 is counted first. Tile 8's lower bound then equals the best, and only counting it (leaving a
+// candidate on a bound strictly after the best, not at it) gives the earliest of the tie.
+TEST(SimMapper, FullTiesGoToTheEarliestCandidate) {
+  ArraySpec spec;
+  spec.rows = 1, spec.cols = 3;
+  spec.buffer_a_bytes = 63, spec.buffer_w_bytes = 23, spec.buffer_o_bytes = 29;
+  spec.dram_bytes_per_cycle = 4;
+  const OperandBits bits{8, 8, 24};
+  const GemmShape g{24, 2, 1};
+  const std::vector<Mapping> all = candidate_mappings(spec, bits, g);
+  ASSERT_GE(all.size(), 3u);
+  ASSERT_EQ(all[1], (Mapping{LoopOrder::NMK, 8}));
+  ASSERT_EQ(all[2], (Mapping{LoopOrder::NMK, 9}));
+  detail::MappingCounts counts(spec, bits, g, nullptr);
+  EXPECT_EQ(counts.known(all[1]).cycles, 69);
+  EXPECT_EQ(counts.known(all[2]).cycles, 68);
+  for (const Mapping& m : {all[1], all[2]}) {
+    const ArrayStats s = array_model(spec, bits, g, m);
+    EXPECT_EQ(s.cycles, 69);
+    EXPECT_EQ(s.dram.total(), 122);
+  }
+  for (const Metric& metric : {Metric(cycles_metric), Metric(dram_bytes_metric)})
+    EXPECT_EQ(best_mapping(spec, bits, g, metric).mapping, all[1]);
 }
 
 }  // namespace
