@@ -58,6 +58,9 @@ GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g
   GemmCost c;
   c.work = g;
   const sim::OperandBits bits{g.a.width(), g.w.width(), g.acc.width()};
+  // The mapper scores lower bounds of counts too, so a metric must not decrease as a count grows:
+  // energy is a sum of counts times positive energies per operation or access (each rounding of
+  // the sum is monotone too), and energy x cycles a product of two such non-negative terms.
   auto energy = [&](const sim::ArrayStats& st) { return gemm_energy(model, hw, g, st).total_energy_pj; };
   sim::Metric metric;
   switch (hw.mapping) {

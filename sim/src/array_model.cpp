@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -208,14 +209,18 @@ struct TileCost {
   std::int64_t compute = 0, fetch = 0, write = 0;  // cycles; bytes; bytes
 };
 
+// Cycles a request of b bytes holds the DRAM channel: ceil(b / bandwidth), 0 when unlimited.
+double transfer_cycles(double bytes_per_cycle, std::int64_t b) {
+  return (bytes_per_cycle == 0 || b == 0) ? 0 : std::ceil(double(b) / bytes_per_cycle);
+}
+
 // One DRAM channel serving requests in the order they are issued: a request of b bytes issued at
 // cycle s starts when the channel is free and its data is usable ceil(b / bandwidth) cycles later.
 class Channel {
  public:
   explicit Channel(double bytes_per_cycle) : bw_(bytes_per_cycle) {}
   std::int64_t issue(std::int64_t at, std::int64_t b) {
-    const double d = (bw_ == 0 || b == 0) ? 0 : std::ceil(double(b) / bw_);
-    const double done = double(std::max(free_, at)) + d;
+    const double done = double(std::max(free_, at)) + transfer_cycles(bw_, b);
     // Cycle counts stay exact integers far below 2^63; a channel that slow is refused, not wrapped.
     if (done > 0x1p62)
       throw std::invalid_argument(fmt::format("at {} DRAM bytes per cycle this GEMM needs more than 2^62 cycles", bw_));
@@ -267,79 +272,209 @@ std::vector<Span> schedule(const ArraySpec& spec, const GemmShape& s, const Mapp
   return out;
 }
 
-// The GEMM model, with A read either as blocks of the M x K matrix (conv == nullptr) or as input rows.
-ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping,
-                 const ConvShape* conv) {
+// The folds a dimension of n cuts into with folds of p come in at most two sizes: {how many,
+// extent} of the full ones, then of the remainder (none when p divides n).
+using Folds = std::array<std::pair<std::int64_t, std::int64_t>, 2>;
+Folds folds(std::int64_t n, std::int64_t p) { return {std::pair{n / p, p}, std::pair{std::int64_t(n % p != 0), n % p}}; }
+
+// Bytes of each p1 x p2 block of an n1 x n2 matrix, packed, summed: the DRAM bytes of one fetch
+// of every block.
+std::int64_t block_bytes(std::int64_t n1, std::int64_t p1, std::int64_t n2, std::int64_t p2, int bits) {
+  std::int64_t sum = 0;
+  for (const auto& [c1, e1] : folds(n1, p1))
+    for (const auto& [c2, e2] : folds(n2, p2)) sum += c1 * c2 * packed_bytes(e1 * e2, bits);
+  return sum;
+}
+
+// ws partial sums: the blocks live while a block's k-folds run are those that share the loop
+// indices outside k; they stay in the O buffer when all of them fit together, and otherwise every
+// k-fold but the last writes its block to DRAM and the next reads it back. Which blocks stay
+// depends only on the sizes of their m-block and n-fold (size i: 0 full, 1 the remainder).
+class PartialSums {
+ public:
+  // mp: resolved, on a weight-stationary array.
+  PartialSums(const ArraySpec& spec, const GemmShape& s, const Mapping& mp, int acc_bits)
+      : full_m_(s.m / mp.tile_m), full_n_(s.n / spec.cols) {
+    const Folds m = folds(s.m, mp.tile_m), n = folds(s.n, spec.cols);
+    const std::string_view o = to_string(mp.order);
+    const bool m_fixed = o.find('m') < o.find('k'), n_fixed = o.find('n') < o.find('k');  // a loop outside k
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        std::int64_t live = 0;  // bytes of the blocks that share a block of sizes (i, j)'s indices outside k
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) {
+            const std::int64_t blocks = (m_fixed ? std::int64_t(a == i) : m[std::size_t(a)].first) *
+                                        (n_fixed ? std::int64_t(b == j) : n[std::size_t(b)].first);
+            live += blocks * packed_bytes(m[std::size_t(a)].second * n[std::size_t(b)].second, acc_bits);
+          }
+        kept_[i][j] = live <= spec.buffer_o_bytes;
+      }
+  }
+  bool kept_sizes(int i, int j) const { return kept_[i][j]; }
+  bool kept(std::int64_t mb, std::int64_t nt) const { return kept_[mb >= full_m_][nt >= full_n_]; }
+
+ private:
+  std::int64_t full_m_, full_n_;  // m-blocks and n-folds of the full size
+  bool kept_[2][2] = {};
+};
+
+// Raises k.cycles to the cycles the channel needs for k's DRAM bytes: a request of b bytes takes
+// ceil(b / bandwidth) cycles and requests take turns, so all take at least total / bandwidth
+// (1e-9 less, for the rounding of doubles).
+void raise_to_channel(ArrayStats& k, double bytes_per_cycle) {
+  if (bytes_per_cycle > 0) {
+    const double busy = std::floor(double(k.dram.total()) / bytes_per_cycle * (1 - 1e-9));
+    k.cycles = std::max(k.cycles, std::int64_t(std::min(busy, 0x1p62)));
+  }
+  k.stall_cycles = k.cycles - k.compute_cycles;
+}
+
+// The mapping's final counts as far as they are known before its tiles are walked, each at most
+// its final value. Exact but for the operand fetches of a block (or input row) fetched before,
+// which depend on what the LRU buffers hold, and for the stalls between the first fetch and the
+// last write. mp: resolved.
+ArrayStats known_counts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mp,
+                        const ConvShape* conv) {
+  const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  std::optional<PartialSums> psums;
+  if (ws) psums.emplace(spec, s, mp, bits.acc);
+  const std::int64_t pm = ws ? mp.tile_m : spec.rows, pk = ws ? spec.rows : s.k;  // block extents, as in schedule()
+  const std::int64_t fm = ceil_div(s.m, pm), fk = ceil_div(s.k, pk), fn = ceil_div(s.n, spec.cols);
+  ArrayStats k;
+  k.macs = s.m * s.k * s.n;
+  k.pes = std::int64_t(spec.rows) * spec.cols;
+  k.tiles = fm * fk * fn;
+  k.compute_cycles = compute_cycles(spec, s, mp);
+  k.buf_a.reads = fn * s.m * s.k;  // each n-fold streams all of A
+  k.buf_w.reads = fm * s.k * s.n;  // each m-block loads all of W
+  // One fetch of every W block, and of every A block or every input row that some tile reads
+  // (those the whole im2col block reads: as many in every image). The first tile's operands are
+  // all fetched: its W block, and its A block or (at least) the rows its first image reads.
+  const std::int64_t r0 = std::min(pk, s.k), c0 = std::min<std::int64_t>(spec.cols, s.n);
+  std::int64_t first_fetch = packed_bytes(r0 * c0, bits.w);
+  k.buf_w.writes = s.k * s.n, k.dram.read_w = block_bytes(s.k, pk, s.n, spec.cols, bits.w);
+  if (conv) {
+    detail::ConvRows conv_rows(*conv);
+    const std::int64_t image = conv->out_height() * conv->out_width(), row_bytes = packed_bytes(conv->width, bits.a);
+    const std::int64_t rows = conv->batch * std::int64_t(conv_rows(0, image, 0, s.k).size());
+    k.buf_a.writes = rows * conv->width, k.dram.read_a = rows * row_bytes;
+    first_fetch += std::int64_t(conv_rows(0, std::min({pm, s.m, image}), 0, r0).size()) * row_bytes;
+  } else {
+    k.buf_a.writes = s.m * s.k, k.dram.read_a = block_bytes(s.m, pm, s.k, pk, bits.a);
+    first_fetch += packed_bytes(std::min(pm, s.m) * r0, bits.a);
+  }
+  // The e sums of an (m-block, n-fold) leave the array on each k-fold and enter it again on each
+  // but the first; kept, they go to DRAM once, else on every k-fold and come back on every one but
+  // the first.
+  const Folds m = folds(s.m, pm), n = folds(s.n, spec.cols);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const std::int64_t blocks = m[std::size_t(i)].first * n[std::size_t(j)].first;
+      const std::int64_t e = m[std::size_t(i)].second * n[std::size_t(j)].second, bytes = packed_bytes(e, bits.acc);
+      const std::int64_t spills = psums && !psums->kept_sizes(i, j) ? fk - 1 : 0;
+      k.buf_o.writes += blocks * (fk + spills) * e, k.buf_o.reads += blocks * (fk + spills) * e;
+      k.dram.read_psum += blocks * spills * bytes, k.dram.write_c += blocks * (1 + spills) * bytes;
+    }
+  // Cycles at least: the first tile waits for its operands, the tiles compute one after another,
+  // and the last one's results (its k-fold is the last) leave after it; or what the channel needs.
+  const double bw = spec.dram_bytes_per_cycle;
+  const std::int64_t last_write = packed_bytes(extent(s.m, pm, fm - 1) * extent(s.n, spec.cols, fn - 1), bits.acc);
+  const double path = transfer_cycles(bw, first_fetch) + double(k.compute_cycles) + transfer_cycles(bw, last_write);
+  k.cycles = std::int64_t(std::min(path, 0x1p62));
+  raise_to_channel(k, bw);
+  return k;
+}
+
+// Buffer accesses the walk makes between two tests of give_up: a test scores a metric (the
+// pipeline's energy takes a microsecond or two), an access and its share of a tile some ten
+// nanoseconds.
+constexpr std::int64_t kAccessesPerTest = 512;
+
+// The GEMM model, with A read either as blocks of the M x K matrix (conv == nullptr) or as input
+// rows. Nothing when give_up holds for a lower bound of the counts: tested before the walk, every
+// kAccessesPerTest buffer accesses and after the last tile.
+std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s,
+                                const Mapping& mapping, const ConvShape* conv, const detail::GiveUp& give_up) {
   spec.validate();
   bits.validate();
   check_shape(s);
   const Mapping mp = resolve(mapping, spec.dataflow, s);
   const int ab = bits.a, wb = bits.w, cb = bits.acc;
   const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  std::optional<ArrayStats> known;
+  if (give_up) {
+    known = known_counts(spec, bits, s, mp, conv);
+    if (give_up(*known)) return std::nullopt;
+  }
+  std::optional<PartialSums> psums;
+  if (ws) psums.emplace(spec, s, mp, cb);
   ArrayStats st;
   st.macs = s.m * s.k * s.n;
   st.pes = std::int64_t(spec.rows) * spec.cols;
   const std::vector<Span> spans = schedule(spec, s, mp);
-  const std::int64_t fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
-
-  // ws partial sums: the blocks live while this block's k-folds run are those that share the
-  // loop indices outside k; they stay in the O buffer when all of them fit together, and
-  // otherwise every k-fold but the last writes its block to DRAM and the next reads it back.
-  std::int64_t m_fixed = 0, n_fixed = 0;  // whether m / n is a loop outside k
-  if (ws) {
-    const std::string_view o = to_string(mp.order);
-    m_fixed = o.find('m') < o.find('k'), n_fixed = o.find('n') < o.find('k');
-  }
-  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows);
-  auto psum_bytes = [&](std::int64_t mb, std::int64_t nt) {
-    return packed_bytes(extent(s.m, mp.tile_m, mb) * extent(s.n, spec.cols, nt), cb);
-  };
-  std::vector<std::int64_t> live_by_m(std::size_t(ws ? fm : 0), 0), live_by_n(std::size_t(ws ? fn : 0), 0);
-  std::int64_t live_all = 0;
-  if (ws)
-    for (std::int64_t mb = 0; mb < fm; ++mb)
-      for (std::int64_t nt = 0; nt < fn; ++nt) {
-        const std::int64_t b = psum_bytes(mb, nt);
-        live_by_m[std::size_t(mb)] += b, live_by_n[std::size_t(nt)] += b, live_all += b;
-      }
-  auto psum_kept = [&](const Span& t) {
-    const std::int64_t live = m_fixed && n_fixed ? psum_bytes(t.mb, t.nt)
-                              : m_fixed          ? live_by_m[std::size_t(t.mb)]
-                              : n_fixed          ? live_by_n[std::size_t(t.nt)]
-                                                 : live_all;
-    return live <= spec.buffer_o_bytes;
-  };
+  const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows), fk = ceil_div(s.k, spec.rows);
+  const std::int64_t fn = ceil_div(s.n, spec.cols);
 
   std::vector<TileCost> tiles;
   tiles.reserve(spans.size());
+  std::int64_t accesses = 0, next_test = kAccessesPerTest;  // of the A and W buffers
   auto fetch = [&](BufferCounts& buf, std::int64_t& dram, std::int64_t elements, int bits_per) {
     buf.writes += elements;
     dram += packed_bytes(elements, bits_per);
     return packed_bytes(elements, bits_per);
   };
   // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold); os blocks span K.
-  LruBuffer buf_a(spec.buffer_a_bytes, conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm,
+  const std::int64_t ids_a = conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm;
+  const std::int64_t ids_w = ws ? fk * fn : fn;
+  LruBuffer buf_a(spec.buffer_a_bytes, ids_a,
                   conv ? packed_bytes(conv->width, ab) : packed_bytes((ws ? mp.tile_m : spec.rows) * (ws ? spec.rows : s.k), ab));
-  LruBuffer buf_w(spec.buffer_w_bytes, ws ? fk * fn : fn, packed_bytes((ws ? spec.rows : s.k) * spec.cols, wb));
+  LruBuffer buf_w(spec.buffer_w_bytes, ids_w, packed_bytes((ws ? spec.rows : s.k) * spec.cols, wb));
+  // known has one fetch of every block and row; with the fetches of those fetched before added,
+  // it stays a lower bound of the final counts as the walk goes.
+  std::vector<bool> fetched_a(std::size_t(known ? ids_a : 0)), fetched_w(std::size_t(known ? ids_w : 0));
+  auto fetched_before = [](std::vector<bool>& fetched, std::int64_t id) {
+    const bool before = fetched[std::size_t(id)];
+    fetched[std::size_t(id)] = true;
+    return before;
+  };
+  auto miss_a = [&](std::int64_t id, std::int64_t elements) {
+    if (known && fetched_before(fetched_a, id)) fetch(known->buf_a, known->dram.read_a, elements, ab);
+    return fetch(st.buf_a, st.dram.read_a, elements, ab);
+  };
   std::optional<detail::ConvRows> conv_rows;
   if (conv) conv_rows.emplace(*conv);
-  // A: a block of the A matrix, or (convolution) every input row the block reads, through the A buffer.
+  // A: a block of the A matrix, or (convolution) every input row the block reads, through the A
+  // buffer; the DRAM bytes fetched.
   auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
-    std::int64_t b = 0;
     if (!conv) {
-      if (!buf_a.access(id, packed_bytes(mt * kt_len, ab))) b += fetch(st.buf_a, st.dram.read_a, mt * kt_len, ab);
-      return b;
+      ++accesses;
+      return buf_a.access(id, packed_bytes(mt * kt_len, ab)) ? 0 : miss_a(id, mt * kt_len);
     }
-    for (const std::int64_t row : (*conv_rows)(m0, m0 + mt, k0, k0 + kt_len))
-      if (!buf_a.access(row, packed_bytes(conv->width, ab))) b += fetch(st.buf_a, st.dram.read_a, conv->width, ab);
+    const std::vector<std::int64_t>& rows = (*conv_rows)(m0, m0 + mt, k0, k0 + kt_len);
+    accesses += std::int64_t(rows.size());
+    const std::int64_t row_bytes = packed_bytes(conv->width, ab);
+    std::int64_t b = 0;
+    for (const std::int64_t row : rows)
+      if (!buf_a.access(row, row_bytes)) b += miss_a(row, conv->width);
     return b;
   };
+  auto fetch_w = [&](std::int64_t id, std::int64_t elements) -> std::int64_t {
+    ++accesses;
+    if (buf_w.access(id, packed_bytes(elements, wb))) return 0;
+    if (known && fetched_before(fetched_w, id)) fetch(known->buf_w, known->dram.read_w, elements, wb);
+    return fetch(st.buf_w, st.dram.read_w, elements, wb);
+  };
   for (const Span& t : spans) {
+    if (known && accesses >= next_test) {
+      raise_to_channel(*known, spec.dram_bytes_per_cycle);
+      if (give_up(*known)) return std::nullopt;
+      next_test = accesses + kAccessesPerTest;
+    }
     TileCost tc;
     if (ws) {
-      const bool kept = psum_kept(t), last_k = t.kt == fk - 1;
+      const bool kept = psums->kept(t.mb, t.nt), last_k = t.kt == fk - 1;
       tc.compute = t.r + t.mt + t.r + t.c - 1;
-      if (!buf_w.access(t.kt * fn + t.nt, packed_bytes(t.r * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, t.r * t.c, wb);
+      tc.fetch += fetch_w(t.kt * fn + t.nt, t.r * t.c);
       tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
       if (t.kt > 0 && !kept) tc.fetch += fetch(st.buf_o, st.dram.read_psum, t.mt * t.c, cb);
       if (last_k || !kept) {
@@ -355,7 +490,7 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
       const std::int64_t r = t.mt;  // an os tile's PE rows are its output rows
       tc.compute = s.k + r + t.c - 2 + r;
       tc.fetch += fetch_a(t.mb, t.m0, r, 0, s.k);
-      if (!buf_w.access(t.nt, packed_bytes(s.k * t.c, wb))) tc.fetch += fetch(st.buf_w, st.dram.read_w, s.k * t.c, wb);
+      tc.fetch += fetch_w(t.nt, s.k * t.c);
       tc.write = packed_bytes(r * t.c, cb);
       st.dram.write_c += tc.write;
       st.buf_a.reads += r * s.k;
@@ -364,6 +499,10 @@ ArrayStats model(const ArraySpec& spec, const OperandBits& bits, const GemmShape
       st.buf_o.reads += r * t.c;
     }
     tiles.push_back(tc);
+  }
+  if (known) {
+    raise_to_channel(*known, spec.dram_bytes_per_cycle);
+    if (give_up(*known)) return std::nullopt;
   }
 
   // Tile t+1's operands are fetched while tile t computes; tile t's results are written when it
@@ -436,11 +575,11 @@ std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& s, const Map
 }
 
 ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping) {
-  return model(spec, bits, s, mapping, nullptr);
+  return *model(spec, bits, s, mapping, nullptr, {});
 }
 
 ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const ConvShape& cv, const Mapping& mapping) {
-  return model(spec, bits, cv.gemm(), mapping, &cv);
+  return *model(spec, bits, cv.gemm(), mapping, &cv, {});
 }
 
 namespace detail {
@@ -461,11 +600,18 @@ std::string tile_order(const ArraySpec& spec, const GemmShape& s, const Mapping&
 MappingCounts::MappingCounts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const ConvShape* conv)
     : spec_(spec), bits_(bits), shape_(shape), conv_(conv) {}
 
-const ArrayStats& MappingCounts::operator()(const Mapping& mapping) {
+ArrayStats MappingCounts::known(const Mapping& mapping) const {
+  spec_.validate();
+  bits_.validate();
+  check_shape(shape_);
+  return known_counts(spec_, bits_, shape_, resolve(mapping, spec_.dataflow, shape_), conv_);
+}
+
+const ArrayStats* MappingCounts::operator()(const Mapping& mapping, const GiveUp& give_up) {
   const Mapping mp = resolve(mapping, spec_.dataflow, shape_);
   const auto [it, fresh] = counted_.try_emplace({mp.tile_m, tile_order(spec_, shape_, mp)});
-  if (fresh) it->second = model(spec_, bits_, shape_, mp, conv_);
-  return it->second;
+  if (fresh) it->second = model(spec_, bits_, shape_, mp, conv_, give_up);
+  return it->second ? &*it->second : nullptr;
 }
 
 }  // namespace detail

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,19 +77,33 @@ class ConvRows {
 // spec, shape or mapping.
 std::string tile_order(const ArraySpec& spec, const GemmShape& shape, const Mapping& mapping);
 
+// A test of a lower bound of a mapping's counts (every field at most its final value): true when
+// no mapping with counts at least these is wanted, so that the closed form may stop counting it.
+using GiveUp = std::function<bool(const ArrayStats& lower)>;
+
 // The closed form over many mappings of one GEMM or convolution (the mapper's candidates), each
-// (M tile, tile order) counted once. Equals array_model / conv_model for every mapping.
+// (M tile, tile order) counted once. Equals array_model / conv_model for every mapping, or is null
+// when give_up held on the way: for known(mapping) before the tiles are walked, then every few
+// hundred buffer accesses and after the last tile for known(mapping) plus the fetches so far of
+// blocks fetched before and the cycles the channel needs for them. A count given up stays given
+// up, so give_up may only grow more eager from call to call (the mapper's does: its best only
+// improves).
 class MappingCounts {
  public:
   MappingCounts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const ConvShape* conv);
-  const ArrayStats& operator()(const Mapping& mapping);
+  const ArrayStats* operator()(const Mapping& mapping, const GiveUp& give_up = {});
+  // The counts as far as they are known before the walk, each at most the final one: all but the
+  // fetches of operand blocks (or input rows) fetched before, which depend on what the LRU buffers
+  // hold, and the stalls between the first fetch and the last write (cycles: at least those of
+  // the first fetch, the compute, the last write, and what the channel needs for the bytes).
+  ArrayStats known(const Mapping& mapping) const;
 
  private:
   ArraySpec spec_;
   OperandBits bits_;
   GemmShape shape_;
   const ConvShape* conv_;
-  std::map<std::pair<std::int64_t, std::string>, ArrayStats> counted_;
+  std::map<std::pair<std::int64_t, std::string>, std::optional<ArrayStats>> counted_;
 };
 
 }  // namespace bitsim::sim::detail

@@ -1,9 +1,11 @@
-// Exhaustive mapping search over the closed form (docs/sim.md, "Mapper").
+// Mapping search over the closed form, leaving candidates that cannot win (docs/sim.md, "Mapper").
 #include "bitsim/sim/mapper.hpp"
 
 #include <algorithm>
+#include <ranges>
 #include <set>
 #include <tuple>
+#include <utility>
 
 #include "array_model_internal.hpp"
 
@@ -52,19 +54,33 @@ namespace {
 
 MappingChoice search(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const ConvShape* conv,
                      const Metric& metric) {
-  MappingChoice best;
-  bool first = true;
+  const std::vector<Mapping> candidates = candidate_mappings(spec, bits, s, conv);
+  using Rank = std::tuple<double, std::int64_t, std::int64_t>;  // metric, cycles, DRAM bytes
+  auto rank = [&](const ArrayStats& st) { return Rank{metric(st), st.cycles, st.dram.total()}; };
   detail::MappingCounts counts(spec, bits, s, conv);
-  for (const Mapping& m : candidate_mappings(spec, bits, s, conv)) {
-    const ArrayStats& st = counts(m);
-    const double score = metric(st);
-    ++best.candidates;
-    if (first) best.fixed_stats = st, best.fixed_score = score;
-    if (first || std::make_tuple(score, st.cycles, st.dram.total()) <
-                     std::make_tuple(best.score, best.stats.cycles, best.stats.dram.total())) {
-      best.mapping = m, best.stats = st, best.score = score;
+  MappingChoice best;
+  best.candidates = std::int64_t(candidates.size());
+  best.mapping = candidates[0], best.stats = best.fixed_stats = *counts(candidates[0]);
+  best.score = best.fixed_score = metric(best.stats);
+  Rank best_rank = rank(best.stats);
+  std::size_t best_at = 0;  // the index in candidates, which decides full ties
+  // The others in the order of their known counts, so that the likely winners, counted first,
+  // rule out the rest before or early in their walk; the same rank, in the order of candidates.
+  std::vector<std::pair<Rank, std::size_t>> order;
+  for (std::size_t i = 1; i < candidates.size(); ++i) order.emplace_back(rank(counts.known(candidates[i])), i);
+  std::sort(order.begin(), order.end());
+  // Counts at least `lower` rank no better than it (metric, cycles and DRAM bytes never decrease as
+  // counts grow): once it ranks strictly after the best, they lose, full ties included.
+  const detail::GiveUp give_up = [&](const ArrayStats& lower) { return rank(lower) > best_rank; };
+  for (const std::size_t i : std::views::values(order)) {
+    const ArrayStats* st = counts(candidates[i], give_up);
+    if (!st) {
+      ++best.ruled_out;
+      continue;
     }
-    first = false;
+    const Rank r = rank(*st);
+    if (std::tie(r, i) < std::tie(best_rank, best_at))
+      best.mapping = candidates[i], best.stats = *st, best.score = std::get<0>(r), best_rank = r, best_at = i;
   }
   return best;
 }

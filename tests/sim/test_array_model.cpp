@@ -1,8 +1,9 @@
 // The closed-form array model's internals (sim/src/array_model_internal.hpp) against the plain
 // implementations they replaced, kept here as oracles: the LRU buffer as a std::list with a hash
 // map of its ids, the rows a convolution's im2col block reads as one id per (output row, k),
-// sorted. The mapper's sharing of counts between mappings against the closed form per mapping.
-// Plain C++, no SystemC.
+// sorted. The mapper's sharing of counts between mappings against the closed form per mapping,
+// its lower bounds of counts against the final counts, and its search, which rules candidates out
+// on those bounds, against an exhaustive one. Plain C++, no SystemC.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -209,12 +210,172 @@ TEST(SimArrayModel, SharedCountsEqualTheClosedFormPerMapping) {
           mappings.push_back({o, t});
     for (const Mapping& m : mappings) {
       const ArrayStats want = conv ? conv_model(spec, bits, cv, m) : array_model(spec, bits, g, m);
-      ASSERT_EQ(differences(counts(m), want), "") << "trial " << trial << " " << m.to_string();
+      ASSERT_EQ(differences(*counts(m), want), "") << "trial " << trial << " " << m.to_string();
       ++compared, spilled += want.dram.read_psum > 0;
     }
   }
   EXPECT_GT(compared, 5000);
   EXPECT_GT(spilled, 500);
+}
+
+// A random GEMM or convolution on a random array: both dataflows, buffers from none to room for
+// everything, unlimited and slow DRAM, operand and accumulator widths that pack unevenly. One in
+// four is tiny, with whole bytes: there different mappings often end in full ties.
+struct Case {
+  ArraySpec spec;
+  OperandBits bits;
+  bool conv = false;
+  ConvShape cv;
+  GemmShape g;
+};
+
+Case random_case(std::mt19937_64& rng, int trial, std::int64_t max_size) {
+  auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
+  Case c;
+  c.spec.rows = int(uni(1, 6)), c.spec.cols = int(uni(1, 6));
+  c.spec.dataflow = trial % 5 == 0 ? Dataflow::OutputStationary : Dataflow::WeightStationary;
+  const std::int64_t most = trial % 4 == 0 ? std::int64_t(1) << 20 : 600;
+  c.spec.buffer_a_bytes = uni(0, most), c.spec.buffer_w_bytes = uni(0, most), c.spec.buffer_o_bytes = uni(0, most);
+  c.spec.dram_bytes_per_cycle = trial % 2 ? 0.0 : 0.7 * double(uni(1, 5));
+  c.bits = {int(uni(1, 16)), int(uni(1, 16)), int(uni(8, 32))};
+  c.cv = {uni(1, 3), uni(1, 4), uni(1, 12), uni(1, 12), uni(1, 12), uni(1, 4), uni(1, 4), uni(1, 3), uni(0, 2)};
+  c.conv = trial % 3 != 2 && c.cv.height + 2 * c.cv.padding >= c.cv.kernel_h && c.cv.width + 2 * c.cv.padding >= c.cv.kernel_w;
+  c.g = c.conv ? c.cv.gemm() : GemmShape{uni(1, max_size), uni(1, max_size), uni(1, max_size)};
+  if (trial % 4 == 3) {
+    c.spec.rows = int(uni(1, 4)), c.spec.cols = int(uni(1, 4));
+    c.spec.buffer_a_bytes = uni(0, 64), c.spec.buffer_w_bytes = uni(0, 64), c.spec.buffer_o_bytes = uni(0, 64);
+    c.spec.dram_bytes_per_cycle = double(uni(1, 4));
+    c.bits = {8, 8, 8 * int(uni(1, 4))};
+    c.conv = false, c.g = {uni(1, 24), uni(1, 12), uni(1, 12)};
+  }
+  return c;
+}
+
+// The lower bounds the closed form hands to give_up never exceed the final counts, field by field,
+// and are exact where it says so; a give_up that never holds leaves the counts those of the closed
+// form.
+TEST(SimArrayModel, LowerBoundsNeverExceedTheFinalCounts) {
+  std::mt19937_64 rng(17);
+  std::int64_t mappings = 0, during_walk = 0, exact_cycles = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const Case c = random_case(rng, trial, trial % 10 == 0 ? 400 : 40);
+    const ConvShape* cv = c.conv ? &c.cv : nullptr;
+    for (const Mapping& m : candidate_mappings(c.spec, c.bits, c.g, cv)) {
+      std::vector<ArrayStats> bounds;
+      detail::MappingCounts counts(c.spec, c.bits, c.g, cv);
+      const ArrayStats* got = counts(m, [&](const ArrayStats& lower) { return bounds.push_back(lower), false; });
+      const ArrayStats want = c.conv ? conv_model(c.spec, c.bits, c.cv, m) : array_model(c.spec, c.bits, c.g, m);
+      ASSERT_NE(got, nullptr);
+      ASSERT_EQ(differences(*got, want), "") << "trial " << trial << " " << m.to_string();
+      ASSERT_GE(bounds.size(), 2u);  // before the walk and after the last tile
+      for (const ArrayStats& b : bounds) {
+        std::vector<std::pair<std::int64_t, std::int64_t>> fields = {
+            {b.cycles, want.cycles}, {b.compute_cycles, want.compute_cycles}, {b.stall_cycles, want.stall_cycles},
+            {b.tiles, want.tiles}, {b.macs, want.macs}, {b.pes, want.pes},
+            {b.buf_a.reads, want.buf_a.reads}, {b.buf_a.writes, want.buf_a.writes},
+            {b.buf_w.reads, want.buf_w.reads}, {b.buf_w.writes, want.buf_w.writes},
+            {b.buf_o.reads, want.buf_o.reads}, {b.buf_o.writes, want.buf_o.writes},
+            {b.dram.read_a, want.dram.read_a}, {b.dram.read_w, want.dram.read_w},
+            {b.dram.read_psum, want.dram.read_psum}, {b.dram.write_c, want.dram.write_c}};
+        for (std::size_t f = 0; f < fields.size(); ++f)
+          ASSERT_LE(fields[f].first, fields[f].second) << "trial " << trial << " " << m.to_string() << " field " << f;
+      }
+      // Before the walk all but the stalls and the operand fetches of blocks fetched before are
+      // known; after it, all but the stalls.
+      const ArrayStats& k = bounds.front();
+      ASSERT_EQ(differences(k, counts.known(m)), "") << "trial " << trial << " " << m.to_string();
+      ArrayStats exact = want;
+      exact.cycles = k.cycles, exact.stall_cycles = k.stall_cycles, exact.buf_a.writes = k.buf_a.writes;
+      exact.buf_w.writes = k.buf_w.writes, exact.dram.read_a = k.dram.read_a, exact.dram.read_w = k.dram.read_w;
+      ASSERT_EQ(differences(k, exact), "") << "trial " << trial << " " << m.to_string();
+      exact = want;
+      exact.cycles = bounds.back().cycles, exact.stall_cycles = bounds.back().stall_cycles;
+      ASSERT_EQ(differences(bounds.back(), exact), "") << "trial " << trial << " " << m.to_string();
+      // Without a channel limit the cycles are the compute cycles, known in full.
+      if (c.spec.dram_bytes_per_cycle == 0) {
+        ASSERT_EQ(k.cycles, want.cycles) << "trial " << trial << " " << m.to_string();
+      }
+      exact_cycles += k.cycles == want.cycles;
+      ++mappings, during_walk += std::int64_t(bounds.size()) - 2;
+    }
+  }
+  std::printf("%lld mappings, %lld bounds during the walk, %lld with the cycles known before it\n", (long long)mappings,
+              (long long)during_walk, (long long)exact_cycles);
+  EXPECT_GT(mappings, 3000);
+  EXPECT_GT(during_walk, 1000);
+}
+
+// The mapper's choice, with candidates left on lower bounds of their counts, is that of scoring
+// every candidate in full in order and keeping the least (metric, cycles, DRAM bytes), the earliest
+// of full ties: the same mapping, counts and score, and the same fixed mapping's counts, for the
+// metrics the cost pipeline ranks by (cycles, DRAM bytes, a positive linear energy of the counts,
+// energy x cycles).
+TEST(SimMapper, PrunedSearchEqualsTheExhaustiveOne) {
+  std::mt19937_64 rng(19);
+  const Metric energy = [](const ArrayStats& s) {
+    return 0.5 * double(s.macs) + 1.0 * double(s.buf_a.reads + s.buf_a.writes + s.buf_w.reads + s.buf_w.writes) +
+           2.0 * double(s.buf_o.reads + s.buf_o.writes) + 20.0 * double(s.dram.total());
+  };
+  const Metric edp = [&](const ArrayStats& s) { return energy(s) * double(s.cycles); };
+  const std::vector<std::pair<const char*, Metric>> metrics = {
+      {"cycles", cycles_metric}, {"dram", dram_bytes_metric}, {"energy", energy}, {"edp", edp}};
+  std::int64_t searches = 0, candidates = 0, ruled_out = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const Case c = random_case(rng, trial, 40);
+    const ConvShape* cv = c.conv ? &c.cv : nullptr;
+    const std::vector<Mapping> all = candidate_mappings(c.spec, c.bits, c.g, cv);
+    std::vector<ArrayStats> stats;
+    for (const Mapping& m : all)
+      stats.push_back(c.conv ? conv_model(c.spec, c.bits, c.cv, m) : array_model(c.spec, c.bits, c.g, m));
+    for (const auto& [name, metric] : metrics) {
+      auto rank = [&](std::size_t i) { return std::make_tuple(metric(stats[i]), stats[i].cycles, stats[i].dram.total()); };
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < all.size(); ++i)
+        if (rank(i) < rank(best)) best = i;
+      const MappingChoice got = c.conv ? best_conv_mapping(c.spec, c.bits, c.cv, metric) : best_mapping(c.spec, c.bits, c.g, metric);
+      const std::string where = "trial " + std::to_string(trial) + " metric " + name;
+      ASSERT_EQ(got.mapping, all[best]) << where << ": " << got.mapping.to_string() << " != " << all[best].to_string();
+      ASSERT_EQ(differences(got.stats, stats[best]), "") << where;
+      ASSERT_EQ(got.score, metric(stats[best])) << where;
+      ASSERT_EQ(differences(got.fixed_stats, stats[0]), "") << where;
+      ASSERT_EQ(got.fixed_score, metric(stats[0])) << where;
+      ASSERT_EQ(got.candidates, std::int64_t(all.size())) << where;
+      ++searches, candidates += got.candidates, ruled_out += got.ruled_out;
+    }
+  }
+  std::printf("%lld searches, %lld candidates, %lld ruled out\n", (long long)searches, (long long)candidates,
+              (long long)ruled_out);
+  EXPECT_GT(ruled_out, candidates / 2);
+}
+
+// A full tie won by a candidate counted after its equal: 24x2x1 on a 1x3 array, 4 DRAM bytes per
+// cycle, 24-bit sums. M tiles 8 (candidate 1) and 9 (candidate 2) both cut M into three m-blocks
+// (60 compute cycles), keep their sums on chip and fetch everything once (122 bytes), and both end
+// at cycle 69. Known before the walk, tile 8 needs 3 cycles for its first fetch (9 bytes) and 6 for
+// its last write (24 bytes): 69; tile 9 only 5 for its last write (6 rows, 18 bytes): 68, so tile
+// 9 is counted first. Tile 8's lower bound then equals the best, and only counting it (leaving a
+// candidate on a bound strictly after the best, not at it) gives the earliest of the tie.
+TEST(SimMapper, FullTiesGoToTheEarliestCandidate) {
+  ArraySpec spec;
+  spec.rows = 1, spec.cols = 3;
+  spec.buffer_a_bytes = 63, spec.buffer_w_bytes = 23, spec.buffer_o_bytes = 29;
+  spec.dram_bytes_per_cycle = 4;
+  const OperandBits bits{8, 8, 24};
+  const GemmShape g{24, 2, 1};
+  const std::vector<Mapping> all = candidate_mappings(spec, bits, g);
+  ASSERT_GE(all.size(), 3u);
+  ASSERT_EQ(all[1], (Mapping{LoopOrder::NMK, 8}));
+  ASSERT_EQ(all[2], (Mapping{LoopOrder::NMK, 9}));
+  detail::MappingCounts counts(spec, bits, g, nullptr);
+  EXPECT_EQ(counts.known(all[1]).cycles, 69);
+  EXPECT_EQ(counts.known(all[2]).cycles, 68);
+  for (const Mapping& m : {all[1], all[2]}) {
+    const ArrayStats s = array_model(spec, bits, g, m);
+    EXPECT_EQ(s.cycles, 69);
+    EXPECT_EQ(s.dram.total(), 122);
+  }
+  for (const Metric& metric : {Metric(cycles_metric), Metric(dram_bytes_metric)})
+    EXPECT_EQ(best_mapping(spec, bits, g, metric).mapping, all[1]);
 }
 
 }  // namespace

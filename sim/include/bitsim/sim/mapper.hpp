@@ -12,6 +12,11 @@
 
 namespace bitsim::sim {
 
+// Smaller is better. A metric must not decrease when any field of ArrayStats grows: the mapper
+// also scores lower bounds of a candidate's counts (each field at most its final value) and
+// leaves the candidate as soon as one ranks strictly after the best so far. Cycles, DRAM bytes,
+// sums of counts with non-negative weights (the cost pipeline's energy) and their products
+// (energy x cycles) all qualify.
 using Metric = std::function<double(const ArrayStats&)>;
 inline constexpr std::int64_t kMaxMapperTiles = std::int64_t(1) << 18;
 double cycles_metric(const ArrayStats& s);      // s.cycles
@@ -32,10 +37,17 @@ struct MappingChoice {
   double score = 0;         // metric(stats)
   ArrayStats fixed_stats;   // the fixed mapping's counts, for comparison
   double fixed_score = 0;
-  std::int64_t candidates = 0;
+  std::int64_t candidates = 0;  // candidate_mappings().size()
+  std::int64_t ruled_out = 0;   // of them, left before they were counted in full (see best_mapping)
 };
 
-// Ranks by metric, then cycles, then DRAM bytes. Throws what array_model / conv_model throw.
+// Ranks by metric, then cycles, then DRAM bytes; the result is that of counting and scoring every
+// candidate in full. The fixed mapping is counted first and in full; the others follow in the
+// order of what is known of their counts before their tiles are walked, the most promising first,
+// and a candidate is left as soon as (metric, cycles, DRAM bytes) of a lower bound of its counts
+// rank strictly after the best so far's: it cannot win, not even a full tie. Throws what
+// array_model / conv_model throw for the fixed mapping (a candidate left is not counted to the end,
+// so one that would need more than 2^62 cycles on a slow channel may be left without a throw).
 MappingChoice best_mapping(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape,
                            const Metric& metric = cycles_metric);
 MappingChoice best_conv_mapping(const ArraySpec& spec, const OperandBits& bits, const ConvShape& shape,
