@@ -187,7 +187,7 @@ void check_hardware(const Hardware& hw) {
   attempt("buffer_kib", [&] { return model.sram_read_energy_pj(double(hw.array.buffer_a_bytes), 8); });
 }
 
-RunCost evaluate(const Hardware& hw, const Workload& w) {
+RunCost evaluate(const Hardware& hw, const Workload& w, int threads) {
   const CostModel model = cost_model(hw);
   RunCost r;
   r.technology = model.describe();
@@ -215,7 +215,8 @@ RunCost evaluate(const Hardware& hw, const Workload& w) {
         }
       }
     };
-    const std::size_t n = std::min<std::size_t>(std::max(1u, std::thread::hardware_concurrency()), costs.size());
+    const std::size_t cores = threads > 0 ? std::size_t(threads) : std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t n = std::min(cores, costs.size());
     std::vector<std::thread> pool;
     for (std::size_t t = 1; t < n; ++t) pool.emplace_back(work);
     work();

@@ -535,7 +535,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   for (Param* p : net.params()) parameters += p->value.size();
   const RunVolume volume{train_data.n, test_data.n, x.epochs, std::min(x.batch, train_data.n),
                          std::max(x.batch, kEvalBatch), parameters};
-  r.cost = costmodel::evaluate(x.hardware, training_workload(x, record_training_step(x, train_set), volume));
+  r.cost = costmodel::evaluate(x.hardware, training_workload(x, record_training_step(x, train_set), volume), threads());
   // The run directory last, so that a refused run leaves none behind.
   const fs::path out = opt.out_dir;
   std::optional<RunLock> lock;
@@ -687,7 +687,7 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
   const std::int64_t batch = std::min(std::max(x.batch, kEvalBatch), test.n);
   std::vector<GemmRecord> gemms;
   const auto [acc, loss] = evaluate(x, net, test, 0, &gemms);  // records the first batch's GEMMs for the cost
-  r.cost = costmodel::evaluate(x.hardware, inference_workload(x, gemms, batch, test.n));
+  r.cost = costmodel::evaluate(x.hardware, inference_workload(x, gemms, batch, test.n), threads());
   std::int64_t parameters = 0;
   for (Param* p : net.params()) parameters += p->value.size();
   r.report = {{"schema", kReportSchema},

@@ -159,7 +159,7 @@ VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
   std::int64_t parameters = 0;
   for (Param* p : qnet.params()) parameters += p->value.size();
   const RunVolume volume{opt.steps * input_shape[0], 0, 1, input_shape[0], input_shape[0], parameters};
-  result.cost = costmodel::evaluate(x.hardware, training_workload(x, records, volume));
+  result.cost = costmodel::evaluate(x.hardware, training_workload(x, records, volume), threads());
   result.report = {{"experiment", x.name}, {"steps", opt.steps}, {"batch", input_shape[0]}, {"deviation_from_fp32", layers},
                    {"cost", costmodel::to_json(result.cost)}};
   return result;

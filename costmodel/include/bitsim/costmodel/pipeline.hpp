@@ -134,7 +134,8 @@ struct RunCost {
   std::optional<ArrayArea> area;  // the array's MAC units at the first GEMM's formats
 };
 
-RunCost evaluate(const Hardware& hw, const Workload& w);
+// The mapper's searches run on `threads` threads (0: every core); the result does not depend on it.
+RunCost evaluate(const Hardware& hw, const Workload& w, int threads = 0);
 nlohmann::json to_json(const RunCost& c);
 
 }  // namespace bitsim::costmodel
