@@ -2,7 +2,6 @@
 #include "bitsim/sim/mapper.hpp"
 
 #include <algorithm>
-#include <ranges>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -72,7 +71,7 @@ MappingChoice search(const ArraySpec& spec, const OperandBits& bits, const GemmS
   // Counts at least `lower` rank no better than it (metric, cycles and DRAM bytes never decrease as
   // counts grow): once it ranks strictly after the best, they lose, full ties included.
   const detail::GiveUp give_up = [&](const ArrayStats& lower) { return rank(lower) > best_rank; };
-  for (const std::size_t i : std::views::values(order)) {
+  for (const auto& [known_rank, i] : order) {
     const ArrayStats* st = counts(candidates[i], give_up);
     if (!st) {
       ++best.ruled_out;
