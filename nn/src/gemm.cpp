@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bitsim/arith/accumulator.hpp"
+#include "bitsim/arith/float_mac.hpp"
 #include "bitsim/arith/gemm_int8.hpp"
 #include "bitsim/arith/kernels.hpp"
 #include "bitsim/arith/ops.hpp"
@@ -25,6 +26,9 @@ using arith::u128;
 namespace {
 
 int g_threads = 0;
+GemmPathMask g_paths = kAllGemmPaths;
+
+bool allowed(GemmPath p) { return (g_paths & path_bit(p)) != 0; }
 
 const Format kFp32 = Format::fp32();
 
@@ -106,6 +110,9 @@ inline float at(const float* x, bool trans, std::int64_t rows_op, std::int64_t c
 void set_threads(int n) { g_threads = n; }
 int threads() { return g_threads > 0 ? g_threads : int(std::max(1u, std::thread::hardware_concurrency())); }
 
+void set_gemm_paths(GemmPathMask allowed) { g_paths = allowed; }
+GemmPathMask gemm_paths() { return g_paths; }
+
 std::string_view to_string(GemmPath p) {
   switch (p) {
     case GemmPath::Fp32: return "fp32";
@@ -113,6 +120,7 @@ std::string_view to_string(GemmPath p) {
     case GemmPath::ExactFp32: return "exact-fp32";
     case GemmPath::ExactFp64: return "exact-fp64";
     case GemmPath::OrderedFp32: return "ordered-fp32";
+    case GemmPath::OrderFaithfulSimd: return "order-faithful-simd";
     case GemmPath::OrderFaithful: return "order-faithful";
   }
   return "?";
@@ -187,7 +195,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   // exact sum. c = float(sum) rounds once to nearest even; the scale 2^-(fl_a + fl_b) is then exact,
   // as |sum| < 2^31 and -96 <= fl_a + fl_b <= 126 keep c a normal number.
   const arith::Int8Kernel kernel = arith::best_int8_kernel();
-  if (!fa.is_float() && !fb.is_float() && !fc.is_float() && fa.wl <= 8 && fb.wl <= 8 &&
+  if (allowed(GemmPath::ExactInt8) && !fa.is_float() && !fb.is_float() && !fc.is_float() && fa.wl <= 8 && fb.wl <= 8 &&
       kernel != arith::Int8Kernel::Scalar && product_fl >= -96 && product_fl <= 126 && std::abs(fa.fl) <= 200 &&
       std::abs(fb.fl) <= 200) {
     const double limit = std::min(0x1p31, std::ldexp(1.0, fc.wl - 1));
@@ -217,7 +225,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     // itself, 2^-(fl_a + fl_b), is a normal number of both).
     const double bound = bound_from_data();
     const bool fits_acc = bound < std::ldexp(1.0, fc.wl - 1);
-    if (fits_acc && bound < 0x1p24 && product_fl <= 100 && product_fl >= -100) {
+    if (allowed(GemmPath::ExactFp32) && fits_acc && bound < 0x1p24 && product_fl <= 100 && product_fl >= -100) {
       parallel_for(items, [&](std::int64_t it) {
         const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
         cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
@@ -225,7 +233,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
       });
       return GemmPath::ExactFp32;
     }
-    if (fits_acc && bound < 0x1p53 && product_fl <= 1000 && product_fl >= -1000) {
+    if (allowed(GemmPath::ExactFp64) && fits_acc && bound < 0x1p53 && product_fl <= 1000 && product_fl >= -1000) {
       std::vector<double> ad(std::size_t(m * k)), bd(std::size_t(k * n));
       std::copy(a, a + m * k, ad.begin());
       std::copy(b, b + k * n, bd.begin());
@@ -240,7 +248,8 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     }
   }
 
-  if (fa.is_float() && fb.is_float() && fc == kFp32 && acc.spec.rounding == arith::Rounding::NearestEven &&
+  if (allowed(GemmPath::OrderedFp32) && fa.is_float() && fb.is_float() && fc == kFp32 &&
+      acc.spec.rounding == arith::Rounding::NearestEven &&
       acc.spec.overflow == arith::Overflow::Ieee && arith::fits_fp32(arith::product_format(fa, fb))) {
     parallel_for(items, [&](std::int64_t it) {
       const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
@@ -254,6 +263,19 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
       }
     });
     return GemmPath::OrderedFp32;
+  }
+
+  // Float accumulators, vectorised across outputs: the operands' fp32 values are what MacDatapath
+  // would decode from their codes, so FloatMac steps on them directly.
+  if (allowed(GemmPath::OrderFaithfulSimd) && arith::FloatMac::supports(fc, acc.spec) && arith::FloatMac::available()) {
+    const arith::FloatMac mac(fc, acc.spec);
+    const arith::FloatMac::PackedB packed(b, ldb, trans_b, k, n);
+    parallel_for(items, [&](std::int64_t it) {
+      const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+      mac.gemm(a_rows(r0), lda, trans_a, rows, packed, c + r0 * n, n,
+               arith::SrStream{sr.seed, sr.stream + std::uint64_t(r0 * n)}, std::uint64_t(n));
+    });
+    return GemmPath::OrderFaithfulSimd;
   }
 
   // Order-faithful: codes, one MacDatapath step per add.

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "bitsim/arith/float_mac.hpp"
 #include "bitsim/arith/gemm_int8.hpp"
 #include "bitsim/arith/kernels.hpp"
 #include "bitsim/nn/gemm.hpp"
@@ -59,6 +60,8 @@ GemmPath check(const Case& c, std::int64_t m, std::int64_t n, std::int64_t k, bo
 
 // 8-bit codes take arith's int8 GEMM where the CPU has SIMD for it, else SGEMM.
 const GemmPath kInt8 = arith::best_int8_kernel() == arith::Int8Kernel::Scalar ? GemmPath::ExactFp32 : GemmPath::ExactInt8;
+// Float accumulators take arith's FloatMac where the CPU has AVX-512, else MacDatapath.
+const GemmPath kFloatMac = arith::FloatMac::available() ? GemmPath::OrderFaithfulSimd : GemmPath::OrderFaithful;
 
 const Case kCases[] = {
     // Fixed point into int32: the sum cannot overflow, and its integers fit int32, fp32 or fp64.
@@ -72,9 +75,11 @@ const Case kCases[] = {
     {"fp8e4m3", "fp8e4m3", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderedFp32},
     {"fp16", "fp16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderedFp32},
     // Narrow float accumulators, stochastic accumulation, bf16 products (wider than fp32's exponent).
-    {"fp8e4m3", "fp8e5m2", "fp16", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
-    {"bf16", "bf16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
-    {"bf16", "bf16", "bf16", "stochastic", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
+    {"fp8e4m3", "fp8e5m2", "fp16", "nearest-even", "ieee", 1.0f, 1.0f, kFloatMac},
+    {"bf16", "bf16", "fp32", "nearest-even", "ieee", 1.0f, 1.0f, kFloatMac},
+    {"bf16", "bf16", "bf16", "stochastic", "ieee", 1.0f, 1.0f, kFloatMac},
+    // A format FloatMac does not take (no subnormals): MacDatapath, one add at a time.
+    {"fp16", "fp16", "float<5,10,ftz>", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithful},
     {"fixed<8,4>", "fixed<8,4>", "int<24>", "stochastic", "saturate", 4.0f, 4.0f, kInt8},
 };
 
@@ -139,10 +144,41 @@ TEST(NnGemm, EightBitOperandsTakeTheInt8PathWhenInt32HoldsEverySum) {
 // smallest subnormal, so every add flushes to zero).
 TEST(NnGemm, FixedPointIntoAFloatAccumulatorRoundsEveryAdd) {
   const Case c{"fixed<8,20>", "fixed<8,20>", "fp16", "nearest-even", "ieee", std::ldexp(1.0f, -19), std::ldexp(1.0f, -19),
-               GemmPath::OrderFaithful};
+               kFloatMac};
   unsigned seed = 200;
   for (bool ta : {false, true})
-    for (bool tb : {false, true}) EXPECT_EQ(check(c, 9, 7, 3, ta, tb, ++seed), GemmPath::OrderFaithful);
+    for (bool tb : {false, true}) EXPECT_EQ(check(c, 9, 7, 3, ta, tb, ++seed), kFloatMac);
+}
+
+// The vector path for float accumulators against the scalar reference, and against MacDatapath one
+// add at a time (the path forced off): every float accumulator and mode FloatMac takes, N around
+// and not a multiple of the 16 outputs a tile spans, K up to a few hundred, both transposes, 1 to 3
+// threads; operands wide enough to overflow fp16 and fp8 and to reach their subnormals.
+TEST(NnGemm, OrderFaithfulSimdEqualsOneMacDatapathStepPerAdd) {
+  if (!arith::FloatMac::available()) GTEST_SKIP() << "this CPU has no AVX-512F and DQ";
+  const Case cases[] = {
+      {"fp16", "fp16", "fp16", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithfulSimd},
+      {"fp16", "fp16", "fp16", "stochastic", "saturate", 40.0f, 40.0f, GemmPath::OrderFaithfulSimd},
+      {"fp8e4m3", "fp8e4m3", "fp16", "stochastic", "ieee", 0.01f, 1.0f, GemmPath::OrderFaithfulSimd},
+      {"bf16", "bf16", "bf16", "nearest-even", "saturate", 1.0f, 1.0f, GemmPath::OrderFaithfulSimd},
+      {"bf16", "bf16", "bf16", "stochastic", "ieee", 1e-20f, 1e-20f, GemmPath::OrderFaithfulSimd},
+      {"fp8e5m2", "fp8e4m3", "bf16", "nearest-even", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithfulSimd},
+      {"fp8e4m3", "fp8e4m3", "fp8e4m3", "nearest-even", "ieee", 3.0f, 3.0f, GemmPath::OrderFaithfulSimd},
+      {"fp8e5m2", "fp8e5m2", "fp8e5m2", "stochastic", "saturate", 1.0f, 1.0f, GemmPath::OrderFaithfulSimd},
+      {"bf16", "bf16", "fp32", "stochastic", "ieee", 1.0f, 1.0f, GemmPath::OrderFaithfulSimd},
+  };
+  unsigned seed = 300;
+  for (const Case& c : cases)
+    for (auto [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {5, 15, 64}, {33, 17, 300},
+                           {37, 20, 100}, {3, 64, 256}})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          EXPECT_EQ(check(c, m, n, k, ta, tb, ++seed), GemmPath::OrderFaithfulSimd) << c.a << " x " << c.b << " -> " << c.acc;
+          if (n != 15) continue;
+          set_gemm_paths(kAllGemmPaths & ~path_bit(GemmPath::OrderFaithfulSimd));
+          EXPECT_EQ(check(c, m, n, k, ta, tb, seed), GemmPath::OrderFaithful) << c.a << " x " << c.b << " -> " << c.acc;
+          set_gemm_paths(kAllGemmPaths);
+        }
 }
 
 // The fp32 reference path (OpenBLAS) agrees with fp64 sums to fp32 rounding error.

@@ -61,7 +61,8 @@ class Accumulator {
 // exact product in double; when acc + a * b is exact in double too (checked with TwoSum), that sum
 // is rounded once onto the accumulator's grid with the flags quantize() would set. Anything else
 // (inf, nan, a sum double cannot hold exactly) takes round_sum. The double path assumes the
-// default floating-point environment (round to nearest).
+// default floating-point environment (round to nearest). float_mac.hpp has this step for float
+// accumulators vectorised across outputs.
 class MacDatapath {
  public:
   MacDatapath(const Format& fa, const Format& fb, const Format& acc, const RoundSpec& spec);

@@ -1,6 +1,6 @@
 // The GEMMs of every layer and phase, computed as the configured MAC array would: operands in their
 // formats, products exact, the accumulator's format, rounding and overflow on every add, and sums
-// in k order (the order of sim's systolic array). Six paths, chosen per call from the formats and
+// in k order (the order of sim's systolic array). Seven paths, chosen per call from the formats and
 // the data so that each is exact for the case it takes:
 //   Fp32          plain fp32 (OpenBLAS SGEMM): the float reference, no hardware claim;
 //   ExactInt8     fixed-point operands of at most 8 bits into an integer accumulator that provably
@@ -14,6 +14,11 @@
 //   OrderedFp32   float operands whose products fp32 holds exactly, into an fp32 accumulator with
 //                 round-to-nearest-even: c = c + a * b in native fp32, k ascending, rounds each add
 //                 exactly once, as arith does;
+//   OrderFaithfulSimd
+//                 a float accumulator that arith::FloatMac takes (signed, with subnormals: fp8, fp16,
+//                 bf16, fp32; nearest-even or stochastic) on a CPU with AVX-512: MacDatapath's step
+//                 vectorised across outputs, 4 x 16 outputs side by side, each adding in k order,
+//                 so the bits of one MacDatapath step per add;
 //   OrderFaithful everything else: codes through arith::MacDatapath one add at a time, k ascending.
 // Results go to fp32 by one round-to-nearest-even of the exact accumulator value (the array's
 // output conversion). The same inputs give the same bits for any thread count.
@@ -46,8 +51,25 @@ struct Accumulation {
   std::string describe() const;
 };
 
-enum class GemmPath : std::uint8_t { Fp32, ExactInt8, ExactFp32, ExactFp64, OrderedFp32, OrderFaithful };
+enum class GemmPath : std::uint8_t {
+  Fp32,
+  ExactInt8,
+  ExactFp32,
+  ExactFp64,
+  OrderedFp32,
+  OrderFaithfulSimd,
+  OrderFaithful
+};
 std::string_view to_string(GemmPath p);
+
+// The paths gemm may take, one bit per GemmPath (ruy's runtime path mask): tests and benchmarks
+// clear bits to run the same GEMM down a slower path, which gives the same bits. Fp32 (the float
+// reference) and OrderFaithful (the fallback for everything) are always allowed. Default: all.
+using GemmPathMask = std::uint32_t;
+constexpr GemmPathMask path_bit(GemmPath p) { return GemmPathMask(1) << unsigned(p); }
+constexpr GemmPathMask kAllGemmPaths = ~GemmPathMask(0);
+void set_gemm_paths(GemmPathMask allowed);
+GemmPathMask gemm_paths();
 
 // Threads for the GEMMs and the executor (results do not depend on it). 0 = hardware threads.
 void set_threads(int n);
