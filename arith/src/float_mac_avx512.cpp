@@ -4,7 +4,9 @@
 #pragma GCC target("avx512f,avx512dq")
 // GCC 12 reports the _mm512_undefined_pd() pass-through operand of the unmasked intrinsics as "may be
 // used uninitialized" once they are inlined (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "float_mac_simd.hpp"
