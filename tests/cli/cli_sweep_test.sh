@@ -149,6 +149,23 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) el
 l45=$(column cost.latency_s "$tmp/c/results.csv" | sed -n 1p); l7=$(column cost.latency_s "$tmp/c/results.csv" | sed -n 2p)
 [ "$l45" = "$l7" ] || { echo "FAIL: the node changed the latency ($l45 vs $l7)"; fails=$((fails + 1)); }
 
+# Infer mode: one trained checkpoint evaluated under each point's numerics.
+"$bitsim" train "$tmp/tiny.toml" --out "$tmp/trained" --threads 1 >/dev/null 2>&1
+cat > "$tmp/infer.toml" <<'TOML'
+experiment = "tiny.toml"
+mode = "infer"
+checkpoint = "trained/checkpoint.bin"
+[[axis]]
+key = "numerics.activations"
+values = ["fp32", "fixed<8,4>", "fixed<3,1>"]
+TOML
+expect_ok "infer sweep" "3 points: 3 ok" "$bitsim" sweep "$tmp/infer.toml" --out "$tmp/i" --jobs 2
+acc_fp32=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['accuracy']['test'])" "$tmp/trained/report.json")
+acc_first=$(column accuracy.test "$tmp/i/results.csv" | sed -n 1p)
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) == float(sys.argv[2]) else 1)" "$acc_fp32" "$acc_first" ||
+  { echo "FAIL: the fp32 point of the infer sweep has accuracy $acc_first, the trained run $acc_fp32"; fails=$((fails + 1)); }
+head -1 "$tmp/i/results.csv" | grep -q "accuracy.train" && { echo "FAIL: an infer sweep has training columns"; fails=$((fails + 1)); }
+
 # --dry-run lists the points and writes nothing; with --slurm it writes the job scripts only.
 expect_ok "--dry-run" '0011  train.epochs=2 numerics.weights="dfx<6,channel>" hardware.array="16x16" seed=2' "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/dry" --dry-run
 [ ! -e "$tmp/dry" ] || { echo "FAIL: --dry-run created the sweep directory"; fails=$((fails + 1)); }
