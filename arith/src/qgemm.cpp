@@ -72,12 +72,15 @@ std::vector<T> read_array(const json& v, std::string_view key) {
   return out;
 }
 
-// nlohmann's message without its "[json.exception...] parse error at line 1, column 7: " prefix
-// (the byte offset says where) and without the "last read: '...'" quote of the input, which can be
-// any length and any bytes; what is left is nlohmann's own printable text.
-std::string parse_error_reason(const json::parse_error& e) {
+// nlohmann's message without its "[json.exception.parse_error.101] parse error at line 1, column 7: "
+// or "[json.exception.out_of_range.406] " prefix (the byte offset says where) and without the
+// "last read: '...'" quote of the input, which can be any length and any bytes; the rest is
+// nlohmann's own text, or a number it could not hold, made printable and short.
+std::string json_error_reason(const json::exception& e) {
   std::string msg = e.what();
-  if (const auto colon = msg.find(": "); colon != std::string::npos) msg.erase(0, colon + 2);
+  if (const auto bracket = msg.find("] "); bracket != std::string::npos) msg.erase(0, bracket + 2);
+  if (msg.starts_with("parse error"))
+    if (const auto colon = msg.find(": "); colon != std::string::npos) msg.erase(0, colon + 2);
   if (const auto last = msg.find("; last read: '"); last != std::string::npos) {
     const auto expected = msg.find("'; expected ", last);
     msg.erase(last, expected == std::string::npos ? std::string::npos : expected + 1 - last);
@@ -102,13 +105,16 @@ json parse_object(std::string_view text) {
   try {
     j = json::parse(text.begin(), text.end(), note_keys);
   } catch (const json::parse_error& e) {
-    throw FormatError(fmt::format("not JSON (at byte {}): {}", e.byte, parse_error_reason(e)));
+    throw FormatError(fmt::format("not JSON (at byte {}): {}", e.byte, json_error_reason(e)));
+  } catch (const json::out_of_range& e) {
+    // A number beyond double's range, such as 1e400.
+    throw FormatError(fmt::format("not JSON: {}", json_error_reason(e)));
   }
   if (!j.is_object()) throw FormatError(fmt::format("expected one JSON object {{\"M\": ...}}, got {}", shown(j)));
-  if (!repeated.empty()) fail(repeated, "given twice");
   for (const auto& [key, value] : j.items())
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
       throw FormatError(fmt::format("unknown key {}; the keys are {}", arith::quoted(key), fmt::join(kKeys, " ")));
+  if (!repeated.empty()) fail(repeated, "given twice");
   return j;
 }
 

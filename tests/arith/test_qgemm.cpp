@@ -339,10 +339,12 @@ TEST(QGemm, ParserRefusesBadCasesNamingTheKey) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "not JSON (at byte 1)"},
       {"{", "not JSON"},
+      {R"({"M":1e400})", "not JSON: number overflow parsing '1e400'"},
       {"[1,2]", "expected one JSON object {\"M\": ...}, got an array"},
       {"7", "got '7'"},
       {with(good_head, good_tail + R"(,"bogus":1)"), "unknown key 'bogus'; the keys are M N K lhs"},
       {with(good_head, good_tail + R"(,"M":1)"), "key 'M': given twice"},
+      {with(good_head, good_tail + R"(,"shift":1,"shift":2)"), "unknown key 'shift'"},
       {with(R"({"N":2,"K":1,"lhs":[1],"rhs":[2,3],)", good_tail), "key 'M': missing"},
       {with(R"({"M":1.0,"N":2,"K":1,"lhs":[1],"rhs":[2,3],)", good_tail), "key 'M': expected an integer 1..1073741824, got '1.0'"},
       {with(R"({"M":"1","N":2,"K":1,"lhs":[1],"rhs":[2,3],)", good_tail), "key 'M': expected an integer 1..1073741824, got '\"1\"'"},

@@ -41,6 +41,7 @@ out=$(printf '%s\n{"M":1}\n' "$one" | "$bitsim" op qgemm 2>/dev/null); rc=$?
 expect_error "line and key named" "stdin line 2: key 'N': missing" sh -c "printf '%s\n{\"M\":1}\n' '$one' | '$bitsim' op qgemm"
 expect_error "argument named" "argument 2: key 'M': missing" "$bitsim" op qgemm "$one" '{}'
 expect_error "not JSON" "not JSON (at byte 8): syntax error while parsing object key" "$bitsim" op qgemm '{"M":1,,}'
+expect_error "number beyond double" "not JSON: number overflow parsing '1e400'" "$bitsim" op qgemm "${one/\"K\":1/\"K\":1e400}"
 expect_error "not an object" "expected one JSON object" "$bitsim" op qgemm '[1]'
 expect_error "unknown key" "unknown key 'bogus'; the keys are M N K" "$bitsim" op qgemm "${one/\}/,\"bogus\":1\}}"
 expect_error "repeated key" "key 'M': given twice" "$bitsim" op qgemm "${one/\}/,\"M\":1\}}"
