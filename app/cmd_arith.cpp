@@ -67,8 +67,9 @@ Output: one JSON object per case, each array M*N entries, row-major:
   out_uint8     clamp(clamp(scaled, clamp_min, clamp_max), 0, 255)
 where SaturatingRoundingDoublingHighMul(a, b) = round(a * b / 2^31), ties up, and INT32_MIN^2
 saturates to INT32_MAX; RoundingDivideByPOT(x, s) = round(x / 2^s), ties away from zero.
-K is limited so that no acc can leave int32 whatever the data: K * max|lhs + lhs_offset| *
-max|rhs + rhs_offset| <= 2^31 - 1 (K <= 33025 with offsets 0, 8256 with both at 255). A case in
+K is limited so that no int32 sum can overflow whatever the data, neither acc nor gemmlowp's
+partial sums (it adds the offsets' terms to the raw products' sum): K * (255 + max(lhs_offset, 0))
+* (255 + max(rhs_offset, 0)) <= 2^31 - 1, so K <= 33025 for offsets <= 0. A case in
 which acc + bias or the addition of result_offset_after_shift leaves int32 is refused: gemmlowp
 adds in int32 without saturation (wrapping in its SIMD paths, undefined in its C++ path). A bad
 line stops the run with one error naming the line and the key, exit status 2; the cases before it

@@ -118,10 +118,8 @@ json parse_object(std::string_view text) {
   return j;
 }
 
-// max |x + offset| over uint8 x.
-std::int64_t max_magnitude(std::int32_t offset) {
-  return std::max<std::int64_t>(std::abs(std::int64_t{offset}), std::abs(std::int64_t{offset} + 255));
-}
+// max(255, max |x + offset| over uint8 x), for offsets in -255..255.
+std::int64_t depth_factor(std::int32_t offset) { return 255 + std::max<std::int64_t>(offset, 0); }
 
 }  // namespace
 
@@ -163,7 +161,7 @@ QGemmCase QGemmCase::parse_json(std::string_view text) {
 }
 
 std::int64_t QGemmCase::max_depth() const {
-  return kInt32Max / (max_magnitude(lhs_offset) * max_magnitude(rhs_offset));
+  return kInt32Max / (depth_factor(lhs_offset) * depth_factor(rhs_offset));
 }
 
 void QGemmCase::validate() const {
@@ -178,9 +176,9 @@ void QGemmCase::validate() const {
     if (std::abs(std::int64_t{offset}) > kMaxOffset)
       fail(key, fmt::format("expected -{}..{} (added to every uint8 entry), got {}", kMaxOffset, kMaxOffset, offset));
   if (k > max_depth())
-    fail("K", fmt::format("{} is above {}, the deepest for which no acc can leave int32 with lhs_offset {} and "
-                          "rhs_offset {} (K * {} * {} <= 2^31 - 1)",
-                          k, max_depth(), lhs_offset, rhs_offset, max_magnitude(lhs_offset), max_magnitude(rhs_offset)));
+    fail("K", fmt::format("{} is above {}, the deepest for which no int32 sum of gemmlowp's can overflow with "
+                          "lhs_offset {} and rhs_offset {} (K * {} * {} <= 2^31 - 1)",
+                          k, max_depth(), lhs_offset, rhs_offset, depth_factor(lhs_offset), depth_factor(rhs_offset)));
   if (std::int64_t(lhs.size()) != m * k)
     fail("lhs", fmt::format("expected M*K = {} entries (row-major), got {}", m * k, lhs.size()));
   if (std::int64_t(rhs.size()) != k * n)
@@ -213,7 +211,7 @@ QGemmResult qgemm(const QGemmCase& c) {
       for (std::size_t j = 0; j < cols; ++j) sums[j] += a * (std::int64_t{b[j]} + c.rhs_offset);
     }
     for (std::size_t j = 0; j < cols; ++j) {
-      // validate() bounds K so that every sum lies in int32.
+      // max_depth() keeps every sum in int32.
       const auto acc = std::int32_t(sums[j]);
       const std::int32_t bias = c.bias_shape == BiasShape::Col ? c.bias[i] : c.bias_shape == BiasShape::Row ? c.bias[j] : 0;
       const std::int64_t biased = std::int64_t{acc} + bias;

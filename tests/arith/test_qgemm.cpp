@@ -4,10 +4,14 @@
 
 // GCC 12 sees a memcpy past the 64-byte buffer into which gemmlowp copies an incomplete block
 // (pack.h:251); such a block has fewer than kRegisterSize rows of at most kKernelWidth bytes.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
 #include <gemmlowp/public/gemmlowp.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <random>
 #include <string>
@@ -246,18 +250,34 @@ TEST(QGemm, HighMulSaturationAndZeroMultiplierEqualGemmlowp) {
   }
 }
 
-// Offsets at +-255 with K at the deepest validate() allows and data at the extremes: the largest
-// |acc| any case can reach, up to 8256 * 510 * 510 = 2147385600.
+// gemmlowp's int32 partial sums (internal/unpack.h with a uint8 kernel, as on x86 and in its C++
+// path): the raw products, then rhs_offset times the lhs row sum, then lhs_offset times the rhs
+// column sum plus K * rhs_offset. Each must fit int32 at max_depth(), where its C++ path would
+// otherwise be undefined.
+std::vector<std::int64_t> gemmlowp_partial_sums(std::int64_t k, std::int64_t lhs_byte, std::int64_t rhs_byte,
+                                                std::int64_t lhs_offset, std::int64_t rhs_offset) {
+  const std::int64_t raw = k * lhs_byte * rhs_byte, lhs_sum = k * lhs_byte, rhs_sum = k * rhs_byte;
+  const std::int64_t with_rhs_offset = raw + lhs_sum * rhs_offset;
+  const std::int64_t rhs_term = rhs_sum + k * rhs_offset;
+  return {raw, lhs_sum * rhs_offset, with_rhs_offset, rhs_term, rhs_term * lhs_offset,
+          with_rhs_offset + rhs_term * lhs_offset};
+}
+
+// Offsets at the ends of their range and around -zero_point, K at the deepest validate() allows,
+// data at the extremes: the largest |acc| any case can reach (up to 8256 * 510 * 510 = 2147385600 with
+// both offsets 255) and the largest partial sums inside gemmlowp.
 TEST(QGemm, ExtremeOffsetsAtTheDepthBoundEqualGemmlowp) {
   Random r(4);
-  for (const std::int32_t lhs_offset : {-255, 255, 0, -128})
-    for (const std::int32_t rhs_offset : {-255, 255, 0})
+  for (const std::int32_t lhs_offset : {-255, 255, 0, -128, 128})
+    for (const std::int32_t rhs_offset : {-255, 255, 0, -128})
       for (const std::uint8_t lhs_byte : {0, 255})
         for (const std::uint8_t rhs_byte : {0, 255}) {
           QGemmCase c;
           c.m = 3, c.n = 5;
           c.lhs_offset = lhs_offset, c.rhs_offset = rhs_offset;
           c.k = c.max_depth();
+          for (const std::int64_t sum : gemmlowp_partial_sums(c.k, lhs_byte, rhs_byte, lhs_offset, rhs_offset))
+            ASSERT_TRUE(sum >= kMin32 && sum <= kMax32) << sum << " at K=" << c.k << ", offsets " << lhs_offset << " " << rhs_offset;
           c.lhs.assign(std::size_t(c.m * c.k), lhs_byte);
           c.rhs.assign(std::size_t(c.k * c.n), rhs_byte);
           c.result_fixedpoint_multiplier = r.multiplier();
@@ -360,7 +380,7 @@ TEST(QGemm, ParserRefusesBadCasesNamingTheKey) {
       {with(good_head, R"("bias_shape":"col",)" + good_tail), "key 'bias': missing: bias_shape needs the bias"},
       {with(good_head, R"("bias":[2147483648],"bias_shape":"col",)" + good_tail), "key 'bias': entry 0 is '2147483648', expected an integer -2147483648..2147483647"},
       {with(R"({"M":1,"N":2,"K":1,"lhs":[1],"rhs":[2,3],"lhs_offset":256,)", good_tail.substr(15)), "key 'lhs_offset': expected -255..255 (added to every uint8 entry), got 256"},
-      {R"({"M":1,"N":1,"K":33026,"lhs":[],"rhs":[],)" + good_tail + "}", "key 'K': 33026 is above 33025, the deepest for which no acc can leave int32 with lhs_offset 0 and rhs_offset 0 (K * 255 * 255 <= 2^31 - 1)"},
+      {R"({"M":1,"N":1,"K":33026,"lhs":[],"rhs":[],"lhs_offset":-128,)" + good_tail.substr(15) + "}", "key 'K': 33026 is above 33025, the deepest for which no int32 sum of gemmlowp's can overflow with lhs_offset -128 and rhs_offset 0 (K * 255 * 255 <= 2^31 - 1)"},
       {R"({"M":4096,"N":4097,"K":1,"lhs":[],"rhs":[],)" + good_tail + "}", "key 'N': M*N = 16781312 results is above the limit of 16777216 (2^24) per case"},
       {R"({"M":4096,"N":4096,"K":65,"lhs":[],"rhs":[],)" + good_tail + "}", "key 'K': M*N*K = 1090519040 multiply-adds is above the limit of 1073741824 (2^30) per case"},
       {with(good_head, R"("lhs_offset":0,"rhs_offset":0,"result_fixedpoint_multiplier":1,"result_shift":32,)"

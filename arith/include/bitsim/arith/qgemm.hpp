@@ -50,13 +50,16 @@ struct QGemmCase {
   static QGemmCase parse_json(std::string_view text);
 
   // Throws FormatError, naming the JSON key, unless: M, N, K >= 1, M*N*K <= kMaxMacs, M*N <=
-  // kMaxOutputs; lhs has M*K entries and rhs K*N; |offsets| <= kMaxOffset; K is small enough that no
-  // acc can leave int32 whatever the uint8 data, K * max|lhs + lhs_offset| * max|rhs + rhs_offset|
-  // <= 2^31 - 1 (gemmlowp's accumulators are int32, and their overflow is undefined in its C++
-  // path); the bias has the length its shape says; result_shift is in 0..31; clamp_min <= clamp_max.
+  // kMaxOutputs; lhs has M*K entries and rhs K*N; |offsets| <= kMaxOffset; K <= max_depth(); the
+  // bias has the length its shape says; result_shift is in 0..31; clamp_min <= clamp_max.
   void validate() const;
 
-  // The largest K validate() accepts with these offsets.
+  // The largest K for which no int32 sum of gemmlowp's can overflow, whatever the uint8 data:
+  // K * max(255, max|lhs + lhs_offset|) * max(255, max|rhs + rhs_offset|) <= 2^31 - 1, which is
+  // K * (255 + max(lhs_offset, 0)) * (255 + max(rhs_offset, 0)) <= 2^31 - 1 (33025 for offsets <= 0).
+  // gemmlowp (internal/unpack.h) sums the raw products lhs * rhs and then adds rhs_offset * (row sum
+  // of lhs) and lhs_offset * (column sum of rhs + K * rhs_offset), all in int32, whose overflow is
+  // undefined in its C++ path: the 255s bound those partial sums, the rest bounds acc itself.
   std::int64_t max_depth() const;
 };
 
