@@ -10,6 +10,7 @@
 #include "bitsim/arith/block.hpp"
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/ops.hpp"
+#include "bitsim/arith/qgemm.hpp"
 #include "bitsim/arith/quantize.hpp"
 #include "bitsim/arith/requantize.hpp"
 #include "bitsim/arith/stochastic.hpp"
@@ -42,6 +43,37 @@ so sc_fixed<W,I> is fixed<W,W-I>.
 Rounding: nearest-even nearest-away nearest-zero nearest-up nearest-down toward-zero down up odd
           stochastic
 Overflow: saturate saturate-zero saturate-symmetric wrap (fixed point); ieee saturate (floats)
+)";
+
+constexpr std::string_view kQGemmHelp = R"(The case is gemmlowp's GemmWithOutputPipeline<uint8_t, uint8_t, DefaultL8R8BitDepthParams>
+with the pipeline (OutputStageBiasAddition, OutputStageQuantizeDownInt32ByFixedPoint,
+OutputStageClamp, OutputStageSaturatingCastToUint8). Input: one JSON object per stdin line (or per
+argument) with gemmlowp's names, all required except bias and bias_shape (both or neither):
+  M, N, K                       integers >= 1; M*N <= 2^24 and M*N*K <= 2^30
+  lhs                           M*K integers 0..255, row-major
+  rhs                           K*N integers 0..255, row-major
+  lhs_offset, rhs_offset        -255..255, added to every lhs / rhs entry (minus the zero point)
+  bias_shape                    "col": bias has M entries, bias[m] is added to row m;
+                                "row": bias has N entries, bias[n] is added to column n
+  bias                          int32s
+  result_fixedpoint_multiplier  int32, a Q31 fraction
+  result_shift                  0..31, a right shift
+  result_offset_after_shift     int32
+  clamp_min, clamp_max          int32, clamp_min <= clamp_max
+Output: one JSON object per case, each array M*N entries, row-major:
+  acc_int32     sum_k (lhs[m,k] + lhs_offset) * (rhs[k,n] + rhs_offset)
+  scaled_int32  RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc + bias,
+                result_fixedpoint_multiplier), result_shift) + result_offset_after_shift
+  out_uint8     clamp(clamp(scaled, clamp_min, clamp_max), 0, 255)
+where SaturatingRoundingDoublingHighMul(a, b) = round(a * b / 2^31), ties up, and INT32_MIN^2
+saturates to INT32_MAX; RoundingDivideByPOT(x, s) = round(x / 2^s), ties away from zero.
+K is limited so that no int32 sum can overflow whatever the data, neither acc nor gemmlowp's
+partial sums (it adds the offsets' terms to the raw products' sum): K * (255 + max(lhs_offset, 0))
+* (255 + max(rhs_offset, 0)) <= 2^31 - 1, so K <= 33025 for offsets <= 0. A case in
+which acc + bias or the addition of result_offset_after_shift leaves int32 is refused: gemmlowp
+adds in int32 without saturation (wrapping in its SIMD paths, undefined in its C++ path). A bad
+line stops the run with one error naming the line and the key, exit status 2; the cases before it
+are printed.
 )";
 
 std::string bits_layout(const Format& f) {
@@ -268,6 +300,25 @@ void add_op_command(CLI::App& app) {
     if (!hi.empty()) q.max = parse_i32(hi, "--max");
     if (q.min > q.max) throw FormatError(fmt::format("bad clamp: --min {} is above --max {}", q.min, q.max));
     int32_cases(accs, 1, [&](const std::vector<std::string>& t) { return q(parse_i32(t[0], "accumulator")); });
+  });
+
+  auto qgemm_cases = std::make_shared<std::vector<std::string>>();
+  auto* g = op->add_subcommand("qgemm", "gemmlowp uint8 GEMM with offsets, bias, fixed-point quantize-down and clamp (JSON lines)");
+  g->add_option("cases", *qgemm_cases, "JSON objects; stdin, one per line, if none");
+  g->footer(std::string(kQGemmHelp));
+  g->callback([qgemm_cases] {
+    // Errors name the argument as for_each_input names the stdin line: cases are long, and the
+    // first of several bad ones is not always the one a reader would guess.
+    std::size_t index = 0;
+    for_each_input(*qgemm_cases, [&](const std::string& text) {
+      ++index;
+      try {
+        fmt::print("{}\n", to_json(qgemm(QGemmCase::parse_json(text))));
+      } catch (const FormatError& e) {
+        if (qgemm_cases->empty()) throw;
+        throw FormatError(fmt::format("argument {}: {}", index, e.what()));
+      }
+    });
   });
 
   auto srdhm = std::make_shared<std::vector<std::string>>();
