@@ -320,22 +320,33 @@ class Pool : public Layer {
     const std::int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     in_ = x.shape;
     y.resize({x.dim(0), x.dim(1), ho_, wo_});
-    arg_.assign(y.v.size(), 0);
-    for (std::int64_t p = 0; p < planes; ++p)
+    if (max_) arg_.resize(y.v.size());  // for backward; every element is set below
+    // Planes are independent, so any thread may take any plane. A window's maximum is its first
+    // element (even a NaN) unless a later one is greater: the first of equal maxima wins.
+    parallel_for(planes, [&](std::int64_t p) {
+      const float* xp = x.data() + p * h * w;
       for (std::int64_t oy = 0; oy < ho_; ++oy)
         for (std::int64_t ox = 0; ox < wo_; ++ox) {
-          float best = max_ ? -std::numeric_limits<float>::infinity() : 0.0f;
-          std::int64_t at = 0;
-          for (std::int64_t ky = 0; ky < k_; ++ky)
-            for (std::int64_t kx = 0; kx < k_; ++kx) {
-              const std::int64_t i = (p * h + oy * s_ + ky) * w + ox * s_ + kx;
-              if (!max_) best += x.v[std::size_t(i)];
-              else if (x.v[std::size_t(i)] > best || (ky == 0 && kx == 0)) best = x.v[std::size_t(i)], at = i;
-            }
+          const std::int64_t first = oy * s_ * w + ox * s_;
           const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
-          y.v[o] = max_ ? best : best / float(k_ * k_);
-          arg_[o] = at;
+          if (max_) {
+            float best = xp[first];
+            std::int64_t at = first;
+            for (std::int64_t ky = 0; ky < k_; ++ky)
+              for (std::int64_t kx = 0; kx < k_; ++kx) {
+                const std::int64_t i = first + ky * w + kx;
+                if (xp[i] > best) best = xp[i], at = i;
+              }
+            y.v[o] = best;
+            arg_[o] = p * h * w + at;
+          } else {
+            float sum = 0.0f;
+            for (std::int64_t ky = 0; ky < k_; ++ky)
+              for (std::int64_t kx = 0; kx < k_; ++kx) sum += xp[first + ky * w + kx];
+            y.v[o] = sum / float(k_ * k_);
+          }
         }
+    });
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(in_);

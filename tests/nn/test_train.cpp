@@ -197,6 +197,31 @@ TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
   EXPECT_EQ(sdx.v, (std::vector<float>{0, 1, 1, 0}));
 }
 
+// A max-pool window's first element wins ties and stays when it is NaN; a later NaN never wins.
+// The gradient follows the same choice, in every plane.
+TEST(NnLayers, MaxPoolTakesTheFirstOfEqualMaxima) {
+  std::mt19937_64 rng(1);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  auto pool = make_maxpool(2);
+  pool->init({1, 2, 2, 4}, rng);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x({1, 2, 2, 4}), y, dx;
+  x.v = {2, 2, nan, 1, 2, 1, 1, 1,  // plane 0: a tie; a NaN first
+         1, nan, 0, 0, 3, 3, 0, -0.0f};  // plane 1: a NaN later; ties, the second at index 12
+  pool->forward(x, y, ctx);
+  ASSERT_EQ(y.v.size(), 4u);
+  EXPECT_EQ(y.v[0], 2);
+  EXPECT_TRUE(std::isnan(y.v[1]));
+  EXPECT_EQ(y.v[2], 3);
+  EXPECT_FALSE(std::signbit(y.v[3]));
+  Tensor dy({1, 2, 1, 2});
+  dy.v = {1, 2, 3, 4};
+  pool->backward(dy, dx, true, ctx);
+  std::vector<float> want(16, 0.0f);
+  want[0] = 1, want[2] = 2, want[12] = 3, want[10] = 4;
+  EXPECT_EQ(dx.v, want);
+}
+
 // Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8
 // (exact int8 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
 TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
