@@ -385,13 +385,7 @@ bool fake_quantize_dfx_f32(const BlockFormat& f, std::span<const float> in, std:
                            const RoundSpec& spec, const SrStream& sr, MatrixShape shape, std::vector<int>* scale_exp) {
   if (scale_exp) scale_exp->clear();
   for (const BlockGroup& g : block_groups(f, in.size(), shape)) {
-    float max_pos = 0, min_neg = 0;
-    for (std::size_t i = g.first; i < g.first + g.size; ++i) {
-      const float v = in[i];
-      if (!std::isfinite(v)) continue;
-      max_pos = std::max(max_pos, v);
-      min_neg = std::min(min_neg, v);
-    }
+    const auto [max_pos, min_neg] = finite_extremes_f32(in.subspan(g.first, g.size));
     std::vector<Exact> extremes;
     for (float v : {max_pos, min_neg})
       if (v != 0) extremes.push_back(Exact::from_float(v));

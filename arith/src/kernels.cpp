@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
@@ -245,6 +246,23 @@ void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float>
 void quantize_f32_portable(const Format& f, const RoundSpec& spec, std::span<const float> in,
                            std::span<float> out, const SrStream& sr, std::uint64_t first_index) {
   quantize_f32_impl(f, spec, in, out, sr, first_index, false);
+}
+
+FiniteExtremes finite_extremes_f32(std::span<const float> x) {
+  if (!avx2::available()) return finite_extremes_f32_portable(x);
+  FiniteExtremes e;
+  avx2::finite_extremes(x.data(), x.size(), e.max_pos, e.min_neg);
+  return e;
+}
+
+FiniteExtremes finite_extremes_f32_portable(std::span<const float> x) {
+  FiniteExtremes e;
+  for (const float v : x) {
+    if (!std::isfinite(v)) continue;
+    e.max_pos = std::max(e.max_pos, v);
+    e.min_neg = std::min(e.min_neg, v);
+  }
+  return e;
 }
 
 namespace avx2 {

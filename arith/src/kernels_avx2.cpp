@@ -297,6 +297,48 @@ void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst
   dispatch<FloatRun>(r, p, src, dst, rnd, n);
 }
 
+void finite_extremes(const float* src, std::size_t n, float& max_pos, float& min_neg) {
+  // vmaxps(a, b) is a > b ? a : b, the scalar loop's comparison with the new value first: a NaN or
+  // a -0 never replaces the accumulator. Infinities become 0 first, which never replaces either.
+  // Every accumulator stays +0 or nonzero, so neither the lanes' order nor the final reduction can
+  // change the result. Four accumulators each hide the latency of vmaxps/vminps.
+  const __m256 inf = _mm256_set1_ps(__builtin_inff());
+  __m256 hi[4], lo[4];
+  for (int a = 0; a < 4; ++a) hi[a] = lo[a] = _mm256_setzero_ps();
+  std::size_t j = 0;
+  for (; j + 32 <= n; j += 32)
+    for (int a = 0; a < 4; ++a) {
+      const __m256 x = _mm256_loadu_ps(src + j + 8 * a);
+      const __m256 v = _mm256_and_ps(BITSIM_CMP(abs_ps(x), inf, _CMP_LT_OQ), x);
+      hi[a] = _mm256_max_ps(v, hi[a]);
+      lo[a] = _mm256_min_ps(v, lo[a]);
+    }
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_loadu_ps(src + j);
+    const __m256 v = _mm256_and_ps(BITSIM_CMP(abs_ps(x), inf, _CMP_LT_OQ), x);
+    hi[0] = _mm256_max_ps(v, hi[0]);
+    lo[0] = _mm256_min_ps(v, lo[0]);
+  }
+  const __m256 h = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
+  const __m256 l = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
+  alignas(32) float hs[8], ls[8];
+  _mm256_store_ps(hs, h);
+  _mm256_store_ps(ls, l);
+  float mx = 0, mn = 0;
+  for (int i = 0; i < 8; ++i) {
+    mx = hs[i] > mx ? hs[i] : mx;
+    mn = ls[i] < mn ? ls[i] : mn;
+  }
+  for (; j < n; ++j) {
+    const float v = src[j];
+    if (!(v - v == 0)) continue;  // NaN or infinity
+    mx = v > mx ? v : mx;
+    mn = v < mn ? v : mn;
+  }
+  max_pos = mx;
+  min_neg = mn;
+}
+
 void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,
                  std::uint32_t* out) {
   const __m256i m0 = _mm256_set1_epi32(int(0xD2511F53)), m1 = _mm256_set1_epi32(int(0xCD9E8D57));

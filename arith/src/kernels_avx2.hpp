@@ -37,6 +37,10 @@ void quantize_fixed(Rounding r, Overflow o, const FixedPlan& p, const float* src
 void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
                     std::size_t n);
 
+// The largest positive and smallest negative finite values of src[0..n), each starting from +0,
+// as finite_extremes_f32_portable() (kernels.cpp) computes them.
+void finite_extremes(const float* src, std::size_t n, float& max_pos, float& min_neg);
+
 // The k-bit random numbers of SrStream blocks first_block .. first_block + blocks - 1, in element
 // order: SrStream::per_block(k) numbers per block.
 void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,

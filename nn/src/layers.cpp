@@ -85,8 +85,18 @@ class GemmLayer : public Layer {
   // scale unit after it multiplies y[m][n] by the activation scale (per tensor) and weight scale of
   // row n.
   void gemm_forward(const float* x, std::int64_t m, float* y, Context& ctx) {
-    m_ = m;
     xq_.assign(x, x + m * k_);
+    gemm_forward_input(m, y, ctx);
+  }
+  // The M x K input to fill before gemm_forward_input(): a convolution writes its im2col matrix
+  // here, saving a copy. Its contents on return are unspecified.
+  float* forward_input(std::int64_t m) {
+    xq_.resize(std::size_t(m * k_));
+    return xq_.data();
+  }
+  // gemm_forward() on the input already in forward_input(m).
+  void gemm_forward_input(std::int64_t m, float* y, Context& ctx) {
+    m_ = m;
     const auto& nm = numerics;
     fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), 0, &sa_);
     if (sa_.size() > 1)
@@ -224,10 +234,10 @@ class Conv2d : public GemmLayer {
   }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
     const std::int64_t b = x.dim(0), m = b * ho_ * wo_;
-    col_.assign(std::size_t(m * k_), 0.0f);
-    parallel_for(b, [&](std::int64_t bi) { im2col(x.data() + bi * c_ * h_ * w_in_, col_.data() + bi * ho_ * wo_ * k_); });
-    ymat_.assign(std::size_t(m * n_), 0.0f);
-    gemm_forward(col_.data(), m, ymat_.data(), ctx);
+    float* col = forward_input(m);
+    parallel_for(b, [&](std::int64_t bi) { im2col(x.data() + bi * c_ * h_ * w_in_, col + bi * ho_ * wo_ * k_); });
+    ymat_.resize(std::size_t(m * n_));  // gemm() sets every element
+    gemm_forward_input(m, ymat_.data(), ctx);
     y.resize({b, out_, ho_, wo_});
     const std::int64_t hw = ho_ * wo_;
     for (std::int64_t bi = 0; bi < b; ++bi)
@@ -240,7 +250,7 @@ class Conv2d : public GemmLayer {
     for (std::int64_t bi = 0; bi < b; ++bi)
       for (std::int64_t p = 0; p < hw; ++p)
         for (std::int64_t o = 0; o < out_; ++o) ymat_[std::size_t((bi * hw + p) * out_ + o)] = dy.v[std::size_t((bi * out_ + o) * hw + p)];
-    col_.assign(std::size_t(m * k_), 0.0f);
+    col_.resize(std::size_t(m * k_));  // gemm() sets every element
     gemm_backward(ymat_.data(), col_.data(), need_dx, ctx);
     if (!need_dx) return;
     dx.resize({b, c_, h_, w_in_});
@@ -248,18 +258,26 @@ class Conv2d : public GemmLayer {
   }
 
  private:
-  // One image: rows (oy, ox), columns (c, ky, kx).
+  // One image: rows (oy, ox), columns (c, ky, kx); every element is written. The kernel columns
+  // inside the image, [kx0, kx1), are one run of the input row; padding around it is zero.
   void im2col(const float* x, float* col) const {
     for (std::int64_t oy = 0; oy < ho_; ++oy)
       for (std::int64_t ox = 0; ox < wo_; ++ox) {
         float* row = col + (oy * wo_ + ox) * k_;
+        const std::int64_t ix0 = ox * stride_ - pad_;
+        const std::int64_t kx0 = std::clamp<std::int64_t>(-ix0, 0, kh_), kx1 = std::clamp<std::int64_t>(w_in_ - ix0, kx0, kh_);
         for (std::int64_t c = 0; c < c_; ++c)
           for (std::int64_t ky = 0; ky < kh_; ++ky) {
             const std::int64_t iy = oy * stride_ + ky - pad_;
-            for (std::int64_t kx = 0; kx < kh_; ++kx) {
-              const std::int64_t ix = ox * stride_ + kx - pad_;
-              row[(c * kh_ + ky) * kh_ + kx] = (iy >= 0 && iy < h_ && ix >= 0 && ix < w_in_) ? x[(c * h_ + iy) * w_in_ + ix] : 0.0f;
+            float* dst = row + (c * kh_ + ky) * kh_;
+            if (iy < 0 || iy >= h_) {
+              std::fill(dst, dst + kh_, 0.0f);
+              continue;
             }
+            const float* src = x + (c * h_ + iy) * w_in_ + (ix0 + kx0);
+            std::fill(dst, dst + kx0, 0.0f);
+            std::copy(src, src + (kx1 - kx0), dst + kx0);
+            std::fill(dst + kx1, dst + kh_, 0.0f);
           }
       }
   }
@@ -302,22 +320,33 @@ class Pool : public Layer {
     const std::int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     in_ = x.shape;
     y.resize({x.dim(0), x.dim(1), ho_, wo_});
-    arg_.assign(y.v.size(), 0);
-    for (std::int64_t p = 0; p < planes; ++p)
+    if (max_) arg_.resize(y.v.size());  // for backward; every element is set below
+    // Planes are independent, so any thread may take any plane. A window's maximum is its first
+    // element (even a NaN) unless a later one is greater: the first of equal maxima wins.
+    parallel_for(planes, [&](std::int64_t p) {
+      const float* xp = x.data() + p * h * w;
       for (std::int64_t oy = 0; oy < ho_; ++oy)
         for (std::int64_t ox = 0; ox < wo_; ++ox) {
-          float best = max_ ? -std::numeric_limits<float>::infinity() : 0.0f;
-          std::int64_t at = 0;
-          for (std::int64_t ky = 0; ky < k_; ++ky)
-            for (std::int64_t kx = 0; kx < k_; ++kx) {
-              const std::int64_t i = (p * h + oy * s_ + ky) * w + ox * s_ + kx;
-              if (!max_) best += x.v[std::size_t(i)];
-              else if (x.v[std::size_t(i)] > best || (ky == 0 && kx == 0)) best = x.v[std::size_t(i)], at = i;
-            }
+          const std::int64_t first = oy * s_ * w + ox * s_;
           const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
-          y.v[o] = max_ ? best : best / float(k_ * k_);
-          arg_[o] = at;
+          if (max_) {
+            float best = xp[first];
+            std::int64_t at = first;
+            for (std::int64_t ky = 0; ky < k_; ++ky)
+              for (std::int64_t kx = 0; kx < k_; ++kx) {
+                const std::int64_t i = first + ky * w + kx;
+                if (xp[i] > best) best = xp[i], at = i;
+              }
+            y.v[o] = best;
+            arg_[o] = p * h * w + at;
+          } else {
+            float sum = 0.0f;
+            for (std::int64_t ky = 0; ky < k_; ++ky)
+              for (std::int64_t kx = 0; kx < k_; ++kx) sum += xp[first + ky * w + kx];
+            y.v[o] = sum / float(k_ * k_);
+          }
         }
+    });
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(in_);

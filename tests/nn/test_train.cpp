@@ -120,6 +120,49 @@ void gradient_check(std::unique_ptr<Layer> l, const Shape& in) {
 
 }  // namespace
 
+// im2col copies runs of input rows between zero padding; a direct convolution on small integers
+// (whose fp32 sums are exact in any order) must equal it bit for bit, also where the padding
+// covers whole kernel rows or columns or a stride skips input.
+TEST(NnLayers, Conv2dEqualsDirectConvolution) {
+  struct Case {
+    std::int64_t out, kernel, stride, pad;
+    Shape in;
+  };
+  for (const Case& t : {Case{3, 3, 2, 1, {2, 2, 7, 6}}, Case{2, 5, 1, 2, {1, 3, 6, 5}}, Case{2, 3, 3, 2, {2, 1, 5, 5}},
+                        Case{1, 3, 1, 3, {1, 2, 2, 2}}, Case{4, 1, 2, 0, {1, 3, 5, 4}}}) {
+    std::mt19937_64 rng(5);
+    auto l = make_conv2d(t.out, t.kernel, t.stride, t.pad);
+    const Shape out = l->init(t.in, rng);
+    std::uniform_int_distribution<int> small(-4, 4);
+    Tensor x(t.in);
+    for (auto& v : x.v) v = float(small(rng));
+    for (Param* p : l->params())
+      for (auto& v : p->value.v) v = float(small(rng));
+    const std::vector<float>& w = l->params()[0]->value.v;
+    const std::vector<float>& bias = l->params()[1]->value.v;
+    Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+    Tensor y;
+    l->forward(x, y, ctx);
+    ASSERT_EQ(y.shape, out);
+    const std::int64_t c = t.in[1], h = t.in[2], wi = t.in[3], k = t.kernel;
+    for (std::int64_t b = 0; b < out[0]; ++b)
+      for (std::int64_t o = 0; o < out[1]; ++o)
+        for (std::int64_t oy = 0; oy < out[2]; ++oy)
+          for (std::int64_t ox = 0; ox < out[3]; ++ox) {
+            float want = bias[std::size_t(o)];
+            for (std::int64_t ci = 0; ci < c; ++ci)
+              for (std::int64_t ky = 0; ky < k; ++ky)
+                for (std::int64_t kx = 0; kx < k; ++kx) {
+                  const std::int64_t iy = oy * t.stride + ky - t.pad, ix = ox * t.stride + kx - t.pad;
+                  if (iy < 0 || iy >= h || ix < 0 || ix >= wi) continue;
+                  want += w[std::size_t(((o * c + ci) * k + ky) * k + kx)] * x.v[std::size_t(((b * c + ci) * h + iy) * wi + ix)];
+                }
+            ASSERT_EQ(y.v[std::size_t(((b * out[1] + o) * out[2] + oy) * out[3] + ox)], want)
+                << "kernel " << k << " stride " << t.stride << " pad " << t.pad << " at " << b << "," << o << "," << oy << "," << ox;
+          }
+  }
+}
+
 TEST(NnLayers, GradientsMatchFiniteDifferences) {
   gradient_check(make_linear(7), {3, 11});
   gradient_check(make_conv2d(3, 3, 2, 1), {2, 2, 7, 6});
@@ -152,6 +195,31 @@ TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
   EXPECT_EQ(sy.v, (std::vector<float>{-1, -1, 1, 1}));
   sign->backward(sd, sdx, true, ctx);
   EXPECT_EQ(sdx.v, (std::vector<float>{0, 1, 1, 0}));
+}
+
+// A max-pool window's first element wins ties and stays when it is NaN; a later NaN never wins.
+// The gradient follows the same choice, in every plane.
+TEST(NnLayers, MaxPoolTakesTheFirstOfEqualMaxima) {
+  std::mt19937_64 rng(1);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  auto pool = make_maxpool(2);
+  pool->init({1, 2, 2, 4}, rng);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x({1, 2, 2, 4}), y, dx;
+  x.v = {2, 2, nan, 1, 2, 1, 1, 1,  // plane 0: a tie; a NaN first
+         1, nan, 0, 0, 3, 3, 0, -0.0f};  // plane 1: a NaN later; ties, the second at index 12
+  pool->forward(x, y, ctx);
+  ASSERT_EQ(y.v.size(), 4u);
+  EXPECT_EQ(y.v[0], 2);
+  EXPECT_TRUE(std::isnan(y.v[1]));
+  EXPECT_EQ(y.v[2], 3);
+  EXPECT_FALSE(std::signbit(y.v[3]));
+  Tensor dy({1, 2, 1, 2});
+  dy.v = {1, 2, 3, 4};
+  pool->backward(dy, dx, true, ctx);
+  std::vector<float> want(16, 0.0f);
+  want[0] = 1, want[2] = 2, want[12] = 3, want[10] = 4;
+  EXPECT_EQ(dx.v, want);
 }
 
 // Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8

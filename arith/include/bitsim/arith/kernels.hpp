@@ -26,4 +26,15 @@ void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float>
 void quantize_f32_portable(const Format& f, const RoundSpec& spec, std::span<const float> in,
                            std::span<float> out, const SrStream& sr = {}, std::uint64_t first_index = 0);
 
+// The largest positive and the smallest negative finite value of `x`, 0 where there is none: the
+// two extremes from which dynamic fixed point chooses its fraction length. NaNs and infinities are
+// skipped; -0 never replaces the initial +0, so both results are +0 or nonzero.
+struct FiniteExtremes {
+  float max_pos = 0, min_neg = 0;
+};
+FiniteExtremes finite_extremes_f32(std::span<const float> x);
+
+// The same, always on the portable C++ loop: the oracle the SIMD path is tested against.
+FiniteExtremes finite_extremes_f32_portable(std::span<const float> x);
+
 }  // namespace bitsim::arith
