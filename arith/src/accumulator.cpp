@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cmath>
+#include "bitsim/arith/pow2.hpp"
 
 namespace bitsim::arith {
 
@@ -12,9 +13,6 @@ namespace {
 bool plain_float(const Format& f) {
   return f.is_float() && f.is_signed && f.has_zero && f.subnormals && f.exp_bits <= 10 && f.man_bits <= 52;
 }
-
-// 2^e as a double, for normal exponents (-1022 <= e <= 1023): built from its bits, no libm call.
-double pow2(int e) { return std::bit_cast<double>(std::uint64_t(1023 + e) << 52); }
 
 // The unbiased exponent of a positive normal double: a in [2^e, 2^(e+1)).
 int exponent_of(double a) { return int((std::bit_cast<std::uint64_t>(a) >> 52) & 0x7ff) - 1023; }
@@ -170,7 +168,7 @@ LazyUpdateResult LazyUpdate::step(u128 theta, u128 acc_code, double update, std:
   const bool integer_path = !w.is_float() && !a.is_float() && shift >= 0 && shift <= 40 && w.wl <= 48 && a.wl <= 48 &&
                             std::isfinite(update);
   if (integer_path) {
-    const double u = std::ldexp(update, a.fl);  // the update in accumulator LSBs, exact
+    const double u = scale_pow2(update, a.fl);  // the update in accumulator LSBs, exact
     if (std::abs(u) < 0x1p52) {
       const double ui = std::floor(u);
       // acc1 = round(acc + update)
@@ -180,7 +178,7 @@ LazyUpdateResult LazyUpdate::step(u128 theta, u128 acc_code, double update, std:
         const std::int64_t th = signed_value(theta, w);
         const std::int64_t sum = th * (std::int64_t(1) << shift) + acc1;
         const std::int64_t floor_q = sum >> shift;  // arithmetic shift: floor
-        const double frac = std::ldexp(double(sum - floor_q * (std::int64_t(1) << shift)), -shift);
+        const double frac = scale_pow2(double(sum - floor_q * (std::int64_t(1) << shift)), -shift);
         const std::int64_t th1 = round_sum(floor_q, frac, weight_spec, r_theta);
         // acc2 = acc1 - (theta1 - theta): exact, so only its range matters.
         const std::int64_t acc2 = acc1 - (th1 - th) * (std::int64_t(1) << shift);

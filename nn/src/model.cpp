@@ -1,5 +1,6 @@
 #include "bitsim/nn/model.hpp"
 
+#include "bitsim/arith/pow2.hpp"
 #include "bitsim/nn/memory.hpp"
 
 #include <fmt/format.h>
@@ -21,7 +22,7 @@ float to_float(const arith::Format& f, arith::u128 code) {
   if (!f.is_float()) {  // fixed point: the signed integer scaled by 2^-fl
     const int up = 128 - f.wl;
     const auto v = f.is_signed ? std::int64_t(arith::i128(code << up) >> up) : std::int64_t(code);
-    return float(std::ldexp(double(v), -f.fl));
+    return float(arith::scale_pow2(double(v), -f.fl));
   }
   return arith::to_f32(arith::decode(f, code));
 }
@@ -169,7 +170,7 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
           // grid); acc -= what theta absorbed.
           // The code of a value of f (x is on f's grid: the optimizer keeps it there).
           const auto code = [](const arith::Format& f, float x) -> arith::u128 {
-            if (!f.is_float()) return arith::u128(arith::i128(std::int64_t(std::ldexp(double(x), f.fl)))) & f.code_mask();
+            if (!f.is_float()) return arith::u128(arith::i128(std::int64_t(arith::scale_pow2(double(x), f.fl)))) & f.code_mask();
             return arith::quantize(f, arith::Exact::from_float(x), {arith::Rounding::NearestEven, arith::default_overflow(f)}).code;
           };
           const bool sr_acc = lazy_.stochastic(), sr_w = master_.stochastic();
