@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "bitsim/nn/files.hpp"
+#include "bitsim/nn/gemm.hpp"
 #include "bitsim/sweep/results.hpp"
 
 extern char** environ;
@@ -93,45 +95,29 @@ std::string self_program() {
 
 namespace {
 
-std::vector<std::string> point_args(const std::string& program, const Plan& plan, const fs::path& dir, std::string index,
-                                    std::string threads) {
-  std::vector<std::string> args{program, "sweep", fs::absolute(plan.file).string(), "--out", fs::absolute(dir).string(),
-                                "--point", std::move(index), "--threads", std::move(threads)};
-  for (const std::string& kv : plan.cli_set) args.insert(args.end(), {"--set", kv});
-  return args;
-}
-
-// The environment of a point's process: this one's, with OpenBLAS kept to one thread unless the
-// user chose otherwise. bitsim runs its own threads around single-threaded BLAS calls, and
-// OpenBLAS's idle workers spin (sched_yield) for a while after start-up: in a point that lasts
-// tens of milliseconds that was half its CPU time.
-std::vector<std::string> point_environment() {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  if (!std::getenv("OPENBLAS_NUM_THREADS")) env.emplace_back("OPENBLAS_NUM_THREADS=1");
-  return env;
-}
-
-// Starts a point's process: its output to `log`, stdin from /dev/null, killed when this process dies.
-pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, const fs::path& log) {
-  std::vector<char*> argv, envp;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+// Starts point `index` in a child of this process: a fork of the sweep that has loaded and checked
+// the plan already, so the point runs at once (no exec, no second reading of the plan). Its output
+// goes to `log`, stdin is /dev/null, and it is killed when this process dies. Exit status 0 when
+// the point's result is "ok", 1 when it failed (the result says why).
+pid_t fork_point(const Plan& plan, const fs::path& dir, std::size_t index, int threads, const fs::path& log) {
   const std::string log_path = log.string();
+  std::fflush(nullptr);  // nothing buffered here may be written twice
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw SweepError(fmt::format("cannot start a point's process: {}", std::strerror(errno)));
-  if (pid == 0) {  // only async-signal-safe calls until exec
+  if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     const int out = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int in = open("/dev/null", O_RDONLY);
     if (out < 0 || in < 0) _exit(126);
     dup2(in, 0), dup2(out, 1), dup2(out, 2);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
+    nn::set_threads(threads);
+    const PointResult r = run_point(plan, index, dir);
+    std::printf("point %s (%s): %s in %.1f s\n", r.id.c_str(), plan.points[index].label.c_str(), r.status.c_str(),
+                r.wall_seconds);
+    std::fflush(nullptr);
+    _exit(r.status == "ok" ? 0 : 1);  // no exit handlers: they belong to the sweep
   }
   return pid;
 }
@@ -144,14 +130,12 @@ std::string ended(int status) {
 }  // namespace
 
 void run_local(const Plan& plan, const fs::path& dir, const std::vector<std::size_t>& todo, const LocalOptions& opt) {
-  const std::string program = opt.program.empty() ? self_program() : opt.program;
   const int jobs = std::max(1, opt.jobs);
   const int threads = opt.threads > 0 ? opt.threads : std::max(1, int(std::thread::hardware_concurrency()) / jobs);
   LocalProgress prog;
   prog.total = todo.size();
   std::map<pid_t, std::size_t> running;
   std::size_t next = 0;
-  const std::vector<std::string> env = point_environment();
   auto report = [&] {
     prog.running = running.size();
     if (opt.progress) opt.progress(prog);
@@ -162,8 +146,7 @@ void run_local(const Plan& plan, const fs::path& dir, const std::vector<std::siz
       const Point& p = plan.points[todo[next++]];
       std::error_code ec;
       fs::create_directories(point_dir(dir, p), ec);
-      running[spawn(point_args(program, plan, dir, std::to_string(p.index), std::to_string(threads)), env,
-                    point_dir(dir, p) / "log.txt")] = p.index;
+      running[fork_point(plan, dir, p.index, threads, point_dir(dir, p) / "log.txt")] = p.index;
       report();
     }
     int status = 0;

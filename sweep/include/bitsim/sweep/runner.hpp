@@ -38,12 +38,11 @@ struct LocalProgress {
 struct LocalOptions {
   int jobs = 1;
   int threads = 0;  // per point; 0: the machine's cores over jobs
-  std::string program;  // default: self_program()
   std::function<void(const LocalProgress&)> progress;
 };
 
-// Runs the points `todo` as child processes, at most opt.jobs at once, each with its output in
-// DIR/points/<id>/log.txt. A child that ends without recording a result (killed, crashed) is
+// Runs the points `todo` as child processes (forks of this one, which has checked the plan), at
+// most opt.jobs at once, each with its output in DIR/points/<id>/log.txt. A child that ends without recording a result (killed, crashed) is
 // recorded as failed with the reason. The children die with this process (a killed sweep leaves
 // no stray points running; --resume reruns what did not finish).
 void run_local(const Plan& plan, const std::filesystem::path& dir, const std::vector<std::size_t>& todo, const LocalOptions& opt);
