@@ -1,6 +1,7 @@
 // Where a sweep's points run: as child processes on this machine (at most --jobs at once), or as a
-// Slurm job array with a dependent merge job. Every point runs `bitsim sweep FILE --out DIR
-// --point I`, so a point computes the same wherever and in whatever order it runs.
+// Slurm job array with a dependent merge job whose tasks run `bitsim sweep FILE --out DIR --point I`.
+// Either way a point is run_point() in a process of its own, so it computes the same wherever and
+// in whatever order it runs.
 #pragma once
 
 #include <cstddef>
