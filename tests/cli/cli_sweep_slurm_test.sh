@@ -6,6 +6,7 @@ set -u
 bitsim="$1"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 source "$(dirname "$0")/expect.sh"
+source "$(dirname "$0")/sweep_results.sh"
 
 t0=$SECONDS
 tmp=$(mktemp -d)
@@ -63,14 +64,7 @@ done
 
 # The same sweep here: the same results, whichever machine ran which point in which order.
 expect_ok "the same sweep locally" "8 points: 8 ok" "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/local" --jobs 2
-python3 - "$tmp/slurm/results.csv" "$tmp/local/results.csv" <<'PY' || { echo "FAIL: Slurm and local results.csv differ (wall seconds aside)"; fails=$((fails + 1)); }
-import csv, sys
-def rows(path):
-    r = list(csv.reader(open(path)))
-    w = r[0].index("wall_seconds")
-    return [x[:w] + x[w + 1:] for x in r]
-sys.exit(0 if rows(sys.argv[1]) == rows(sys.argv[2]) else 1)
-PY
+same_results "Slurm and local runs of one sweep" "$tmp/slurm/results.csv" "$tmp/local/results.csv"
 
 if [ $fails -ne 0 ]; then echo "$fails Slurm sweep checks failed"; exit 1; fi
 echo "a sweep ran on a private Slurm cluster as an 8-task array and a merge job, equal to the local run ($((SECONDS - t0)) s)"

@@ -9,6 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 source "$(dirname "$0")/expect.sh"
+source "$(dirname "$0")/sweep_results.sh"
 
 cat > "$tmp/tiny.toml" <<'TOML'
 name = "sweep-tiny"
@@ -40,26 +41,6 @@ values = ["fixed<8,6>", "fixed<4,3>", "dfx<6,channel>"]
 key = "hardware.array"
 values = ["8x8", "16x16"]
 TOML
-
-# Compares two results.csv without the wall_seconds column.
-same_results() {
-  local what="$1" a="$2" b="$3"
-  python3 - "$a" "$b" <<'PY' || { echo "FAIL: $what: results.csv differ (wall_seconds aside)"; fails=$((fails + 1)); }
-import csv, sys
-def rows(path):
-    r = list(csv.reader(open(path)))
-    w = r[0].index("wall_seconds")
-    return [x[:w] + x[w + 1:] for x in r]
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-if a != b:
-    for x, y in zip(a, b):
-        if x != y: print("  ", x, "\n  ", y); break
-    sys.exit(1)
-PY
-}
-column() {  # column NAME FILE: the values of a column of a CSV file, one per line
-  python3 -c 'import csv, sys; r = list(csv.reader(open(sys.argv[2]))); i = r[0].index(sys.argv[1]); print("\n".join(x[i] for x in r[1:]))' "$1" "$2"
-}
 
 # The same sweep, one point at a time and two at a time.
 expect_ok "sweep --jobs 1" "12 points: 12 ok, 0 failed, 0 not run" "$bitsim" sweep "$tmp/sweep.toml" --out "$tmp/j1" --jobs 1
