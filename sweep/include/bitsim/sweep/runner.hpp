@@ -29,7 +29,7 @@ std::vector<std::size_t> unfinished(const Plan& plan, const std::filesystem::pat
 // The executable `name` would run as, from PATH.
 std::optional<std::string> find_program(const std::string& name);
 
-// The bitsim executable running now (what the points and Slurm tasks run).
+// The bitsim executable running now (what the Slurm tasks run).
 std::string self_program();
 
 struct LocalProgress {
