@@ -26,6 +26,10 @@ struct TrainArgs {
   int threads = 0;
   bool resume = false, json = false, fold = false, cost_only = false;
   int steps = 2, samples = 8;
+  // infer --integer-only
+  bool integer_only = false;
+  std::string calibration = "minmax", weights = "per-channel";
+  int calibration_batches = 8;
 };
 
 // v in SI units with a prefix that puts it in [1, 1000): "20.1 J", "3.4 mJ", "1.2 G".
@@ -92,7 +96,15 @@ void run_train(const TrainArgs& a) {
 void run_infer(const TrainArgs& a) {
   nn::set_threads(a.threads);
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
-  const nn::RunResult r = nn::infer(x, {a.checkpoint, a.out, a.fold});
+  nn::InferOptions opt{a.checkpoint, a.out, a.fold, std::nullopt};
+  if (a.integer_only) {
+    nn::IntegerOptions io;
+    io.set_calibration(a.calibration);
+    io.batches = a.calibration_batches;
+    io.per_channel = a.weights == "per-channel";
+    opt.integer_only = io;
+  }
+  const nn::RunResult r = nn::infer(x, opt);
   if (a.json) {
     fmt::print("{}\n", r.report.dump(2));
     return;
@@ -100,7 +112,14 @@ void run_infer(const TrainArgs& a) {
   const int folded = r.report["batchnorms_folded"].get<int>();
   fmt::print("{} test examples: accuracy {:.2f}%, loss {:.4f}{}\n", r.report["data"]["test_examples"].get<std::int64_t>(),
              100 * r.report["accuracy"]["test"].get<double>(), r.report["loss"]["test"].get<double>(),
-             a.fold ? fmt::format(" ({} BatchNorm layers folded into the weights)", folded) : "");
+             a.fold || a.integer_only ? fmt::format(" ({} BatchNorm layers folded into the weights)", folded) : "");
+  if (a.integer_only) {
+    const auto& io = r.report["integer_only"];
+    fmt::print("  integer-only (uint8 activations, {}): accuracy {:.2f}%; the fp32 network: {:.2f}%; same prediction "
+               "on {:.2f}% of the examples\n",
+               io["calibration"].get<std::string>(), 100 * r.report["accuracy"]["test"].get<double>(),
+               100 * io["fp32"]["accuracy"].get<double>(), 100 * io["agreement_with_fp32"].get<double>());
+  }
   print_cost(r.cost);
   if (!a.out.empty()) fmt::print("\nrun directory: {} (report.json, plots)\n", a.out);
 }
@@ -197,6 +216,28 @@ void add_nn_commands(CLI::App& app) {
   i->add_option("--threads", b->threads, "Threads (0: all cores)")->capture_default_str();
   i->add_option("--out", b->out, "Directory for report.json and the cost plots");
   i->add_flag("--fold-batchnorm", b->fold, "Fold each BatchNorm that follows a GEMM layer into its weights and bias");
+  auto* integer = i->add_flag("--integer-only", b->integer_only,
+                              "Quantize the fp32 weights (Jacob et al. 2018) and run every layer in integers: uint8 "
+                              "activations, int8 weights, int32 accumulators, fixed-point requantizers");
+  i->add_option("--calibration", b->calibration, "Activation ranges: minmax, percentile or percentile:P")
+      ->capture_default_str()
+      ->needs(integer)
+      ->check([](const std::string& v) {
+        try {
+          nn::IntegerOptions().set_calibration(v);
+        } catch (const std::invalid_argument& e) {
+          return std::string(e.what());
+        }
+        return std::string();
+      });
+  i->add_option("--calibration-batches", b->calibration_batches, "Training batches of 256 the ranges are measured on")
+      ->capture_default_str()
+      ->needs(integer)
+      ->check(CLI::Range(1, 1000));
+  i->add_option("--weights", b->weights, "Weight quantization: per-channel (int8 symmetric) or per-tensor (uint8)")
+      ->capture_default_str()
+      ->needs(integer)
+      ->check(CLI::IsMember({"per-channel", "per-tensor"}));
   i->add_flag("--json", b->json, "Print JSON");
   i->callback([b] { run_infer(*b); });
 

@@ -418,6 +418,7 @@ class BatchNorm : public Layer {
   std::vector<Param*> params() override { return {&gamma_, &beta_}; }
   std::vector<std::vector<double>*> buffers() override { return {&mean_, &var_}; }
   bool fold_affine(std::vector<double>& scale, std::vector<double>& shift) override {
+    if (folded_) return false;  // already absorbed: folding again would apply it twice
     scale.resize(std::size_t(c_)), shift.resize(std::size_t(c_));
     for (std::size_t c = 0; c < std::size_t(c_); ++c) {
       scale[c] = gamma_.value.v[c] / std::sqrt(var_[c] + eps_);

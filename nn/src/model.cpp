@@ -96,7 +96,7 @@ int Network::fold_batchnorm() {
   for (std::size_t i = 1; i < layers.size(); ++i) {
     if (layers[i]->type() != "batchnorm" || !layers[i - 1]->is_gemm()) continue;
     std::vector<double> scale, shift;
-    layers[i]->fold_affine(scale, shift);
+    if (!layers[i]->fold_affine(scale, shift)) continue;  // folded before
     if (!layers[i - 1]->absorb_affine(scale, shift)) throw std::logic_error("BatchNorm folding: channel count mismatch");
     ++folded;
   }

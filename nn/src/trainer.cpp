@@ -675,18 +675,37 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   const Dataset test = load_split(x, false);
   if (test.n == 0) throw ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
-  Network net = build_network(x, {x.batch, test.channels, test.height, test.width});
+  // Integer-only inference quantizes the fp32 network: the experiment's numerics do not apply.
+  Experiment xf = x;
+  if (opt.integer_only) xf.numerics = {}, xf.layer_numerics.clear(), xf.classifier_rule_alpha = 0;
+  Network net = build_network(xf, {x.batch, test.channels, test.height, test.width});
   check_classifier(x, net, test.classes);
   std::optional<RunLock> lock;
   if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
   // The weights only: a checkpoint trained under other numerics (an fp32 run) is evaluated under
   // this experiment's, without its optimizer state.
   load_checkpoint(opt.checkpoint, net, nullptr);
-  const int folded = opt.fold_batchnorm ? net.fold_batchnorm() : 0;
+  const int folded = opt.fold_batchnorm || opt.integer_only ? net.fold_batchnorm() : 0;
   RunResult r;
   const std::int64_t batch = std::min(std::max(x.batch, kEvalBatch), test.n);
   std::vector<GemmRecord> gemms;
-  const auto [acc, loss] = evaluate(x, net, test, 0, &gemms);  // records the first batch's GEMMs for the cost
+  nlohmann::json integer;
+  double acc = 0, loss = 0;
+  if (opt.integer_only) {
+    const IntegerOptions& io = *opt.integer_only;
+    const DataPreview calibration = preview_split(x, true, std::int64_t(io.batches) * io.batch);
+    IntegerNetwork qnet(xf, net, calibration.head, io);
+    const auto [facc, floss] = evaluate(xf, net, test, 0);
+    const IntegerEvaluation ie = evaluate_integer(xf, qnet, &net, test, batch, &gemms);
+    acc = ie.accuracy, loss = ie.loss;
+    integer = {{"calibration", io.describe()},
+               {"calibration_examples", std::min(calibration.n, std::int64_t(io.batches) * io.batch)},
+               {"fp32", {{"accuracy", facc}, {"loss", floss}}},
+               {"agreement_with_fp32", ie.agreement},
+               {"network", qnet.describe()}};
+  } else {
+    std::tie(acc, loss) = evaluate(x, net, test, 0, &gemms);  // records the first batch's GEMMs for the cost
+  }
   r.cost = costmodel::evaluate(x.hardware, inference_workload(x, gemms, batch, test.n), threads());
   std::int64_t parameters = 0;
   for (Param* p : net.params()) parameters += p->value.size();
@@ -702,6 +721,7 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
               {"cost", costmodel::to_json(r.cost)},
               {"timings", {{"threads", threads()},
                            {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};
+  if (opt.integer_only) r.report["integer_only"] = integer;
   if (!opt.out_dir.empty()) {
     const fs::path out = opt.out_dir;
     nlohmann::json plots = nlohmann::json::object();

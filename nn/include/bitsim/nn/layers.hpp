@@ -38,6 +38,9 @@ struct GemmRecord {
   // A convolution's forward GEMM: the convolution it lowers (A is im2col of its input), so the
   // array's traffic is counted from the tensors.
   std::optional<sim::ConvShape> conv;
+  // Integer-only inference (nn/integer.hpp): uint8 x int8 (or uint8) codes into an int32
+  // accumulator, then the bias add and the requantizer, whatever the layer's numerics say.
+  bool integer_only = false;
 };
 
 // One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.
@@ -111,7 +114,8 @@ class Layer {
   virtual void set_skip_input(const Tensor*) {}
   // BatchNorm folding for inference: a BatchNorm layer gives its per-channel y = scale x + shift
   // (running statistics) and becomes the identity; the GEMM layer before it absorbs them into its
-  // weights and bias (w[n] *= scale[n]; bias[n] = bias[n] scale[n] + shift[n]).
+  // weights and bias (w[n] *= scale[n]; bias[n] = bias[n] scale[n] + shift[n]). fold_affine
+  // returns false when the layer has no affine to give (not a BatchNorm, or folded already).
   virtual bool fold_affine(std::vector<double>& /*scale*/, std::vector<double>& /*shift*/) { return false; }
   virtual bool absorb_affine(const std::vector<double>& /*scale*/, const std::vector<double>& /*shift*/) { return false; }
 

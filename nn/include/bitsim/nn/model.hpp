@@ -32,11 +32,13 @@ class Network {
   double memory_bytes(std::int64_t batch);
   // Runs the layers; returns the logits (kept until the next forward).
   const Tensor& forward(const Tensor& x, Context& ctx);
+  // Activation i of the last forward(): the input of layer i (i = layers.size(): the output).
+  const Tensor& activation(std::size_t i) const { return acts_.at(i); }
   // Back-propagates dlogits through every layer (no input gradient for the first).
   void backward(const Tensor& dlogits, Context& ctx);
   std::vector<Param*> params();
   // Folds every BatchNorm that directly follows a GEMM layer into it, for inference; returns how
-  // many were folded.
+  // many were folded (by this call: a BatchNorm folded before stays folded, once).
   int fold_batchnorm();
   std::vector<Shape> shapes() const { return shapes_; }  // input of each layer, then the output
 

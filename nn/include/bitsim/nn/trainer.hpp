@@ -15,6 +15,7 @@
 #include "bitsim/costmodel/pipeline.hpp"
 #include "bitsim/nn/data.hpp"
 #include "bitsim/nn/experiment.hpp"
+#include "bitsim/nn/integer.hpp"
 #include "bitsim/nn/model.hpp"
 
 namespace bitsim::nn {
@@ -90,6 +91,10 @@ struct InferOptions {
   std::string checkpoint;
   std::string out_dir;        // report.json and the cost plots; "" = write nothing
   bool fold_batchnorm = false;
+  // Integer-only inference (nn/integer.hpp) of the checkpoint's fp32 weights, whatever the
+  // experiment's numerics: calibrated on the training split, run in integers, reported beside the
+  // fp32 network's accuracy and costed as int8 MACs, int32 bias adds and requantizers.
+  std::optional<IntegerOptions> integer_only;
 };
 // Test accuracy and loss of a checkpoint's weights under the experiment's numerics, and the cost of
 // that inference pass; report.json has the train report's schema (mode "infer", no epochs).
