@@ -27,7 +27,7 @@ struct TrainArgs {
   bool resume = false, json = false, fold = false, cost_only = false;
   int steps = 2, samples = 8;
   // infer --integer-only
-  bool integer_only = false;
+  bool integer_only = false, popcount = false;
   std::string calibration = "minmax", weights = "per-channel";
   int calibration_batches = 8;
 };
@@ -96,7 +96,7 @@ void run_train(const TrainArgs& a) {
 void run_infer(const TrainArgs& a) {
   nn::set_threads(a.threads);
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
-  nn::InferOptions opt{a.checkpoint, a.out, a.fold, std::nullopt};
+  nn::InferOptions opt{a.checkpoint, a.out, a.fold, std::nullopt, a.popcount};
   if (a.integer_only) {
     nn::IntegerOptions io;
     io.set_calibration(a.calibration);
@@ -119,6 +119,13 @@ void run_infer(const TrainArgs& a) {
                "on {:.2f}% of the examples\n",
                io["calibration"].get<std::string>(), 100 * r.report["accuracy"]["test"].get<double>(),
                100 * io["fp32"]["accuracy"].get<double>(), 100 * io["agreement_with_fp32"].get<double>());
+  }
+  if (a.popcount) {
+    const auto& pc = r.report["popcount"];
+    fmt::print("  popcount (XNOR-popcount, BatchNorm and sign folded into thresholds): accuracy {:.2f}%; the float-BatchNorm "
+               "network: {:.2f}%; same prediction on {} of {} examples\n",
+               100 * r.report["accuracy"]["test"].get<double>(), 100 * pc["float_batchnorm"]["accuracy"].get<double>(),
+               pc["same_prediction"].get<std::int64_t>(), pc["examples"].get<std::int64_t>());
   }
   print_cost(r.cost);
   if (!a.out.empty()) fmt::print("\nrun directory: {} (report.json, plots)\n", a.out);
@@ -219,6 +226,10 @@ void add_nn_commands(CLI::App& app) {
   auto* integer = i->add_flag("--integer-only", b->integer_only,
                               "Quantize the fp32 weights (Jacob et al. 2018) and run every layer in integers: uint8 "
                               "activations, int8 weights, int32 accumulators, fixed-point requantizers");
+  i->add_flag("--popcount", b->popcount,
+              "Run binarized layers as FINN does: XNOR-popcount, BatchNorm and sign folded into per-neuron thresholds")
+      ->excludes(integer)
+      ->excludes(i->get_option("--fold-batchnorm"));
   i->add_option("--calibration", b->calibration, "Activation ranges: minmax, percentile or percentile:P")
       ->capture_default_str()
       ->needs(integer)

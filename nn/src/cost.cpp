@@ -38,7 +38,7 @@ GemmWork work_of(const Experiment& x, const GemmRecord& g, const std::vector<cos
   w.a = g.a, w.w = g.b;
   if (w.a.is_float() != w.w.is_float()) w.a = w.w = Format::fp32();
   const Accumulation acc = x.layer(g.layer).acc;
-  w.acc = g.integer_only ? Format::fixed(32, 0) : acc.fp32 ? Format::fp32() : acc.for_operands(w.a, w.w);
+  w.acc = g.acc ? *g.acc : acc.fp32 ? Format::fp32() : acc.for_operands(w.a, w.w);
   w.xnor = g.binary;
   w.path = std::string(to_string(g.path));
   return w;
@@ -55,15 +55,26 @@ costmodel::ElementWork element(const GemmWork& g, const char* what, costmodel::O
 // The units beside the array that one execution of `g` keeps busy: stochastic-rounding units for
 // the operand (or, for the weight gradient, the result) it quantizes with stochastic rounding, a
 // scale unit after the array for scaled schemes (XNOR-Net, TWN, DoReFa), and the requantizer that
-// turns integer accumulators into the next layer's activations. An integer-only GEMM has its int32
-// bias adds and its requantizer (multiplier, shift, zero point, clamp), whatever the numerics say.
+// turns integer accumulators into the next layer's activations. A GEMM of an inference engine has
+// what its record says stands after the array instead: an int32 bias add and a requantizer
+// (integer-only), a threshold compare (popcount), or an fp32 multiply and add (an affine).
 std::vector<costmodel::ElementWork> units_of(const Experiment& x, const GemmWork& g, const GemmRecord& rec) {
   std::vector<costmodel::ElementWork> out;
-  if (rec.integer_only) {
-    const double outputs = double(g.shape.m) * double(g.shape.n);
-    out.push_back(element(g, "bias add", costmodel::OpKind::Add, g.acc, g.acc, outputs));
-    out.push_back(element(g, "requantizer", costmodel::OpKind::Requantize, g.acc, g.a, outputs));
-    return out;
+  const double outputs = double(g.shape.m) * double(g.shape.n);
+  using After = GemmRecord::After;
+  switch (rec.after) {
+    case After::Numerics: break;
+    case After::Requantizer:
+      out.push_back(element(g, "bias add", costmodel::OpKind::Add, g.acc, g.acc, outputs));
+      out.push_back(element(g, "requantizer", costmodel::OpKind::Requantize, g.acc, g.a, outputs));
+      return out;
+    case After::Threshold:
+      out.push_back(element(g, "threshold compare", costmodel::OpKind::Add, g.acc, g.acc, outputs));
+      return out;
+    case After::Affine:
+      out.push_back(element(g, "affine", costmodel::OpKind::Mac, Format::fp32(), Format::fp32(), outputs));
+      out.back().acc = Format::fp32();
+      return out;
   }
   const LayerNumerics n = x.layer(g.layer.index);
   const double m = double(g.shape.m), k = double(g.shape.k), nn_ = double(g.shape.n);

@@ -122,6 +122,7 @@ std::string_view to_string(GemmPath p) {
     case GemmPath::OrderedFp32: return "ordered-fp32";
     case GemmPath::OrderFaithfulSimd: return "order-faithful-simd";
     case GemmPath::OrderFaithful: return "order-faithful";
+    case GemmPath::Popcount: return "popcount";
   }
   return "?";
 }

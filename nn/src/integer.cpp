@@ -434,7 +434,8 @@ void IntegerNetwork::run(std::size_t si, std::vector<GemmRecord>* gemms) {
     GemmRecord rec{s.first, Phase::Forward, m, n, k, arith::Format::fixed(8, 0, false),
                    arith::Format::fixed(8, 0, s.weights_signed), GemmPath::ExactInt8, false, s.conv};
     if (rec.conv) rec.conv->batch = batch;
-    rec.integer_only = true;
+    rec.acc = arith::Format::fixed(32, 0);
+    rec.after = GemmRecord::After::Requantizer;
     gemms->push_back(rec);
   }
 }

@@ -703,6 +703,35 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
                {"fp32", {{"accuracy", facc}, {"loss", floss}}},
                {"agreement_with_fp32", ie.agreement},
                {"network", qnet.describe()}};
+  } else if (opt.popcount) {
+    PopcountNetwork pnet(x, net);
+    const auto [facc, floss] = evaluate(x, net, test, 0);
+    std::vector<std::int64_t> order(std::size_t(test.n));
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(x.seed);
+    Context ctx{false, x.seed, 0, &rng, nullptr, nullptr};
+    Tensor xb, d;
+    std::vector<std::uint8_t> yb;
+    std::int64_t ok = 0, same = 0;
+    for (std::int64_t first = 0; first < test.n; first += batch) {
+      const std::int64_t count = std::min(batch, test.n - first);
+      gather_batch(test, order, first, count, xb, yb);
+      const Tensor logits = pnet.forward(xb, first == 0 ? &gemms : nullptr);
+      loss += loss_and_gradient(x, logits, yb.data(), d) * double(count);
+      ok += correct(logits, yb.data());
+      const Tensor& ref = net.forward(xb, ctx);
+      const std::int64_t classes = logits.dim(1);
+      for (std::int64_t e = 0; e < count; ++e) {
+        const float* a = logits.data() + e * classes;
+        const float* b = ref.data() + e * classes;
+        same += std::max_element(a, a + classes) - a == std::max_element(b, b + classes) - b;
+      }
+    }
+    acc = double(ok) / double(test.n), loss /= double(test.n);
+    integer = {{"float_batchnorm", {{"accuracy", facc}, {"loss", floss}}},
+               {"same_prediction", same},
+               {"examples", test.n},
+               {"stages", pnet.describe()}};
   } else {
     std::tie(acc, loss) = evaluate(x, net, test, 0, &gemms);  // records the first batch's GEMMs for the cost
   }
@@ -722,6 +751,7 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
               {"timings", {{"threads", threads()},
                            {"wall_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count()}}}};
   if (opt.integer_only) r.report["integer_only"] = integer;
+  if (opt.popcount) r.report["popcount"] = integer;
   if (!opt.out_dir.empty()) {
     const fs::path out = opt.out_dir;
     nlohmann::json plots = nlohmann::json::object();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end checks of `bitsim infer --integer-only`: a LeNet-5 trained in fp32 on a slice of
-# Fashion-MNIST runs in integers (uint8 activations, int8 weights, int32 accumulators) with the
-# fp32 network's accuracy beside it, is costed as integer MACs, and bad options and layers that
-# cannot run in integers give one error line with exit status 2. tests/nn/test_integer.cpp checks
-# every stage against an independent per-element reference.
+# End-to-end checks of `bitsim infer --integer-only` and `--popcount`: a LeNet-5 trained in fp32
+# on a slice of Fashion-MNIST runs in integers (uint8 activations, int8 weights, int32
+# accumulators) with the fp32 network's accuracy beside it and is costed as integer MACs; a
+# binarized MLP runs as XNOR-popcounts and thresholds with the float-BatchNorm network's exact
+# predictions; bad options and layers that cannot run either way give one error line with exit
+# status 2. tests/nn/test_integer.cpp and test_popcount.cpp check the stages element by element.
 set -u
 bitsim="$1"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -74,5 +75,58 @@ TOML
 expect_error "sign layer" "layer 2 (sign): binarized layers do not run as uint8 integers" \
   "$bitsim" infer "$tmp/bin.toml" --checkpoint "$tmp/bin/checkpoint.bin" --integer-only
 
-[ "$fails" -eq 0 ] && echo "cli integer-only inference: all checks passed"
+# Binarized inference: a BNN-style MLP (binary weights and activations, the first layer's input 8-bit
+# dynamic fixed point) trained one epoch; popcount inference predicts what the float network does.
+cat > "$tmp/bnn.toml" <<'TOML'
+name = "bnn"
+[data]
+dataset = "synthetic"
+synthetic_train = 512
+synthetic_test = 256
+[model]
+loss = "square-hinge"
+layers = [
+  { type = "flatten" },
+  { type = "linear", out = 64 },
+  { type = "batchnorm" },
+  { type = "hardtanh" },
+  { type = "linear", out = 64 },
+  { type = "batchnorm" },
+  { type = "hardtanh" },
+  { type = "linear", out = 10 },
+  { type = "batchnorm" },
+]
+[train]
+batch = 64
+lr = 0.003
+clip = 1.0
+[numerics]
+weights = "binary"
+activations = "binary"
+errors = "dfx<8>"
+accumulator = "int<24>"
+[[numerics.layer]]
+index = 1
+activations = "dfx<8>"
+TOML
+"$bitsim" train "$tmp/bnn.toml" --out "$tmp/bnn" >/dev/null 2>&1 || { echo "FAIL: training the BNN"; fails=$((fails + 1)); }
+pj=$("$bitsim" infer "$tmp/bnn.toml" --checkpoint "$tmp/bnn/checkpoint.bin" --popcount --json | tr -d ' \n')
+fj=$("$bitsim" infer "$tmp/bnn.toml" --checkpoint "$tmp/bnn/checkpoint.bin" --json | tr -d ' \n')
+same=$(num same_prediction "$pj"); examples=$(num examples "$pj")
+[ -n "$same" ] && [ "$same" = "$examples" ] && [ "$examples" = 256 ] ||
+  { echo "FAIL: popcount predictions: $same of $examples equal the float network's"; fails=$((fails + 1)); }
+p_acc=$(grep -o '"accuracy":{"test":[0-9.e-]*' <<< "$pj" | sed 's/.*://')
+f_acc=$(grep -o '"accuracy":{"test":[0-9.e-]*' <<< "$fj" | sed 's/.*://')
+[ "$p_acc" = "$f_acc" ] || { echo "FAIL: popcount accuracy $p_acc, float-BatchNorm $f_acc"; fails=$((fails + 1)); }
+for want in '"op":"threshold"' '"input":"bits(XNOR-popcount)"' '"path":"popcount"' 'thresholdcompare' '"xnor' ; do
+  [[ "$pj" == *"$want"* ]] || { echo "FAIL: popcount report lacks $want"; fails=$((fails + 1)); }
+done
+expect_ok "popcount summary" "same prediction on 256 of 256 examples" \
+  "$bitsim" infer "$tmp/bnn.toml" --checkpoint "$tmp/bnn/checkpoint.bin" --popcount
+expect_error "popcount of a float network" "layer 0 (conv2d): popcount inference needs deterministic binary weights, not 'fp32'" \
+  "$bitsim" infer "$x" --checkpoint "$ck" --popcount
+expect_error "popcount and integer-only" "--integer-only excludes --popcount" \
+  "$bitsim" infer "$x" --checkpoint "$ck" --popcount --integer-only
+
+[ "$fails" -eq 0 ] && echo "cli integer-only and popcount inference: all checks passed"
 exit $((fails > 0))

@@ -58,7 +58,10 @@ enum class GemmPath : std::uint8_t {
   ExactFp64,
   OrderedFp32,
   OrderFaithfulSimd,
-  OrderFaithful
+  OrderFaithful,
+  // Not a path of gemm(): binarized inference's XNOR-popcount and integer sums (nn/popcount.hpp),
+  // named in its GEMM records.
+  Popcount
 };
 std::string_view to_string(GemmPath p);
 

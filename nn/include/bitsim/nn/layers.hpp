@@ -38,9 +38,17 @@ struct GemmRecord {
   // A convolution's forward GEMM: the convolution it lowers (A is im2col of its input), so the
   // array's traffic is counted from the tensors.
   std::optional<sim::ConvShape> conv;
-  // Integer-only inference (nn/integer.hpp): uint8 x int8 (or uint8) codes into an int32
-  // accumulator, then the bias add and the requantizer, whatever the layer's numerics say.
-  bool integer_only = false;
+  // Inference engines that are not the layer's numerics (nn/integer.hpp, nn/popcount.hpp) say
+  // which accumulator the array has and what stands after it; left empty, the layer's numerics
+  // decide both.
+  enum class After : std::uint8_t {
+    Numerics,     // what the layer's numerics imply (scale unit, requantizer, stochastic rounding)
+    Requantizer,  // int32 bias add and gemmlowp's requantizer per output (integer-only inference)
+    Threshold,    // one compare per output against its neuron's threshold (FINN's MVTU)
+    Affine,       // one fp32 multiply and add per output (a BatchNorm on the classifier's sums)
+  };
+  std::optional<arith::Format> acc{};
+  After after = After::Numerics;
 };
 
 // One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.

@@ -17,6 +17,7 @@
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/integer.hpp"
 #include "bitsim/nn/model.hpp"
+#include "bitsim/nn/popcount.hpp"
 
 namespace bitsim::nn {
 
@@ -95,6 +96,9 @@ struct InferOptions {
   // experiment's numerics: calibrated on the training split, run in integers, reported beside the
   // fp32 network's accuracy and costed as int8 MACs, int32 bias adds and requantizers.
   std::optional<IntegerOptions> integer_only;
+  // Binarized layers as XNOR-popcount with BatchNorm and sign folded into thresholds
+  // (nn/popcount.hpp), reported beside the float-BatchNorm network's accuracy and predictions.
+  bool popcount = false;
 };
 // Test accuracy and loss of a checkpoint's weights under the experiment's numerics, and the cost of
 // that inference pass; report.json has the train report's schema (mode "infer", no epochs).
