@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# FINN's binarized inference, bit for bit: trains experiments/methods/bnn.toml (BNN MLP on the npm
+# digits, 10 epochs) and runs `bitsim infer --popcount` on its checkpoint, writing
+# results/popcount/report.json. Usage: experiments/finn/popcount.sh [BITSIM]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bitsim="${1:-$here/../../build/app/bitsim}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$bitsim" train "$here/../methods/bnn.toml" --out "$tmp/bnn" >/dev/null
+rm -rf "$here/results/popcount"
+"$bitsim" infer "$here/../methods/bnn.toml" --checkpoint "$tmp/bnn/checkpoint.bin" --popcount --out "$here/results/popcount" |
+  tee "$tmp/summary.txt"
+cp "$tmp/summary.txt" "$here/results/popcount/summary.txt"
