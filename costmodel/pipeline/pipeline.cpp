@@ -57,7 +57,7 @@ EnergyReport gemm_energy(const CostModel& model, const Hardware& hw, const GemmW
 GemmCost cost_gemm(const CostModel& model, const Hardware& hw, const GemmWork& g) {
   GemmCost c;
   c.work = g;
-  const sim::OperandBits bits{g.a.width(), g.w.width(), g.acc.width()};
+  const sim::OperandBits bits{g.a.width(), g.w.width(), g.acc.width(), g.out_bits};
   // The mapper scores lower bounds of counts too, so a metric must not decrease as a count grows:
   // energy is a sum of counts times positive energies per operation or access (each rounding of
   // the sum is monotone too), and energy x cycles a product of two such non-negative terms.

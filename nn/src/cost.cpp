@@ -40,6 +40,7 @@ GemmWork work_of(const Experiment& x, const GemmRecord& g, const std::vector<cos
   const Accumulation acc = x.layer(g.layer).acc;
   w.acc = g.acc ? *g.acc : acc.fp32 ? Format::fp32() : acc.for_operands(w.a, w.w);
   w.xnor = g.binary;
+  w.out_bits = g.out_bits;
   w.path = std::string(to_string(g.path));
   return w;
 }

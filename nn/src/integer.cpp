@@ -436,6 +436,7 @@ void IntegerNetwork::run(std::size_t si, std::vector<GemmRecord>* gemms) {
     if (rec.conv) rec.conv->batch = batch;
     rec.acc = arith::Format::fixed(32, 0);
     rec.after = GemmRecord::After::Requantizer;
+    rec.out_bits = 8;  // uint8 codes leave the requantizer
     gemms->push_back(rec);
   }
 }

@@ -256,6 +256,7 @@ const Tensor& PopcountNetwork::forward(const Tensor& x, std::vector<GemmRecord>*
         if (rec.conv) rec.conv->batch = batch;
         rec.acc = arith::Format::fixed(sum_bits(s.binary_input ? s.k : s.k << (fa.wl - 1)), 0);
         rec.after = s.op == Op::Threshold ? GemmRecord::After::Threshold : GemmRecord::After::Affine;
+        if (s.op == Op::Threshold) rec.out_bits = 1;  // one bit per neuron leaves the compare
         gemms->push_back(rec);
       }
       if (s.op == Op::Output) {

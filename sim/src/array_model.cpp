@@ -67,6 +67,8 @@ void OperandBits::validate() const {
     throw std::invalid_argument(fmt::format("operand widths must be 1..{} bits (got {} and {})", kMaxOperandBits, a, w));
   if (acc < 1 || acc > kMaxAccBits)
     throw std::invalid_argument(fmt::format("accumulator width must be 1..{} bits (got {})", kMaxAccBits, acc));
+  if (out < 0 || out > acc)
+    throw std::invalid_argument(fmt::format("result width must be 0 (the accumulator's) or 1..{} bits (got {})", acc, out));
 }
 
 void ArrayConfig::validate() const {
@@ -77,6 +79,7 @@ void ArrayConfig::validate() const {
   arith::check_overflow_applies(acc, acc_spec.overflow);  // throws: e.g. wrap on a float
   if (acc_spec.sr_bits < 1 || acc_spec.sr_bits > 32)
     throw std::invalid_argument(fmt::format("bad stochastic rounding width {}: expected 1..32 bits", acc_spec.sr_bits));
+  bits().validate();
 }
 
 namespace detail {
@@ -365,7 +368,7 @@ ArrayStats known_counts(const ArraySpec& spec, const OperandBits& bits, const Ge
   }
   // The e sums of an (m-block, n-fold) leave the array on each k-fold and enter it again on each
   // but the first; kept, they go to DRAM once, else on every k-fold and come back on every one but
-  // the first.
+  // the first. Spilled partial sums travel at the accumulator's width, finished results at out's.
   const Folds m = folds(s.m, pm), n = folds(s.n, spec.cols);
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j) {
@@ -373,12 +376,13 @@ ArrayStats known_counts(const ArraySpec& spec, const OperandBits& bits, const Ge
       const std::int64_t e = m[std::size_t(i)].second * n[std::size_t(j)].second, bytes = packed_bytes(e, bits.acc);
       const std::int64_t spills = psums && !psums->kept_sizes(i, j) ? fk - 1 : 0;
       k.buf_o.writes += blocks * (fk + spills) * e, k.buf_o.reads += blocks * (fk + spills) * e;
-      k.dram.read_psum += blocks * spills * bytes, k.dram.write_c += blocks * (1 + spills) * bytes;
+      k.dram.read_psum += blocks * spills * bytes;
+      k.dram.write_c += blocks * (spills * bytes + packed_bytes(e, bits.out_bits()));
     }
   // Cycles at least: the first tile waits for its operands, the tiles compute one after another,
   // and the last one's results (its k-fold is the last) leave after it; or what the channel needs.
   const double bw = spec.dram_bytes_per_cycle;
-  const std::int64_t last_write = packed_bytes(extent(s.m, pm, fm - 1) * extent(s.n, spec.cols, fn - 1), bits.acc);
+  const std::int64_t last_write = packed_bytes(extent(s.m, pm, fm - 1) * extent(s.n, spec.cols, fn - 1), bits.out_bits());
   const double path = transfer_cycles(bw, first_fetch) + double(k.compute_cycles) + transfer_cycles(bw, last_write);
   k.cycles = std::int64_t(std::min(path, 0x1p62));
   raise_to_channel(k, bw);
@@ -399,7 +403,7 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
   bits.validate();
   check_shape(s);
   const Mapping mp = resolve(mapping, spec.dataflow, s);
-  const int ab = bits.a, wb = bits.w, cb = bits.acc;
+  const int ab = bits.a, wb = bits.w, cb = bits.acc, ob = bits.out_bits();
   const bool ws = spec.dataflow == Dataflow::WeightStationary;
   std::optional<ArrayStats> known;
   if (give_up) {
@@ -478,7 +482,7 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
       tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
       if (t.kt > 0 && !kept) tc.fetch += fetch(st.buf_o, st.dram.read_psum, t.mt * t.c, cb);
       if (last_k || !kept) {
-        tc.write = packed_bytes(t.mt * t.c, cb);
+        tc.write = packed_bytes(t.mt * t.c, last_k ? ob : cb);
         st.dram.write_c += tc.write;
         st.buf_o.reads += t.mt * t.c;
       }
@@ -491,7 +495,7 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
       tc.compute = s.k + r + t.c - 2 + r;
       tc.fetch += fetch_a(t.mb, t.m0, r, 0, s.k);
       tc.fetch += fetch_w(t.nt, s.k * t.c);
-      tc.write = packed_bytes(r * t.c, cb);
+      tc.write = packed_bytes(r * t.c, ob);
       st.dram.write_c += tc.write;
       st.buf_a.reads += r * s.k;
       st.buf_w.reads += s.k * t.c;

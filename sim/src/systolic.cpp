@@ -43,6 +43,7 @@ SystolicArray::SystolicArray(sc_core::sc_module_name name, const ArrayConfig& cf
       ab_(cfg.a.width()),
       wb_(cfg.w.width()),
       cb_(cfg.acc.width()),
+      ob_(cfg.bits().out_bits()),
       out_sig_("out", std::size_t(cfg.cols)) {
   pes_.resize(std::size_t(cfg.rows) * std::size_t(cfg.cols));
   using SC_CURRENT_USER_MODULE = SystolicArray;  // what SC_CTOR declares; SystemC 2.3 needs it
@@ -477,15 +478,17 @@ void SystolicArray::end_tile() {
   const GemmShape& s = ops_.shape;
   ArrayStats& st = result_.stats;
   std::int64_t out = 0;
+  int bits = ob_;  // finished results; spilled partial sums at the accumulator's width
   if (cfg_.dataflow == Dataflow::WeightStationary) {
     const bool last_fold = (T.k0 + T.r == s.k);
     if (last_fold || !T.keep_psum) out = T.mt * T.c;
+    if (!last_fold) bits = cb_;
   } else {
     out = std::int64_t(T.r) * T.c;
   }
   st.buf_o.reads += out;
-  st.dram.write_c += packed_bytes(out, cb_);
-  last_write_req_ = dram_issue(now_ + 1, packed_bytes(out, cb_));
+  st.dram.write_c += packed_bytes(out, bits);
+  last_write_req_ = dram_issue(now_ + 1, packed_bytes(out, bits));
   phase_ = ++tile_ < tiles_.size() ? Phase::WaitFetch : Phase::WaitWrite;
 }
 

@@ -197,7 +197,7 @@ TEST(SimArrayModel, SharedCountsEqualTheClosedFormPerMapping) {
     spec.dataflow = trial % 3 == 0 ? Dataflow::OutputStationary : Dataflow::WeightStationary;
     spec.buffer_a_bytes = uni(0, 600), spec.buffer_w_bytes = uni(0, 600), spec.buffer_o_bytes = uni(0, 600);
     spec.dram_bytes_per_cycle = trial % 2 ? 0.0 : 0.7 * double(uni(1, 5));
-    const OperandBits bits{int(uni(1, 16)), int(uni(1, 16)), int(uni(8, 32))};
+    const OperandBits bits{int(uni(1, 16)), int(uni(1, 16)), int(uni(8, 32)), trial % 4 == 1 ? int(uni(1, 8)) : 0};
     ConvShape cv{uni(1, 3), uni(1, 4), uni(1, 12), uni(1, 12), uni(1, 12), uni(1, 4), uni(1, 4), uni(1, 3), uni(0, 2)};
     const bool conv = trial % 2 == 0 && cv.height + 2 * cv.padding >= cv.kernel_h && cv.width + 2 * cv.padding >= cv.kernel_w;
     const GemmShape g = conv ? cv.gemm() : GemmShape{uni(1, 40), uni(1, 40), uni(1, 40)};

@@ -229,6 +229,8 @@ TEST(SimSystolic, SmallBuffersAndShortBandwidthMatchTheClosedForm) {
         c.dram_bytes_per_cycle = bw;
         c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
         cfgs.push_back(c);
+        c.out_bits = 8;  // a requantizer after the array: finished results leave as bytes
+        cfgs.push_back(c);
       }
     }
   EXPECT_SIM_PASSES(([&] {
@@ -532,7 +534,13 @@ TEST(SimSystolicMapping, FixedMappingKeepsTodaysCounts) {
     EXPECT_EQ(s.compute_cycles, 2020);
     EXPECT_EQ(s.cycles, 27300);
   }
+  // The results narrowed to 8 bits after the array: the 22,400 B of spilled partial sums still
+  // travel at 32 bits, the 800 finished results at one byte each (3,200 B at 32 bits before).
+  const ArrayStats narrow = array_model(spec, {8, 8, 32, 8}, {40, 30, 20});
+  EXPECT_EQ(narrow.dram.read_psum, 22400);
+  EXPECT_EQ(narrow.dram.write_c, 22400 + 800);
   spec.dataflow = Dataflow::OutputStationary;
+  EXPECT_EQ(array_model(spec, {8, 8, 32, 8}, {40, 30, 20}).dram.write_c, 800);
   EXPECT_EQ(array_model(spec, {8, 8, 32}, {40, 30, 20}).dram, array_model(spec, {8, 8, 32}, {40, 30, 20}, {LoopOrder::MNK, 0}).dram);
   EXPECT_THROW(array_model(spec, {8, 8, 32}, {40, 30, 20}, {LoopOrder::KMN, 0}), std::invalid_argument);
   EXPECT_THROW(array_model(spec, {8, 8, 32}, {40, 30, 20}, {LoopOrder::MNK, 8}), std::invalid_argument);

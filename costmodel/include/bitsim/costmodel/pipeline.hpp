@@ -75,6 +75,9 @@ struct GemmWork {
   std::optional<sim::ConvShape> conv;  // a convolution (A = im2col of its input): traffic from the tensors
   double repeat = 1;
   std::string path;     // how the executor computed it (informational)
+  // Bits of each finished result on its way to DRAM when a unit after the array narrows it (a
+  // requantizer: 8; a threshold compare: 1); 0: the accumulator's width.
+  int out_bits = 0;
 };
 
 // Work outside the array, e.g. the optimizer's update: `ops` operations of `kind` on formats a, b

@@ -49,6 +49,7 @@ struct GemmRecord {
   };
   std::optional<arith::Format> acc{};
   After after = After::Numerics;
+  int out_bits = 0;  // bits of each result leaving the array's output unit (0: the accumulator's)
 };
 
 // One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.

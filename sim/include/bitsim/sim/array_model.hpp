@@ -65,8 +65,13 @@ struct ArraySpec {
 // the buffers and in DRAM.
 struct OperandBits {
   int a = 8, w = 8, acc = 32;
+  // Bits of a result as it leaves for DRAM: 0 for the accumulator's, fewer where a unit after the
+  // array (a requantizer, a threshold compare) narrows each finished sum. Partial sums always
+  // travel at the accumulator's width.
+  int out = 0;
+  int out_bits() const { return out > 0 ? out : acc; }
   static constexpr int kMaxOperandBits = 64, kMaxAccBits = 128;
-  void validate() const;  // a, w in 1..64, acc in 1..128; throws std::invalid_argument
+  void validate() const;  // a, w in 1..64, acc in 1..128, out in 0..acc; throws std::invalid_argument
 };
 
 // The array plus the numerics of one GEMM: what the SystemC array and the reference GEMM compute with.
@@ -83,7 +88,9 @@ struct ArrayConfig : ArraySpec {
   std::uint64_t stream_base = 0;
 
   const ArraySpec& spec() const { return *this; }
-  OperandBits bits() const { return {a.width(), w.width(), acc.width()}; }
+  // Bits of each finished result written to DRAM (0: the accumulator's), as OperandBits::out.
+  int out_bits = 0;
+  OperandBits bits() const { return {a.width(), w.width(), acc.width(), out_bits}; }
   // Throws std::invalid_argument with one line naming the bad field.
   void validate() const;
 };

@@ -109,7 +109,7 @@ class SystolicArray : public sc_core::sc_module {
 
   ArrayConfig cfg_;
   arith::MacDatapath dp_;
-  int ab_, wb_, cb_;  // operand and accumulator widths in bits
+  int ab_, wb_, cb_, ob_;  // operand, accumulator and finished-result widths in bits
   GemmOperands ops_;        // a convolution leaves ops_.a empty: A comes from ifmap_
   bool conv_mode_ = false, loaded_ = false;
   Mapping mapping_;         // as given to load(); resolved when the schedule is built
