@@ -516,7 +516,7 @@ std::string_view layer_kind(const nn::TopologyLayer& l) { return !l.is_conv ? "g
 std::string layer_shape(const nn::TopologyLayer& l) {
   if (!l.is_conv) return fmt::format("{}x{}x{}", l.gemm.m, l.gemm.k, l.gemm.n);
   const sim::ConvShape& c = l.conv;
-  return fmt::format("{}x{}x{}*{}x{}x{}/{}", c.height, c.width, l.depthwise ? l.repeat : c.in_channels, c.kernel_h,
+  return fmt::format("{}x{}x{}*{}x{}x{}/{}", l.ifmap_h, l.ifmap_w, l.depthwise ? l.repeat : c.in_channels, c.kernel_h,
                      c.kernel_w, c.out_channels, c.stride);
 }
 

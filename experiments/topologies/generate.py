@@ -3,9 +3,11 @@
 formats (docs/topologies.md), and prints each network's MAC count computed here with Python
 integers, apart from bitsim. Run from anywhere: python3 experiments/topologies/generate.py
 
-Convolutions: IFMAP is the padded input (input + 2 x padding), because SCALE-Sim has no padding
-column and computes OFMAP = (IFMAP - filter) / stride + 1; that gives each layer its published
-output size. Fully connected layers are convolutions whose filter covers the whole input.
+Convolutions: SCALE-Sim has no padding column; it computes OFMAP = ceil((IFMAP - filter + stride)
+/ stride) a side. Each row's IFMAP is the extent of the padded input that the filter windows
+cover, (OFMAP - 1) x stride + filter, with OFMAP = floor((input + 2 padding - filter) / stride) + 1
+as the network computes it: so SCALE-Sim's formula gives each layer its published output size.
+For stride 1 that is input + 2 x padding; ResNet's 7x7/2 on 224 padded by 3 reads 229 rows. Fully connected layers are convolutions whose filter covers the whole input.
 Depthwise layers are named ...DP... with Channels = C and Num Filter = 1 (SCALE-Sim's reading:
 C single-channel convolutions of one filter each)."""
 import os
@@ -21,8 +23,8 @@ class Conv:
 
     def add(self, name, size, kernel, cin, cout, stride=1, pad=0, depthwise=False):
         """A layer on a size x size input; returns its output size."""
-        ifmap = size + 2 * pad
-        out = (ifmap - kernel) // stride + 1
+        out = (size + 2 * pad - kernel) // stride + 1
+        ifmap = (out - 1) * stride + kernel
         self.rows.append((name, ifmap, ifmap, kernel, kernel, cin, 1 if depthwise else cout, stride, depthwise))
         return out
 
@@ -33,7 +35,7 @@ class Conv:
     def macs(self):
         total = 0
         for name, ih, iw, fh, fw, c, f, s, dw in self.rows:
-            oh, ow = (ih - fh) // s + 1, (iw - fw) // s + 1
+            oh, ow = -(-(ih - fh + s) // s), -(-(iw - fw + s) // s)  # SCALE-Sim's ceil
             total += oh * ow * fh * fw * c * f  # depthwise: C channels x one filter of fh x fw each
         return total
 

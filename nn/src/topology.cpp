@@ -211,8 +211,11 @@ class Parser {
     // one channel each.
     l.depthwise = l.name.find("DP") != std::string::npos;
     l.repeat = l.depthwise ? channels : 1;
-    l.conv = sim::ConvShape{1, l.depthwise ? 1 : channels, ih, iw, filters, fh, fw, stride, 0};
-    // (IFMAP - filter) / stride + 1 output pixels a side: the filter fits, so the output is not empty.
+    l.ifmap_h = ih, l.ifmap_w = iw;
+    // SCALE-Sim's ceil((IFMAP - filter + stride) / stride) outputs a side: the input extended so
+    // that (extent - filter) is a multiple of the stride. The filter fits, so the output is not empty.
+    const auto extent = [&](std::int64_t in, std::int64_t f) { return in + (stride - (in - f) % stride) % stride; };
+    l.conv = sim::ConvShape{1, l.depthwise ? 1 : channels, extent(ih, fh), extent(iw, fw), filters, fh, fw, stride, 0};
     l.gemm = {l.conv.out_height() * l.conv.out_width(), l.conv.in_channels * fh * fw, filters};
     check_macs(l);
     return l;

@@ -11,10 +11,10 @@ trap 'rm -rf "$tmp"' EXIT
 
 source "$here/expect.sh"
 
-# MACs of a SCALE-Sim file, from its rows alone: conv rows (H - R) / S + 1 output pixels a side
-# times R x S x C x F; GEMM rows M x N x K. Integer arithmetic in awk's doubles is exact below 2^53.
+# MACs of a SCALE-Sim file, from its rows alone: conv rows ceil((H - R + S) / S) output pixels a
+# side (scalesim/topology_utils.py) times R x S x C x F; GEMM rows M x N x K. Integer arithmetic in awk's doubles is exact below 2^53.
 conv_macs() {
-  awk -F, 'NR > 1 && NF > 1 { oh = int(($2 - $4) / $8) + 1; ow = int(($3 - $5) / $8) + 1;
+  awk -F, 'NR > 1 && NF > 1 { oh = int(($2 - $4 + 2 * $8 - 1) / $8); ow = int(($3 - $5 + 2 * $8 - 1) / $8);
                               s += oh * ow * $4 * $5 * $6 * $7 } END { printf "%.0f\n", s }' "$1"
 }
 gemm_macs() { awk -F, 'NR > 1 && NF > 1 { s += $2 * $3 * $4 } END { printf "%.0f\n", s }' "$1"; }

@@ -30,30 +30,37 @@ std::string error_of(const std::string& text) {
 }  // namespace
 
 // SCALE-Sim's ResNet-18 file as its repository writes it: a header with a trailing comma and
-// spaces, rows with a trailing comma, the last row without a newline. OFMAP = (IFMAP - filter) /
-// stride + 1: Conv1 (224 - 7) / 2 + 1 = 109; Conv3_s (56 - 1) / 2 + 1 = 28.
+// spaces, rows with a trailing comma, the last row without a newline. OFMAP = ceil((IFMAP -
+// filter + stride) / stride) (topology_utils.py): Conv1 ceil(219 / 2) = 110, Conv3_s ceil(57 / 2)
+// = 29 (SCALE-Sim's Resnet50.csv notes 110 x 110 for the same Conv1), Conv2 (56 - 3 + 1) / 1 = 54.
 TEST(Topology, ReadsConvolutionsAsScaleSimDoes) {
   const Topology t = parse_topology(std::string(kConvHeader) +
                                         "Conv1,224,224,7,7,3,64,2,\n"
                                         "Conv3_s,56,56,1,1,64,128,2,\n"
+                                        "Conv2,56,56,3,3,64,64,1,\n"
                                         "FC,1,1,1,1,512,1000,1,",
                                     "r.csv");
   ASSERT_EQ(t.kind, TopologyKind::Conv);
-  ASSERT_EQ(t.layers.size(), 3u);
+  ASSERT_EQ(t.layers.size(), 4u);
   const TopologyLayer& c1 = t.layers[0];
   EXPECT_EQ(c1.name, "Conv1");
   EXPECT_EQ(c1.line, 2);
   EXPECT_TRUE(c1.is_conv);
   EXPECT_FALSE(c1.depthwise);
-  EXPECT_EQ(c1.conv.out_height(), 109);
+  EXPECT_EQ(c1.ifmap_h, 224);
+  EXPECT_EQ(c1.conv.out_height(), 110);
+  EXPECT_EQ(c1.conv.out_width(), 110);
   EXPECT_EQ(c1.conv.padding, 0);
-  EXPECT_EQ(c1.gemm.m, 109 * 109);
+  EXPECT_EQ(c1.conv.height, 225);  // the last window's row past the IFMAP
+  EXPECT_EQ(c1.gemm.m, 110 * 110);
   EXPECT_EQ(c1.gemm.k, 7 * 7 * 3);
   EXPECT_EQ(c1.gemm.n, 64);
-  EXPECT_EQ(t.layers[1].gemm.m, 28 * 28);
-  EXPECT_EQ(t.layers[2].gemm.m, 1);
-  EXPECT_EQ(t.layers[2].gemm.k, 512);
-  EXPECT_EQ(t.macs(), 109LL * 109 * 147 * 64 + 28LL * 28 * 64 * 128 + 512LL * 1000);
+  EXPECT_EQ(t.layers[1].gemm.m, 29 * 29);
+  EXPECT_EQ(t.layers[2].gemm.m, 54 * 54);
+  EXPECT_EQ(t.layers[2].conv.height, 56);
+  EXPECT_EQ(t.layers[3].gemm.m, 1);
+  EXPECT_EQ(t.layers[3].gemm.k, 512);
+  EXPECT_EQ(t.macs(), 110LL * 110 * 147 * 64 + 29LL * 29 * 64 * 128 + 54LL * 54 * 9 * 64 * 64 + 512LL * 1000);
 }
 
 // Spellings and line endings of SCALE-Sim's other files: a byte order mark, CRLF, blank lines,
@@ -66,7 +73,7 @@ TEST(Topology, AcceptsScaleSimsOtherSpellings) {
       "Conv1,  224, 224,    3, 3,      3,      32,     2,\r\n",
       "m.csv");
   ASSERT_EQ(a.layers.size(), 1u);
-  EXPECT_EQ(a.layers[0].gemm.m, 111 * 111);
+  EXPECT_EQ(a.layers[0].gemm.m, 112 * 112);  // ceil((224 - 3 + 2) / 2)
   const Topology b = parse_topology(
       "Layer name,IFMAP height,IFMAP width,Filter height,Filter width,Channels,Num filter,Stride height,Stride width,\n"
       "c,9,9,3,3,2,4,2,2,\n",
@@ -146,8 +153,9 @@ TEST(Topology, UnreadableFileIsOneError) {
 // The same convolution costed twice through the one pipeline: as the executor records it when it
 // runs a batch of an inference pass (record_training_step's forward GEMMs through
 // inference_workload, as `bitsim infer` costs them), and from a topology file row with the same
-// shape (28x28 input, 5x5 filter, stride 2, no padding: 12x12 outputs). The fully connected layer
-// after it as a GEMM row (M = 1 image, N = 10, K = 4 x 12 x 12). Every count and energy is equal.
+// shape (28x28 input, 4x4 filter, stride 2, no padding: 13x13 outputs by either formula, as the
+// stride divides 28 - 4). The fully connected layer after it as a GEMM row (M = 1 image, N = 10,
+// K = 4 x 13 x 13). Every count and energy is equal.
 TEST(Topology, LayerCostsWhatTheExecutorCostsForInference) {
   test::TempDir dir;
   const Experiment x = Experiment::load(dir.write("x.toml", R"(name = "tiny"
@@ -157,7 +165,7 @@ synthetic_train = 64
 synthetic_test = 16
 [model]
 layers = [
-  { type = "conv2d", out = 4, kernel = 5, stride = 2, padding = 0 },
+  { type = "conv2d", out = 4, kernel = 4, stride = 2, padding = 0 },
   { type = "relu" },
   { type = "flatten" },
   { type = "linear", out = 10 },
@@ -182,8 +190,8 @@ dram_bytes_per_cycle = 4
   const std::int64_t batch = x.batch;
   const bitsim::costmodel::RunCost executor = bitsim::costmodel::evaluate(x.hardware, inference_workload(x, forward, batch, batch), 1);
 
-  const Topology conv = parse_topology(std::string(kConvHeader) + "conv1,28,28,5,5,1,4,2,\n", "conv.csv");
-  const Topology fc = parse_topology("Layer,M,N,K,\nfc1,1,10,576,\n", "fc.csv");
+  const Topology conv = parse_topology(std::string(kConvHeader) + "conv1,28,28,4,4,1,4,2,\n", "conv.csv");
+  const Topology fc = parse_topology("Layer,M,N,K,\nfc1,1,10,676,\n", "fc.csv");
   const bitsim::costmodel::RunCost from_conv = bitsim::costmodel::evaluate(x.hardware, topology_workload(x, conv, batch), 1);
   const bitsim::costmodel::RunCost from_fc = bitsim::costmodel::evaluate(x.hardware, topology_workload(x, fc, batch), 1);
 
@@ -212,7 +220,7 @@ dram_bytes_per_cycle = 4
   };
   ASSERT_EQ(executor.gemms.size(), 2u);
   ASSERT_TRUE(executor.gemms[0].work.conv.has_value());
-  EXPECT_EQ(executor.gemms[0].work.shape.m, batch * 12 * 12);
+  EXPECT_EQ(executor.gemms[0].work.shape.m, batch * 13 * 13);
   same(executor.gemms[0], from_conv.gemms.at(0), executor.by_layer.at(0).second, from_conv.by_layer.at(0).second);
   same(executor.gemms[1], from_fc.gemms.at(0), executor.by_layer.at(1).second, from_fc.by_layer.at(0).second);
 }

@@ -22,14 +22,18 @@ enum class TopologyKind : std::uint8_t { Conv, Gemm };
 struct TopologyLayer {
   std::string name;
   int line = 0;  // in the file, from 1
-  // Convolution files: the unpadded input (IFMAP), filter, channels, filters and stride, as a
-  // convolution of one image without padding: OFMAP = (IFMAP - filter) / stride + 1 as SCALE-Sim.
+  // Convolution files: IFMAP, filter, channels, filters and stride. As SCALE-Sim (topology_utils.py,
+  // topo_calc_hyperparams) there is no padding and OFMAP = ceil((IFMAP - filter + stride) / stride)
+  // a side: when the stride does not divide IFMAP - filter, the last window runs past the IFMAP,
+  // and `conv` extends the input at the bottom and right by those rows and columns (zeros), so
+  // that its floor formula gives SCALE-Sim's OFMAP.
   // A layer whose name contains "DP" is depthwise as SCALE-Sim takes it: `repeat` = Channels
   // convolutions of one input channel each, every one with all Num Filter filters.
   // GEMM files ("Layer, M, N, K"): C[M x N] = A[M x K] W[K x N], and no convolution.
   bool is_conv = false;
   bool depthwise = false;
-  sim::ConvShape conv;    // batch 1
+  std::int64_t ifmap_h = 0, ifmap_w = 0;  // as the file gives them
+  sim::ConvShape conv;    // batch 1, no padding, the input extended as above
   sim::GemmShape gemm;    // of one image (conv: conv.gemm())
   std::int64_t repeat = 1;
   // MACs of the layer for one image (repeat included).
