@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,6 +23,10 @@
 #include "bitsim/costmodel/roofline.hpp"
 #include "bitsim/costmodel/table.hpp"
 #include "bitsim/costmodel/technology.hpp"
+#include "bitsim/nn/cost.hpp"
+#include "bitsim/nn/experiment.hpp"
+#include "bitsim/nn/files.hpp"
+#include "bitsim/nn/topology.hpp"
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "bitsim/sim/array_model.hpp"
@@ -426,6 +434,270 @@ void add_roofline_command(CLI::App* cost) {
   c->callback([a] { run_roofline(*a); });
 }
 
+// ---------------------------------------------------------------- cost network
+
+struct NetworkArgs {
+  std::string topology, experiment, array, dataflow, buffer_kib, bandwidth, clock, mapping;
+  std::string a_format, w_format, acc_format, out;
+  std::int64_t batch = 1;
+  int threads = 0;
+  ModelArgs model;
+  bool json = false;
+};
+
+// The experiment a topology is costed under: --experiment's hardware and numerics (or bitsim's
+// defaults with int<8> operands into an int<32> accumulator), then each option given on top.
+nn::Experiment network_experiment(const NetworkArgs& a) {
+  nn::Experiment x;
+  if (!a.experiment.empty()) {
+    x = nn::Experiment::load(a.experiment);
+  } else {
+    x.name = "topology";
+    x.numerics.weights.format = x.numerics.activations.format = "int<8>";
+    x.numerics.accumulator.format = "int<32>";
+  }
+  auto check = [](const std::string& spec, const char* option, auto&& parse) {
+    try {
+      parse(spec);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fmt::format("bad {} {}: {}", option, arith::quoted(spec), e.what()));
+    }
+  };
+  if (!a.a_format.empty()) {
+    check(a.a_format, "--a-format", [](const std::string& f) { nn::Numerics::parse(f); });
+    x.numerics.activations = nn::ClassSpec{a.a_format, "nearest-even", "", 16};
+  }
+  if (!a.w_format.empty()) {
+    check(a.w_format, "--w-format", [](const std::string& f) { nn::Numerics::parse(f); });
+    x.numerics.weights = nn::ClassSpec{a.w_format, "nearest-even", "", 16};
+  }
+  if (!a.acc_format.empty()) {
+    check(a.acc_format, "--acc-format", [](const std::string& f) { nn::Accumulation::parse(f); });
+    x.numerics.accumulator = nn::ClassSpec{a.acc_format, "nearest-even", "", 16};
+  }
+  costmodel::Hardware& hw = x.hardware;
+  const double bytes_per_cycle = hw.array.dram_bytes_per_cycle;
+  if (!a.array.empty()) {
+    const sim::ArrayDims dims = sim::parse_array_dims(a.array, "--array");
+    hw.array.rows = dims.rows, hw.array.cols = dims.cols;
+  }
+  if (!a.dataflow.empty()) hw.array.dataflow = sim::parse_dataflow(a.dataflow);
+  if (!a.buffer_kib.empty())
+    hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = parse_buffer_kib(a.buffer_kib, false);
+  if (!a.clock.empty()) {
+    hw.clock_ghz = parse_number(a.clock, "--clock", "GHz");
+    if (hw.clock_ghz > 1000) throw std::invalid_argument(fmt::format("bad --clock {}: at most 1000 GHz", arith::quoted(a.clock)));
+  }
+  // --bandwidth is in GB/s at the final clock; without it the experiment's bytes per cycle stay.
+  hw.array.dram_bytes_per_cycle = a.bandwidth.empty() ? bytes_per_cycle : parse_number(a.bandwidth, "--bandwidth", "GB/s") / hw.clock_ghz;
+  if (hw.array.dram_bytes_per_cycle > 0 && hw.array.dram_bytes_per_cycle < sim::ArraySpec::kMinDramBytesPerCycle)
+    throw std::invalid_argument(fmt::format("bad --bandwidth {}: below {} bytes per cycle", arith::quoted(a.bandwidth),
+                                            sim::ArraySpec::kMinDramBytesPerCycle));
+  if (!a.mapping.empty()) hw.mapping = costmodel::parse_mapping_goal(a.mapping);
+  if (!a.model.node.empty()) hw.node_nm = parse_number(a.model.node, "--node", "nm");
+  if (!a.model.vdd.empty()) hw.vdd_v = parse_number(a.model.vdd, "--vdd", "V");
+  if (!a.model.table.empty()) hw.table = a.model.table;
+  hw.device = parse_device(a.model.device);
+  if (a.model.dram_end == "low") hw.dram_end = DramEnd::Low;
+  else if (a.model.dram_end == "high") hw.dram_end = DramEnd::High;
+  else throw std::invalid_argument(fmt::format("bad --dram-end {}: expected low or high", arith::quoted(a.model.dram_end)));
+  hw.array.validate();
+  try {
+    costmodel::check_hardware(hw);
+  } catch (const costmodel::CostSetupError& e) {
+    throw std::invalid_argument(fmt::format("hardware {}: {}", e.key, e.what()));
+  }
+  return x;
+}
+
+std::string_view layer_kind(const nn::TopologyLayer& l) { return !l.is_conv ? "gemm" : l.depthwise ? "depthwise" : "conv"; }
+
+// "224x224x3 * 7x7x64 /2": IFMAP H x W x C, filter H x W x filters, stride (conv); "MxKxN" (GEMM).
+std::string layer_shape(const nn::TopologyLayer& l) {
+  if (!l.is_conv) return fmt::format("{}x{}x{}", l.gemm.m, l.gemm.k, l.gemm.n);
+  const sim::ConvShape& c = l.conv;
+  return fmt::format("{}x{}x{}*{}x{}x{}/{}", l.ifmap_h, l.ifmap_w, l.depthwise ? l.repeat : c.in_channels, c.kernel_h,
+                     c.kernel_w, c.out_channels, c.stride);
+}
+
+// One layer's report: its GEMM's counts and roofline with the layer's line (GEMM and the units
+// beside the array) for energy.
+nlohmann::json layer_json(const nn::TopologyLayer& l, const costmodel::GemmCost& g, const costmodel::CostLine& line) {
+  const sim::ArrayStats& s = g.stats;
+  const double r = g.work.repeat;
+  nlohmann::json energy = line.energy_pj;
+  energy["total"] = line.energy_total_pj();
+  const costmodel::RooflinePoint& p = g.roofline;
+  return {{"name", l.name},
+          {"line", l.line},
+          {"kind", layer_kind(l)},
+          {"shape", layer_shape(l)},
+          {"m", g.work.shape.m}, {"k", g.work.shape.k}, {"n", g.work.shape.n},
+          {"repeat", r},
+          {"macs", line.macs},
+          {"cycles", line.cycles},
+          {"utilization", s.utilization()},
+          {"mapping", g.mapping.to_string()},
+          {"traffic", {{"dram_bytes", {{"read_a", double(s.dram.read_a) * r}, {"read_w", double(s.dram.read_w) * r},
+                                        {"read_psum", double(s.dram.read_psum) * r}, {"write_c", double(s.dram.write_c) * r},
+                                        {"total", line.dram_bytes}}},
+                       {"buffer_accesses", {{"a_reads", double(s.buf_a.reads) * r}, {"a_writes", double(s.buf_a.writes) * r},
+                                            {"w_reads", double(s.buf_w.reads) * r}, {"w_writes", double(s.buf_w.writes) * r},
+                                            {"o_reads", double(s.buf_o.reads) * r}, {"o_writes", double(s.buf_o.writes) * r},
+                                            {"total", double(s.buf_a.reads + s.buf_a.writes + s.buf_w.reads + s.buf_w.writes +
+                                                             s.buf_o.reads + s.buf_o.writes) * r}}},
+                       {"array_macs", line.macs}}},
+          {"energy_pj", energy},
+          {"roofline", {{"ops", 2 * line.macs}, {"intensity_ops_per_byte", p.intensity_ops_per_byte},
+                        {"attainable_ops_per_s", p.attainable_ops_per_s}, {"achieved_ops_per_s", g.achieved_ops_per_s},
+                        {"peak_ops_per_s", p.peak_ops_per_s}, {"bound", std::string(to_string(p.bound))}}}};
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void run_network(const NetworkArgs& a) {
+  // Everything is read and checked before any work, and the costing done before anything is written.
+  const nn::Topology topo = nn::load_topology(a.topology);
+  if (a.batch < 1 || a.batch > nn::kMaxTopologyBatch)
+    throw std::invalid_argument(fmt::format("bad --batch {}: expected 1..{}", a.batch, nn::kMaxTopologyBatch));
+  const nn::Experiment x = network_experiment(a);
+  const costmodel::Workload w = nn::topology_workload(x, topo, a.batch);
+  if (!a.out.empty() && std::filesystem::exists(a.out) && !std::filesystem::is_directory(a.out))
+    throw std::invalid_argument(fmt::format("bad --out {}: exists and is not a directory", arith::quoted(a.out)));
+  const costmodel::RunCost c = costmodel::evaluate(x.hardware, w, a.threads);
+
+  std::map<int, const costmodel::GemmCost*> gemm_of;
+  for (const costmodel::GemmCost& g : c.gemms) gemm_of[g.work.layer.index] = &g;
+  std::map<int, const costmodel::CostLine*> line_of;
+  for (const auto& [id, line] : c.by_layer) line_of[id.index] = &line;
+  nlohmann::json layers = nlohmann::json::array();
+  for (std::size_t i = 0; i < topo.layers.size(); ++i)
+    layers.push_back(layer_json(topo.layers[i], *gemm_of.at(int(i)), *line_of.at(int(i))));
+
+  const costmodel::Hardware& hw = x.hardware;
+  const double pes = double(hw.array.rows) * double(hw.array.cols);
+  const costmodel::CostLine& t = c.total;
+  const double seconds = c.seconds_at_clock;
+  const double intensity = t.dram_bytes > 0 ? 2 * t.macs / t.dram_bytes : 0;
+  const double attainable = hw.dram_gb_per_s() > 0 ? std::min(c.peak_ops_per_s, intensity * hw.dram_gb_per_s() * 1e9) : c.peak_ops_per_s;
+  nlohmann::json energy = t.energy_pj;
+  energy["total"] = t.energy_total_pj();
+  const std::string formats = c.area ? c.area->mac_formats : "";
+  nlohmann::json report = {
+      {"schema", "bitsim-network/1"},
+      {"topology", {{"file", topo.source}, {"kind", topo.kind == nn::TopologyKind::Conv ? "conv" : "gemm"},
+                    {"layers", topo.layers.size()}, {"macs_per_image", topo.macs()}}},
+      {"batch", a.batch},
+      {"experiment", a.experiment.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.experiment)},
+      {"numerics", {{"activations", x.numerics.activations.format}, {"weights", x.numerics.weights.format},
+                    {"accumulator", x.numerics.accumulator.format}}},
+      {"hardware", {{"array", fmt::format("{}x{}", hw.array.rows, hw.array.cols)},
+                    {"dataflow", std::string(sim::to_string(hw.array.dataflow))}, {"clock_ghz", hw.clock_ghz},
+                    {"buffer_bytes", hw.array.buffer_a_bytes}, {"dram_gb_per_s", hw.dram_gb_per_s()},
+                    {"node_nm", hw.node_nm}, {"mapping", std::string(costmodel::to_string(hw.mapping))},
+                    {"technology", c.technology}}},
+      {"layers", layers},
+      {"totals", {{"macs", t.macs}, {"cycles", t.cycles}, {"seconds", seconds},
+                  {"utilization", t.cycles > 0 ? t.macs / (pes * t.cycles) : 0.0},
+                  {"dram_bytes", t.dram_bytes}, {"buffer_accesses", t.sram_accesses}, {"energy_pj", energy},
+                  {"roofline", {{"intensity_ops_per_byte", intensity}, {"attainable_ops_per_s", attainable},
+                                {"achieved_ops_per_s", seconds > 0 ? 2 * t.macs / seconds : 0.0},
+                                {"peak_ops_per_s", c.peak_ops_per_s}}}}},
+      {"cost", costmodel::to_json(c)}};
+
+  if (!a.out.empty()) {
+    const std::filesystem::path out = a.out;
+    std::filesystem::create_directories(out);
+    nlohmann::json plots = nlohmann::json::object();
+    const std::string name = std::filesystem::path(topo.source).stem().string();
+    costmodel::write_cost_plots(out, fmt::format("{} (batch {})", name, a.batch), c, costmodel::Phase::Inference, plots);
+    report["plots"] = plots;
+    std::set<std::string> components;
+    for (const auto& l : layers)
+      for (const auto& [k, v] : l["energy_pj"].items())
+        if (k != "total") components.insert(k);
+    nn::write_atomic(out / "layers.csv", [&](std::ofstream& f) {
+      f << "layer,line,kind,shape,m,k,n,repeat,macs,cycles,utilization,mapping,dram_bytes,buffer_accesses,"
+           "intensity_ops_per_byte,attainable_ops_per_s,achieved_ops_per_s,bound,energy_pj";
+      for (const std::string& comp : components) f << "," << csv_field("energy_pj " + comp);
+      f << "\n";
+      for (const auto& l : layers) {
+        const auto& r = l["roofline"];
+        f << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.6g},{},{},{},{:.6g},{:.6g},{:.6g},{},{:.9g}", csv_field(l["name"].get<std::string>()),
+                         l["line"].get<int>(), l["kind"].get<std::string>(), l["shape"].get<std::string>(),
+                         l["m"].get<std::int64_t>(), l["k"].get<std::int64_t>(), l["n"].get<std::int64_t>(),
+                         l["repeat"].get<double>(), l["macs"].get<double>(), l["cycles"].get<double>(),
+                         l["utilization"].get<double>(), csv_field(l["mapping"].get<std::string>()),
+                         l["traffic"]["dram_bytes"]["total"].get<double>(),
+                         l["traffic"]["buffer_accesses"]["total"].get<double>(),
+                         r["intensity_ops_per_byte"].get<double>(), r["attainable_ops_per_s"].get<double>(),
+                         r["achieved_ops_per_s"].get<double>(), r["bound"].get<std::string>(),
+                         l["energy_pj"]["total"].get<double>());
+        for (const std::string& comp : components)
+          f << fmt::format(",{:.9g}", l["energy_pj"].contains(comp) ? l["energy_pj"][comp].get<double>() : 0.0);
+        f << "\n";
+      }
+    });
+    nn::write_atomic(out / "report.json", [&](std::ofstream& f) { f << report.dump(2) << "\n"; });
+  }
+  if (a.json) {
+    fmt::print("{}\n", report.dump(2));
+    return;
+  }
+  fmt::print("{}: {} {} layers, batch {}; {} array at {} GHz, {} KiB buffers, DRAM {}; {} x {} -> {}; mappings by {}\n",
+             topo.source, topo.layers.size(), topo.kind == nn::TopologyKind::Conv ? "conv" : "GEMM", a.batch, c.array,
+             hw.clock_ghz, double(hw.array.buffer_a_bytes) / 1024,
+             hw.dram_gb_per_s() > 0 ? fmt::format("{:.6g} GB/s", hw.dram_gb_per_s()) : std::string("unlimited"),
+             x.numerics.activations.format, x.numerics.weights.format, x.numerics.accumulator.format, c.mapping);
+  fmt::print("{}\n", c.technology);
+  fmt::print("{:<16} {:>24} {:>5} {:>12} {:>12} {:>6} {:>12} {:>12} {:>11} {:>9} {:>10} {:>7}  {}\n", "layer", "shape", "rep",
+             "MACs", "cycles", "util%", "DRAM bytes", "buf access", "energy uJ", "ops/byte", "GOPS", "bound", "mapping");
+  for (const auto& l : layers) {
+    const auto& r = l["roofline"];
+    fmt::print("{:<16} {:>24} {:>5} {:>12.6g} {:>12.6g} {:>6.1f} {:>12.6g} {:>12.6g} {:>11.5g} {:>9.4g} {:>10.5g} {:>7}  {}\n",
+               l["name"].get<std::string>(), l["shape"].get<std::string>(), l["repeat"].get<double>(), l["macs"].get<double>(),
+               l["cycles"].get<double>(), 100 * l["utilization"].get<double>(), l["traffic"]["dram_bytes"]["total"].get<double>(),
+               l["traffic"]["buffer_accesses"]["total"].get<double>(), l["energy_pj"]["total"].get<double>() / 1e6,
+               r["intensity_ops_per_byte"].get<double>(), r["achieved_ops_per_s"].get<double>() / 1e9, r["bound"].get<std::string>(),
+               l["mapping"].get<std::string>());
+  }
+  const auto& tr = report["totals"];
+  fmt::print("{:<16} {:>24} {:>5} {:>12.6g} {:>12.6g} {:>6.1f} {:>12.6g} {:>12.6g} {:>11.5g} {:>9.4g} {:>10.5g}\n", "total", "", "",
+             t.macs, t.cycles, 100 * tr["utilization"].get<double>(), t.dram_bytes, t.sram_accesses, t.energy_total_pj() / 1e6,
+             intensity, tr["roofline"]["achieved_ops_per_s"].get<double>() / 1e9);
+  fmt::print("{:.6g} s at {} GHz; peak {:.6g} GOPS; energy by component:", seconds, hw.clock_ghz, c.peak_ops_per_s / 1e9);
+  for (const auto& [k, v] : t.energy_pj) fmt::print(" {} {:.4g} uJ;", k, v / 1e6);
+  fmt::print("\n");
+  if (!a.out.empty()) fmt::print("wrote {}/report.json, layers.csv, energy.png, roofline.png\n", a.out);
+}
+
+void add_network_command(CLI::App* cost) {
+  auto a = std::make_shared<NetworkArgs>();
+  auto* c = cost->add_subcommand("network", "Cost a network from a SCALE-Sim topology file (conv or GEMM CSV) without running it");
+  c->add_option("--topology", a->topology, "SCALE-Sim topology CSV (docs/topologies.md)")->required();
+  c->add_option("--experiment", a->experiment, "Experiment file (TOML) whose [hardware] and [numerics] to use");
+  c->add_option("--array", a->array, "MAC array ROWSxCOLS (default 16x16, or the experiment's)");
+  c->add_option("--dataflow", a->dataflow, "ws or os (default ws, or the experiment's)");
+  c->add_option("--buffer-kib", a->buffer_kib, "Each on-chip buffer (A, W, output) in KiB (default 256)");
+  c->add_option("--bandwidth", a->bandwidth, "DRAM bandwidth in GB/s (default unlimited, or the experiment's)");
+  c->add_option("--clock", a->clock, "Clock in GHz (default 1)");
+  c->add_option("--mapping", a->mapping, "What the mapper minimises: energy, cycles, dram, edp, or fixed (default energy)");
+  c->add_option("--a-format", a->a_format, "Activation format (default int<8>, or the experiment's)");
+  c->add_option("--w-format", a->w_format, "Weight format (default int<8>, or the experiment's)");
+  c->add_option("--acc-format", a->acc_format, "Accumulator: int<W>, a float format or fp32-reference (default int<32>)");
+  c->add_option("--batch", a->batch, "Images per batch (GEMM files: M is multiplied by it)")->capture_default_str();
+  c->add_option("--threads", a->threads, "Threads for the mapper (0: all cores; results do not depend on it)")->capture_default_str();
+  c->add_option("--out", a->out, "Directory for report.json, layers.csv, energy.png and roofline.png");
+  add_model_options(c, a->model);
+  c->add_flag("--json", a->json, "Print report.json");
+  c->callback([a] { run_network(*a); });
+}
+
 // ---------------------------------------------------------------- cost fpga
 
 struct FpgaArgs {
@@ -552,6 +824,7 @@ void add_cost_commands(CLI::App& app) {
   add_unit_command(cost, "area", true);
   add_roofline_command(cost);
   add_fpga_command(cost);
+  add_network_command(cost);
   auto m = std::make_shared<ModelArgs>();
   auto* laws = cost->add_subcommand("laws", "The table's anchors, the fitted orders of every law, and node scaling factors");
   add_model_options(laws, *m);

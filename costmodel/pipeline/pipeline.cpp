@@ -8,10 +8,12 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 
 #include "bitsim/costmodel/laws.hpp"
+#include "bitsim/costmodel/plot.hpp"
 #include "bitsim/costmodel/table.hpp"
 #include "bitsim/costmodel/technology.hpp"
 
@@ -282,6 +284,44 @@ nlohmann::json to_json(const RunCost& c) {
           {"peak_ops_per_s", c.peak_ops_per_s}, {"dram_gb_per_s", c.dram_gb_per_s}, {"total", line_json(c.total)},
           {"seconds_at_clock", c.seconds_at_clock}, {"by_phase", phases}, {"by_layer", layers}, {"gemms", gemms},
           {"area", area}};
+}
+
+void write_cost_plots(const std::filesystem::path& out, const std::string& title, const RunCost& cost, Phase phase,
+                      nlohmann::json& plots) {
+  auto attempt = [&](const char* name, const std::function<void(const std::filesystem::path&)>& draw) {
+    try {
+      draw(out / name);
+      plots[name] = "ok";
+    } catch (const std::exception& e) {
+      plots[name] = e.what();
+    }
+  };
+  attempt("energy.png", [&](const std::filesystem::path& p) {
+    std::vector<EnergyBar> bars;
+    for (const auto& [id, line] : cost.by_layer) {
+      if (id.index < 0) continue;  // the optimizer, not a layer
+      EnergyBar bar{id.name, {}};
+      for (const auto& [component, pj] : line.energy_pj) bar.components_pj.emplace_back(component, pj);
+      bars.push_back(bar);
+    }
+    plot_energy_breakdown(p, bars, title + ": energy per layer");
+  });
+  if (cost.dram_gb_per_s > 0) {
+    attempt("roofline.png", [&](const std::filesystem::path& p) {
+      std::vector<RooflinePoint> points;
+      for (const GemmCost& g : cost.gemms) {
+        if (g.work.phase != phase) continue;
+        // One point per layer: its full-batch GEMM, which comes before a last partial batch.
+        if (std::any_of(points.begin(), points.end(), [&](const auto& q) { return q.name == g.work.layer.name; })) continue;
+        points.push_back(g.roofline);
+        points.back().name = g.work.layer.name;
+        points.back().achieved_ops_per_s = g.achieved_ops_per_s;
+      }
+      plot_roofline(p, cost.peak_ops_per_s, cost.dram_gb_per_s, points, fmt::format("{}: {} GEMMs on {}", title, to_string(phase), cost.array));
+    });
+  } else {
+    plots["roofline.png"] = "not drawn: unlimited DRAM bandwidth (hardware.dram_bytes_per_cycle = 0)";
+  }
 }
 
 }  // namespace bitsim::costmodel

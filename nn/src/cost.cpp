@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <stdexcept>
 
 namespace bitsim::nn {
 
@@ -126,7 +127,8 @@ std::vector<costmodel::LayerId> gemm_layer_ids(const Experiment& x) {
   int conv = 0, fc = 0;
   for (std::size_t i = 0; i < x.layers.size(); ++i) {
     const LayerType t = x.layers[i].type;
-    const std::string name = t == LayerType::Conv2d ? fmt::format("conv{}", ++conv)
+    const std::string name = !x.layers[i].name.empty() ? x.layers[i].name
+                             : t == LayerType::Conv2d ? fmt::format("conv{}", ++conv)
                              : t == LayerType::Linear ? fmt::format("fc{}", ++fc)
                                                       : fmt::format("{}{}", to_string(t), i);
     ids.push_back({int(i), name});
@@ -175,6 +177,76 @@ costmodel::Workload inference_workload(const Experiment& x, const std::vector<Ge
     base.phase = costmodel::Phase::Inference;
     add_passes(x, w, base, g, batch, batch, examples, 1);
   }
+  return w;
+}
+
+namespace {
+
+// The operand format the array sees for a tensor class, as Numerics::apply returns it; only
+// formats that do not depend on the data can be costed without running the network.
+Format operand_format(const Numerics& n, const char* key) {
+  switch (n.kind) {
+    case Numerics::Kind::Fp32:
+    case Numerics::Kind::Scalar: return n.format;
+    case Numerics::Kind::Binary: return Format::fixed(2, 0);  // holds -1 and +1, as apply() says
+    case Numerics::Kind::Block:
+    case Numerics::Kind::Scaled: break;
+  }
+  throw std::invalid_argument(fmt::format("numerics.{} {}: the grid of a block or scaled format depends on the data; "
+                                          "a topology is costed at fp32, binary or a scalar format",
+                                          key, arith::quoted(n.describe())));
+}
+
+}  // namespace
+
+Experiment topology_experiment(const Experiment& x, const Topology& t) {
+  Experiment y = x;
+  y.layers.clear();
+  y.layer_numerics.clear();
+  y.classifier_rule_alpha = 0;
+  for (const TopologyLayer& l : t.layers) {
+    LayerSpec s;
+    s.type = l.is_conv ? LayerType::Conv2d : LayerType::Linear;
+    s.out = l.gemm.n;
+    if (l.is_conv) s.kernel = l.conv.kernel_h, s.stride = l.conv.stride;
+    s.bias = false;
+    s.name = l.name;
+    y.layers.push_back(s);
+  }
+  return y;
+}
+
+std::vector<GemmRecord> topology_records(const Experiment& y, const Topology& t, std::int64_t batch) {
+  if (batch < 1 || batch > kMaxTopologyBatch)
+    throw std::invalid_argument(fmt::format("bad batch {}: expected 1..{}", batch, kMaxTopologyBatch));
+  std::vector<GemmRecord> out;
+  for (std::size_t i = 0; i < t.layers.size(); ++i) {
+    const TopologyLayer& l = t.layers[i];
+    const LayerNumerics n = y.layer(int(i));
+    GemmRecord r;
+    r.layer = int(i);
+    r.phase = Phase::Forward;
+    r.m = l.gemm.m * batch, r.k = l.gemm.k, r.n = l.gemm.n;
+    r.a = operand_format(n.activations, "activations");
+    r.b = operand_format(n.weights, "weights");
+    r.binary = n.weights.kind == Numerics::Kind::Binary && n.activations.kind == Numerics::Kind::Binary;
+    if (l.is_conv) {
+      r.conv = l.conv;
+      r.conv->batch = batch;
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+costmodel::Workload topology_workload(const Experiment& x, const Topology& t, std::int64_t batch) {
+  const Experiment y = topology_experiment(x, t);
+  costmodel::Workload w = inference_workload(y, topology_records(y, t, batch), batch, batch);
+  // Not computed by the executor: the record's path says so.
+  for (GemmWork& g : w.gemms) g.path = "topology";
+  // A depthwise layer is `repeat` single-channel convolutions (SCALE-Sim's reading).
+  for (GemmWork& g : w.gemms) g.repeat *= double(t.layers.at(std::size_t(g.layer.index)).repeat);
+  for (costmodel::ElementWork& e : w.elements) e.repeat *= double(t.layers.at(std::size_t(e.layer.index)).repeat);
   return w;
 }
 

@@ -66,48 +66,6 @@ EpochMetrics metrics_from(const nlohmann::json& j) {
           j.at("seconds").get<double>()};
 }
 
-// The cost plots of a run: energy per GEMM layer by component (network order), and the roofline of
-// the GEMMs of `phase` with the throughput the array achieves beside what the roofline allows.
-// A plotting failure does not fail the run: it is recorded in the report.
-void write_cost_plots(const fs::path& out, const std::string& title, const costmodel::RunCost& cost,
-                      costmodel::Phase phase, nlohmann::json& plots) {
-  auto attempt = [&](const char* name, const std::function<void(const fs::path&)>& draw) {
-    try {
-      draw(out / name);
-      plots[name] = "ok";
-    } catch (const std::exception& e) {
-      plots[name] = e.what();
-    }
-  };
-  attempt("energy.png", [&](const fs::path& p) {
-    std::vector<costmodel::EnergyBar> bars;
-    for (const auto& [id, line] : cost.by_layer) {
-      if (id.index < 0) continue;  // the optimizer, not a layer
-      costmodel::EnergyBar bar{id.name, {}};
-      for (const auto& [component, pj] : line.energy_pj) bar.components_pj.emplace_back(component, pj);
-      bars.push_back(bar);
-    }
-    costmodel::plot_energy_breakdown(p, bars, title + ": energy per layer");
-  });
-  if (cost.dram_gb_per_s > 0) {
-    attempt("roofline.png", [&](const fs::path& p) {
-      std::vector<costmodel::RooflinePoint> points;
-      for (const costmodel::GemmCost& g : cost.gemms) {
-        if (g.work.phase != phase) continue;
-        // One point per layer: its full-batch GEMM, which comes before a last partial batch.
-        if (std::any_of(points.begin(), points.end(), [&](const auto& q) { return q.name == g.work.layer.name; })) continue;
-        points.push_back(g.roofline);
-        points.back().name = g.work.layer.name;
-        points.back().achieved_ops_per_s = g.achieved_ops_per_s;
-      }
-      costmodel::plot_roofline(p, cost.peak_ops_per_s, cost.dram_gb_per_s, points,
-                               fmt::format("{}: {} GEMMs on {}", title, costmodel::to_string(phase), cost.array));
-    });
-  } else {
-    plots["roofline.png"] = "not drawn: unlimited DRAM bandwidth (hardware.dram_bytes_per_cycle = 0)";
-  }
-}
-
 // Learning curves and the cost plots, as PNGs in the run directory.
 nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohmann::json& report,
                            const costmodel::RunCost& cost) {
@@ -136,7 +94,7 @@ nlohmann::json write_plots(const fs::path& out, const Experiment& x, const nlohm
       plots[name] = e.what();
     }
   }
-  write_cost_plots(out, x.name + " (training)", cost, costmodel::Phase::Forward, plots);
+  costmodel::write_cost_plots(out, x.name + " (training)", cost, costmodel::Phase::Forward, plots);
   return plots;
 }
 
@@ -549,7 +507,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
                 {"cost", costmodel::to_json(r.cost)}};
     if (!opt.out_dir.empty()) {
       nlohmann::json plots = nlohmann::json::object();
-      if (opt.cost_plots) write_cost_plots(out, x.name + " (training)", r.cost, Phase::Forward, plots);
+      if (opt.cost_plots) costmodel::write_cost_plots(out, x.name + " (training)", r.cost, Phase::Forward, plots);
       r.report["plots"] = plots;
       write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
     }
@@ -755,7 +713,7 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
   if (!opt.out_dir.empty()) {
     const fs::path out = opt.out_dir;
     nlohmann::json plots = nlohmann::json::object();
-    write_cost_plots(out, x.name + " (inference)", r.cost, costmodel::Phase::Inference, plots);
+    costmodel::write_cost_plots(out, x.name + " (inference)", r.cost, costmodel::Phase::Inference, plots);
     r.report["plots"] = plots;
     write_atomic(out / "report.json", [&](std::ofstream& f) { f << r.report.dump(2) << "\n"; });
   }

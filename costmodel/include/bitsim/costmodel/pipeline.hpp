@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -140,5 +141,12 @@ struct RunCost {
 // The mapper's searches run on `threads` threads (0: every core); the result does not depend on it.
 RunCost evaluate(const Hardware& hw, const Workload& w, int threads = 0);
 nlohmann::json to_json(const RunCost& c);
+
+// The cost plots of a run in directory `out`: energy.png (energy per GEMM layer by component,
+// network order) and roofline.png (one point per layer: its first GEMM of `phase`, the throughput
+// the array achieves beside what the roofline allows; not drawn at unlimited bandwidth). A plotting
+// failure does not throw: plots[name] says "ok" or why not.
+void write_cost_plots(const std::filesystem::path& out, const std::string& title, const RunCost& cost, Phase phase,
+                      nlohmann::json& plots);
 
 }  // namespace bitsim::costmodel

@@ -9,6 +9,7 @@
 #include "bitsim/costmodel/pipeline.hpp"
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/layers.hpp"
+#include "bitsim/nn/topology.hpp"
 
 namespace bitsim::nn {
 
@@ -34,5 +35,18 @@ costmodel::Workload training_workload(const Experiment& x, const std::vector<Gem
 // examples at that batch size (the last batch at its own size), as inference.
 costmodel::Workload inference_workload(const Experiment& x, const std::vector<GemmRecord>& forward, std::int64_t batch,
                                        std::int64_t examples);
+
+// A topology file costed as the executor would cost an inference run of that network, without
+// running it. topology_experiment: x's hardware and default numerics (its per-layer overrides and
+// the classifier rule do not apply), with one GEMM layer per topology layer, named as in the file.
+Experiment topology_experiment(const Experiment& x, const Topology& t);
+// The forward GEMMs of one batch of `batch` images (GEMM files: M x batch rows) through the
+// topology's layers, as the executor's layers record them: conv layers with their ConvShape,
+// operand formats as Numerics::apply gives them (fp32, scalar or binary numerics; a block or scaled
+// format depends on the data and throws std::invalid_argument naming the class). y: topology_experiment.
+std::vector<GemmRecord> topology_records(const Experiment& y, const Topology& t, std::int64_t batch);
+// inference_workload of those records for one batch, a depthwise layer's GEMMs and units repeated
+// once per channel; GemmWork::path is "topology".
+costmodel::Workload topology_workload(const Experiment& x, const Topology& t, std::int64_t batch);
 
 }  // namespace bitsim::nn

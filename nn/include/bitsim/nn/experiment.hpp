@@ -42,6 +42,7 @@ struct LayerSpec {
   bool bias = true;
   double p = 0;  // dropout
   int from = -1;  // residual: y = x + the output of layer `from` (an earlier layer of the same shape)
+  std::string name;  // not from the file: a topology's layer name ("" = conv1, fc1, ... in network order)
 };
 
 struct DataSpec {
