@@ -115,10 +115,10 @@ void run_infer(const TrainArgs& a) {
              a.fold || a.integer_only ? fmt::format(" ({} BatchNorm layers folded into the weights)", folded) : "");
   if (a.integer_only) {
     const auto& io = r.report["integer_only"];
-    fmt::print("  integer-only (uint8 activations, {}): accuracy {:.2f}%; the fp32 network: {:.2f}%; same prediction "
-               "on {:.2f}% of the examples\n",
+    fmt::print("  integer-only (uint8 activations, {}): accuracy {:.2f}%; the network under the experiment's numerics: "
+               "{:.2f}%; same prediction on {:.2f}% of the examples\n",
                io["calibration"].get<std::string>(), 100 * r.report["accuracy"]["test"].get<double>(),
-               100 * io["fp32"]["accuracy"].get<double>(), 100 * io["agreement_with_fp32"].get<double>());
+               100 * io["reference"]["accuracy"].get<double>(), 100 * io["agreement_with_reference"].get<double>());
   }
   if (a.popcount) {
     const auto& pc = r.report["popcount"];
@@ -230,7 +230,7 @@ void add_nn_commands(CLI::App& app) {
               "Run binarized layers as FINN does: XNOR-popcount, BatchNorm and sign folded into per-neuron thresholds")
       ->excludes(integer)
       ->excludes(i->get_option("--fold-batchnorm"));
-  i->add_option("--calibration", b->calibration, "Activation ranges: minmax, percentile or percentile:P")
+  i->add_option("--calibration", b->calibration, "Activation ranges: minmax, ema (tracked in training), percentile or percentile:P")
       ->capture_default_str()
       ->needs(integer)
       ->check([](const std::string& v) {

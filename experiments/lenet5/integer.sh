@@ -23,8 +23,8 @@ import json, sys
 name, cal, weights, path = sys.argv[1:]
 r = json.load(open(path))
 i = r.get("integer_only", {})
-fp = i.get("fp32", {}).get("accuracy", r["accuracy"]["test"])
-print(f'{name},{cal},{weights},{r["accuracy"]["test"]},{fp},{i.get("agreement_with_fp32", 1)},'
+fp = i.get("reference", {}).get("accuracy", r["accuracy"]["test"])
+print(f'{name},{cal},{weights},{r["accuracy"]["test"]},{fp},{i.get("agreement_with_reference", 1)},'
       f'{r["cost"]["total"]["energy_pj"]["total"] * 1e-12:.6g},{r["cost"]["area"]["array_um2"] * 1e-6:.6g}')
 PY
 }

@@ -15,17 +15,8 @@
 namespace bitsim::nn {
 
 QuantParams QuantParams::from_range(double min, double max) {
-  min = std::min(min, 0.0), max = std::max(max, 0.0);
-  QuantParams p;
-  if (min == max) return p;
-  constexpr double qmin = 0, qmax = 255;
-  p.scale = (max - min) / (qmax - qmin);
-  const double zp_from_min = qmin - min / p.scale, zp_from_max = qmax - max / p.scale;
-  const double error_from_min = std::abs(qmin) + std::abs(min / p.scale);
-  const double error_from_max = std::abs(qmax) + std::abs(max / p.scale);
-  const double zp = error_from_min < error_from_max ? zp_from_min : zp_from_max;
-  p.zero_point = std::int32_t(std::clamp(std::round(zp), qmin, qmax));
-  return p;
+  const arith::AffineParams a = arith::choose_quantization_params(min, max, 255);
+  return {a.scale, a.zero_point};
 }
 
 std::uint8_t QuantParams::quantize(float x) const {
@@ -35,8 +26,8 @@ std::uint8_t QuantParams::quantize(float x) const {
 }
 
 void IntegerOptions::set_calibration(const std::string& spec) {
-  if (spec == "minmax") {
-    calibration = Calibration::MinMax;
+  if (spec == "minmax" || spec == "ema") {
+    calibration = spec == "ema" ? Calibration::Ema : Calibration::MinMax;
     return;
   }
   const std::string prefix = "percentile";
@@ -61,11 +52,14 @@ void IntegerOptions::set_calibration(const std::string& spec) {
       }
     }
   }
-  throw std::invalid_argument(fmt::format("calibration '{}': expected minmax, percentile or percentile:P with 0 < P <= 100", spec));
+  throw std::invalid_argument(
+      fmt::format("calibration '{}': expected minmax, ema, percentile or percentile:P with 0 < P <= 100", spec));
 }
 
 std::string IntegerOptions::describe() const {
-  const std::string how = calibration == Calibration::MinMax ? "minmax" : fmt::format("percentile:{}", percentile);
+  const std::string how = calibration == Calibration::MinMax ? "minmax"
+                          : calibration == Calibration::Ema ? "ema (min/max where none was tracked)"
+                                                            : fmt::format("percentile:{}", percentile);
   return fmt::format("{} over {} batches of {}; weights {}", how, batches, batch,
                      per_channel ? "int8 symmetric per channel" : "uint8 asymmetric per tensor");
 }
@@ -95,7 +89,7 @@ class RangeObserver {
       if (!std::isfinite(f))
         throw IntegerError(fmt::format("calibration: activation {} has a non-finite value; the fp32 network does not "
                                        "compute finite outputs on the calibration data", activation));
-    if (opt_.calibration == Calibration::MinMax) {
+    if (opt_.calibration != Calibration::Percentile) {
       const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
       if (lo != v.end()) min_ = std::min(min_, double(*lo)), max_ = std::max(max_, double(*hi));
       return;
@@ -106,7 +100,7 @@ class RangeObserver {
     for (std::size_t i = 0; i < v.size(); i += step) values_.push_back(v[i]);
   }
   QuantParams params() {
-    if (opt_.calibration == Calibration::MinMax) return QuantParams::from_range(min_, max_);
+    if (opt_.calibration != Calibration::Percentile) return QuantParams::from_range(min_, max_);
     if (values_.empty()) return {};
     auto at = [&](double pct) {
       const auto i = std::size_t(std::llround(pct / 100 * double(values_.size() - 1)));
@@ -211,12 +205,37 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
     i = s.last + 1;
   }
 
-  // Calibration: the fp32 network on the first batches, observing the input and every stage
-  // output that gets a scale of its own (GEMM and Add outputs).
+  // Ranges tracked in training (Calibration::Ema): a GEMM layer's input range stands for the
+  // tensor whose stage gave it a scale, before any pooling, clamp or reshape passed it on.
+  std::vector<std::optional<std::pair<double, double>>> tracked(std::size_t(nl + 1));
+  if (opt.calibration == Calibration::Ema) {
+    std::vector<int> producer(std::size_t(nl + 1), -1);
+    for (std::size_t si = 0; si < stages_.size(); ++si) producer[std::size_t(stages_[si].last + 1)] = int(si);
+    for (const IntegerStage& s : stages_) {
+      const auto r = s.op == Op::Gemm ? net.layers[std::size_t(s.first)]->activation_range() : std::nullopt;
+      if (!r) continue;
+      int a = s.input;
+      while (producer[std::size_t(a)] >= 0 && stages_[std::size_t(producer[std::size_t(a)])].op != Op::Gemm &&
+             stages_[std::size_t(producer[std::size_t(a)])].op != Op::Add)
+        a = stages_[std::size_t(producer[std::size_t(a)])].input;
+      auto& t = tracked[std::size_t(a)];
+      t = t ? std::pair{std::min(t->first, r->first), std::max(t->second, r->second)} : *r;
+    }
+  }
+  // Calibration: the network on the first batches, observing the input and every stage output
+  // that gets a scale of its own (GEMM and Add outputs) and has no tracked range.
   std::vector<std::optional<RangeObserver>> observers(std::size_t(nl + 1));
-  observers[0].emplace(opt);
+  auto observe = [&](int a) {
+    if (!tracked[std::size_t(a)]) observers[std::size_t(a)].emplace(opt);
+  };
+  observe(0);
   for (const IntegerStage& s : stages_)
-    if (s.op == Op::Gemm || s.op == Op::Add) observers[std::size_t(s.last + 1)].emplace(opt);
+    if (s.op == Op::Gemm || s.op == Op::Add) observe(s.last + 1);
+  auto params_of = [&](int a) -> std::optional<QuantParams> {
+    if (tracked[std::size_t(a)]) return QuantParams::from_range(tracked[std::size_t(a)]->first, tracked[std::size_t(a)]->second);
+    if (observers[std::size_t(a)]) return observers[std::size_t(a)]->params();
+    return std::nullopt;
+  };
   {
     std::vector<std::int64_t> order(std::size_t(calibration.n));
     std::iota(order.begin(), order.end(), 0);
@@ -236,12 +255,12 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
 
   // Scales and integer parameters, stage by stage.
   std::vector<QuantParams> q(std::size_t(nl + 1));
-  input_ = q[0] = observers[0]->params();
+  input_ = q[0] = *params_of(0);
   prepared_.resize(stages_.size());
   for (std::size_t si = 0; si < stages_.size(); ++si) {
     IntegerStage& s = stages_[si];
     const QuantParams in = q[std::size_t(s.input)];
-    s.out = observers[std::size_t(s.last + 1)] ? observers[std::size_t(s.last + 1)]->params() : in;
+    s.out = params_of(s.last + 1).value_or(in);
     clamps[si].apply(s);
     const std::string at = where(s.first);
     if (s.op == Op::Add) {

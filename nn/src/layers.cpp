@@ -67,6 +67,16 @@ class GemmLayer : public Layer {
     if (has_bias_) p.push_back(&b_);
     return p;
   }
+  // Affine activations (quantization-aware training) keep their input's range in the checkpoint.
+  std::vector<std::vector<double>*> buffers() override {
+    if (affine_activations()) return {&range_};
+    return {};
+  }
+  // The tracked range of the input (affine activations, after a training batch), else none.
+  std::optional<std::pair<double, double>> activation_range() const override {
+    if (!affine_activations() || range_[2] == 0) return std::nullopt;
+    return std::pair{range_[0], range_[1]};
+  }
 
  protected:
   void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng) {
@@ -97,6 +107,7 @@ class GemmLayer : public Layer {
   // gemm_forward() on the input already in forward_input(m).
   void gemm_forward_input(std::int64_t m, float* y, Context& ctx) {
     m_ = m;
+    if (affine_activations()) track_range(ctx);
     const auto& nm = numerics;
     fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), 0, &sa_);
     if (sa_.size() > 1)
@@ -178,6 +189,23 @@ class GemmLayer : public Layer {
     }
   }
 
+  bool affine_activations() const {
+    return numerics.activations.kind == Numerics::Kind::Scaled && numerics.activations.scheme == Numerics::Scheme::Affine;
+  }
+  // Jacob et al. 2018: the input's range is an exponential moving average of each training batch's
+  // minimum and maximum (the first batch's as they are); inference uses it as it stands.
+  void track_range(const Context& ctx) {
+    if (ctx.training && !xq_.empty()) {
+      const auto [lo, hi] = std::minmax_element(xq_.begin(), xq_.end());
+      const bool first = range_[2] == 0;
+      range_[0] = first ? *lo : kRangeDecay * range_[0] + (1 - kRangeDecay) * *lo;
+      range_[1] = first ? *hi : kRangeDecay * range_[1] + (1 - kRangeDecay) * *hi;
+      range_[2] = 1;
+    }
+    numerics.activations.range = activation_range();
+  }
+  static constexpr double kRangeDecay = 0.999;  // TensorFlow's quantization-aware training default
+
   float act_scale() const { return sa_.empty() ? 1.0f : sa_[0]; }
   float weight_scale(std::int64_t row) const { return sw_.empty() ? 1.0f : sw_.size() == 1 ? sw_[0] : sw_[std::size_t(row)]; }
 
@@ -185,6 +213,7 @@ class GemmLayer : public Layer {
   bool has_bias_ = true;
   std::vector<float> xq_, wq_, eq_;
   std::vector<float> sa_, sw_;  // scales of the activation and weight codes (empty: 1)
+  std::vector<double> range_ = {0, 0, 0};  // affine activations: tracked min, max, and whether tracked
   arith::Format fa_, fw_;
 };
 

@@ -12,6 +12,7 @@
 #include "bitsim/arith/binary.hpp"
 #include "bitsim/arith/kernels.hpp"
 #include "bitsim/arith/quantize.hpp"
+#include "bitsim/arith/requantize.hpp"
 
 namespace bitsim::nn {
 
@@ -36,7 +37,8 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
   };
   for (const Named& nm : {Named{"binary-scaled", Scheme::Xnor, false}, Named{"ternary", Scheme::Ternary, false},
                           Named{"dorefa-w", Scheme::DorefaW, true}, Named{"dorefa-a", Scheme::DorefaA, true},
-                          Named{"dorefa-g", Scheme::DorefaG, true}}) {
+                          Named{"dorefa-g", Scheme::DorefaG, true}, Named{"symmetric", Scheme::Symmetric, true},
+                          Named{"affine", Scheme::Affine, true}}) {
     if (!format.starts_with(nm.prefix)) continue;
     n.kind = Kind::Scaled;
     n.scheme = nm.scheme;
@@ -48,7 +50,10 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
         const auto r = std::from_chars(rest.data() + 1, rest.data() + rest.size() - 1, k);
         ok = r.ec == std::errc() && r.ptr == rest.data() + rest.size() - 1 && k >= 1 && k <= 16;
       }
-      if (!ok) throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in 1..16", arith::quoted(format), nm.prefix));
+      const int min_k = nm.scheme == Scheme::Symmetric || nm.scheme == Scheme::Affine ? 2 : 1;
+      ok = ok && k >= min_k;
+      if (!ok)
+        throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in {}..16", arith::quoted(format), nm.prefix, min_k));
       n.bits = k;
     } else if (!rest.empty()) {
       throw arith::FormatError(fmt::format("bad format {}: expected {}", arith::quoted(format), nm.prefix));
@@ -85,6 +90,8 @@ std::string Numerics::describe() const {
       case Scheme::DorefaW: return fmt::format("dorefa-w<{}>", bits);
       case Scheme::DorefaA: return fmt::format("dorefa-a<{}>", bits);
       case Scheme::DorefaG: return fmt::format("dorefa-g<{}>", bits);
+      case Scheme::Symmetric: return fmt::format("symmetric<{}>", bits);
+      case Scheme::Affine: return fmt::format("affine<{}>", bits);
     }
   }
   const std::string f = kind == Kind::Block ? block.spec() : format.spec();
@@ -97,7 +104,8 @@ int Numerics::storage_bits() const {
     case Kind::Scalar: return format.width();
     case Kind::Block: return block.element.width();
     case Kind::Binary: return 1;
-    case Kind::Scaled: return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : bits + (scheme == Scheme::DorefaA ? 0 : 1);
+    case Kind::Scaled:
+      return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : bits + (scheme == Scheme::DorefaA || scheme == Scheme::Affine ? 0 : 1);
   }
   return 32;
 }
@@ -171,6 +179,37 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
         x[i] = float(2 * std::clamp(round_half_even(levels * y), 0.0, levels) - levels);
       }
       scale.assign(1, float(m / levels));
+      return Format::fixed(n.bits + 1, 0);
+    }
+    case Numerics::Scheme::Symmetric: {
+      // Per row (an output channel of the weights): codes -(2^(k-1) - 1) .. 2^(k-1) - 1, rounded
+      // half away from zero as TFLite's quantizer does; an all-zero row keeps scale 1.
+      const double top = double((1 << (n.bits - 1)) - 1);
+      scale.assign(rows, 1.0f);
+      for (std::size_t r = 0; r < rows; ++r) {
+        double m = 0;
+        for (std::size_t c = 0; c < cols; ++c) m = std::max(m, std::abs(double(x[r * cols + c])));
+        const double s = m > 0 ? m / top : 1.0;
+        scale[r] = float(s);
+        for (std::size_t c = 0; c < cols; ++c)
+          x[r * cols + c] = float(std::clamp(std::round(double(x[r * cols + c]) / double(scale[r])), -top, top));
+      }
+      return Format::fixed(n.bits, 0);
+    }
+    case Numerics::Scheme::Affine: {
+      // One scale and zero point for the tensor, from the range (or the tensor's min and max); the
+      // codes q - Z are what an integer array multiplies after subtracting the zero point.
+      double lo = 0, hi = 0;
+      if (n.range) {
+        lo = n.range->first, hi = n.range->second;
+      } else if (!x.empty()) {
+        const auto [a, b] = std::minmax_element(x.begin(), x.end());
+        lo = *a, hi = *b;
+      }
+      const arith::AffineParams p = arith::choose_quantization_params(lo, hi, (1 << n.bits) - 1);
+      const double z = p.zero_point;
+      for (float& v : x) v = float(std::clamp(std::round(double(v) / p.scale) + z, 0.0, levels) - z);
+      scale.assign(1, float(p.scale));
       return Format::fixed(n.bits + 1, 0);
     }
   }

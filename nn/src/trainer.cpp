@@ -633,10 +633,7 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   const Dataset test = load_split(x, false);
   if (test.n == 0) throw ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
-  // Integer-only inference quantizes the fp32 network: the experiment's numerics do not apply.
-  Experiment xf = x;
-  if (opt.integer_only) xf.numerics = {}, xf.layer_numerics.clear(), xf.classifier_rule_alpha = 0;
-  Network net = build_network(xf, {x.batch, test.channels, test.height, test.width});
+  Network net = build_network(x, {x.batch, test.channels, test.height, test.width});
   check_classifier(x, net, test.classes);
   std::optional<RunLock> lock;
   if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
@@ -652,14 +649,14 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
   if (opt.integer_only) {
     const IntegerOptions& io = *opt.integer_only;
     const DataPreview calibration = preview_split(x, true, std::int64_t(io.batches) * io.batch);
-    IntegerNetwork qnet(xf, net, calibration.head, io);
-    const auto [facc, floss] = evaluate(xf, net, test, 0);
-    const IntegerEvaluation ie = evaluate_integer(xf, qnet, &net, test, batch, &gemms);
+    IntegerNetwork qnet(x, net, calibration.head, io);
+    const auto [facc, floss] = evaluate(x, net, test, 0);
+    const IntegerEvaluation ie = evaluate_integer(x, qnet, &net, test, batch, &gemms);
     acc = ie.accuracy, loss = ie.loss;
     integer = {{"calibration", io.describe()},
                {"calibration_examples", std::min(calibration.n, std::int64_t(io.batches) * io.batch)},
-               {"fp32", {{"accuracy", facc}, {"loss", floss}}},
-               {"agreement_with_fp32", ie.agreement},
+               {"reference", {{"accuracy", facc}, {"loss", floss}}},
+               {"agreement_with_reference", ie.agreement},
                {"network", qnet.describe()}};
   } else if (opt.popcount) {
     PopcountNetwork pnet(x, net);

@@ -21,8 +21,8 @@ ck="$tmp/fp32/checkpoint.bin"
 json=$("$bitsim" infer "$x" "${slice[@]}" --checkpoint "$ck" --integer-only --json | tr -d ' \n')
 num() { grep -o "\"$1\":[0-9.e-]*" <<< "$2" | head -1 | sed 's/.*://'; }
 int_acc=$(grep -o '"accuracy":{"test":[0-9.e-]*' <<< "$json" | sed 's/.*://')
-fp_acc=$(grep -o '"fp32":{"accuracy":[0-9.e-]*' <<< "$json" | sed 's/.*://')
-agree=$(num agreement_with_fp32 "$json")
+fp_acc=$(grep -o '"reference":{"accuracy":[0-9.e-]*' <<< "$json" | sed 's/.*://')
+agree=$(num agreement_with_reference "$json")
 # The integer network predicts what the fp32 one does on nearly every example, and its accuracy is
 # within a point of the fp32 network's (the paper's LeNet-scale gap is a fraction of a point).
 awk -v a="$int_acc" -v f="$fp_acc" -v g="$agree" 'BEGIN { exit !(a > 0.5 && f > 0.5 && a - f < 0.01 && f - a < 0.01 && g >= 0.97) }' ||
@@ -46,7 +46,7 @@ expect_ok "percentile, per-tensor weights" "percentile:99.9 over 2 batches of 25
 expect_ok "out directory" "run directory: $tmp/int" "$bitsim" infer "$x" "${slice[@]}" --checkpoint "$ck" --integer-only --out "$tmp/int"
 grep -q '"integer_only"' "$tmp/int/report.json" || { echo "FAIL: report.json has no integer_only"; fails=$((fails + 1)); }
 
-expect_error "bad calibration" "calibration 'median': expected minmax, percentile or percentile:P" \
+expect_error "bad calibration" "calibration 'median': expected minmax, ema, percentile or percentile:P" \
   "$bitsim" infer "$x" --checkpoint "$ck" --integer-only --calibration median
 expect_error "bad percentile" "calibration 'percentile:120'" "$bitsim" infer "$x" --checkpoint "$ck" --integer-only --calibration percentile:120
 expect_error "calibration without integer-only" "--calibration requires --integer-only" \
@@ -74,6 +74,15 @@ TOML
 "$bitsim" train "$tmp/bin.toml" --out "$tmp/bin" >/dev/null 2>&1 || { echo "FAIL: training the binary network"; fails=$((fails + 1)); }
 expect_error "sign layer" "layer 2 (sign): binarized layers do not run as uint8 integers" \
   "$bitsim" infer "$tmp/bin.toml" --checkpoint "$tmp/bin/checkpoint.bin" --integer-only
+
+# Quantization-aware training (experiments/methods/qat.toml on the slice) then integer-only
+# inference with the ranges it tracked: the integer network predicts what the fake-quantized one does.
+q="$root/experiments/methods/qat.toml"
+"$bitsim" train "$q" "${slice[@]}" --out "$tmp/qat" >/dev/null 2>&1 || { echo "FAIL: quantization-aware training"; fails=$((fails + 1)); }
+qj=$("$bitsim" infer "$q" "${slice[@]}" --checkpoint "$tmp/qat/checkpoint.bin" --integer-only --calibration ema --json | tr -d ' \n')
+q_agree=$(num agreement_with_reference "$qj")
+awk -v g="$q_agree" 'BEGIN { exit !(g >= 0.97) }' || { echo "FAIL: QAT integer-only agreement $q_agree"; fails=$((fails + 1)); }
+[[ "$qj" == *'"calibration":"ema(min/maxwherenonewastracked)'* ]] || { echo "FAIL: QAT calibration not ema"; fails=$((fails + 1)); }
 
 # Binarized inference: a BNN-style MLP (binary weights and activations, the first layer's input 8-bit
 # dynamic fixed point) trained one epoch; popcount inference predicts what the float network does.

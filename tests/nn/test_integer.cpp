@@ -360,3 +360,98 @@ TEST(IntegerNetwork, LayersThatCannotRunInIntegersAreNamed) {
   EXPECT_EQ(message(R"({ type = "maxpool", kernel = 2 }, { type = "batchnorm" }, { type = "flatten" }, { type = "linear", out = 10 },)"),
             "layer 1 (batchnorm): a BatchNorm that does not follow a GEMM layer cannot be folded into integer weights");
 }
+
+// Quantization-aware training's fake quantizers against their definitions, computed here.
+TEST(QatNumerics, SymmetricCodesPerRow) {
+  const Numerics q = Numerics::parse("symmetric<8>");
+  std::mt19937_64 rng(2);
+  std::normal_distribution<float> g(0, 0.3f);
+  std::vector<float> w(6 * 50);
+  for (float& v : w) v = g(rng);
+  std::fill(w.begin() + 250, w.end(), 0.0f);  // an all-zero row: scale 1, codes 0
+  std::vector<float> codes = w, scale;
+  const bitsim::arith::Format f = q.apply(codes, {6, 50}, {}, 0, &scale);
+  EXPECT_EQ(f.spec(), "fixed<8,0>");
+  ASSERT_EQ(scale.size(), 6u);
+  for (int r = 0; r < 6; ++r) {
+    double mx = 0;
+    for (int c = 0; c < 50; ++c) mx = std::max(mx, std::abs(double(w[std::size_t(r * 50 + c)])));
+    EXPECT_EQ(scale[std::size_t(r)], mx > 0 ? float(mx / 127) : 1.0f) << r;
+    for (int c = 0; c < 50; ++c) {
+      const double want = std::clamp(std::round(double(w[std::size_t(r * 50 + c)]) / double(scale[std::size_t(r)])), -127.0, 127.0);
+      EXPECT_EQ(codes[std::size_t(r * 50 + c)], float(want)) << r << " " << c;
+    }
+  }
+  EXPECT_THROW(Numerics::parse("symmetric<1>"), bitsim::arith::FormatError);
+  EXPECT_THROW(Numerics::parse("affine<17>"), bitsim::arith::FormatError);
+}
+
+TEST(QatNumerics, AffineCodesFromTheRangeOrTheTensor) {
+  Numerics q = Numerics::parse("affine<8>");
+  std::vector<float> x = {-1.0f, -0.25f, 0.0f, 0.1f, 0.5f, 2.0f, 3.7f, -0.004f, 1e-3f};
+  for (const bool ranged : {false, true}) {
+    q.range = ranged ? std::optional<std::pair<double, double>>(std::pair{-0.5, 1.5}) : std::nullopt;
+    const QuantParams p = ranged ? QuantParams::from_range(-0.5, 1.5) : QuantParams::from_range(-1.0, 3.7);
+    std::vector<float> codes = x, scale;
+    q.apply(codes, {1, x.size()}, {}, 0, &scale);
+    ASSERT_EQ(scale.size(), 1u);
+    EXPECT_EQ(scale[0], float(p.scale));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      EXPECT_EQ(codes[i], float(int(p.quantize(x[i])) - p.zero_point)) << ranged << " " << x[i];
+  }
+}
+
+TEST(QatTraining, RangesAreMovingAveragesOfBatchExtremesAndTravelInTheCheckpoint) {
+  // Two steps with a learning rate too small to change a weight, so that the hidden layer's outputs
+  // in training are those of the initial network, which this test computes batch by batch.
+  test::TempDir dir;
+  const fs::path p = dir.path / "qat.toml";
+  std::ofstream(p) << R"(name = "qat"
+seed = 3
+[data]
+dataset = "synthetic"
+synthetic_train = 64
+synthetic_test = 32
+[model]
+layers = [
+  { type = "flatten" },
+  { type = "linear", out = 16 },
+  { type = "linear", out = 10 },
+]
+[train]
+epochs = 1
+batch = 32
+optimizer = "sgd"
+lr = 1e-30
+[numerics]
+weights = "symmetric<8>"
+activations = "affine<8>"
+)";
+  const Experiment x = Experiment::load(p.string());
+  Network initial = build_network(x, {32, 1, 28, 28});
+  RunOptions ro;
+  ro.out_dir = (dir.path / "run").string();
+  train(x, ro);
+  const Dataset d = load_split(x, true);
+  const std::vector<std::int64_t> order = epoch_order(x, d.n, 0);
+  std::mt19937_64 rng(1);
+  Context ctx{false, x.seed, 0, &rng, nullptr, nullptr};
+  double lo[2], hi[2];
+  for (int b = 0; b < 2; ++b) {
+    Tensor xb;
+    std::vector<std::uint8_t> yb;
+    gather_batch(d, order, b * 32, 32, xb, yb);
+    initial.forward(xb, ctx);
+    const std::vector<float>& h = initial.activation(2).v;  // the second linear layer's input
+    const auto [a, z] = std::minmax_element(h.begin(), h.end());
+    lo[b] = *a, hi[b] = *z;
+  }
+  Network net = build_network(x, {32, 1, 28, 28});
+  EXPECT_FALSE(net.layers[2]->activation_range());
+  load_checkpoint(ro.out_dir + "/checkpoint.bin", net, nullptr);
+  const auto r = net.layers[2]->activation_range();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->first, 0.999 * lo[0] + (1 - 0.999) * lo[1]);
+  EXPECT_EQ(r->second, 0.999 * hi[0] + (1 - 0.999) * hi[1]);
+  EXPECT_NE(hi[0], hi[1]);  // the two batches differ, so the average is not one batch's
+}

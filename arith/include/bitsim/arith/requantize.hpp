@@ -27,6 +27,28 @@ constexpr std::int32_t rounding_divide_by_pot(std::int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+// An affine quantization real = scale (q - zero_point), q in 0..qmax, for values in [min, max]:
+// gemmlowp's ChooseQuantizationParams (doc/quantization_example.cc). The range is widened to hold
+// 0, so that 0 is exactly a code; scale = (max - min) / qmax; the zero point is the integer nearest
+// to the one the range implies, taken from the end with the smaller rounding error. An empty range
+// (min = max = 0) gives scale 1, zero point 0.
+struct AffineParams {
+  double scale = 1;
+  std::int32_t zero_point = 0;
+};
+inline AffineParams choose_quantization_params(double min, double max, std::int32_t qmax = 255) {
+  min = std::min(min, 0.0), max = std::max(max, 0.0);
+  AffineParams p;
+  if (min == max) return p;
+  const double top = double(qmax);
+  p.scale = (max - min) / top;
+  const double zp_from_min = -min / p.scale, zp_from_max = top - max / p.scale;
+  const double error_from_min = std::abs(min / p.scale), error_from_max = top + std::abs(max / p.scale);
+  const double zp = error_from_min < error_from_max ? zp_from_min : zp_from_max;
+  p.zero_point = std::int32_t(std::clamp(std::round(zp), 0.0, top));
+  return p;
+}
+
 // TFLite's MultiplyByQuantizedMultiplier + zero point + clamp. shift > 0 multiplies by 2^shift
 // before the high multiply (saturating: TFLite leaves that overflow undefined), shift <= 0 divides
 // by 2^-shift after it. The real multiplier is multiplier * 2^(shift - 31).

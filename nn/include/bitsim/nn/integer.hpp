@@ -24,17 +24,20 @@ struct QuantParams {
   double scale = 1;
   std::int32_t zero_point = 0;
 
-  // gemmlowp's ChooseQuantizationParams (doc/quantization_example.cc): the range widened to hold
-  // 0, so that 0 is exactly a code; scale = (max - min) / 255; the zero point the integer nearest
-  // to the one the range implies, from the end with the smaller rounding error. An empty range
-  // (min = max = 0) gives scale 1, zero point 0.
+  // gemmlowp's ChooseQuantizationParams (arith::choose_quantization_params): the range widened to
+  // hold 0, so that 0 is exactly a code; scale = (max - min) / 255; the zero point the integer
+  // nearest to the one the range implies, from the end with the smaller rounding error. An empty
+  // range (min = max = 0) gives scale 1, zero point 0.
   static QuantParams from_range(double min, double max);
   // round(x / scale) + zero_point, ties away from zero, clamped to 0..255 (NaN: the zero point).
   std::uint8_t quantize(float x) const;
   double dequantize(std::uint8_t q) const { return scale * double(int(q) - zero_point); }
 };
 
-enum class Calibration : std::uint8_t { MinMax, Percentile };
+// MinMax, Percentile: measured on calibration batches. Ema: the ranges a quantization-aware
+// training run tracked at each GEMM layer's input (affine activations), for the tensors they
+// stand for; the others (the logits, residual sums) by min/max.
+enum class Calibration : std::uint8_t { MinMax, Percentile, Ema };
 
 struct IntegerOptions {
   Calibration calibration = Calibration::MinMax;
@@ -48,7 +51,7 @@ struct IntegerOptions {
   // asymmetric per tensor (a scale and zero point for the layer).
   bool per_channel = true;
 
-  // "minmax" or "percentile" / "percentile:P" (0 < P <= 100); throws std::invalid_argument
+  // "minmax", "ema", or "percentile" / "percentile:P" (0 < P <= 100); throws std::invalid_argument
   // naming the token.
   void set_calibration(const std::string& spec);
   std::string describe() const;

@@ -114,6 +114,9 @@ class Layer {
   virtual std::vector<Param*> params() { return {}; }
   // State that is not a parameter but belongs in a checkpoint (BatchNorm's running statistics).
   virtual std::vector<std::vector<double>*> buffers() { return {}; }
+  // A GEMM layer with affine activations (quantization-aware training): the range of its input
+  // tracked over training batches, once it has seen one.
+  virtual std::optional<std::pair<double, double>> activation_range() const { return std::nullopt; }
   virtual bool is_gemm() const { return false; }
   // Floats the layer keeps for backward beyond its output (after init), for the memory estimate.
   virtual double workspace_elements() const { return 0; }

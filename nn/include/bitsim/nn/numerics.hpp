@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,17 +28,25 @@ struct Numerics {
     DorefaW,  // "dorefa-w<k>": DoReFa weights 2 round((2^k-1) y) / (2^k-1) - 1, y = tanh(w) / (2 max|tanh w|) + 1/2
     DorefaA,  // "dorefa-a<k>": DoReFa activations round((2^k-1) clip(x, 0, 1)) / (2^k-1)
     DorefaG,  // "dorefa-g<k>": DoReFa gradients 2 max|g| (round_k(g / (2 max|g|) + 1/2 + noise) - 1/2)
+    // Jacob et al. 2018's quantization-aware training, as integer-only inference runs it:
+    Symmetric,  // "symmetric<k>": codes round(x / s), s = max|x| / (2^(k-1) - 1) per row (weights per channel)
+    Affine,     // "affine<k>": codes q - Z, q = clamp(round(x / s) + Z, 0, 2^k - 1), s and Z from `range`
   };
   Kind kind = Kind::Fp32;
   Scheme scheme = Scheme::Xnor;  // Scaled
-  int bits = 0;                  // Scaled: k of the DoReFa schemes
+  int bits = 0;                  // Scaled: k of the DoReFa, symmetric and affine schemes
+  // Affine: the real range [min, max] the scale and zero point come from (gemmlowp's
+  // ChooseQuantizationParams, as nn::QuantParams::from_range); the layer sets it to the range it
+  // tracks (an exponential moving average over training batches). Unset: the tensor's own range.
+  std::optional<std::pair<double, double>> range;
   arith::Format format = arith::Format::fp32();  // Scalar: the format; Fp32: fp32
   arith::BlockFormat block;                                // Block
   arith::RoundSpec spec;
 
   // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
   // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); "binary"; or a scaled scheme
-  // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16). Throws
+  // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16;
+  // "symmetric<k>", "affine<k>", k in 2..16). Throws
   // arith::FormatError naming the bad token.
   static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
                         std::string_view overflow = "", int sr_bits = 16);

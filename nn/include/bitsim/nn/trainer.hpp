@@ -92,9 +92,11 @@ struct InferOptions {
   std::string checkpoint;
   std::string out_dir;        // report.json and the cost plots; "" = write nothing
   bool fold_batchnorm = false;
-  // Integer-only inference (nn/integer.hpp) of the checkpoint's fp32 weights, whatever the
-  // experiment's numerics: calibrated on the training split, run in integers, reported beside the
-  // fp32 network's accuracy and costed as int8 MACs, int32 bias adds and requantizers.
+  // Integer-only inference (nn/integer.hpp) of the checkpoint's weights: calibrated on the training
+  // split (or from the ranges quantization-aware training tracked), run in integers, reported
+  // beside the accuracy of the network under the experiment's numerics (the reference: fp32 for an
+  // fp32 experiment, the fake-quantized network for a quantization-aware one), and costed as int8
+  // MACs, int32 bias adds and requantizers.
   std::optional<IntegerOptions> integer_only;
   // Binarized layers as XNOR-popcount with BatchNorm and sign folded into thresholds
   // (nn/popcount.hpp), reported beside the float-BatchNorm network's accuracy and predictions.
