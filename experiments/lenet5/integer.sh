@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Integer-only inference (Jacob et al. 2018) of the fp32 LeNet-5: trains experiments/lenet5/fp32.toml
-# (5 epochs) unless a checkpoint is given, then runs `bitsim infer --integer-only` under each
-# calibration and weight scheme, and the fp32 inference, writing results/integer/summary.csv and
-# the reports. Usage: experiments/lenet5/integer.sh [BITSIM] [CHECKPOINT]
+# Integer-only inference (Jacob et al. 2018) of LeNet-5: post-training quantization of the fp32 run
+# (experiments/lenet5/fp32.toml, 5 epochs) under each calibration and weight scheme, and the
+# quantization-aware run (experiments/methods/qat.toml, 5 epochs) with the ranges it tracked and
+# with min/max ranges; both trained unless their checkpoints are given. Writes
+# results/integer/summary.csv and one report per row.
+# Usage: experiments/lenet5/integer.sh [BITSIM] [FP32_CHECKPOINT] [QAT_CHECKPOINT]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bitsim="${1:-$here/../../build/app/bitsim}"
 out="$here/results/integer"
 mkdir -p "$out"
-ck="${2:-}"
+ck="${2:-}" qat_ck="${3:-}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 if [ -z "$ck" ]; then
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
   "$bitsim" train "$here/fp32.toml" --out "$tmp/fp32" >/dev/null
   ck="$tmp/fp32/checkpoint.bin"
 fi
+qat="$here/../methods/qat.toml"
+if [ -z "$qat_ck" ]; then
+  "$bitsim" train "$qat" --out "$tmp/qat" >/dev/null
+  qat_ck="$tmp/qat/checkpoint.bin"
+fi
 "$bitsim" infer "$here/fp32.toml" --checkpoint "$ck" --json > "$out/fp32.json"
-echo "run,calibration,weights,test_accuracy,fp32_accuracy,agreement_with_fp32,energy_j,area_mm2" > "$out/summary.csv.tmp"
+echo "run,calibration,weights,test_accuracy,reference_accuracy,agreement_with_reference,energy_j,area_mm2" > "$out/summary.csv.tmp"
 row() {  # name calibration weights report
   python3 - "$@" >> "$out/summary.csv.tmp" <<'PY'
 import json, sys
@@ -35,6 +42,13 @@ for cal in minmax percentile:99.99 percentile:99.9; do
     "$bitsim" infer "$here/fp32.toml" --checkpoint "$ck" --integer-only --calibration "$cal" --weights "$w" --json > "$f"
     row integer "$cal" "$w" "$f"
   done
+done
+"$bitsim" infer "$qat" --checkpoint "$qat_ck" --json > "$out/qat.json"
+row qat-fake-quantized - symmetric-int8 "$out/qat.json"
+for cal in ema minmax; do
+  f="$out/qat_$cal.json"
+  "$bitsim" infer "$qat" --checkpoint "$qat_ck" --integer-only --calibration "$cal" --json > "$f"
+  row qat-integer "$cal" per-channel "$f"
 done
 mv "$out/summary.csv.tmp" "$out/summary.csv"
 column -s, -t < "$out/summary.csv"
