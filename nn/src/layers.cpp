@@ -117,7 +117,7 @@ class GemmLayer : public Layer {
 
   // dy: M x N. dx (M x K) when need_dx. Gradients are set, not accumulated. The weight gradient is
   // taken with respect to the effective weights (code x scale) and applied to the master weights
-  // (straight-through). With weight scales, the error reaching the backward-data GEMM is first
+  // (straight-through; for DoReFa weights, through the tanh transform). With weight scales, the error reaching the backward-data GEMM is first
   // multiplied by them (column n by row n's scale) and quantized on its own.
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
@@ -130,6 +130,9 @@ class GemmLayer : public Layer {
       if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
     }
     numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)));
+    // DoReFa weights: through tanh and the max to the master weights (only quantize_k is straight-through).
+    if (numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::DorefaW)
+      dorefa_w_backward(w_.value.v, w_.grad.v);
     if (has_bias_) {
       std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
       for (std::int64_t i = 0; i < m_; ++i)

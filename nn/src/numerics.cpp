@@ -216,6 +216,24 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
   return wl <= 64 ? Format::fixed(wl, fl_max) : fixed_carrier(x);
 }
 
+void dorefa_w_backward(std::span<const float> w, std::span<float> g) {
+  double m = 0, sum = 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double t = std::tanh(double(w[i]));
+    if (std::abs(t) > m) m = std::abs(t), at = i;
+    sum += double(g[i]) * t;
+  }
+  if (m == 0) return;
+  const double t_at = std::tanh(double(w[at]));
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double t = i == at ? t_at : std::tanh(double(w[i]));
+    double d = double(g[i]) * (1 - t * t) / m;
+    if (i == at) d -= (t < 0 ? -1.0 : 1.0) * (1 - t * t) / (m * m) * sum;
+    g[i] = float(d);
+  }
+}
+
 Format fixed_carrier(std::span<const float> x) {
   // Each finite nonzero v = sig * 2^e2 (an integer significand from the fp32 fields): the grid needs
   // -(e2 + trailing zeros of sig) fraction bits, the magnitude e2 + bit width of sig integer bits,

@@ -538,18 +538,80 @@ TEST(NnNumerics, ScaledSchemesMatchTheirFormulas) {
   EXPECT_THROW(Numerics::parse("ternary<2>"), std::invalid_argument);
 }
 
-// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4) and TWN nets learn the synthetic task with
-// integer GEMMs followed by the scale unit.
-TEST(NnTrain, ScaledSchemesLearn) {
-  const char* cases[] = {
-      "weights = \"binary-scaled\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n",
-      "weights = \"dorefa-w<2>\"\nactivations = \"dorefa-a<2>\"\nerrors = \"dfx<8>\"\ngradients = \"dorefa-g<4>\"\n"
-      "accumulator = \"int<32>\"\n[[numerics.layer]]\nindex = 0\nactivations = \"dfx<8>\"\n",
-      "weights = \"ternary\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n",
+// DoReFa's weight transform f(w) = tanh(w) / max|tanh(w)| (= 2 y - 1 before quantize_k): the
+// gradient dorefa_w_backward() gives against central differences of sum_i g_i f_i(w), evaluated
+// here in double, the max included (its largest |tanh| is a negative weight).
+TEST(NnNumerics, DorefaWeightGradientMatchesFiniteDifferences) {
+  const std::vector<float> w{0.3f, -1.7f, 0.05f, 1.1f, -0.4f, 0.9f, -2.5f, 0.0f, 1.6f};
+  const std::vector<float> g{0.7f, -0.2f, 1.3f, 0.4f, -0.9f, 0.25f, 0.6f, -1.1f, 0.8f};
+  auto loss = [&](const std::vector<double>& v) {
+    double m = 0, s = 0;
+    for (double x : v) m = std::max(m, std::abs(std::tanh(x)));
+    for (std::size_t i = 0; i < v.size(); ++i) s += double(g[i]) * std::tanh(v[i]) / m;
+    return s;
   };
-  for (const char* n : cases) {
+  std::vector<float> got = g;
+  dorefa_w_backward(w, got);
+  const double h = 1e-6;
+  for (std::size_t j = 0; j < w.size(); ++j) {
+    std::vector<double> up(w.begin(), w.end()), down(w.begin(), w.end());
+    up[j] += h, down[j] -= h;
+    const double num = (loss(up) - loss(down)) / (2 * h);
+    EXPECT_NEAR(got[j], num, 1e-6 * (1 + std::abs(num))) << j;
+  }
+  // The max's term is there: without it weight 6 would get g_6 (1 - t^2) / m alone.
+  const double t6 = std::tanh(-2.5);
+  EXPECT_GT(std::abs(got[6] - 0.6 * (1 - t6 * t6) / std::abs(t6)), 1e-3);
+  std::vector<float> zero(3, 0.0f), gz{1, 2, 3};
+  dorefa_w_backward(zero, gz);  // m = 0: left as it is
+  EXPECT_EQ(gz, (std::vector<float>{1, 2, 3}));
+}
+
+// A Linear layer with DoReFa weights hands its master weights J^T (dy^T x), the Jacobian of
+// tanh(w) / max|tanh(w)| evaluated here in double, not the straight-through dy^T x.
+TEST(NnLayers, DorefaWeightsBackpropagateThroughTanh) {
+  std::mt19937_64 rng(7);
+  auto l = make_linear(3, false);
+  l->numerics.weights = Numerics::parse("dorefa-w<3>");
+  l->init({4, 5}, rng);
+  Tensor x({4, 5}), y, dy({4, 3}), dx;
+  std::normal_distribution<float> d(0, 1);
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : dy.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  l->backward(dy, dx, false, ctx);
+  const Param& p = *l->params()[0];
+  std::vector<double> ge(15, 0.0), t(15);
+  double m = 0, s = 0;
+  std::size_t at = 0;
+  for (std::size_t n = 0; n < 3; ++n)
+    for (std::size_t k = 0; k < 5; ++k)
+      for (std::size_t i = 0; i < 4; ++i) ge[n * 5 + k] += double(dy.v[i * 3 + n]) * x.v[i * 5 + k];
+  for (std::size_t j = 0; j < 15; ++j) {
+    t[j] = std::tanh(double(p.value.v[j]));
+    if (std::abs(t[j]) > m) m = std::abs(t[j]), at = j;
+    s += ge[j] * t[j];
+  }
+  for (std::size_t j = 0; j < 15; ++j) {
+    double want = ge[j] * (1 - t[j] * t[j]) / m;
+    if (j == at) want -= (t[j] < 0 ? -1 : 1) * (1 - t[j] * t[j]) / (m * m) * s;
+    EXPECT_NEAR(p.grad.v[j], want, 1e-5 * (1 + std::abs(want))) << j;
+  }
+}
+
+// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4) and TWN nets learn the synthetic task with
+// integer GEMMs followed by the scale unit (DoReFa, with the gradient through tanh, in 5 epochs).
+TEST(NnTrain, ScaledSchemesLearn) {
+  const std::pair<const char*, int> cases[] = {
+      {"weights = \"binary-scaled\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+      {"weights = \"dorefa-w<2>\"\nactivations = \"dorefa-a<2>\"\nerrors = \"dfx<8>\"\ngradients = \"dorefa-g<4>\"\n"
+       "accumulator = \"int<32>\"\n[[numerics.layer]]\nindex = 0\nactivations = \"dfx<8>\"\n", 5},
+      {"weights = \"ternary\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+  };
+  for (const auto& [n, epochs] : cases) {
     TempDir t;
-    const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(n, 3))), {"", false, {}});
+    const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(n, epochs))), {"", false, {}});
     EXPECT_GT(r.epochs.back().test_accuracy, 0.6) << n;
   }
 }

@@ -64,6 +64,15 @@ struct Numerics {
   bool integer_operands() const;
 };
 
+// DoReFa's weight transform as it is differentiated: the quantized weights are
+// 2 quantize_k(y) - 1 with y = tanh(w) / (2 max|tanh(w)|) + 1/2, and only quantize_k is
+// straight-through, so the gradient g with respect to them (what the layer's GEMM gives) becomes
+// J^T g for f(w) = 2 y - 1 = tanh(w) / m, m = max_j |tanh(w_j)| (one tensor):
+//   dL/dw_j = g_j (1 - t_j^2) / m - [j = j*] sign(t_j) (1 - t_j^2) / m^2 sum_i g_i t_i,
+// t = tanh(w), j* the first index where |t| is largest (the max's gradient goes there). In double,
+// the sum in index order; g is left as it is when m = 0 (all weights zero).
+void dorefa_w_backward(std::span<const float> w, std::span<float> g);
+
 // The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
 // all are zero), or fp32 when that would take more than 64 bits.
 arith::Format fixed_carrier(std::span<const float> x);
