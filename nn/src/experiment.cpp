@@ -139,11 +139,16 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
                                           file, where, n.accumulator.format, name, c->format));
     }
   }
+  // XNOR-Net's activations (binary-scaled: sign(x) times K per GEMM row) are the one row-scaled
+  // scheme for activations; errors take per-tensor schemes only.
   for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"activations", &n.activations}, {"errors", &n.errors}}) {
     const Numerics q = c->numerics();
-    if (q.kind == Numerics::Kind::Scaled && (q.scheme == Numerics::Scheme::Xnor || q.scheme == Numerics::Scheme::Ternary))
+    const bool xnor_activations = q.scheme == Numerics::Scheme::Xnor && std::string_view(name) == "activations";
+    if (q.kind == Numerics::Kind::Scaled && (q.scheme == Numerics::Scheme::Xnor || q.scheme == Numerics::Scheme::Ternary) &&
+        !xnor_activations)
       throw ExperimentError(fmt::format("{}: {}{}: '{}' scales each row; {} take per-tensor schemes only (binary, "
-                                        "dorefa-a<k>, a format)", file, where, name, c->format, name));
+                                        "dorefa-a<k>{}, a format)", file, where, name, c->format, name,
+                                        std::string_view(name) == "activations" ? ", binary-scaled" : ""));
   }
   for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"master", &n.master}, {"weights", &n.weights},
                                 {"activations", &n.activations}, {"errors", &n.errors}}) {

@@ -82,8 +82,9 @@ class GemmLayer : public Layer {
   }
 
   // x: M x K (row-major). y: M x N. Scaled schemes: the array multiplies integer codes and the
-  // scale unit after it multiplies y[m][n] by the activation scale (per tensor) and weight scale of
-  // row n.
+  // scale unit after it multiplies y[m][n] by the activation scale (per tensor, or XNOR-Net's K of
+  // row m: the mean |x| of the im2col row, i.e. the channel mean of |x| box-filtered over the
+  // kernel window at the convolution's stride and padding) and weight scale of row n.
   void gemm_forward(const float* x, std::int64_t m, float* y, Context& ctx) {
     xq_.assign(x, x + m * k_);
     gemm_forward_input(m, y, ctx);
@@ -98,16 +99,21 @@ class GemmLayer : public Layer {
   void gemm_forward_input(std::int64_t m, float* y, Context& ctx) {
     m_ = m;
     const auto& nm = numerics;
+    // XNOR-Net activations: sign()'s straight-through estimator passes the error where |x| <= 1.
+    if (nm.activations.kind == Numerics::Kind::Scaled && nm.activations.scheme == Numerics::Scheme::Xnor) {
+      pass_.resize(xq_.size());
+      for (std::size_t i = 0; i < xq_.size(); ++i) pass_[i] = std::abs(xq_[i]) <= 1.0f;
+    } else {
+      pass_.clear();
+    }
     fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), 0, &sa_);
-    if (sa_.size() > 1)
-      throw std::invalid_argument(fmt::format("layer {}: activations '{}' have a scale per row; only per-tensor activation "
-                                              "scales are supported", index, nm.activations.describe()));
+    if (!pass_.empty()) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
     wq_ = w_.value.v;
     fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), 0, &sw_);
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
     if (!sa_.empty() || !sw_.empty()) {
       for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale() * weight_scale(j);
+        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale(i) * weight_scale(j);
       if (ctx.captures) ctx.captures->back().effective.assign(y, y + m * n_);
     }
     if (has_bias_)
@@ -117,15 +123,26 @@ class GemmLayer : public Layer {
 
   // dy: M x N. dx (M x K) when need_dx. Gradients are set, not accumulated. The weight gradient is
   // taken with respect to the effective weights (code x scale) and applied to the master weights
-  // (straight-through; for DoReFa weights, through the tanh transform). With weight scales, the error reaching the backward-data GEMM is first
-  // multiplied by them (column n by row n's scale) and quantized on its own.
+  // (straight-through; for DoReFa weights, through the tanh transform). With weight scales, the
+  // error reaching the backward-data GEMM is first multiplied by them (column n by row n's scale)
+  // and quantized on its own. With XNOR-Net's per-row K, the error reaching the backward-weight
+  // GEMM is first multiplied by K (row m by K[m]) and quantized on its own, and the scale unit
+  // multiplies row m of dX by K[m] and zeroes it where |x| > 1 (K is a constant to backward).
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
     const arith::MatrixShape e_shape{std::size_t(m_), std::size_t(n_)};
     const arith::Format fe = numerics.errors.apply(eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)));
     // dW (N x K) = E^T (N x M) . X (M x K)
-    run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
-    if (!sa_.empty()) {
+    if (sa_.size() > 1) {
+      std::vector<float> ek(dy, dy + m_ * n_);
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) ek[std::size_t(i * n_ + j)] *= act_scale(i);
+      const arith::Format fek = numerics.errors.apply(ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2));
+      run(Phase::BackwardWeight, fek, fa_, true, false, n_, k_, m_, ek.data(), xq_.data(), w_.grad.data(), ctx);
+    } else {
+      run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
+    }
+    if (sa_.size() == 1) {
       for (float& g : w_.grad.v) g *= act_scale();
       if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
     }
@@ -142,14 +159,24 @@ class GemmLayer : public Layer {
     // dX (M x K) = E (M x N) . W (N x K)
     if (sw_.empty()) {
       run(Phase::BackwardData, fe, fw_, false, false, m_, k_, n_, eq_.data(), wq_.data(), dx, ctx);
-      return;
+    } else {
+      std::vector<float> es(dy, dy + m_ * n_);
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
+      const arith::Format fes = numerics.errors.apply(es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1));
+      run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
     }
-    std::vector<float> es(dy, dy + m_ * n_);
-    for (std::int64_t i = 0; i < m_; ++i)
-      for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
-    const arith::Format fes = numerics.errors.apply(es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1));
-    run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
+    if (sa_.size() > 1) {
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t c = 0; c < k_; ++c) {
+          const std::size_t at = std::size_t(i * k_ + c);
+          dx[at] = pass_[at] ? dx[at] * act_scale(i) : 0.0f;
+        }
+      if (ctx.captures) ctx.captures->back().effective.assign(dx, dx + m_ * k_);
+    }
   }
+  // Sets the entries of the M x K input codes that lie in a convolution's padding to 0.
+  virtual void clear_padding(float* /*codes*/, std::int64_t /*m*/) const {}
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
   double rows_ = 0;  // M at the batch size of init()
   std::optional<sim::ConvShape> conv_;  // a convolution: the one its forward GEMM lowers
@@ -181,13 +208,14 @@ class GemmLayer : public Layer {
     }
   }
 
-  float act_scale() const { return sa_.empty() ? 1.0f : sa_[0]; }
+  float act_scale(std::int64_t row = 0) const { return sa_.empty() ? 1.0f : sa_.size() == 1 ? sa_[0] : sa_[std::size_t(row)]; }
   float weight_scale(std::int64_t row) const { return sw_.empty() ? 1.0f : sw_.size() == 1 ? sw_[0] : sw_[std::size_t(row)]; }
 
   Param w_, b_;
   bool has_bias_ = true;
   std::vector<float> xq_, wq_, eq_;
-  std::vector<float> sa_, sw_;  // scales of the activation and weight codes (empty: 1)
+  std::vector<float> sa_, sw_;  // scales of the activation (one, or one per row) and weight codes (empty: 1)
+  std::vector<std::uint8_t> pass_;  // XNOR-Net activations: |x| <= 1, where sign()'s estimator passes
   arith::Format fa_, fw_;
 };
 
@@ -283,6 +311,19 @@ class Conv2d : public GemmLayer {
             std::fill(dst + kx1, dst + kh_, 0.0f);
           }
       }
+  }
+  void clear_padding(float* codes, std::int64_t m) const override {
+    if (pad_ == 0) return;
+    for (std::int64_t r = 0; r < m; ++r) {
+      const std::int64_t oy = r / wo_ % ho_, ox = r % wo_;
+      float* row = codes + r * k_;
+      for (std::int64_t c = 0; c < c_; ++c)
+        for (std::int64_t ky = 0; ky < kh_; ++ky)
+          for (std::int64_t kx = 0; kx < kh_; ++kx) {
+            const std::int64_t iy = oy * stride_ + ky - pad_, ix = ox * stride_ + kx - pad_;
+            if (iy < 0 || iy >= h_ || ix < 0 || ix >= w_in_) row[(c * kh_ + ky) * kh_ + kx] = 0.0f;
+          }
+    }
   }
   void col2im(const float* col, float* dx) const {
     std::fill(dx, dx + c_ * h_ * w_in_, 0.0f);

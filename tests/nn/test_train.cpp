@@ -7,6 +7,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -306,6 +308,9 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of(good, {"hardware.array=\"16\""}).find("hardware.array '16'"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.errors=\"fp16\""}).find("errors is 'fp16'"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.master=\"binary\""}).find("master"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.errors=\"binary-scaled\""}).find("errors: 'binary-scaled' scales each row"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.activations=\"ternary\""}).find("activations: 'ternary' scales each row"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"numerics.activations=\"binary-scaled\""}), "no error");  // XNOR-Net's K
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -600,6 +605,98 @@ TEST(NnLayers, DorefaWeightsBackpropagateThroughTanh) {
   }
 }
 
+// XNOR-Net with binary inputs (Rastegari et al. 2016, sec. 3.2): I * W ~ (sign(I) (*) sign(W)) K alpha,
+// A = sum_c |I(c,:,:)| / c, K = A convolved with a (kh x kw) box of 1 / (kh kw) at the
+// convolution's stride and padding, alpha = mean |W| per output channel. Computed here directly
+// in double against a Conv2d with binary-scaled weights and activations.
+TEST(NnLayers, XnorActivationScalingIsTheKMap) {
+  std::mt19937_64 rng(11);
+  const std::int64_t n = 2, c = 3, h = 7, w = 6, o = 4, kk = 3, stride = 2, pad = 1;
+  auto l = make_conv2d(o, kk, stride, pad, true);
+  l->numerics.weights = Numerics::parse("binary-scaled");
+  l->numerics.activations = Numerics::parse("binary-scaled");
+  const Shape out = l->init({n, c, h, w}, rng);
+  Tensor x({n, c, h, w}), y;
+  std::normal_distribution<float> d(0, 1);
+  for (auto& v : x.v) v = d(rng);
+  Param& wp = *l->params()[0];
+  Param& bp = *l->params()[1];
+  for (auto& v : bp.value.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  const std::int64_t ho = out[2], wo = out[3];
+  auto sgn = [](double v) { return v >= 0 ? 1.0 : -1.0; };
+  auto in = [&](std::int64_t b, std::int64_t ch, std::int64_t iy, std::int64_t ix) {
+    return iy < 0 || iy >= h || ix < 0 || ix >= w ? std::optional<double>{} : std::optional<double>{x.v[std::size_t(((b * c + ch) * h + iy) * w + ix)]};
+  };
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t oc = 0; oc < o; ++oc) {
+      double alpha = 0;
+      for (std::int64_t i = 0; i < c * kk * kk; ++i) alpha += std::abs(double(wp.value.v[std::size_t(oc * c * kk * kk + i)]));
+      alpha /= double(c * kk * kk);
+      for (std::int64_t oy = 0; oy < ho; ++oy)
+        for (std::int64_t ox = 0; ox < wo; ++ox) {
+          double conv = 0, kmap = 0;
+          for (std::int64_t ky = 0; ky < kk; ++ky)
+            for (std::int64_t kx = 0; kx < kk; ++kx) {
+              const std::int64_t iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
+              double a = 0;  // A at (iy, ix); zero in the padding
+              for (std::int64_t ch = 0; ch < c; ++ch) {
+                const auto v = in(b, ch, iy, ix);
+                if (!v) continue;
+                a += std::abs(*v) / double(c);
+                conv += sgn(*v) * sgn(wp.value.v[std::size_t(((oc * c + ch) * kk + ky) * kk + kx)]);
+              }
+              kmap += a / double(kk * kk);
+            }
+          const double want = conv * kmap * alpha + bp.value.v[std::size_t(oc)];
+          EXPECT_NEAR(y.v[std::size_t(((b * o + oc) * ho + oy) * wo + ox)], want, 1e-5 * (1 + std::abs(want)))
+              << b << "," << oc << "," << oy << "," << ox;
+        }
+    }
+}
+
+// Backward of a Linear layer with XNOR-Net activations (K = mean |x| per example) and weights:
+// dW[j][k] = sum_i dy[i][j] K_i sign(x[i][k]) and dx[i][k] = K_i sum_j dy[i][j] alpha_j sign(w[j][k])
+// where |x[i][k]| <= 1 (sign()'s straight-through estimator), 0 elsewhere.
+TEST(NnLayers, XnorActivationScalingBackward) {
+  std::mt19937_64 rng(12);
+  const std::size_t m = 3, k = 8, nout = 4;
+  auto l = make_linear(std::int64_t(nout), false);
+  l->numerics.weights = Numerics::parse("binary-scaled");
+  l->numerics.activations = Numerics::parse("binary-scaled");
+  l->init({std::int64_t(m), std::int64_t(k)}, rng);
+  Tensor x({std::int64_t(m), std::int64_t(k)}), y, dy({std::int64_t(m), std::int64_t(nout)}), dx;
+  std::normal_distribution<float> d(0, 1.2f);
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : dy.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  l->backward(dy, dx, true, ctx);
+  const Param& p = *l->params()[0];
+  auto sgn = [](double v) { return v >= 0 ? 1.0 : -1.0; };
+  std::vector<double> kk(m, 0.0), alpha(nout, 0.0);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t c = 0; c < k; ++c) kk[i] += std::abs(double(x.v[i * k + c])) / double(k);
+  for (std::size_t j = 0; j < nout; ++j)
+    for (std::size_t c = 0; c < k; ++c) alpha[j] += std::abs(double(p.value.v[j * k + c])) / double(k);
+  int clipped = 0;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t c = 0; c < k; ++c) {
+      double want = 0;
+      for (std::size_t j = 0; j < nout; ++j) want += double(dy.v[i * nout + j]) * alpha[j] * sgn(p.value.v[j * k + c]);
+      want = std::abs(x.v[i * k + c]) <= 1 ? want * kk[i] : (++clipped, 0.0);
+      EXPECT_NEAR(dx.v[i * k + c], want, 1e-5 * (1 + std::abs(want))) << i << "," << c;
+    }
+  EXPECT_GT(clipped, 0);
+  for (std::size_t j = 0; j < nout; ++j)
+    for (std::size_t c = 0; c < k; ++c) {
+      double want = 0;
+      for (std::size_t i = 0; i < m; ++i) want += double(dy.v[i * nout + j]) * kk[i] * sgn(x.v[i * k + c]);
+      EXPECT_NEAR(p.grad.v[j * k + c], want, 1e-5 * (1 + std::abs(want))) << j << "," << c;
+    }
+}
+
 // XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4) and TWN nets learn the synthetic task with
 // integer GEMMs followed by the scale unit (DoReFa, with the gradient through tanh, in 5 epochs).
 TEST(NnTrain, ScaledSchemesLearn) {
@@ -689,6 +786,33 @@ TEST(NnCost, TrainingWorkloadCountsGemmsAndTheUnitsBesideTheArray) {
   EXPECT_GT(want_sr_bd, 0);
   EXPECT_EQ(sr_bd, want_sr_bd);
   EXPECT_EQ(requant, want_requant);
+}
+
+// XNOR-Net's K in the cost: per forward output two scale-unit multiplies (K and alpha), per GEMM
+// row K's k adds and one multiply; per element of dX (backward-data) and of E (backward-weight) one
+// multiply by K.
+TEST(NnCost, XnorActivationScalingCountsTheScaleUnit) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text(
+      "weights = \"binary-scaled\"\nactivations = \"binary-scaled\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n")));
+  const Dataset train_set = load_split(x, true);
+  const bitsim::costmodel::Workload w = training_workload(x, record_training_step(x, train_set), RunVolume{300, 100, 1, 32, 256, 1000});
+  using bitsim::costmodel::OpKind;
+  using P = bitsim::costmodel::Phase;
+  std::map<std::pair<P, OpKind>, double> want, got;
+  for (const bitsim::costmodel::GemmWork& g : w.gemms) {
+    const double m = double(g.shape.m), n = double(g.shape.n), k = double(g.shape.k);
+    if (g.phase == P::Forward) {
+      want[{P::Forward, OpKind::Multiply}] += (2 * m * n + m) * g.repeat;
+      want[{P::Forward, OpKind::Add}] += m * k * g.repeat;
+    }
+    if (g.phase == P::BackwardData) want[{P::BackwardData, OpKind::Multiply}] += m * n * g.repeat;
+    if (g.phase == P::BackwardWeight) want[{P::BackwardWeight, OpKind::Multiply}] += k * m * g.repeat;
+  }
+  for (const bitsim::costmodel::ElementWork& e : w.elements)
+    if (e.what == "scale unit" && e.phase != P::Inference) got[{e.phase, e.kind}] += e.ops * e.repeat;
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_EQ(got, want);
 }
 
 // Stream ids: every (step, layer, class, variant) gets its own range of 2^28 element streams, and
