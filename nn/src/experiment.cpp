@@ -156,6 +156,13 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
     if (q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::DorefaG)
       throw ExperimentError(fmt::format("{}: {}{}: dorefa-g<k> quantizes gradients only", file, where, name));
   }
+  for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"activations", &n.activations}, {"errors", &n.errors},
+                                {"gradients", &n.gradients}}) {
+    const Numerics q = c->numerics();
+    if (q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::Syq)
+      throw ExperimentError(fmt::format("{}: {}{}: {} quantizes weights only (its scales are learned parameters)", file,
+                                        where, name, c->format));
+  }
   if (n.master.numerics().kind == Numerics::Kind::Scaled)
     throw ExperimentError(fmt::format("{}: {}master: the master weights need a format, not the scheme '{}'", file, where,
                                       n.master.format));

@@ -54,6 +54,9 @@ class GemmLayer : public Layer {
   double workspace_elements() const override { return 2 * rows_ * double(k_); }
   bool absorb_affine(const std::vector<double>& scale, const std::vector<double>& shift) override {
     if (scale.size() != std::size_t(n_)) return false;
+    if (syq())
+      throw std::invalid_argument(fmt::format("layer {}: SYQ weights have learned scales; BatchNorm folding would change "
+                                              "their codes, so it is not done", index));
     for (std::int64_t j = 0; j < n_; ++j) {
       for (std::int64_t i = 0; i < k_; ++i) w_.value.v[std::size_t(j * k_ + i)] = float(w_.value.v[std::size_t(j * k_ + i)] * scale[std::size_t(j)]);
       const double b = has_bias_ ? b_.value.v[std::size_t(j)] : 0.0;
@@ -65,6 +68,7 @@ class GemmLayer : public Layer {
   std::vector<Param*> params() override {
     std::vector<Param*> p{&w_};
     if (has_bias_) p.push_back(&b_);
+    if (syq()) p.push_back(&syq_scale());
     return p;
   }
 
@@ -110,6 +114,7 @@ class GemmLayer : public Layer {
     if (!pass_.empty()) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
     wq_ = w_.value.v;
     fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), 0, &sw_);
+    if (syq()) sw_ = syq_scale().value.v;  // SYQ: the learned scales
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
     if (!sa_.empty() || !sw_.empty()) {
       for (std::int64_t i = 0; i < m; ++i)
@@ -150,6 +155,7 @@ class GemmLayer : public Layer {
     // DoReFa weights: through tanh and the max to the master weights (only quantize_k is straight-through).
     if (numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::DorefaW)
       dorefa_w_backward(w_.value.v, w_.grad.v);
+    if (syq()) syq_backward(w_.value.v, wq_, sw_, std::size_t(n_), w_.grad.v, syq_scale().grad.v);
     if (has_bias_) {
       std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
       for (std::int64_t i = 0; i < m_; ++i)
@@ -208,10 +214,23 @@ class GemmLayer : public Layer {
     }
   }
 
+  bool syq() const { return numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::Syq; }
+  // SYQ's learned scales (a parameter, one per row or one per layer), made on first use from the
+  // weights as they are then: the mean |w| over each group's nonzero codes.
+  Param& syq_scale() {
+    const std::size_t groups = numerics.weights.per_row ? std::size_t(n_) : 1;
+    if (syq_scale_.value.v.size() != groups) {
+      std::vector<float> codes = w_.value.v, scale;
+      numerics.weights.apply(codes, {std::size_t(n_), std::size_t(k_)}, {}, 0, &scale);
+      syq_scale_ = {"scale", Tensor({std::int64_t(groups)}), Tensor({std::int64_t(groups)}), false};
+      syq_scale_.value.v = scale;
+    }
+    return syq_scale_;
+  }
   float act_scale(std::int64_t row = 0) const { return sa_.empty() ? 1.0f : sa_.size() == 1 ? sa_[0] : sa_[std::size_t(row)]; }
   float weight_scale(std::int64_t row) const { return sw_.empty() ? 1.0f : sw_.size() == 1 ? sw_[0] : sw_[std::size_t(row)]; }
 
-  Param w_, b_;
+  Param w_, b_, syq_scale_;
   bool has_bias_ = true;
   std::vector<float> xq_, wq_, eq_;
   std::vector<float> sa_, sw_;  // scales of the activation (one, or one per row) and weight codes (empty: 1)

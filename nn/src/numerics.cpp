@@ -34,6 +34,17 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
     Scheme scheme;
     bool has_bits;
   };
+  for (std::string_view syq : {"syq-binary", "syq-ternary"}) {
+    if (!format.starts_with(syq)) continue;
+    const std::string_view rest = format.substr(syq.size());
+    if (rest != "<row>" && rest != "<layer>")
+      throw arith::FormatError(fmt::format("bad format {}: expected {}<row> or {}<layer>", arith::quoted(format), syq, syq));
+    n.kind = Kind::Scaled;
+    n.scheme = Scheme::Syq;
+    n.bits = syq == "syq-binary" ? 1 : 2;
+    n.per_row = rest == "<row>";
+    return n;
+  }
   for (const Named& nm : {Named{"binary-scaled", Scheme::Xnor, false}, Named{"ternary", Scheme::Ternary, false},
                           Named{"dorefa-w", Scheme::DorefaW, true}, Named{"dorefa-a", Scheme::DorefaA, true},
                           Named{"dorefa-g", Scheme::DorefaG, true}}) {
@@ -85,6 +96,7 @@ std::string Numerics::describe() const {
       case Scheme::DorefaW: return fmt::format("dorefa-w<{}>", bits);
       case Scheme::DorefaA: return fmt::format("dorefa-a<{}>", bits);
       case Scheme::DorefaG: return fmt::format("dorefa-g<{}>", bits);
+      case Scheme::Syq: return fmt::format("syq-{}<{}>", bits == 1 ? "binary" : "ternary", per_row ? "row" : "layer");
     }
   }
   const std::string f = kind == Kind::Block ? block.spec() : format.spec();
@@ -97,7 +109,8 @@ int Numerics::storage_bits() const {
     case Kind::Scalar: return format.width();
     case Kind::Block: return block.element.width();
     case Kind::Binary: return 1;
-    case Kind::Scaled: return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : bits + (scheme == Scheme::DorefaA ? 0 : 1);
+    case Kind::Scaled:
+      return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : scheme == Scheme::Syq ? bits : bits + (scheme == Scheme::DorefaA ? 0 : 1);
   }
   return 32;
 }
@@ -155,6 +168,30 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
       }
       scale.assign(1, float(1 / levels));
       return Format::fixed(n.bits + 1, 0);
+    }
+    case Numerics::Scheme::Syq: {
+      const std::size_t groups = n.per_row ? rows : 1, g = x.size() / groups;
+      double eta = 0;
+      if (n.bits == 2) {
+        for (float v : x) eta = std::max(eta, std::abs(double(v)));
+        eta *= Numerics::kSyqEta;
+      }
+      scale.assign(groups, 0.0f);
+      for (std::size_t r = 0; r < groups; ++r) {
+        double sum = 0;
+        std::size_t kept = 0;
+        for (std::size_t i = r * g; i < (r + 1) * g; ++i) {
+          const double v = x[i];
+          if (std::abs(v) < eta) {
+            x[i] = 0.0f;
+            continue;
+          }
+          sum += std::abs(v), ++kept;
+          x[i] = v >= 0 ? 1.0f : -1.0f;  // sign(0) = +1
+        }
+        scale[r] = kept ? float(sum / double(kept)) : 0.0f;
+      }
+      return Format::fixed(2, 0);
     }
     case Numerics::Scheme::DorefaA:
       for (float& v : x) v = float(round_half_even(levels * std::clamp(double(v), 0.0, 1.0)));
@@ -232,6 +269,18 @@ void dorefa_w_backward(std::span<const float> w, std::span<float> g) {
     if (i == at) d -= (t < 0 ? -1.0 : 1.0) * (1 - t * t) / (m * m) * sum;
     g[i] = float(d);
   }
+}
+
+void syq_backward(std::span<const float> w, std::span<const float> q, std::span<const float> alpha, std::size_t rows,
+                  std::span<float> g, std::span<float> alpha_grad) {
+  const std::size_t cols = w.size() / rows, per = alpha.size() > 1 ? cols : w.size();
+  std::vector<double> sum(alpha.size(), 0.0);
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const std::size_t r = i / per;
+    sum[r] += double(q[i]) * double(g[i]);
+    g[i] = std::abs(w[i]) <= 1.0f ? alpha[r] * g[i] : 0.0f;
+  }
+  for (std::size_t r = 0; r < alpha.size(); ++r) alpha_grad[r] = float(sum[r]);
 }
 
 Format fixed_carrier(std::span<const float> x) {

@@ -81,6 +81,16 @@ errors = { format = "fp8e5m2", rounding = "stochastic" }
 accumulator = { format = "fp16", rounding = "nearest-even" }
 )";
 
+// SYQ's learned per-row scales beside XNOR-Net's K on the activations.
+const char* kSyqXnor = R"(weights = "syq-ternary<row>"
+activations = "binary-scaled"
+errors = "dfx<8>"
+accumulator = "int<32>"
+[[numerics.layer]]
+index = 0
+activations = "dfx<8>"
+)";
+
 // Sum of (y * r) over the output of one layer for input x, and its gradients by back-propagation.
 double probe(Layer& l, const Tensor& x, const Tensor& r, Tensor* dx) {
   Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
@@ -227,7 +237,7 @@ TEST(NnLayers, MaxPoolTakesTheFirstOfEqualMaxima) {
 // Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8
 // (exact int8 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
 TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
-  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8}) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8, kSyqXnor}) {
     TempDir t;
     const std::string file = t.write("x.toml", experiment_text(numerics));
     const Experiment x = Experiment::load(file);
@@ -247,10 +257,13 @@ TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
 }
 
 // A run stopped after epoch 1 and resumed reaches the same final state as one that ran through.
+// SYQ's learned scales are parameters, saved and restored with their optimizer state.
 TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
+  for (const char* numerics : {kInt8, kSyqXnor}) {
+  SCOPED_TRACE(numerics);
   TempDir t;
-  const Experiment two = Experiment::load(t.write("two.toml", experiment_text(kInt8, 2)));
-  const Experiment one = Experiment::load(t.write("one.toml", experiment_text(kInt8, 1)));
+  const Experiment two = Experiment::load(t.write("two.toml", experiment_text(numerics, 2)));
+  const Experiment one = Experiment::load(t.write("one.toml", experiment_text(numerics, 1)));
   const std::string a = (t.path / "a").string(), b = (t.path / "b").string();
   const RunResult full = train(two, {a, false, {}});
   train(one, {b, false, {}});
@@ -265,6 +278,7 @@ TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
   EXPECT_GT(full.cost.total.energy_total_pj(), 0);
   EXPECT_TRUE(fs::exists(fs::path(b) / "report.json"));
   EXPECT_TRUE(fs::exists(fs::path(b) / "metrics.csv"));
+  }
 }
 
 // Training learns: the synthetic blobs are separable, so a few epochs reach high accuracy in fp32
@@ -311,6 +325,10 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of(good, {"numerics.errors=\"binary-scaled\""}).find("errors: 'binary-scaled' scales each row"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.activations=\"ternary\""}).find("activations: 'ternary' scales each row"), std::string::npos);
   EXPECT_EQ(error_of(good, {"numerics.activations=\"binary-scaled\""}), "no error");  // XNOR-Net's K
+  EXPECT_NE(error_of(good, {"numerics.gradients=\"syq-binary<row>\""}).find("gradients: syq-binary<row> quantizes weights only"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.weights=\"syq-ternary<channel>\""}).find("weights: bad format 'syq-ternary<channel>'"),
+            std::string::npos);
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -697,14 +715,89 @@ TEST(NnLayers, XnorActivationScalingBackward) {
     }
 }
 
-// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4) and TWN nets learn the synthetic task with
-// integer GEMMs followed by the scale unit (DoReFa, with the gradient through tanh, in 5 epochs).
+// SYQ's codes and initial scales, from the paper's definitions evaluated here: Q = sign(W) M with
+// M = 1 where |W| >= eta (eta = 0 binary, 0.05 max|W| ternary), the scale the mean |W| over the
+// group's nonzero codes.
+TEST(NnNumerics, SyqCodesAndInitialScales) {
+  const std::vector<float> w0{0.5f, -0.04f, 0.0f, -2.0f, 0.09f, 0.11f, -0.2f, 0.3f};
+  std::vector<float> w = w0, scale;
+  EXPECT_EQ(Numerics::parse("syq-ternary<row>").apply(w, {2, 4}, {}, 0, &scale), bitsim::arith::Format::fixed(2, 0));
+  const double eta = 0.05 * 2.0;  // 0.1
+  std::vector<double> sum(2, 0.0), cnt(2, 0.0);
+  for (std::size_t i = 0; i < w0.size(); ++i) {
+    const double v = w0[i];
+    const float want = std::abs(v) >= eta ? (v >= 0 ? 1.0f : -1.0f) : 0.0f;
+    EXPECT_EQ(w[i], want) << i;
+    if (want != 0) sum[i / 4] += std::abs(v), cnt[i / 4] += 1;
+  }
+  EXPECT_EQ(scale, (std::vector<float>{float(sum[0] / cnt[0]), float(sum[1] / cnt[1])}));
+  w = w0;
+  Numerics::parse("syq-binary<layer>").apply(w, {2, 4}, {}, 0, &scale);
+  EXPECT_EQ(w, (std::vector<float>{1, -1, 1, -1, 1, 1, -1, 1}));
+  double all = 0;
+  for (float v : w0) all += std::abs(double(v));
+  EXPECT_EQ(scale, (std::vector<float>{float(all / 8)}));
+  EXPECT_EQ(Numerics::parse("syq-ternary<layer>").describe(), "syq-ternary<layer>");
+  EXPECT_THROW(Numerics::parse("syq-binary"), std::invalid_argument);
+}
+
+// SYQ's scale gradient is the chain rule of W_hat = alpha Q (the layer's output is linear in alpha,
+// so central differences are exact up to rounding); the master weights get alpha g where |w| <= 1
+// (sign()'s clipped estimator on dE/dQ = alpha dE/dW_hat), g = dy^T x computed here in double.
+TEST(NnLayers, SyqScaleAndWeightGradients) {
+  for (const char* fmt : {"syq-ternary<row>", "syq-binary<layer>"}) {
+    SCOPED_TRACE(fmt);
+    std::mt19937_64 rng(21);
+    auto l = make_linear(3, true);
+    l->numerics.weights = Numerics::parse(fmt);
+    l->init({4, 6}, rng);
+    const auto params = l->params();
+    ASSERT_EQ(params.size(), 3u);
+    Param& w = *params[0];
+    Param& alpha = *params[2];
+    w.value.v[0] = 1.5f, w.value.v[7] = -1.25f;  // outside the estimator's |w| <= 1
+    w.value.v[3] = 0.001f;                        // inside the ternary threshold
+    for (auto& a : alpha.value.v) a *= 1.3f;      // a learned value, not the initial mean
+    std::normal_distribution<float> d(0, 1);
+    Tensor x({4, 6}), r({4, 3}), dx;
+    for (auto& v : x.v) v = d(rng);
+    for (auto& v : r.v) v = d(rng);
+    probe(*l, x, r, &dx);
+    const std::vector<float> ga = alpha.grad.v, gw = w.grad.v;
+    const float h = 1e-2f;
+    for (std::size_t i = 0; i < alpha.value.v.size(); ++i) {
+      const float a = alpha.value.v[i];
+      alpha.value.v[i] = a + h;
+      const double up = probe(*l, x, r, nullptr);
+      alpha.value.v[i] = a - h;
+      const double down = probe(*l, x, r, nullptr);
+      alpha.value.v[i] = a;
+      const double num = (up - down) / (2 * h);
+      EXPECT_NEAR(ga[i], num, 1e-3 * (1 + std::abs(num))) << i;
+    }
+    const bool rows = alpha.value.v.size() == 3;
+    for (std::size_t n = 0; n < 3; ++n)
+      for (std::size_t k = 0; k < 6; ++k) {
+        double g = 0;
+        for (std::size_t i = 0; i < 4; ++i) g += double(r.v[i * 3 + n]) * x.v[i * 6 + k];
+        const float wv = w.value.v[n * 6 + k];
+        const double want = std::abs(wv) <= 1 ? alpha.value.v[rows ? n : 0] * g : 0.0;
+        EXPECT_NEAR(gw[n * 6 + k], want, 1e-5 * (1 + std::abs(want))) << n << "," << k;
+      }
+  }
+}
+
+// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4), TWN and SYQ (binary per layer, ternary per
+// row) nets learn the synthetic task with integer GEMMs followed by the scale unit (DoReFa, with
+// the gradient through tanh, in 5 epochs).
 TEST(NnTrain, ScaledSchemesLearn) {
   const std::pair<const char*, int> cases[] = {
       {"weights = \"binary-scaled\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
       {"weights = \"dorefa-w<2>\"\nactivations = \"dorefa-a<2>\"\nerrors = \"dfx<8>\"\ngradients = \"dorefa-g<4>\"\n"
        "accumulator = \"int<32>\"\n[[numerics.layer]]\nindex = 0\nactivations = \"dfx<8>\"\n", 5},
       {"weights = \"ternary\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+      {"weights = \"syq-binary<layer>\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+      {"weights = \"syq-ternary<row>\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
   };
   for (const auto& [n, epochs] : cases) {
     TempDir t;

@@ -27,17 +27,25 @@ struct Numerics {
     DorefaW,  // "dorefa-w<k>": DoReFa weights 2 round((2^k-1) y) / (2^k-1) - 1, y = tanh(w) / (2 max|tanh w|) + 1/2
     DorefaA,  // "dorefa-a<k>": DoReFa activations round((2^k-1) clip(x, 0, 1)) / (2^k-1)
     DorefaG,  // "dorefa-g<k>": DoReFa gradients 2 max|g| (round_k(g / (2 max|g|) + 1/2 + noise) - 1/2)
+    // "syq-binary<row|layer>", "syq-ternary<row|layer>": SYQ (Faraone et al. 2018) weights
+    // sign(w) masked by |w| >= eta (eta = 0 binary, kSyqEta max|w| ternary) times a learned scale
+    // per row or per layer, which the layer holds as a parameter; apply() gives its initial
+    // value, the mean |w| over the group's nonzero codes.
+    Syq,
   };
+  static constexpr double kSyqEta = 0.05;
   Kind kind = Kind::Fp32;
   Scheme scheme = Scheme::Xnor;  // Scaled
-  int bits = 0;                  // Scaled: k of the DoReFa schemes
+  int bits = 0;                  // Scaled: k of the DoReFa schemes; SYQ: 1 binary, 2 ternary
+  bool per_row = true;           // SYQ: a scale per row (output channel), else one per tensor
   arith::Format format = arith::Format::fp32();  // Scalar: the format; Fp32: fp32
   arith::BlockFormat block;                                // Block
   arith::RoundSpec spec;
 
   // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
   // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); "binary"; or a scaled scheme
-  // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16). Throws
+  // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16,
+  // "syq-binary<row>", "syq-binary<layer>", "syq-ternary<row>", "syq-ternary<layer>"). Throws
   // arith::FormatError naming the bad token.
   static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
                         std::string_view overflow = "", int sr_bits = 16);
@@ -72,6 +80,15 @@ struct Numerics {
 // t = tanh(w), j* the first index where |t| is largest (the max's gradient goes there). In double,
 // the sum in index order; g is left as it is when m = 0 (all weights zero).
 void dorefa_w_backward(std::span<const float> w, std::span<float> g);
+
+// SYQ's backward for one layer of `rows` x `cols` weights w with codes q (in {-1, 0, +1}) and
+// scales alpha (one, or one per row), from the gradient g with respect to the effective weights
+// alpha q: alpha_grad[r] = sum over the group of q_j g_j (the gradients of the weights coded +1
+// minus those coded -1: the chain rule of alpha q), in double in index order; and g_j <- alpha g_j
+// where |w_j| <= 1, else 0 (the gradient with respect to the codes, through sign()'s clipped
+// straight-through estimator).
+void syq_backward(std::span<const float> w, std::span<const float> q, std::span<const float> alpha, std::size_t rows,
+                  std::span<float> g, std::span<float> alpha_grad);
 
 // The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
 // all are zero), or fp32 when that would take more than 64 bits.
