@@ -114,6 +114,10 @@ void read_numerics(Reader& r, NumericsSpec& n) {
   read_class(r, "master", n.master);
   read_class(r, "accumulator", n.accumulator);
   read_class(r, "lazy_accumulator", n.lazy_accumulator);
+  r.get("max_overflow_rate", n.max_overflow_rate);
+  if (!(n.max_overflow_rate >= 0 && n.max_overflow_rate < 1)) r.fail("max_overflow_rate", "a number in [0, 1)");
+  r.get("overflow_interval", n.overflow_interval);
+  if (n.overflow_interval < 1) r.fail("overflow_interval", "a positive number of steps");
 }
 
 // Checks that every class parses, so a bad format is reported with its key and file.
@@ -487,8 +491,9 @@ Numerics widen(Numerics n, int bits) {
 LayerNumerics Experiment::layer(int i) const {
   const auto it = layer_numerics.find(i);
   const NumericsSpec& s = it != layer_numerics.end() ? it->second : numerics;
-  LayerNumerics n{s.weights.numerics(), s.activations.numerics(), s.errors.numerics(), s.gradients.numerics(),
-                  Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits)};
+  LayerNumerics n{s.of(s.weights), s.of(s.activations), s.of(s.errors), s.of(s.gradients),
+                  Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits),
+                  numerics.of(numerics.master)};
   if (const int bits = classifier_bits(); bits > 0 && i == classifier_layer()) {
     n.weights = widen(n.weights, bits), n.activations = widen(n.activations, bits);
     n.errors = widen(n.errors, bits), n.gradients = widen(n.gradients, bits);
@@ -503,7 +508,8 @@ nlohmann::json class_json(const ClassSpec& c) {
 nlohmann::json numerics_json(const NumericsSpec& n) {
   return {{"weights", class_json(n.weights)}, {"activations", class_json(n.activations)}, {"errors", class_json(n.errors)},
           {"gradients", class_json(n.gradients)}, {"master", class_json(n.master)}, {"accumulator", class_json(n.accumulator)},
-          {"lazy_accumulator", class_json(n.lazy_accumulator)}};
+          {"lazy_accumulator", class_json(n.lazy_accumulator)}, {"max_overflow_rate", n.max_overflow_rate},
+          {"overflow_interval", n.overflow_interval}};
 }
 }  // namespace
 

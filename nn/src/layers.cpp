@@ -65,6 +65,19 @@ class GemmLayer : public Layer {
     has_bias_ = true;
     return true;
   }
+  // Courbariaux et al. 2014's dynamic fixed point keeps an exponent per tensor class between steps
+  // (and the optimizer one for the master weights): checkpoint state.
+  std::vector<std::vector<double>*> buffers() override {
+    std::vector<std::vector<double>*> b;
+    const Numerics* cls[] = {&numerics.weights, &numerics.activations, &numerics.errors, &numerics.gradients, &numerics.master};
+    std::vector<double>* state[] = {&rate_[0], &rate_[1], &rate_[2], &rate_[3], &w_.master_state};
+    for (std::size_t i = 0; i < 5; ++i)
+      if (cls[i]->kind == Numerics::Kind::OverflowRate) {
+        if (state[i]->size() != kOverflowRateState) state[i]->assign(kOverflowRateState, 0.0);
+        b.push_back(state[i]);
+      }
+    return b;
+  }
   std::vector<Param*> params() override {
     std::vector<Param*> p{&w_};
     if (has_bias_) p.push_back(&b_);
@@ -110,10 +123,10 @@ class GemmLayer : public Layer {
     } else {
       pass_.clear();
     }
-    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), 0, &sa_);
+    fa_ = quantize(TensorClass::Activations, nm.activations, xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), ctx, &sa_);
     if (!pass_.empty()) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
     wq_ = w_.value.v;
-    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), 0, &sw_);
+    fw_ = quantize(TensorClass::Weights, nm.weights, wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), ctx, &sw_);
     if (syq()) sw_ = syq_scale().value.v;  // SYQ: the learned scales
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
     if (!sa_.empty() || !sw_.empty()) {
@@ -136,13 +149,13 @@ class GemmLayer : public Layer {
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
     const arith::MatrixShape e_shape{std::size_t(m_), std::size_t(n_)};
-    const arith::Format fe = numerics.errors.apply(eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)));
+    const arith::Format fe = quantize(TensorClass::Errors, numerics.errors, eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)), ctx);
     // dW (N x K) = E^T (N x M) . X (M x K)
     if (sa_.size() > 1) {
       std::vector<float> ek(dy, dy + m_ * n_);
       for (std::int64_t i = 0; i < m_; ++i)
         for (std::int64_t j = 0; j < n_; ++j) ek[std::size_t(i * n_ + j)] *= act_scale(i);
-      const arith::Format fek = numerics.errors.apply(ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2));
+      const arith::Format fek = quantize(TensorClass::Errors, numerics.errors, ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2), ctx);
       run(Phase::BackwardWeight, fek, fa_, true, false, n_, k_, m_, ek.data(), xq_.data(), w_.grad.data(), ctx);
     } else {
       run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
@@ -151,7 +164,7 @@ class GemmLayer : public Layer {
       for (float& g : w_.grad.v) g *= act_scale();
       if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
     }
-    numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)));
+    quantize(TensorClass::Gradients, numerics.gradients, w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)), ctx);
     // DoReFa weights: through tanh and the max to the master weights (only quantize_k is straight-through).
     if (numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::DorefaW)
       dorefa_w_backward(w_.value.v, w_.grad.v);
@@ -169,7 +182,7 @@ class GemmLayer : public Layer {
       std::vector<float> es(dy, dy + m_ * n_);
       for (std::int64_t i = 0; i < m_; ++i)
         for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
-      const arith::Format fes = numerics.errors.apply(es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1));
+      const arith::Format fes = quantize(TensorClass::Errors, numerics.errors, es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1), ctx);
       run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
     }
     if (sa_.size() > 1) {
@@ -214,6 +227,13 @@ class GemmLayer : public Layer {
     }
   }
 
+  // Numerics::apply, or for the overflow-rate rule its tensor-class state.
+  arith::Format quantize(TensorClass c, const Numerics& q, std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
+                         Context& ctx, std::vector<float>* scale = nullptr) {
+    if (q.kind != Numerics::Kind::OverflowRate) return q.apply(x, shape, sr, 0, scale);
+    if (scale) scale->clear();
+    return apply_overflow_rate(q, rate_[std::size_t(c)], x, sr, 0, ctx.step, ctx.training);
+  }
   bool syq() const { return numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::Syq; }
   // SYQ's learned scales (a parameter, one per row or one per layer), made on first use from the
   // weights as they are then: the mean |w| over each group's nonzero codes.
@@ -234,7 +254,8 @@ class GemmLayer : public Layer {
   bool has_bias_ = true;
   std::vector<float> xq_, wq_, eq_;
   std::vector<float> sa_, sw_;  // scales of the activation (one, or one per row) and weight codes (empty: 1)
-  std::vector<std::uint8_t> pass_;  // XNOR-Net activations: |x| <= 1, where sign()'s estimator passes
+  std::vector<std::uint8_t> pass_;
+  std::vector<double> rate_[4];  // overflow-rate state of weights, activations, errors, gradients (TensorClass order)  // XNOR-Net activations: |x| <= 1, where sign()'s estimator passes
   arith::Format fa_, fw_;
 };
 

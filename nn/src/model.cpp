@@ -119,6 +119,11 @@ double Optimizer::lr_at(int epoch, int epochs) const {
   return cfg_.lr;
 }
 
+void Optimizer::quantize_master(Param& p, arith::MatrixShape shape, const arith::SrStream& sr, std::uint64_t step) const {
+  if (master_.kind == Numerics::Kind::OverflowRate) apply_overflow_rate(master_, p.master_state, p.value.v, sr, 0, step, true);
+  else master_.apply(p.value.v, shape, sr);
+}
+
 void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
                      double grad_scale) {
   auto stream = [&](std::size_t pi) {
@@ -133,7 +138,7 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
       Param& p = *params[pi];
       m_.emplace_back(p.value.v.size(), 0.0f), v_.emplace_back(p.value.v.size(), 0.0f);
       acc_.emplace_back(lazy() && p.is_weight ? p.value.v.size() : 0, 0.0f);
-      if (p.is_weight && !master_.is_fp32()) master_.apply(p.value.v, matrix(p), stream(pi));
+      if (p.is_weight && !master_.is_fp32()) quantize_master(p, matrix(p), stream(pi), step);
     }
   }
   ++t_;
@@ -188,7 +193,7 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
         p.value.v[i] = w;
       }
     });
-    if (p.is_weight && !master_.is_fp32() && !lazy_param) master_.apply(p.value.v, matrix(p), sr);
+    if (p.is_weight && !master_.is_fp32() && !lazy_param) quantize_master(p, matrix(p), sr, step);
   }
 }
 

@@ -68,7 +68,13 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
     n.spec.sr_bits = sr_bits;
     return n;
   }
-  if (format.starts_with("dfx") || format.starts_with("mx")) {
+  if (format.starts_with("dfx<") && format.ends_with(",rate>")) {
+    n.kind = Kind::OverflowRate;
+    const std::string plain = fmt::format("{}>", format.substr(0, format.size() - 6));
+    n.block = arith::BlockFormat::parse(plain);
+    if (n.block.grouping != arith::Grouping::Tensor)
+      throw arith::FormatError(fmt::format("bad format {}: expected dfx<wl,rate>", arith::quoted(format)));
+  } else if (format.starts_with("dfx") || format.starts_with("mx")) {
     n.kind = Kind::Block;
     n.block = arith::BlockFormat::parse(format);
   } else {
@@ -78,7 +84,7 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
       throw arith::FormatError(fmt::format("format '{}' has values fp32 cannot hold; tensors are stored as fp32", format));
   }
   n.spec.rounding = arith::parse_rounding(rounding);
-  const Format& f = n.kind == Kind::Block ? n.block.element : n.format;
+  const Format& f = n.kind == Kind::Block || n.kind == Kind::OverflowRate ? n.block.element : n.format;
   n.spec.overflow = overflow.empty() ? arith::default_overflow(f) : arith::parse_overflow(overflow);
   if (n.kind == Kind::Scalar) arith::check_overflow_applies(f, n.spec.overflow);
   if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
@@ -99,7 +105,9 @@ std::string Numerics::describe() const {
       case Scheme::Syq: return fmt::format("syq-{}<{}>", bits == 1 ? "binary" : "ternary", per_row ? "row" : "layer");
     }
   }
-  const std::string f = kind == Kind::Block ? block.spec() : format.spec();
+  const std::string f = kind == Kind::OverflowRate ? fmt::format("dfx<{},rate>", block.element.wl)
+                        : kind == Kind::Block       ? block.spec()
+                                                    : format.spec();
   return fmt::format("{} {} {}", f, arith::to_string(spec.rounding), arith::to_string(spec.overflow));
 }
 
@@ -107,7 +115,8 @@ int Numerics::storage_bits() const {
   switch (kind) {
     case Kind::Fp32: return 32;
     case Kind::Scalar: return format.width();
-    case Kind::Block: return block.element.width();
+    case Kind::Block:
+    case Kind::OverflowRate: return block.element.width();
     case Kind::Binary: return 1;
     case Kind::Scaled:
       return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : scheme == Scheme::Syq ? bits : bits + (scheme == Scheme::DorefaA ? 0 : 1);
@@ -120,6 +129,7 @@ bool Numerics::integer_operands() const {
     case Kind::Fp32: return false;
     case Kind::Scalar: return !format.is_float();
     case Kind::Block: return block.scaling == arith::BlockScaling::DynamicFixed;
+    case Kind::OverflowRate: return true;
     case Kind::Binary: return true;
     case Kind::Scaled: return scheme != Scheme::DorefaG;  // DoReFa gradients are not GEMM operands
   }
@@ -238,6 +248,7 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
       else arith::binarize(x, x);
       return Format::fixed(2, 0);  // holds -1 and +1
     case Kind::Scaled:  // handled above
+    case Kind::OverflowRate:  // without its state: per-tensor dfx<wl>
     case Kind::Block: break;
   }
   // Block formats: stochastic rounding indexes elements from 0 within the tensor, so the caller's
@@ -281,6 +292,44 @@ void syq_backward(std::span<const float> w, std::span<const float> q, std::span<
     g[i] = std::abs(w[i]) <= 1.0f ? alpha[r] * g[i] : 0.0f;
   }
   for (std::size_t r = 0; r < alpha.size(); ++r) alpha_grad[r] = float(sum[r]);
+}
+
+Format apply_overflow_rate(const Numerics& n, std::vector<double>& state, std::span<float> x, const arith::SrStream& sr,
+                           std::uint64_t first_index, std::uint64_t step, bool training) {
+  if (state.size() != kOverflowRateState) state.assign(kOverflowRateState, 0.0);
+  const int wl = n.block.element.wl;
+  if (state[0] == 0) {
+    double m = 0;
+    for (float v : x)
+      if (std::isfinite(v)) m = std::max(m, std::abs(double(v)));
+    if (m > 0) {
+      int e = 0;
+      std::frexp(m, &e);  // m in [2^(e-1), 2^e)
+      state[0] = 1, state[1] = wl - 1 - e, state[5] = double(step);
+    }
+  }
+  if (training && state[0] != 0 && double(step) >= state[5] + n.overflow_interval) {
+    if (state[4] > 0) {
+      if (state[2] / state[4] > n.max_overflow_rate) state[1] -= 1;
+      else if (state[3] / state[4] <= n.max_overflow_rate) state[1] += 1;
+    }
+    state[2] = state[3] = state[4] = 0, state[5] = double(step);
+  }
+  // fixed<wl, fl> values stay within fp32's range.
+  state[1] = std::clamp(state[1], double(wl - 120), 120.0);
+  const int fl = int(state[1]);
+  const Format f = Format::fixed(wl, fl);
+  if (training && state[0] != 0) {
+    const double hi = std::ldexp(std::ldexp(1.0, wl - 1) - 1, -fl), lo = -std::ldexp(1.0, wl - 1 - fl);
+    double over = 0, over_half = 0;
+    for (float v : x) {
+      over += v > hi || v < lo;
+      over_half += v > hi / 2 || v < lo / 2;
+    }
+    state[2] += over, state[3] += over_half, state[4] += double(x.size());
+  }
+  arith::quantize_f32(f, n.spec, x, x, sr, first_index);
+  return f;
 }
 
 Format fixed_carrier(std::span<const float> x) {

@@ -195,7 +195,7 @@ Network build_network(const Experiment& x, const Shape& input) {
 
 Optimizer make_optimizer(const Experiment& x) {
   const ClassSpec& lazy = x.numerics.lazy_accumulator;
-  return Optimizer(x.optimizer, x.numerics.master.numerics(), lazy.format == "none" ? Numerics{} : lazy.numerics());
+  return Optimizer(x.optimizer, x.numerics.of(x.numerics.master), lazy.format == "none" ? Numerics{} : lazy.numerics());
 }
 
 DataPreview preview_split(const Experiment& x, bool train, std::int64_t count) {

@@ -91,6 +91,18 @@ index = 0
 activations = "dfx<8>"
 )";
 
+// Courbariaux et al. 2014: 10-bit propagations, 12-bit parameter updates, the overflow-rate rule
+// moving each tensor's exponent every 3 steps.
+const char* kRate = R"(weights = "dfx<10,rate>"
+activations = "dfx<10,rate>"
+errors = "dfx<10,rate>"
+gradients = "dfx<12,rate>"
+master = "dfx<12,rate>"
+accumulator = "int<32>"
+max_overflow_rate = 0.001
+overflow_interval = 3
+)";
+
 // Sum of (y * r) over the output of one layer for input x, and its gradients by back-propagation.
 double probe(Layer& l, const Tensor& x, const Tensor& r, Tensor* dx) {
   Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
@@ -237,7 +249,7 @@ TEST(NnLayers, MaxPoolTakesTheFirstOfEqualMaxima) {
 // Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8
 // (exact int8 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
 TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
-  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8, kSyqXnor}) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8, kSyqXnor, kRate}) {
     TempDir t;
     const std::string file = t.write("x.toml", experiment_text(numerics));
     const Experiment x = Experiment::load(file);
@@ -259,7 +271,7 @@ TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
 // A run stopped after epoch 1 and resumed reaches the same final state as one that ran through.
 // SYQ's learned scales are parameters, saved and restored with their optimizer state.
 TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
-  for (const char* numerics : {kInt8, kSyqXnor}) {
+  for (const char* numerics : {kInt8, kSyqXnor, kRate}) {
   SCOPED_TRACE(numerics);
   TempDir t;
   const Experiment two = Experiment::load(t.write("two.toml", experiment_text(numerics, 2)));
@@ -281,10 +293,10 @@ TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
   }
 }
 
-// Training learns: the synthetic blobs are separable, so a few epochs reach high accuracy in fp32
-// and in int8.
+// Training learns: the synthetic blobs are separable, so a few epochs reach high accuracy in fp32,
+// in int8 and in Courbariaux et al.'s 10/12-bit dynamic fixed point.
 TEST(NnTrain, LearnsSyntheticData) {
-  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8}) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kRate}) {
     TempDir t;
     const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(numerics, 3))), {"", false, {}});
     EXPECT_GT(r.epochs.back().test_accuracy, 0.9) << numerics;
@@ -329,6 +341,11 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
             std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.weights=\"syq-ternary<channel>\""}).find("weights: bad format 'syq-ternary<channel>'"),
             std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.max_overflow_rate=1.5"}).find("numerics.max_overflow_rate: expected a number in [0, 1)"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.overflow_interval=0"}).find("numerics.overflow_interval"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.weights=\"dfx<8,channel,rate>\""}).find("weights"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"numerics.weights=\"dfx<10,rate>\""}), "no error");
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -713,6 +730,39 @@ TEST(NnLayers, XnorActivationScalingBackward) {
       for (std::size_t i = 0; i < m; ++i) want += double(dy.v[i * nout + j]) * kk[i] * sgn(x.v[i * k + c]);
       EXPECT_NEAR(p.grad.v[j * k + c], want, 1e-5 * (1 + std::abs(want))) << j << "," << c;
     }
+}
+
+// Courbariaux et al. 2014's overflow-rate rule, stepped by hand on a 4-bit tensor (rate 0.1,
+// interval 2): fixed<4,fl> holds [-8, 7] 2^-fl.
+TEST(NnNumerics, OverflowRateRuleMovesTheExponent) {
+  Numerics n = Numerics::parse("dfx<4,rate>");
+  n.max_overflow_rate = 0.1, n.overflow_interval = 2;
+  EXPECT_EQ(n.describe(), "dfx<4,rate> nearest-even saturate");
+  std::vector<double> state;
+  auto q = [](double v, int fl) { return float(std::clamp(std::nearbyint(std::ldexp(v, fl)), -8.0, 7.0) * std::ldexp(1.0, -fl)); };
+  // Step 0: unset, fl from the largest |x| = 0.3: 0.3 x 2^4 = 4.8 lies in [4, 8), so fl = 4.
+  // Counted: nothing beyond [-0.5, 0.4375]; 0.3 beyond fl = 5's [-0.25, 0.21875].
+  std::vector<float> x{0.3f, -0.2f, 0.05f};
+  const std::vector<float> x0 = x;
+  EXPECT_EQ(apply_overflow_rate(n, state, x, {}, 0, 0, true), bitsim::arith::Format::fixed(4, 4));
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], q(x0[i], 4)) << i;
+  // Step 1: before the interval: fl stays; 1.0 overflows (saturates to 7/16) at fl 4 and at fl 5.
+  std::vector<float> y{1.0f, 0.1f, 0.1f, 0.1f};
+  EXPECT_EQ(apply_overflow_rate(n, state, y, {}, 0, 1, true), bitsim::arith::Format::fixed(4, 4));
+  EXPECT_EQ(y[0], 7.0f / 16);
+  // Evaluation neither counts nor moves.
+  std::vector<float> e{100.0f};
+  EXPECT_EQ(apply_overflow_rate(n, state, e, {}, 0, 2, false), bitsim::arith::Format::fixed(4, 4));
+  // Step 2: the update: 1 overflow in 7 elements, 0.14 > 0.1: fl 4 -> 3 (twice the range).
+  std::vector<float> z{0.01f, 0.01f};
+  EXPECT_EQ(apply_overflow_rate(n, state, z, {}, 0, 2, true), bitsim::arith::Format::fixed(4, 3));
+  // Step 4: the update: no overflow at fl 3 or at fl 4 in the 2 elements since: fl 3 -> 4.
+  std::vector<float> w{0.01f};
+  EXPECT_EQ(apply_overflow_rate(n, state, w, {}, 0, 4, true), bitsim::arith::Format::fixed(4, 4));
+  // Step 6: 1 in 1 overflows at fl 5 only (0.3 > 0.21875): the rate there exceeds 0.1, so fl stays.
+  std::vector<float> v{0.3f};
+  apply_overflow_rate(n, state, v, {}, 0, 5, true);
+  EXPECT_EQ(apply_overflow_rate(n, state, v, {}, 0, 6, true), bitsim::arith::Format::fixed(4, 4));
 }
 
 // SYQ's codes and initial scales, from the paper's definitions evaluated here: Q = sign(W) M with

@@ -21,6 +21,7 @@ namespace bitsim::nn {
 struct LayerNumerics {
   Numerics weights, activations, errors, gradients;
   Accumulation acc;
+  Numerics master = {};  // the optimizer's master weights (the layer keeps their overflow-rate state)
 };
 
 // The phases of a step (and inference), as the cost pipeline counts them.
@@ -88,6 +89,8 @@ struct Param {
   std::string name;
   Tensor value, grad;
   bool is_weight = true;  // weights are quantized with the weight numerics; biases stay fp32
+  // The overflow-rate state of the master weights (Courbariaux et al. 2014), when they use it.
+  std::vector<double> master_state = {};
 };
 
 class Layer {

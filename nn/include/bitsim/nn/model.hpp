@@ -78,6 +78,8 @@ class Optimizer {
   std::uint64_t& steps() { return t_; }
 
  private:
+  // Rounds a weight parameter onto the master format (with its overflow-rate state, if it has one).
+  void quantize_master(Param& p, arith::MatrixShape shape, const arith::SrStream& sr, std::uint64_t step) const;
   OptimizerConfig cfg_;
   Numerics master_, lazy_;
   std::vector<std::vector<float>> m_, v_, acc_;

@@ -20,7 +20,10 @@ struct Numerics {
   // Binary: sign(x) in {-1, +1} (BinaryConnect / BNN); with stochastic rounding, BinaryConnect's
   // stochastic binarization (+1 with probability hard_sigmoid(x)).
   // Scaled: integer codes times a scale (per tensor or per row), see Scheme.
-  enum class Kind : std::uint8_t { Fp32, Scalar, Block, Binary, Scaled };
+  // OverflowRate: Courbariaux et al. 2014's dynamic fixed point, "dfx<wl,rate>": int<wl> codes
+  // with one exponent per tensor that persists between steps and moves by the overflow-rate rule
+  // (apply_overflow_rate()); apply() alone, without that state, quantizes like dfx<wl>.
+  enum class Kind : std::uint8_t { Fp32, Scalar, Block, Binary, Scaled, OverflowRate };
   enum class Scheme : std::uint8_t {
     Xnor,     // "binary-scaled": sign(w) times alpha = mean |w| per row (XNOR-Net)
     Ternary,  // "ternary": TWN's {-1, 0, +1} times alpha per row (threshold 0.7 mean |w|)
@@ -39,13 +42,16 @@ struct Numerics {
   int bits = 0;                  // Scaled: k of the DoReFa schemes; SYQ: 1 binary, 2 ternary
   bool per_row = true;           // SYQ: a scale per row (output channel), else one per tensor
   arith::Format format = arith::Format::fp32();  // Scalar: the format; Fp32: fp32
-  arith::BlockFormat block;                                // Block
+  arith::BlockFormat block;                                // Block; OverflowRate: dfx<wl>
+  double max_overflow_rate = 1e-4;  // OverflowRate: the rule's maximum overflow rate
+  int overflow_interval = 100;      // OverflowRate: steps between updates of the exponent
   arith::RoundSpec spec;
 
   // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
   // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); "binary"; or a scaled scheme
   // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16,
-  // "syq-binary<row>", "syq-binary<layer>", "syq-ternary<row>", "syq-ternary<layer>"). Throws
+  // "syq-binary<row>", "syq-binary<layer>", "syq-ternary<row>", "syq-ternary<layer>"), or
+  // "dfx<wl,rate>" (the overflow-rate rule). Throws
   // arith::FormatError naming the bad token.
   static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
                         std::string_view overflow = "", int sr_bits = 16);
@@ -89,6 +95,21 @@ void dorefa_w_backward(std::span<const float> w, std::span<float> g);
 // straight-through estimator).
 void syq_backward(std::span<const float> w, std::span<const float> q, std::span<const float> alpha, std::size_t rows,
                   std::span<float> g, std::span<float> alpha_grad);
+
+// The overflow-rate rule's state of one tensor, as a checkpoint buffer: {set (0 or 1), fl,
+// overflows at fl, overflows at fl + 1, elements counted, step of the last update}.
+inline constexpr std::size_t kOverflowRateState = 6;
+
+// Courbariaux et al. 2014's dynamic fixed point on one tensor: x <- fixed<wl, fl> (rounding and
+// overflow of n, stochastic bits from sr at first_index + i) with the tensor's persistent fl.
+// Unset, fl starts where the largest |x| lies in [2^(wl-2), 2^(wl-1)) LSBs. In training, once
+// n.overflow_interval steps have passed since the last update, fl first moves: one down (twice
+// the range) when the overflow rate counted since then exceeds n.max_overflow_rate, else one up
+// (half the range) when the rate at fl + 1 is at most n.max_overflow_rate; then this tensor's
+// elements are counted (an overflow: x above (2^(wl-1) - 1) 2^-fl or below -2^(wl-1) 2^-fl).
+// Outside training nothing is counted or moved. Returns fixed<wl, fl>.
+arith::Format apply_overflow_rate(const Numerics& n, std::vector<double>& state, std::span<float> x,
+                                  const arith::SrStream& sr, std::uint64_t first_index, std::uint64_t step, bool training);
 
 // The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
 // all are zero), or fp32 when that would take more than 64 bits.
