@@ -237,7 +237,7 @@ const std::set<std::string>& layer_keys(LayerType t) {
       {LayerType::Relu, {}},
       {LayerType::HardTanh, {}},
       {LayerType::Sign, {}},
-      {LayerType::BatchNorm, {}},
+      {LayerType::BatchNorm, {"shift"}},
       {LayerType::Dropout, {"p"}},
       {LayerType::Flatten, {}},
       {LayerType::Residual, {"from"}},
@@ -269,6 +269,7 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   l.get("bias", s.bias);
   l.get("p", s.p);
   l.get("from", s.from);
+  l.get("shift", s.shift);
   const bool gemm = s.type == LayerType::Linear || s.type == LayerType::Conv2d;
   const bool windowed = s.type == LayerType::Conv2d || s.type == LayerType::MaxPool || s.type == LayerType::AvgPool;
   if (gemm && !l.has("out")) l.fail("out", "the number of output features or channels");
@@ -400,6 +401,7 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     t.get("weight_decay", x.optimizer.weight_decay);
     t.get("clip", x.optimizer.clip);
     t.get_setting("schedule", x.optimizer.schedule);
+    t.get_setting("lr_scale", x.optimizer.lr_scale);
     t.get("step_gamma", x.optimizer.step_gamma);
     t.get("step_epochs", x.optimizer.step_epochs);
     if (const toml::node* ls = t.node("loss_scale")) {
@@ -517,7 +519,7 @@ nlohmann::json Experiment::to_json() const {
   nlohmann::json layers_j = nlohmann::json::array();
   for (const auto& l : layers)
     layers_j.push_back({{"type", to_string(l.type)}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
-                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}});
+                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}, {"shift", l.shift}});
   nlohmann::json overrides = nlohmann::json::object();
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;
@@ -527,7 +529,7 @@ nlohmann::json Experiment::to_json() const {
           {"model", {{"loss", to_string(loss)}, {"layers", layers_j}}},
           {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", to_string(optimizer.kind)}, {"lr", optimizer.lr},
                      {"momentum", optimizer.momentum}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
-                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", to_string(optimizer.schedule)},
+                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", to_string(optimizer.schedule)}, {"lr_scale", to_string(optimizer.lr_scale)},
                      {"step_gamma", optimizer.step_gamma}, {"step_epochs", optimizer.step_epochs}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
           {"numerics", numerics_json(numerics)},
           {"classifier_rule", {{"alpha", classifier_rule_alpha}, {"bits", classifier_bits()}, {"layer", classifier_layer()}}},

@@ -86,11 +86,13 @@ class GemmLayer : public Layer {
   }
 
  protected:
-  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng) {
+  // area: the kernel's positions (1 for a linear layer), for fan_out = n x area.
+  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng, std::int64_t area = 1) {
     // Value, gradient, two optimizer moments and a lazy-update accumulator per weight.
     require_memory(double(n) * double(k + 1) * 4 * 5, fmt::format("its {}x{} weights", n, k));
     n_ = n, k_ = k, has_bias_ = bias;
     w_ = {"weight", Tensor({n, k}), Tensor({n, k}), true};
+    w_.glorot = std::sqrt(1.5 / (double(k) + double(n * area)));
     b_ = {"bias", Tensor({n}), Tensor({n}), false};
     // He-uniform (Kaiming) initialization for ReLU networks: U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)).
     const float bound = float(std::sqrt(6.0 / double(k)));
@@ -300,7 +302,7 @@ class Conv2d : public GemmLayer {
     rows_ = double(in[0]) * double(ho_) * double(wo_);
     conv_ = sim::ConvShape{in[0], c_, h_, w_in_, out_, kh_, kh_, stride_, pad_};
     require_memory(8 * rows_ * double(c_ * kh_ * kh_), fmt::format("its im2col matrix of {} x {}", rows_, c_ * kh_ * kh_));
-    init_params(out_, c_ * kh_ * kh_, bias_, rng);
+    init_params(out_, c_ * kh_ * kh_, bias_, rng, kh_ * kh_);
     return {in[0], out_, ho_, wo_};
   }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
@@ -489,7 +491,7 @@ class Elementwise : public Layer {
 // running statistics in inference; fp32 (in fp64 sums, in index order).
 class BatchNorm : public Layer {
  public:
-  BatchNorm(double momentum, double eps) : momentum_(momentum), eps_(eps) {}
+  BatchNorm(double momentum, double eps, bool shift) : momentum_(momentum), eps_(eps), shift_(shift) {}
   std::string type() const override { return "batchnorm"; }
   Shape init(const Shape& in, std::mt19937_64&) override {
     c_ = in.size() >= 2 ? in[1] : throw std::invalid_argument("needs an NxC or NxCxHxW input");
@@ -504,7 +506,7 @@ class BatchNorm : public Layer {
   bool fold_affine(std::vector<double>& scale, std::vector<double>& shift) override {
     scale.resize(std::size_t(c_)), shift.resize(std::size_t(c_));
     for (std::size_t c = 0; c < std::size_t(c_); ++c) {
-      scale[c] = gamma_.value.v[c] / std::sqrt(var_[c] + eps_);
+      scale[c] = gamma(c) * inv_std(var_[c]);
       shift[c] = beta_.value.v[c] - mean_[c] * scale[c];
     }
     folded_ = true;
@@ -532,17 +534,26 @@ class BatchNorm : public Layer {
             const double d = x.v[std::size_t((b * c_ + c) * inner + i)] - mean;
             s2 += d * d;
           }
+        if (shift_) {  // mean(C AP2(C))
+          s2 = 0;
+          for (std::int64_t b = 0; b < n; ++b)
+            for (std::int64_t i = 0; i < inner; ++i) {
+              const double d = x.v[std::size_t((b * c_ + c) * inner + i)] - mean;
+              s2 += d * ap2(d);
+            }
+        }
         var = s2 / double(n * inner);
         mean_[std::size_t(c)] = (1 - momentum_) * mean_[std::size_t(c)] + momentum_ * mean;
         var_[std::size_t(c)] = (1 - momentum_) * var_[std::size_t(c)] + momentum_ * var;
       }
-      const double is = 1.0 / std::sqrt(var + eps_);
+      const double is = inv_std(var);
       inv_std_[std::size_t(c)] = is;
+      const float g = float(gamma(std::size_t(c)));
       for (std::int64_t b = 0; b < n; ++b)
         for (std::int64_t i = 0; i < inner; ++i) {
           const std::size_t j = std::size_t((b * c_ + c) * inner + i);
           xhat_[j] = float((x.v[j] - mean) * is);
-          y.v[j] = gamma_.value.v[std::size_t(c)] * xhat_[j] + beta_.value.v[std::size_t(c)];
+          y.v[j] = g * xhat_[j] + beta_.value.v[std::size_t(c)];
         }
     }
   }
@@ -559,7 +570,7 @@ class BatchNorm : public Layer {
         }
       gamma_.grad.v[std::size_t(c)] = float(sgx);
       beta_.grad.v[std::size_t(c)] = float(sg);
-      const double k = gamma_.value.v[std::size_t(c)] * inv_std_[std::size_t(c)] / double(cnt);
+      const double k = gamma(std::size_t(c)) * inv_std_[std::size_t(c)] / double(cnt);
       for (std::int64_t b = 0; b < n; ++b)
         for (std::int64_t i = 0; i < inner; ++i) {
           const std::size_t j = std::size_t((b * c_ + c) * inner + i);
@@ -569,7 +580,12 @@ class BatchNorm : public Layer {
   }
 
  private:
+  // gamma and 1 / sqrt(var + eps) as the layer multiplies by them (AP2 of each when shift-based).
+  double gamma(std::size_t c) const { return shift_ ? ap2(gamma_.value.v[c]) : gamma_.value.v[c]; }
+  double inv_std(double var) const { return shift_ ? ap2(1.0 / std::sqrt(var + eps_)) : 1.0 / std::sqrt(var + eps_); }
+
   double momentum_, eps_;
+  bool shift_;
   std::int64_t c_ = 0;
   bool folded_ = false;
   Param gamma_, beta_;
@@ -662,7 +678,9 @@ std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std
 std::unique_ptr<Layer> make_relu() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu); }
 std::unique_ptr<Layer> make_hardtanh() { return std::make_unique<Elementwise>(Elementwise::Kind::HardTanh); }
 std::unique_ptr<Layer> make_sign() { return std::make_unique<Elementwise>(Elementwise::Kind::Sign); }
-std::unique_ptr<Layer> make_batchnorm(double momentum, double eps) { return std::make_unique<BatchNorm>(momentum, eps); }
+std::unique_ptr<Layer> make_batchnorm(double momentum, double eps, bool shift) {
+  return std::make_unique<BatchNorm>(momentum, eps, shift);
+}
 std::unique_ptr<Layer> make_dropout(double p) { return std::make_unique<Dropout>(p); }
 std::unique_ptr<Layer> make_flatten() { return std::make_unique<Flatten>(); }
 

@@ -143,6 +143,8 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
   }
   ++t_;
   const bool adam = cfg_.kind == OptimizerKind::Adam, momentum = cfg_.kind == OptimizerKind::Momentum;
+  const bool adamax = cfg_.kind == OptimizerKind::Adamax || cfg_.kind == OptimizerKind::ShiftAdamax;
+  const bool shift = cfg_.kind == OptimizerKind::ShiftAdamax;
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_)), bc2 = 1 - std::pow(cfg_.beta2, double(t_));
   const arith::LazyUpdate kahan{master_.format, master_.spec, lazy_.format, lazy_.spec};
   for (std::size_t pi = 0; pi < params.size(); ++pi) {
@@ -151,6 +153,11 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
     std::vector<float>& v = v_[pi];
     const bool lazy_param = lazy() && p.is_weight;
     const arith::SrStream sr = stream(pi);
+    // BinaryConnect / BNN: a weight matrix's learning rate times 1 / H (Glorot's coefficient).
+    const bool scaled = cfg_.lr_scale != LrScale::None && p.is_weight && p.glorot > 0;
+    const double lr_p = !scaled ? lr : cfg_.lr_scale == LrScale::Glorot ? lr / p.glorot : lr / (p.glorot * p.glorot);
+    // AdaMax's step size lr / (1 - beta1^t); shift-based AdaMax rounds it to a power of two.
+    const double ax_step = shift ? ap2(lr_p / bc1) : lr_p / bc1;
     // Element-wise and independent: blocks of a fixed size run on any thread with the same result.
     constexpr std::int64_t kBlock = 4096;
     const std::int64_t size = std::int64_t(p.value.v.size());
@@ -163,12 +170,18 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
         if (adam) {
           m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
           v[i] = float(cfg_.beta2 * v[i] + (1 - cfg_.beta2) * g * g);
-          u = lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
+          u = lr_p * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
+        } else if (adamax) {
+          // Kingma and Ba's AdaMax: u = lr / (1 - beta1^t) m / max(beta2 v, |g|); BNN's shift-based
+          // AdaMax (Algorithm 4) divides by AP2(v), a shift, and steps by AP2(lr / (1 - beta1^t)).
+          m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
+          v[i] = float(std::max(cfg_.beta2 * v[i], std::abs(g)));
+          u = v[i] == 0 ? 0.0 : ax_step * m[i] / (shift ? ap2(v[i]) : double(v[i]));
         } else if (momentum) {
           m[i] = float(cfg_.momentum * m[i] + g);
-          u = lr * m[i];
+          u = lr_p * m[i];
         } else {
-          u = lr * g;
+          u = lr_p * g;
         }
         if (lazy_param) {
           // Park et al. 2018, Algorithm 1 on codes: acc += -u; theta += acc (rounded to the master

@@ -332,6 +332,14 @@ Format apply_overflow_rate(const Numerics& n, std::vector<double>& state, std::s
   return f;
 }
 
+double ap2(double x) {
+  if (x == 0 || !std::isfinite(x)) return x;
+  int e = 0;
+  const double f = std::frexp(std::abs(x), &e);
+  const double p = std::ldexp(1.0, 2 * f < std::sqrt(2.0) ? e - 1 : e);
+  return x < 0 ? -p : p;
+}
+
 Format fixed_carrier(std::span<const float> x) {
   // Each finite nonzero v = sig * 2^e2 (an integer significand from the fp32 fields): the grid needs
   // -(e2 + trailing zeros of sig) fraction bits, the magnitude e2 + bit width of sig integer bits,

@@ -346,6 +346,10 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of(good, {"numerics.overflow_interval=0"}).find("numerics.overflow_interval"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.weights=\"dfx<8,channel,rate>\""}).find("weights"), std::string::npos);
   EXPECT_EQ(error_of(good, {"numerics.weights=\"dfx<10,rate>\""}), "no error");
+  EXPECT_NE(error_of(good, {"train.lr_scale=\"he\""}).find("train.lr_scale 'he': expected none, glorot or glorot-binaryconnect"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[1].shift=\"yes\""}).find("shift: expected true or false"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[0].shift=true"}).find("'shift' is not a setting of a conv2d layer"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"train.optimizer=\"shift-adamax\"", "train.lr_scale=\"glorot\""}), "no error");
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -385,6 +389,113 @@ TEST(NnOptimizer, LazyUpdateDeliversUpdatesBelowTheMasterLsb) {
   // LSB (8/1024): so exactly six LSBs of 1/64 (96/1024) are delivered and 4/1024 waits.
   EXPECT_EQ(p.value.v[0], 0.5f + 6.0f / 64);
   EXPECT_EQ(lazy.lazy_state()[0][0], 4.0f / 1024);
+}
+
+// BNN's AP2(x) = sign(x) 2^round(log2 |x|), against libm's log2 and exp2.
+TEST(NnNumerics, Ap2IsTheNearestPowerOfTwoInLog) {
+  EXPECT_EQ(ap2(3.0), 4.0);
+  EXPECT_EQ(ap2(2.8), 2.0);  // log2 2.8 = 1.49
+  EXPECT_EQ(ap2(-0.3), -0.25);
+  EXPECT_EQ(ap2(0.0), 0.0);
+  EXPECT_EQ(ap2(1.0), 1.0);
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<double> e(-30, 30);
+  for (int i = 0; i < 10000; ++i) {
+    const double x = std::exp2(e(rng)) * (i % 2 ? -1 : 1);
+    EXPECT_EQ(ap2(x), std::copysign(std::exp2(std::round(std::log2(std::abs(x)))), x)) << x;
+  }
+}
+
+// BinaryConnect's per-layer learning rate (lr / H, H = sqrt(1.5 / (fan_in + fan_out))), AdaMax and
+// BNN's shift-based AdaMax, one parameter stepped twice and computed here from the formulas.
+TEST(NnOptimizer, GlorotScalingAndAdamax) {
+  std::mt19937_64 rng(2);
+  auto conv = make_conv2d(4, 3);
+  conv->init({1, 2, 5, 5}, rng);
+  const double h = std::sqrt(1.5 / (2 * 9 + 4 * 9));  // fan_in 2 x 3 x 3, fan_out 4 x 3 x 3
+  EXPECT_DOUBLE_EQ(conv->params()[0]->glorot, h);
+  for (OptimizerKind kind : {OptimizerKind::Sgd, OptimizerKind::Adamax, OptimizerKind::ShiftAdamax}) {
+    OptimizerConfig cfg;
+    cfg.kind = kind;
+    cfg.lr_scale = LrScale::Glorot;
+    Param w{"weight", Tensor({1, 2}, 0.25f), Tensor({1, 2}), true};
+    w.glorot = h;
+    Param b{"bias", Tensor({1}, 0.25f), Tensor({1}), false};
+    std::vector<Param*> ps{&w, &b};
+    Optimizer opt(cfg, Numerics{});
+    const double lr = 0.01, g1[2] = {0.3, -0.02}, g2[2] = {-0.1, -0.05};
+    double m[2] = {0, 0}, v[2] = {0, 0}, want[2] = {0.25, 0.25};
+    for (int s = 0; s < 2; ++s) {
+      const double* g = s == 0 ? g1 : g2;
+      w.grad.v = {float(g[0]), float(g[1])};
+      b.grad.v = {float(g[0])};
+      opt.step(ps, lr, 1, std::uint64_t(s));
+      for (int i = 0; i < 2; ++i) {
+        if (kind == OptimizerKind::Sgd) {
+          want[i] = float(want[i] - lr / h * float(g[i]));
+          continue;
+        }
+        m[i] = float(0.9 * m[i] + 0.1 * double(float(g[i])));
+        v[i] = float(std::max(0.999 * v[i], std::abs(double(float(g[i])))));
+        const double step = lr / h / (1 - std::pow(0.9, s + 1));
+        const double u = kind == OptimizerKind::Adamax ? step * m[i] / v[i]
+                                                       : ap2(step) * m[i] / std::exp2(std::round(std::log2(v[i])));
+        want[i] = float(want[i] - u);
+      }
+      for (int i = 0; i < 2; ++i) EXPECT_NEAR(w.value.v[i], want[i], 1e-6) << to_string(kind) << " step " << s << " " << i;
+    }
+    if (kind == OptimizerKind::Sgd) {
+      EXPECT_FLOAT_EQ(b.value.v[0], float(0.25 - lr * 0.3 - lr * -0.1));  // bias: lr unscaled
+    }
+  }
+  // BinaryConnect's recipe in +-1 units: lr / H^2.
+  OptimizerConfig cfg;
+  cfg.kind = OptimizerKind::Sgd;
+  cfg.lr_scale = LrScale::GlorotBinaryConnect;
+  Param w{"weight", Tensor({1, 1}, 0.25f), Tensor({1, 1}, 0.5f), true};
+  w.glorot = h;
+  std::vector<Param*> ps{&w};
+  Optimizer(cfg, Numerics{}).step(ps, 1e-4, 1, 0);
+  EXPECT_FLOAT_EQ(w.value.v[0], float(0.25 - 1e-4 / (h * h) * 0.5));
+}
+
+// BNN's shift-based BatchNorm (Algorithm 3), evaluated here in double: C = x - mean,
+// var = mean(C AP2(C)), y = AP2(gamma) C AP2(1 / sqrt(var + eps)) + beta; backward is BatchNorm's
+// with those two factors: dx = AP2(gamma) s / N (N dy - sum dy - x_hat sum(dy x_hat)).
+TEST(NnLayers, ShiftBasedBatchNorm) {
+  std::mt19937_64 rng(5);
+  auto bn = make_batchnorm(0.1, 1e-5, true);
+  bn->init({6, 2}, rng);
+  Param& gamma = *bn->params()[0];
+  Param& beta = *bn->params()[1];
+  gamma.value.v = {0.7f, -1.3f};
+  beta.value.v = {0.1f, -0.2f};
+  Tensor x({6, 2}), y, dy({6, 2}), dx;
+  std::normal_distribution<float> d(0, 2);
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : dy.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  bn->forward(x, y, ctx);
+  bn->backward(dy, dx, true, ctx);
+  for (std::size_t c = 0; c < 2; ++c) {
+    double mean = 0, var = 0, sg = 0, sgx = 0;
+    for (std::size_t i = 0; i < 6; ++i) mean += x.v[i * 2 + c] / 6.0;
+    for (std::size_t i = 0; i < 6; ++i) {
+      const double cc = x.v[i * 2 + c] - mean;
+      var += cc * std::copysign(std::exp2(std::round(std::log2(std::abs(cc)))), cc) / 6.0;
+    }
+    const double s = std::exp2(std::round(std::log2(1 / std::sqrt(var + 1e-5))));
+    const double g = std::copysign(std::exp2(std::round(std::log2(std::abs(double(gamma.value.v[c]))))), double(gamma.value.v[c]));
+    std::vector<double> xh(6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      xh[i] = (x.v[i * 2 + c] - mean) * s;
+      EXPECT_NEAR(y.v[i * 2 + c], g * xh[i] + beta.value.v[c], 1e-5) << c << "," << i;
+      sg += dy.v[i * 2 + c], sgx += dy.v[i * 2 + c] * xh[i];
+    }
+    EXPECT_NEAR(gamma.grad.v[c], sgx, 1e-4);
+    for (std::size_t i = 0; i < 6; ++i)
+      EXPECT_NEAR(dx.v[i * 2 + c], g * s / 6 * (6 * dy.v[i * 2 + c] - sg - xh[i] * sgx), 1e-4) << c << "," << i;
+  }
 }
 
 // Park et al. 2018, eq. 5: bitwidth > log2(classes - 1) + log2(2 / alpha).

@@ -53,6 +53,7 @@ struct LayerSpec {
   bool bias = true;
   double p = 0;  // dropout
   int from = -1;  // residual: y = x + the output of layer `from` (an earlier layer of the same shape)
+  bool shift = false;  // batchnorm: BNN's shift-based BatchNorm
 };
 
 struct DataSpec {

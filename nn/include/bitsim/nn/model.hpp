@@ -56,6 +56,11 @@ struct OptimizerConfig {
   Schedule schedule = Schedule::Constant;
   double step_gamma = 0.1;     // step: lr *= gamma every step_epochs
   int step_epochs = 10;
+  // Glorot: each weight matrix's learning rate times 1 / H, H = sqrt(1.5 / (fan_in + fan_out))
+  // (BNN's W_LR_scale, its weights binarized to +-1). GlorotBinaryConnect: times 1 / H^2, which
+  // is BinaryConnect's 1 / H for its weights in [-H, H] (binarized to +-H) carried over to bitsim's
+  // [-1, 1] (w = H w': a step of lr / H in w is lr / H^2 in w'). Biases and BatchNorm keep lr.
+  LrScale lr_scale = LrScale::None;
 };
 
 class Optimizer {

@@ -111,6 +111,10 @@ inline constexpr std::size_t kOverflowRateState = 6;
 arith::Format apply_overflow_rate(const Numerics& n, std::vector<double>& state, std::span<float> x,
                                   const arith::SrStream& sr, std::uint64_t first_index, std::uint64_t step, bool training);
 
+// BNN's power-of-two approximation AP2(x) = sign(x) 2^round(log2 |x|) (0 for 0): a multiply by it
+// is a shift. Exact: |x| = f 2^e with f in [1/2, 1) rounds to 2^(e-1) when 2f < sqrt(2), else 2^e.
+double ap2(double x);
+
 // The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
 // all are zero), or fp32 when that would take more than 64 bits.
 arith::Format fixed_carrier(std::span<const float> x);
