@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <toml++/toml.h>
 
 
@@ -166,6 +167,18 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
     if (q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::Syq)
       throw ExperimentError(fmt::format("{}: {}{}: {} quantizes weights only (its scales are learned parameters)", file,
                                         where, name, c->format));
+  }
+  // WAGE's quantizers each belong to one class: wage-w<k> weights, wage-a<k> activations, ...
+  for (const auto& [name, c, own] : {std::tuple<const char*, const ClassSpec*, Numerics::Scheme>{"weights", &n.weights, Numerics::Scheme::WageW},
+                                     {"activations", &n.activations, Numerics::Scheme::WageA},
+                                     {"errors", &n.errors, Numerics::Scheme::WageE},
+                                     {"gradients", &n.gradients, Numerics::Scheme::WageG}, {"master", &n.master, Numerics::Scheme::Xnor}}) {
+    const Numerics q = c->numerics();
+    const bool wage = q.scheme == Numerics::Scheme::WageW || q.scheme == Numerics::Scheme::WageA ||
+                      q.scheme == Numerics::Scheme::WageE || q.scheme == Numerics::Scheme::WageG;
+    if (q.kind == Numerics::Kind::Scaled && wage && q.scheme != own)
+      throw ExperimentError(fmt::format("{}: {}{}: {} is WAGE's quantizer of another class (wage-w<k> weights, wage-a<k> "
+                                        "activations, wage-e<k> errors, wage-g<k> gradients)", file, where, name, c->format));
   }
   if (n.master.numerics().kind == Numerics::Kind::Scaled)
     throw ExperimentError(fmt::format("{}: {}master: the master weights need a format, not the scheme '{}'", file, where,
@@ -456,6 +469,30 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   for (const auto& [i, s] : x.layer_numerics) validate(s, path, fmt::format("numerics.layer index {}: ", i));
   if (x.optimizer.clip > 0 && x.numerics.lazy_accumulator.format != "none")
     throw ExperimentError(fmt::format("{}: train.clip and numerics.lazy_accumulator cannot be combined", path));
+  // WAGE's G is its optimizer: train.optimizer = "wage" with gradients = "wage-g<k>", everywhere.
+  const Numerics g = x.numerics.gradients.numerics();
+  const bool wage_g = g.kind == Numerics::Kind::Scaled && g.scheme == Numerics::Scheme::WageG;
+  if (x.optimizer.kind == OptimizerKind::Wage) {
+    if (!wage_g)
+      throw ExperimentError(fmt::format("{}: train.optimizer 'wage' quantizes the gradients itself: it needs numerics.gradients = "
+                                        "\"wage-g<k>\", not '{}'", path, x.numerics.gradients.format));
+    for (const auto& [i, s] : x.layer_numerics)
+      if (s.gradients.format != x.numerics.gradients.format)
+        throw ExperimentError(fmt::format("{}: numerics.layer index {}: gradients: the wage optimizer takes one wage-g<k> for "
+                                          "every layer ('{}')", path, i, x.numerics.gradients.format));
+    if (!x.numerics.master.numerics().is_fp32() || x.numerics.lazy_accumulator.format != "none")
+      throw ExperimentError(fmt::format("{}: train.optimizer 'wage' keeps its weights on its own grid: numerics.master must be "
+                                        "fp32 and numerics.lazy_accumulator none", path));
+    x.optimizer.wage_bits = g.bits;
+  } else {
+    auto uses_wage_g = [](const NumericsSpec& s) {
+      const Numerics q = s.gradients.numerics();
+      return q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::WageG;
+    };
+    bool any = uses_wage_g(x.numerics);
+    for (const auto& [i, s] : x.layer_numerics) any = any || uses_wage_g(s);
+    if (any) throw ExperimentError(fmt::format("{}: numerics.gradients: wage-g<k> needs train.optimizer = \"wage\"", path));
+  }
 
   const toml::node* hw = r.node("hardware");
   const toml::table empty;

@@ -50,6 +50,14 @@ namespace {
 class GemmLayer : public Layer {
  public:
   bool is_gemm() const override { return true; }
+  // WAGE's initialization: U(-L, L), L = max(L_min, L0): the He-uniform draw U(-L0, L0) widened.
+  void numerics_set() override {
+    if (!wage_w()) return;
+    double l0 = 0;
+    const double lmin = wage_limits(&l0);
+    if (lmin > l0)
+      for (float& w : w_.value.v) w = float(w * (lmin / l0));
+  }
   // The quantized input (M x K) and, for a convolution, its im2col matrix of the same size.
   double workspace_elements() const override { return 2 * rows_ * double(k_); }
   bool absorb_affine(const std::vector<double>& scale, const std::vector<double>& shift) override {
@@ -118,18 +126,23 @@ class GemmLayer : public Layer {
   void gemm_forward_input(std::int64_t m, float* y, Context& ctx) {
     m_ = m;
     const auto& nm = numerics;
-    // XNOR-Net activations: sign()'s straight-through estimator passes the error where |x| <= 1.
-    if (nm.activations.kind == Numerics::Kind::Scaled && nm.activations.scheme == Numerics::Scheme::Xnor) {
+    // XNOR-Net activations: sign()'s straight-through estimator passes the error where |x| <= 1;
+    // WAGE's: where the clip to [-1 + sigma, 1 - sigma] passes x.
+    const bool xnor_a = nm.activations.kind == Numerics::Kind::Scaled && nm.activations.scheme == Numerics::Scheme::Xnor;
+    const bool wage_a = nm.activations.kind == Numerics::Kind::Scaled && nm.activations.scheme == Numerics::Scheme::WageA;
+    if (xnor_a || wage_a) {
+      const float lim = xnor_a ? 1.0f : float(1 - std::ldexp(1.0, 1 - nm.activations.bits));
       pass_.resize(xq_.size());
-      for (std::size_t i = 0; i < xq_.size(); ++i) pass_[i] = std::abs(xq_[i]) <= 1.0f;
+      for (std::size_t i = 0; i < xq_.size(); ++i) pass_[i] = std::abs(xq_[i]) <= lim;
     } else {
       pass_.clear();
     }
     fa_ = quantize(TensorClass::Activations, nm.activations, xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), ctx, &sa_);
-    if (!pass_.empty()) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
+    if (xnor_a) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
     wq_ = w_.value.v;
     fw_ = quantize(TensorClass::Weights, nm.weights, wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), ctx, &sw_);
     if (syq()) sw_ = syq_scale().value.v;  // SYQ: the learned scales
+    if (wage_w()) sw_[0] = float(sw_[0] / wage_alpha());  // WAGE: sigma / alpha, a power of two
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
     if (!sa_.empty() || !sw_.empty()) {
       for (std::int64_t i = 0; i < m; ++i)
@@ -187,13 +200,13 @@ class GemmLayer : public Layer {
       const arith::Format fes = quantize(TensorClass::Errors, numerics.errors, es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1), ctx);
       run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
     }
-    if (sa_.size() > 1) {
+    if (!pass_.empty()) {
       for (std::int64_t i = 0; i < m_; ++i)
         for (std::int64_t c = 0; c < k_; ++c) {
           const std::size_t at = std::size_t(i * k_ + c);
-          dx[at] = pass_[at] ? dx[at] * act_scale(i) : 0.0f;
+          dx[at] = pass_[at] ? (sa_.size() > 1 ? dx[at] * act_scale(i) : dx[at]) : 0.0f;
         }
-      if (ctx.captures) ctx.captures->back().effective.assign(dx, dx + m_ * k_);
+      if (ctx.captures && sa_.size() > 1) ctx.captures->back().effective.assign(dx, dx + m_ * k_);
     }
   }
   // Sets the entries of the M x K input codes that lie in a convolution's padding to 0.
@@ -235,6 +248,18 @@ class GemmLayer : public Layer {
     if (q.kind != Numerics::Kind::OverflowRate) return q.apply(x, shape, sr, 0, scale);
     if (scale) scale->clear();
     return apply_overflow_rate(q, rate_[std::size_t(c)], x, sr, 0, ctx.step, ctx.training);
+  }
+  bool wage_w() const { return numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::WageW; }
+  // WAGE, eq. 5-6: L0 = sqrt(6 / fan_in) (the He-uniform bound the weights were drawn with),
+  // L_min = beta sigma with beta = 1.5; alpha = max(Shift(L_min / L0), 1).
+  double wage_limits(double* l0 = nullptr) const {
+    if (l0) *l0 = std::sqrt(6.0 / double(k_));
+    return 1.5 * std::ldexp(1.0, 1 - numerics.weights.bits);
+  }
+  double wage_alpha() const {
+    double l0 = 0;
+    const double lmin = wage_limits(&l0);
+    return std::max(ap2(lmin / l0), 1.0);
   }
   bool syq() const { return numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::Syq; }
   // SYQ's learned scales (a parameter, one per row or one per layer), made on first use from the

@@ -124,6 +124,36 @@ void Optimizer::quantize_master(Param& p, arith::MatrixShape shape, const arith:
   else master_.apply(p.value.v, shape, sr);
 }
 
+// WAGE's G (Wu et al. 2018): per parameter tensor, g / Shift(max|g|) times lr, stochastically
+// rounded to an integer n (floor |.| plus 1 with probability its fraction, the random number from
+// the update stream), and w -= n 2^(1-k_G); weights are clipped to [-1 + 2^(1-k_G), 1 - 2^(1-k_G)].
+void Optimizer::wage_step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step, double grad_scale) {
+  const double sigma = std::ldexp(1.0, 1 - cfg_.wage_bits);
+  ++t_;
+  for (std::size_t pi = 0; pi < params.size(); ++pi) {
+    Param& p = *params[pi];
+    const arith::SrStream sr = StreamId{step, std::uint64_t(pi), TensorClass::Update, 0}.stream(seed, p.value.v.size());
+    double mx = 0;
+    for (float g : p.grad.v) mx = std::max(mx, std::abs(double(g) / grad_scale));
+    if (mx == 0 || !std::isfinite(mx)) continue;
+    const double shift = ap2(mx);
+    constexpr std::int64_t kBlock = 4096;
+    const std::int64_t size = std::int64_t(p.value.v.size());
+    parallel_for((size + kBlock - 1) / kBlock, [&](std::int64_t b) {
+      for (std::int64_t ii = b * kBlock; ii < std::min(size, (b + 1) * kBlock); ++ii) {
+        const std::size_t i = std::size_t(ii);
+        const double n = lr * (double(p.grad.v[i]) / grad_scale) / shift;
+        const double a = std::abs(n), fl = std::floor(a);
+        const double r = std::ldexp(double(sr.bits(i, 24)), -24);
+        const double q = std::copysign(fl + (a - fl > r ? 1.0 : 0.0), n);
+        double w = double(p.value.v[i]) - q * sigma;
+        if (p.is_weight) w = std::clamp(w, -1 + sigma, 1 - sigma);
+        p.value.v[i] = float(w);
+      }
+    });
+  }
+}
+
 void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
                      double grad_scale) {
   auto stream = [&](std::size_t pi) {
@@ -147,6 +177,10 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
   const bool shift = cfg_.kind == OptimizerKind::ShiftAdamax;
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_)), bc2 = 1 - std::pow(cfg_.beta2, double(t_));
   const arith::LazyUpdate kahan{master_.format, master_.spec, lazy_.format, lazy_.spec};
+  if (cfg_.kind == OptimizerKind::Wage) {
+    wage_step(params, lr, seed, step, grad_scale);
+    return;
+  }
   for (std::size_t pi = 0; pi < params.size(); ++pi) {
     Param& p = *params[pi];
     std::vector<float>& m = m_[pi];

@@ -47,7 +47,9 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
   }
   for (const Named& nm : {Named{"binary-scaled", Scheme::Xnor, false}, Named{"ternary", Scheme::Ternary, false},
                           Named{"dorefa-w", Scheme::DorefaW, true}, Named{"dorefa-a", Scheme::DorefaA, true},
-                          Named{"dorefa-g", Scheme::DorefaG, true}}) {
+                          Named{"dorefa-g", Scheme::DorefaG, true}, Named{"wage-w", Scheme::WageW, true},
+                          Named{"wage-a", Scheme::WageA, true}, Named{"wage-e", Scheme::WageE, true},
+                          Named{"wage-g", Scheme::WageG, true}}) {
     if (!format.starts_with(nm.prefix)) continue;
     n.kind = Kind::Scaled;
     n.scheme = nm.scheme;
@@ -61,6 +63,8 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
       }
       if (!ok) throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in 1..16", arith::quoted(format), nm.prefix));
       n.bits = k;
+      if (format.starts_with("wage") && k < 2)
+        throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in 2..16", arith::quoted(format), nm.prefix));
     } else if (!rest.empty()) {
       throw arith::FormatError(fmt::format("bad format {}: expected {}", arith::quoted(format), nm.prefix));
     }
@@ -103,6 +107,10 @@ std::string Numerics::describe() const {
       case Scheme::DorefaA: return fmt::format("dorefa-a<{}>", bits);
       case Scheme::DorefaG: return fmt::format("dorefa-g<{}>", bits);
       case Scheme::Syq: return fmt::format("syq-{}<{}>", bits == 1 ? "binary" : "ternary", per_row ? "row" : "layer");
+      case Scheme::WageW: return fmt::format("wage-w<{}>", bits);
+      case Scheme::WageA: return fmt::format("wage-a<{}>", bits);
+      case Scheme::WageE: return fmt::format("wage-e<{}>", bits);
+      case Scheme::WageG: return fmt::format("wage-g<{}>", bits);
     }
   }
   const std::string f = kind == Kind::OverflowRate ? fmt::format("dfx<{},rate>", block.element.wl)
@@ -119,6 +127,7 @@ int Numerics::storage_bits() const {
     case Kind::OverflowRate: return block.element.width();
     case Kind::Binary: return 1;
     case Kind::Scaled:
+      if (scheme == Scheme::WageW || scheme == Scheme::WageA || scheme == Scheme::WageE || scheme == Scheme::WageG) return bits;
       return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : scheme == Scheme::Syq ? bits : bits + (scheme == Scheme::DorefaA ? 0 : 1);
   }
   return 32;
@@ -131,7 +140,7 @@ bool Numerics::integer_operands() const {
     case Kind::Block: return block.scaling == arith::BlockScaling::DynamicFixed;
     case Kind::OverflowRate: return true;
     case Kind::Binary: return true;
-    case Kind::Scaled: return scheme != Scheme::DorefaG;  // DoReFa gradients are not GEMM operands
+    case Kind::Scaled: return scheme != Scheme::DorefaG && scheme != Scheme::WageG;  // gradients are not GEMM operands
   }
   return false;
 }
@@ -203,6 +212,23 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
       }
       return Format::fixed(2, 0);
     }
+    case Numerics::Scheme::WageW:
+    case Numerics::Scheme::WageA:
+    case Numerics::Scheme::WageE: {
+      const double sigma = std::ldexp(1.0, 1 - n.bits), lim = std::ldexp(1.0, n.bits - 1) - 1;
+      double shift = 1;
+      if (n.scheme == Numerics::Scheme::WageE) {
+        double m = 0;
+        for (float v : x) m = std::max(m, std::abs(double(v)));
+        shift = m > 0 ? ap2(m) : 1;
+      }
+      for (float& v : x) v = float(std::clamp(round_half_even(double(v) / shift / sigma), -lim, lim));
+      scale.assign(1, float(sigma));
+      return Format::fixed(n.bits, 0);
+    }
+    case Numerics::Scheme::WageG:  // apply() returns before: the optimizer quantizes WAGE's updates
+      scale.clear();
+      return Format::fp32();
     case Numerics::Scheme::DorefaA:
       for (float& v : x) v = float(round_half_even(levels * std::clamp(double(v), 0.0, 1.0)));
       scale.assign(1, float(1 / levels));
@@ -228,6 +254,10 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
 
 Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
                        std::uint64_t first_index, std::vector<float>* scale) const {
+  if (kind == Kind::Scaled && scheme == Scheme::WageG) {
+    if (scale) scale->clear();
+    return Format::fp32();
+  }
   if (kind == Kind::Scaled) {
     std::vector<float> own;
     std::vector<float>& s = scale ? *scale : own;
@@ -235,6 +265,8 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
     if (scale) return codes;
     const std::size_t cols = s.size() > 1 ? x.size() / s.size() : x.size();
     for (std::size_t i = 0; i < x.size(); ++i) x[i] *= s.size() > 1 ? s[i / cols] : s[0];  // effective values
+    // WAGE's values code x 2^(1-k) lie on fixed<k, k-1>'s grid.
+    if (scheme == Scheme::WageW || scheme == Scheme::WageA || scheme == Scheme::WageE) return Format::fixed(bits, bits - 1);
     return Format::fp32();
   }
   if (scale) scale->clear();

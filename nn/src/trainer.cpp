@@ -189,7 +189,10 @@ Network build_network(const Experiment& x, const Shape& input) {
   } catch (const MemoryError& e) {
     throw ExperimentError(fmt::format("{}: model: {}; reduce train.batch or the layer sizes", x.source, e.what()));
   }
-  for (auto& l : net.layers) l->numerics = x.layer(l->index);
+  for (auto& l : net.layers) {
+    l->numerics = x.layer(l->index);
+    l->numerics_set();
+  }
   return net;
 }
 

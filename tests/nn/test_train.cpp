@@ -350,6 +350,12 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of(good, {"model.layers[1].shift=\"yes\""}).find("shift: expected true or false"), std::string::npos);
   EXPECT_NE(error_of(good, {"model.layers[0].shift=true"}).find("'shift' is not a setting of a conv2d layer"), std::string::npos);
   EXPECT_EQ(error_of(good, {"train.optimizer=\"shift-adamax\"", "train.lr_scale=\"glorot\""}), "no error");
+  EXPECT_NE(error_of(good, {"train.optimizer=\"wage\""}).find("train.optimizer 'wage' quantizes the gradients itself"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.gradients=\"wage-g<8>\""}).find("wage-g<k> needs train.optimizer"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.activations=\"wage-w<2>\""}).find("activations: wage-w<2> is WAGE's quantizer of another class"),
+            std::string::npos);
+  EXPECT_EQ(error_of(good, {"train.optimizer=\"wage\"", "numerics.gradients=\"wage-g<8>\""}), "no error");
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -496,6 +502,103 @@ TEST(NnLayers, ShiftBasedBatchNorm) {
     for (std::size_t i = 0; i < 6; ++i)
       EXPECT_NEAR(dx.v[i * 2 + c], g * s / 6 * (6 * dy.v[i * 2 + c] - sg - xh[i] * sgx), 1e-4) << c << "," << i;
   }
+}
+
+// WAGE's quantizers from the paper's definitions, Q(x) = sigma round(clip(x, -1 + sigma,
+// 1 - sigma) / sigma), sigma = 2^(1-k), evaluated here in double.
+TEST(NnNumerics, WageQuantizersMatchTheirFormulas) {
+  using bitsim::arith::Format;
+  auto q = [](double x, int k) {
+    const double s = std::ldexp(1.0, 1 - k);
+    return s * std::nearbyint(std::clamp(x, -1 + s, 1 - s) / s);
+  };
+  const std::vector<float> x0{-1.7f, -0.3f, -0.1f, 0.0f, 0.2f, 0.26f, 0.74f, 3.0f};
+  for (const auto& [f, k] : {std::pair{"wage-w<2>", 2}, std::pair{"wage-a<8>", 8}, std::pair{"wage-a<3>", 3}}) {
+    std::vector<float> x = x0, scale;
+    EXPECT_EQ(Numerics::parse(f).apply(x, {}, {}, 0, &scale), Format::fixed(k, 0)) << f;
+    EXPECT_EQ(scale, (std::vector<float>{float(std::ldexp(1.0, 1 - k))})) << f;
+    std::vector<float> e = x0;
+    EXPECT_EQ(Numerics::parse(f).apply(e), Format::fixed(k, k - 1)) << f;  // the effective values' grid
+    for (std::size_t i = 0; i < x0.size(); ++i) {
+      EXPECT_EQ(x[i] * scale[0], float(q(x0[i], k))) << f << " " << x0[i];
+      EXPECT_EQ(e[i], float(q(x0[i], k))) << f << " " << x0[i];
+    }
+  }
+  // Errors: Q(e / Shift(max|e|)), Shift(3.0) = 4: the magnitude is not restored.
+  std::vector<float> x = x0;
+  Numerics::parse("wage-e<8>").apply(x);
+  for (std::size_t i = 0; i < x0.size(); ++i) EXPECT_EQ(x[i], float(q(x0[i] / 4.0, 8))) << x0[i];
+  // Gradients are left to the optimizer.
+  std::vector<float> g = x0;
+  EXPECT_EQ(Numerics::parse("wage-g<8>").apply(g), Format::fp32());
+  EXPECT_EQ(g, x0);
+  EXPECT_THROW(Numerics::parse("wage-w<1>"), std::invalid_argument);
+}
+
+// WAGE's weights in a layer: the scaled initialization U(-L, L), L = max(L_min, L0), L_min = 1.5
+// sigma, L0 = sqrt(6 / fan_in), and the forward y = x (Q(w) / alpha)^T with alpha =
+// max(Shift(L_min / L0), 1); the activations' clip passes the error only inside [-1 + sigma, 1 - sigma].
+TEST(NnLayers, WageWeightsInitializationAndAlpha) {
+  std::mt19937_64 rng(8);
+  auto l = make_linear(3, false);
+  l->init({2, 400}, rng);
+  Param& w = *l->params()[0];
+  const double l0 = std::sqrt(6.0 / 400), lmin = 0.75;  // k = 2: sigma = 1/2
+  double before = 0;
+  for (float v : w.value.v) before = std::max(before, std::abs(double(v)));
+  l->numerics.weights = Numerics::parse("wage-w<2>");
+  l->numerics.activations = Numerics::parse("wage-a<2>");
+  l->numerics_set();
+  double after = 0;
+  for (float v : w.value.v) after = std::max(after, std::abs(double(v)));
+  EXPECT_LE(before, l0);
+  EXPECT_NEAR(after, before * lmin / l0, 1e-6);
+  EXPECT_GT(after, l0);
+  const double alpha = 8;  // Shift(0.75 / 0.1225 = 6.12) = 2^round(2.61)
+  Tensor x({2, 400}), y, dy({2, 3}, 1.0f), dx;
+  std::normal_distribution<float> d(0, 0.5f);
+  for (auto& v : x.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  auto q = [](double v) { return 0.5 * std::nearbyint(std::clamp(v, -0.5, 0.5) / 0.5); };
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t n = 0; n < 3; ++n) {
+      double want = 0;
+      for (std::size_t k = 0; k < 400; ++k) want += q(x.v[i * 400 + k]) * q(w.value.v[n * 400 + k]) / alpha;
+      EXPECT_NEAR(y.v[i * 3 + n], want, 1e-6) << i << "," << n;
+    }
+  l->backward(dy, dx, true, ctx);
+  int masked = 0;
+  for (std::size_t i = 0; i < x.v.size(); ++i) {
+    double want = 0;
+    for (std::size_t n = 0; n < 3; ++n) want += q(w.value.v[n * 400 + i % 400]) / alpha;
+    if (std::abs(x.v[i]) > 0.5) want = 0, ++masked;
+    EXPECT_NEAR(dx.v[i], want, 1e-6) << i;
+  }
+  EXPECT_GT(masked, 0);
+}
+
+// WAGE's update: n = lr g / Shift(max|g|) stochastically rounded to an integer (floor plus 1 with
+// probability the fraction, drawn from the update stream), w -= n 2^(1-k_G), weights clipped to
+// +-(1 - 2^(1-k_G)).
+TEST(NnOptimizer, WageUpdate) {
+  OptimizerConfig cfg;
+  cfg.kind = OptimizerKind::Wage;
+  cfg.wage_bits = 8;
+  Param w{"weight", Tensor({1, 5}), Tensor({1, 5}), true};
+  w.value.v = {0.5f, 0.5f, 0.5f, 0.5f, 0.995f};
+  w.grad.v = {0.5f, -0.25f, 0.125f, 0.3f, -0.01f};  // max 0.5: Shift 0.5; lr 8: n = 16 g
+  std::vector<Param*> ps{&w};
+  Optimizer opt(cfg, Numerics{});
+  opt.step(ps, 8, 3, 5);
+  const double s = 1.0 / 128;
+  const bitsim::arith::SrStream sr = StreamId{5, 0, TensorClass::Update, 0}.stream(3, 5);
+  auto r = [&](std::size_t i) { return std::ldexp(double(sr.bits(i, 24)), -24); };
+  EXPECT_EQ(w.value.v[0], float(0.5 - 8 * s));
+  EXPECT_EQ(w.value.v[1], float(0.5 + 4 * s));
+  EXPECT_EQ(w.value.v[2], float(0.5 - 2 * s));
+  EXPECT_EQ(w.value.v[3], float(0.5 - (4 + (0.8 > r(3) ? 1 : 0)) * s));  // n = 4.8
+  EXPECT_EQ(w.value.v[4], float(1 - s));  // 0.995 + (0 or 1) / 128, clipped to 1 - 1/128
 }
 
 // Park et al. 2018, eq. 5: bitwidth > log2(classes - 1) + log2(2 / alpha).
@@ -965,6 +1068,18 @@ TEST(NnTrain, ScaledSchemesLearn) {
     const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(n, epochs))), {"", false, {}});
     EXPECT_GT(r.epochs.back().test_accuracy, 0.6) << n;
   }
+}
+
+// WAGE 2-8-8-8 (2-bit weights, 8-bit activations, errors and updates, the wage optimizer at lr 8)
+// learns the synthetic task.
+TEST(NnTrain, Wage2888Learns) {
+  TempDir t;
+  const Experiment x = Experiment::load(
+      t.write("x.toml", experiment_text("weights = \"wage-w<2>\"\nactivations = \"wage-a<8>\"\nerrors = \"wage-e<8>\"\n"
+                                        "gradients = \"wage-g<8>\"\naccumulator = \"int<32>\"\n", 3)),
+      {"train.optimizer=\"wage\"", "train.lr=8"});
+  const RunResult r = train(x, {"", false, {}});
+  EXPECT_GT(r.epochs.back().test_accuracy, 0.6);
 }
 
 // BatchNorm folding: in fp32 the folded network gives the same logits as the unfolded one (to fp32

@@ -109,6 +109,9 @@ class Layer {
   // State that is not a parameter but belongs in a checkpoint (BatchNorm's running statistics).
   virtual std::vector<std::vector<double>*> buffers() { return {}; }
   virtual bool is_gemm() const { return false; }
+  // Called once `numerics` is set after init(): a GEMM layer with WAGE weights widens its initial
+  // weights to WAGE's scaled initialization.
+  virtual void numerics_set() {}
   // Floats the layer keeps for backward beyond its output (after init), for the memory estimate.
   virtual double workspace_elements() const { return 0; }
   // Residual connections: the index of the earlier layer whose output this layer adds (-1: none),

@@ -61,6 +61,8 @@ struct OptimizerConfig {
   // is BinaryConnect's 1 / H for its weights in [-H, H] (binarized to +-H) carried over to bitsim's
   // [-1, 1] (w = H w': a step of lr / H in w is lr / H^2 in w'). Biases and BatchNorm keep lr.
   LrScale lr_scale = LrScale::None;
+  // Wage: k_G of numerics.gradients = "wage-g<k>" (set when the experiment loads).
+  int wage_bits = 8;
 };
 
 class Optimizer {
@@ -83,6 +85,7 @@ class Optimizer {
   std::uint64_t& steps() { return t_; }
 
  private:
+  void wage_step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step, double grad_scale);
   // Rounds a weight parameter onto the master format (with its overflow-rate state, if it has one).
   void quantize_master(Param& p, arith::MatrixShape shape, const arith::SrStream& sr, std::uint64_t step) const;
   OptimizerConfig cfg_;

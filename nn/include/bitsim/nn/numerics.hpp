@@ -35,11 +35,16 @@ struct Numerics {
     // per row or per layer, which the layer holds as a parameter; apply() gives its initial
     // value, the mean |w| over the group's nonzero codes.
     Syq,
+    // WAGE (Wu et al. 2018), sigma = 2^(1-k), Q(x) = sigma round(clip(x, -1 + sigma, 1 - sigma) / sigma):
+    WageW,  // "wage-w<k>": Q(w), divided by the layer's alpha (the layer applies it)
+    WageA,  // "wage-a<k>": Q(x)
+    WageE,  // "wage-e<k>": Q(e / Shift(max|e|)), Shift(x) = 2^round(log2 x): the magnitude is dropped
+    WageG,  // "wage-g<k>": left to the "wage" optimizer (apply() leaves gradients as they are)
   };
   static constexpr double kSyqEta = 0.05;
   Kind kind = Kind::Fp32;
   Scheme scheme = Scheme::Xnor;  // Scaled
-  int bits = 0;                  // Scaled: k of the DoReFa schemes; SYQ: 1 binary, 2 ternary
+  int bits = 0;                  // Scaled: k of the DoReFa and WAGE schemes; SYQ: 1 binary, 2 ternary
   bool per_row = true;           // SYQ: a scale per row (output channel), else one per tensor
   arith::Format format = arith::Format::fp32();  // Scalar: the format; Fp32: fp32
   arith::BlockFormat block;                                // Block; OverflowRate: dfx<wl>
@@ -50,7 +55,8 @@ struct Numerics {
   // "fp32" (or "none") for no quantization; a scalar spec ("fixed<8,4>", "fp8e4m3", ...) that fp32
   // can hold; a block spec ("dfx<8>", "mxfp8e4m3", ...); "binary"; or a scaled scheme
   // ("binary-scaled", "ternary", "dorefa-w<k>", "dorefa-a<k>", "dorefa-g<k>", k in 1..16,
-  // "syq-binary<row>", "syq-binary<layer>", "syq-ternary<row>", "syq-ternary<layer>"), or
+  // "syq-binary<row>", "syq-binary<layer>", "syq-ternary<row>", "syq-ternary<layer>",
+  // "wage-w<k>", "wage-a<k>", "wage-e<k>", "wage-g<k>", k in 2..16), or
   // "dfx<wl,rate>" (the overflow-rate rule). Throws
   // arith::FormatError naming the bad token.
   static Numerics parse(std::string_view format, std::string_view rounding = "nearest-even",
