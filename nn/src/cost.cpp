@@ -86,17 +86,32 @@ std::vector<costmodel::ElementWork> units_of(const Experiment& x, const GemmWork
           out.back().random_bits = q.spec.sr_bits;
   };
   const bool scaled = n.weights.kind == Numerics::Kind::Scaled || n.activations.kind == Numerics::Kind::Scaled;
+  // XNOR-Net's K: one activation scale per GEMM row (output pixel or example), beside the weights'.
+  const bool k_map = n.activations.kind == Numerics::Kind::Scaled && n.activations.scheme == Numerics::Scheme::Xnor;
+  const bool both = k_map && n.weights.kind == Numerics::Kind::Scaled;
+  auto scale_unit = [&](costmodel::OpKind kind, double ops) {
+    out.push_back(element(g, "scale unit", kind, Format::fp32(), Format::fp32(), ops));
+  };
   switch (g.phase) {
     case costmodel::Phase::Forward:
     case costmodel::Phase::Inference:
       sr(n.activations, g.a, m * k);
       sr(n.weights, g.w, k * nn_);
-      if (scaled) out.push_back(element(g, "scale unit", costmodel::OpKind::Multiply, Format::fp32(), Format::fp32(), m * nn_));
+      // One multiply per output, two when K and a weight scale both apply.
+      if (scaled) scale_unit(costmodel::OpKind::Multiply, m * nn_ * (both ? 2 : 1));
+      // K = sum |x| over the row's k inputs times 1 / k: k adds and a multiply per row.
+      if (k_map) scale_unit(costmodel::OpKind::Add, m * k), scale_unit(costmodel::OpKind::Multiply, m);
       if (!n.acc.fp32 && !g.acc.is_float())
         out.push_back(element(g, "requantizer", costmodel::OpKind::Requantize, g.acc, g.a, m * nn_));
       break;
-    case costmodel::Phase::BackwardData: sr(n.errors, g.a, m * k); break;
-    case costmodel::Phase::BackwardWeight: sr(n.gradients, g.acc.is_float() ? g.acc : g.w, m * nn_); break;
+    case costmodel::Phase::BackwardData:
+      sr(n.errors, g.a, m * k);
+      if (k_map) scale_unit(costmodel::OpKind::Multiply, m * nn_);  // dX (M x K here: n = K) row m times K[m]
+      break;
+    case costmodel::Phase::BackwardWeight:
+      sr(n.gradients, g.acc.is_float() ? g.acc : g.w, m * nn_);
+      if (k_map) scale_unit(costmodel::OpKind::Multiply, k * m);  // E (K = M rows x N here) row times K[row]
+      break;
     case costmodel::Phase::Update: break;
   }
   return out;
@@ -190,6 +205,7 @@ Format operand_format(const Numerics& n, const char* key) {
     case Numerics::Kind::Scalar: return n.format;
     case Numerics::Kind::Binary: return Format::fixed(2, 0);  // holds -1 and +1, as apply() says
     case Numerics::Kind::Block:
+    case Numerics::Kind::OverflowRate:
     case Numerics::Kind::Scaled: break;
   }
   throw std::invalid_argument(fmt::format("numerics.{} {}: the grid of a block or scaled format depends on the data; "

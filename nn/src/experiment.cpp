@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <toml++/toml.h>
 
 
@@ -114,6 +115,10 @@ void read_numerics(Reader& r, NumericsSpec& n) {
   read_class(r, "master", n.master);
   read_class(r, "accumulator", n.accumulator);
   read_class(r, "lazy_accumulator", n.lazy_accumulator);
+  r.get("max_overflow_rate", n.max_overflow_rate);
+  if (!(n.max_overflow_rate >= 0 && n.max_overflow_rate < 1)) r.fail("max_overflow_rate", "a number in [0, 1)");
+  r.get("overflow_interval", n.overflow_interval);
+  if (n.overflow_interval < 1) r.fail("overflow_interval", "a positive number of steps");
 }
 
 // Checks that every class parses, so a bad format is reported with its key and file.
@@ -139,17 +144,41 @@ void validate(const NumericsSpec& n, const std::string& file, const std::string&
                                           file, where, n.accumulator.format, name, c->format));
     }
   }
+  // XNOR-Net's activations (binary-scaled: sign(x) times K per GEMM row) are the one row-scaled
+  // scheme for activations; errors take per-tensor schemes only.
   for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"activations", &n.activations}, {"errors", &n.errors}}) {
     const Numerics q = c->numerics();
-    if (q.kind == Numerics::Kind::Scaled && (q.scheme == Numerics::Scheme::Xnor || q.scheme == Numerics::Scheme::Ternary))
+    const bool xnor_activations = q.scheme == Numerics::Scheme::Xnor && std::string_view(name) == "activations";
+    if (q.kind == Numerics::Kind::Scaled && (q.scheme == Numerics::Scheme::Xnor || q.scheme == Numerics::Scheme::Ternary) &&
+        !xnor_activations)
       throw ExperimentError(fmt::format("{}: {}{}: '{}' scales each row; {} take per-tensor schemes only (binary, "
-                                        "dorefa-a<k>, a format)", file, where, name, c->format, name));
+                                        "dorefa-a<k>{}, a format)", file, where, name, c->format, name,
+                                        std::string_view(name) == "activations" ? ", binary-scaled" : ""));
   }
   for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"master", &n.master}, {"weights", &n.weights},
                                 {"activations", &n.activations}, {"errors", &n.errors}}) {
     const Numerics q = c->numerics();
     if (q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::DorefaG)
       throw ExperimentError(fmt::format("{}: {}{}: dorefa-g<k> quantizes gradients only", file, where, name));
+  }
+  for (const auto& [name, c] : {std::pair<const char*, const ClassSpec*>{"activations", &n.activations}, {"errors", &n.errors},
+                                {"gradients", &n.gradients}}) {
+    const Numerics q = c->numerics();
+    if (q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::Syq)
+      throw ExperimentError(fmt::format("{}: {}{}: {} quantizes weights only (its scales are learned parameters)", file,
+                                        where, name, c->format));
+  }
+  // WAGE's quantizers each belong to one class: wage-w<k> weights, wage-a<k> activations, ...
+  for (const auto& [name, c, own] : {std::tuple<const char*, const ClassSpec*, Numerics::Scheme>{"weights", &n.weights, Numerics::Scheme::WageW},
+                                     {"activations", &n.activations, Numerics::Scheme::WageA},
+                                     {"errors", &n.errors, Numerics::Scheme::WageE},
+                                     {"gradients", &n.gradients, Numerics::Scheme::WageG}, {"master", &n.master, Numerics::Scheme::Xnor}}) {
+    const Numerics q = c->numerics();
+    const bool wage = q.scheme == Numerics::Scheme::WageW || q.scheme == Numerics::Scheme::WageA ||
+                      q.scheme == Numerics::Scheme::WageE || q.scheme == Numerics::Scheme::WageG;
+    if (q.kind == Numerics::Kind::Scaled && wage && q.scheme != own)
+      throw ExperimentError(fmt::format("{}: {}{}: {} is WAGE's quantizer of another class (wage-w<k> weights, wage-a<k> "
+                                        "activations, wage-e<k> errors, wage-g<k> gradients)", file, where, name, c->format));
   }
   if (n.master.numerics().kind == Numerics::Kind::Scaled)
     throw ExperimentError(fmt::format("{}: {}master: the master weights need a format, not the scheme '{}'", file, where,
@@ -221,7 +250,7 @@ const std::set<std::string>& layer_keys(LayerType t) {
       {LayerType::Relu, {}},
       {LayerType::HardTanh, {}},
       {LayerType::Sign, {}},
-      {LayerType::BatchNorm, {}},
+      {LayerType::BatchNorm, {"shift"}},
       {LayerType::Dropout, {"p"}},
       {LayerType::Flatten, {}},
       {LayerType::Residual, {"from"}},
@@ -253,6 +282,7 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   l.get("bias", s.bias);
   l.get("p", s.p);
   l.get("from", s.from);
+  l.get("shift", s.shift);
   const bool gemm = s.type == LayerType::Linear || s.type == LayerType::Conv2d;
   const bool windowed = s.type == LayerType::Conv2d || s.type == LayerType::MaxPool || s.type == LayerType::AvgPool;
   if (gemm && !l.has("out")) l.fail("out", "the number of output features or channels");
@@ -384,6 +414,7 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     t.get("weight_decay", x.optimizer.weight_decay);
     t.get("clip", x.optimizer.clip);
     t.get_setting("schedule", x.optimizer.schedule);
+    t.get_setting("lr_scale", x.optimizer.lr_scale);
     t.get("step_gamma", x.optimizer.step_gamma);
     t.get("step_epochs", x.optimizer.step_epochs);
     if (const toml::node* ls = t.node("loss_scale")) {
@@ -438,6 +469,30 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   for (const auto& [i, s] : x.layer_numerics) validate(s, path, fmt::format("numerics.layer index {}: ", i));
   if (x.optimizer.clip > 0 && x.numerics.lazy_accumulator.format != "none")
     throw ExperimentError(fmt::format("{}: train.clip and numerics.lazy_accumulator cannot be combined", path));
+  // WAGE's G is its optimizer: train.optimizer = "wage" with gradients = "wage-g<k>", everywhere.
+  const Numerics g = x.numerics.gradients.numerics();
+  const bool wage_g = g.kind == Numerics::Kind::Scaled && g.scheme == Numerics::Scheme::WageG;
+  if (x.optimizer.kind == OptimizerKind::Wage) {
+    if (!wage_g)
+      throw ExperimentError(fmt::format("{}: train.optimizer 'wage' quantizes the gradients itself: it needs numerics.gradients = "
+                                        "\"wage-g<k>\", not '{}'", path, x.numerics.gradients.format));
+    for (const auto& [i, s] : x.layer_numerics)
+      if (s.gradients.format != x.numerics.gradients.format)
+        throw ExperimentError(fmt::format("{}: numerics.layer index {}: gradients: the wage optimizer takes one wage-g<k> for "
+                                          "every layer ('{}')", path, i, x.numerics.gradients.format));
+    if (!x.numerics.master.numerics().is_fp32() || x.numerics.lazy_accumulator.format != "none")
+      throw ExperimentError(fmt::format("{}: train.optimizer 'wage' keeps its weights on its own grid: numerics.master must be "
+                                        "fp32 and numerics.lazy_accumulator none", path));
+    x.optimizer.wage_bits = g.bits;
+  } else {
+    auto uses_wage_g = [](const NumericsSpec& s) {
+      const Numerics q = s.gradients.numerics();
+      return q.kind == Numerics::Kind::Scaled && q.scheme == Numerics::Scheme::WageG;
+    };
+    bool any = uses_wage_g(x.numerics);
+    for (const auto& [i, s] : x.layer_numerics) any = any || uses_wage_g(s);
+    if (any) throw ExperimentError(fmt::format("{}: numerics.gradients: wage-g<k> needs train.optimizer = \"wage\"", path));
+  }
 
   const toml::node* hw = r.node("hardware");
   const toml::table empty;
@@ -475,8 +530,9 @@ Numerics widen(Numerics n, int bits) {
 LayerNumerics Experiment::layer(int i) const {
   const auto it = layer_numerics.find(i);
   const NumericsSpec& s = it != layer_numerics.end() ? it->second : numerics;
-  LayerNumerics n{s.weights.numerics(), s.activations.numerics(), s.errors.numerics(), s.gradients.numerics(),
-                  Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits)};
+  LayerNumerics n{s.of(s.weights), s.of(s.activations), s.of(s.errors), s.of(s.gradients),
+                  Accumulation::parse(s.accumulator.format, s.accumulator.rounding, s.accumulator.overflow, s.accumulator.sr_bits),
+                  numerics.of(numerics.master)};
   if (const int bits = classifier_bits(); bits > 0 && i == classifier_layer()) {
     n.weights = widen(n.weights, bits), n.activations = widen(n.activations, bits);
     n.errors = widen(n.errors, bits), n.gradients = widen(n.gradients, bits);
@@ -491,7 +547,8 @@ nlohmann::json class_json(const ClassSpec& c) {
 nlohmann::json numerics_json(const NumericsSpec& n) {
   return {{"weights", class_json(n.weights)}, {"activations", class_json(n.activations)}, {"errors", class_json(n.errors)},
           {"gradients", class_json(n.gradients)}, {"master", class_json(n.master)}, {"accumulator", class_json(n.accumulator)},
-          {"lazy_accumulator", class_json(n.lazy_accumulator)}};
+          {"lazy_accumulator", class_json(n.lazy_accumulator)}, {"max_overflow_rate", n.max_overflow_rate},
+          {"overflow_interval", n.overflow_interval}};
 }
 }  // namespace
 
@@ -499,7 +556,7 @@ nlohmann::json Experiment::to_json() const {
   nlohmann::json layers_j = nlohmann::json::array();
   for (const auto& l : layers)
     layers_j.push_back({{"type", to_string(l.type)}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
-                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}});
+                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}, {"shift", l.shift}});
   nlohmann::json overrides = nlohmann::json::object();
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;
@@ -509,7 +566,7 @@ nlohmann::json Experiment::to_json() const {
           {"model", {{"loss", to_string(loss)}, {"layers", layers_j}}},
           {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", to_string(optimizer.kind)}, {"lr", optimizer.lr},
                      {"momentum", optimizer.momentum}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
-                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", to_string(optimizer.schedule)},
+                     {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", to_string(optimizer.schedule)}, {"lr_scale", to_string(optimizer.lr_scale)},
                      {"step_gamma", optimizer.step_gamma}, {"step_epochs", optimizer.step_epochs}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
           {"numerics", numerics_json(numerics)},
           {"classifier_rule", {{"alpha", classifier_rule_alpha}, {"bits", classifier_bits()}, {"layer", classifier_layer()}}},

@@ -50,10 +50,21 @@ namespace {
 class GemmLayer : public Layer {
  public:
   bool is_gemm() const override { return true; }
+  // WAGE's initialization: U(-L, L), L = max(L_min, L0): the He-uniform draw U(-L0, L0) widened.
+  void numerics_set() override {
+    if (!wage_w()) return;
+    double l0 = 0;
+    const double lmin = wage_limits(&l0);
+    if (lmin > l0)
+      for (float& w : w_.value.v) w = float(w * (lmin / l0));
+  }
   // The quantized input (M x K) and, for a convolution, its im2col matrix of the same size.
   double workspace_elements() const override { return 2 * rows_ * double(k_); }
   bool absorb_affine(const std::vector<double>& scale, const std::vector<double>& shift) override {
     if (scale.size() != std::size_t(n_)) return false;
+    if (syq())
+      throw std::invalid_argument(fmt::format("layer {}: SYQ weights have learned scales; BatchNorm folding would change "
+                                              "their codes, so it is not done", index));
     for (std::int64_t j = 0; j < n_; ++j) {
       for (std::int64_t i = 0; i < k_; ++i) w_.value.v[std::size_t(j * k_ + i)] = float(w_.value.v[std::size_t(j * k_ + i)] * scale[std::size_t(j)]);
       const double b = has_bias_ ? b_.value.v[std::size_t(j)] : 0.0;
@@ -62,15 +73,25 @@ class GemmLayer : public Layer {
     has_bias_ = true;
     return true;
   }
+  // Courbariaux et al. 2014's dynamic fixed point keeps an exponent per tensor class between steps
+  // (and the optimizer one for the master weights): checkpoint state.
+  std::vector<std::vector<double>*> buffers() override {
+    std::vector<std::vector<double>*> b;
+    const Numerics* cls[] = {&numerics.weights, &numerics.activations, &numerics.errors, &numerics.gradients, &numerics.master};
+    std::vector<double>* state[] = {&rate_[0], &rate_[1], &rate_[2], &rate_[3], &w_.master_state};
+    for (std::size_t i = 0; i < 5; ++i)
+      if (cls[i]->kind == Numerics::Kind::OverflowRate) {
+        if (state[i]->size() != kOverflowRateState) state[i]->assign(kOverflowRateState, 0.0);
+        b.push_back(state[i]);
+      }
+    if (affine_activations()) b.push_back(&range_);  // quantization-aware training's tracked range
+    return b;
+  }
   std::vector<Param*> params() override {
     std::vector<Param*> p{&w_};
     if (has_bias_) p.push_back(&b_);
+    if (syq()) p.push_back(&syq_scale());
     return p;
-  }
-  // Affine activations (quantization-aware training) keep their input's range in the checkpoint.
-  std::vector<std::vector<double>*> buffers() override {
-    if (affine_activations()) return {&range_};
-    return {};
   }
   // The tracked range of the input (affine activations, after a training batch), else none.
   std::optional<std::pair<double, double>> activation_range() const override {
@@ -79,11 +100,13 @@ class GemmLayer : public Layer {
   }
 
  protected:
-  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng) {
+  // area: the kernel's positions (1 for a linear layer), for fan_out = n x area.
+  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng, std::int64_t area = 1) {
     // Value, gradient, two optimizer moments and a lazy-update accumulator per weight.
     require_memory(double(n) * double(k + 1) * 4 * 5, fmt::format("its {}x{} weights", n, k));
     n_ = n, k_ = k, has_bias_ = bias;
     w_ = {"weight", Tensor({n, k}), Tensor({n, k}), true};
+    w_.glorot = std::sqrt(1.5 / (double(k) + double(n * area)));
     b_ = {"bias", Tensor({n}), Tensor({n}), false};
     // He-uniform (Kaiming) initialization for ReLU networks: U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)).
     const float bound = float(std::sqrt(6.0 / double(k)));
@@ -92,8 +115,9 @@ class GemmLayer : public Layer {
   }
 
   // x: M x K (row-major). y: M x N. Scaled schemes: the array multiplies integer codes and the
-  // scale unit after it multiplies y[m][n] by the activation scale (per tensor) and weight scale of
-  // row n.
+  // scale unit after it multiplies y[m][n] by the activation scale (per tensor, or XNOR-Net's K of
+  // row m: the mean |x| of the im2col row, i.e. the channel mean of |x| box-filtered over the
+  // kernel window at the convolution's stride and padding) and weight scale of row n.
   void gemm_forward(const float* x, std::int64_t m, float* y, Context& ctx) {
     xq_.assign(x, x + m * k_);
     gemm_forward_input(m, y, ctx);
@@ -109,16 +133,31 @@ class GemmLayer : public Layer {
     m_ = m;
     if (affine_activations()) track_range(ctx);
     const auto& nm = numerics;
-    fa_ = nm.activations.apply(xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), 0, &sa_);
-    if (sa_.size() > 1)
-      throw std::invalid_argument(fmt::format("layer {}: activations '{}' have a scale per row; only per-tensor activation "
-                                              "scales are supported", index, nm.activations.describe()));
+    // XNOR-Net activations: sign()'s straight-through estimator passes the error where |x| <= 1;
+    // WAGE's: where the clip to [-1 + sigma, 1 - sigma] passes x.
+    const bool xnor_a = nm.activations.kind == Numerics::Kind::Scaled && nm.activations.scheme == Numerics::Scheme::Xnor;
+    const bool wage_a = nm.activations.kind == Numerics::Kind::Scaled && nm.activations.scheme == Numerics::Scheme::WageA;
+    if (xnor_a || wage_a) {
+      const float lim = xnor_a ? 1.0f : float(1 - std::ldexp(1.0, 1 - nm.activations.bits));
+      pass_.resize(xq_.size());
+      for (std::size_t i = 0; i < xq_.size(); ++i) pass_[i] = std::abs(xq_[i]) <= lim;
+    } else if (const auto r = nm.activations.range; affine_activations() && r) {
+      // Quantization-aware training: the fake quantizer passes the error inside its range only.
+      pass_.resize(xq_.size());
+      for (std::size_t i = 0; i < xq_.size(); ++i) pass_[i] = xq_[i] >= r->first && xq_[i] <= r->second;
+    } else {
+      pass_.clear();
+    }
+    fa_ = quantize(TensorClass::Activations, nm.activations, xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), ctx, &sa_);
+    if (xnor_a) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
     wq_ = w_.value.v;
-    fw_ = nm.weights.apply(wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), 0, &sw_);
+    fw_ = quantize(TensorClass::Weights, nm.weights, wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), ctx, &sw_);
+    if (syq()) sw_ = syq_scale().value.v;  // SYQ: the learned scales
+    if (wage_w()) sw_[0] = float(sw_[0] / wage_alpha());  // WAGE: sigma / alpha, a power of two
     run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
     if (!sa_.empty() || !sw_.empty()) {
       for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale() * weight_scale(j);
+        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale(i) * weight_scale(j);
       if (ctx.captures) ctx.captures->back().effective.assign(y, y + m * n_);
     }
     if (has_bias_)
@@ -128,19 +167,34 @@ class GemmLayer : public Layer {
 
   // dy: M x N. dx (M x K) when need_dx. Gradients are set, not accumulated. The weight gradient is
   // taken with respect to the effective weights (code x scale) and applied to the master weights
-  // (straight-through). With weight scales, the error reaching the backward-data GEMM is first
-  // multiplied by them (column n by row n's scale) and quantized on its own.
+  // (straight-through; for DoReFa weights, through the tanh transform). With weight scales, the
+  // error reaching the backward-data GEMM is first multiplied by them (column n by row n's scale)
+  // and quantized on its own. With XNOR-Net's per-row K, the error reaching the backward-weight
+  // GEMM is first multiplied by K (row m by K[m]) and quantized on its own, and the scale unit
+  // multiplies row m of dX by K[m] and zeroes it where |x| > 1 (K is a constant to backward).
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
     const arith::MatrixShape e_shape{std::size_t(m_), std::size_t(n_)};
-    const arith::Format fe = numerics.errors.apply(eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)));
+    const arith::Format fe = quantize(TensorClass::Errors, numerics.errors, eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)), ctx);
     // dW (N x K) = E^T (N x M) . X (M x K)
-    run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
-    if (!sa_.empty()) {
+    if (sa_.size() > 1) {
+      std::vector<float> ek(dy, dy + m_ * n_);
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) ek[std::size_t(i * n_ + j)] *= act_scale(i);
+      const arith::Format fek = quantize(TensorClass::Errors, numerics.errors, ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2), ctx);
+      run(Phase::BackwardWeight, fek, fa_, true, false, n_, k_, m_, ek.data(), xq_.data(), w_.grad.data(), ctx);
+    } else {
+      run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
+    }
+    if (sa_.size() == 1) {
       for (float& g : w_.grad.v) g *= act_scale();
       if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
     }
-    numerics.gradients.apply(w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)));
+    quantize(TensorClass::Gradients, numerics.gradients, w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)), ctx);
+    // DoReFa weights: through tanh and the max to the master weights (only quantize_k is straight-through).
+    if (numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::DorefaW)
+      dorefa_w_backward(w_.value.v, w_.grad.v);
+    if (syq()) syq_backward(w_.value.v, wq_, sw_, std::size_t(n_), w_.grad.v, syq_scale().grad.v);
     if (has_bias_) {
       std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
       for (std::int64_t i = 0; i < m_; ++i)
@@ -150,14 +204,24 @@ class GemmLayer : public Layer {
     // dX (M x K) = E (M x N) . W (N x K)
     if (sw_.empty()) {
       run(Phase::BackwardData, fe, fw_, false, false, m_, k_, n_, eq_.data(), wq_.data(), dx, ctx);
-      return;
+    } else {
+      std::vector<float> es(dy, dy + m_ * n_);
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
+      const arith::Format fes = quantize(TensorClass::Errors, numerics.errors, es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1), ctx);
+      run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
     }
-    std::vector<float> es(dy, dy + m_ * n_);
-    for (std::int64_t i = 0; i < m_; ++i)
-      for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
-    const arith::Format fes = numerics.errors.apply(es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1));
-    run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
+    if (!pass_.empty()) {
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t c = 0; c < k_; ++c) {
+          const std::size_t at = std::size_t(i * k_ + c);
+          dx[at] = pass_[at] ? (sa_.size() > 1 ? dx[at] * act_scale(i) : dx[at]) : 0.0f;
+        }
+      if (ctx.captures && sa_.size() > 1) ctx.captures->back().effective.assign(dx, dx + m_ * k_);
+    }
   }
+  // Sets the entries of the M x K input codes that lie in a convolution's padding to 0.
+  virtual void clear_padding(float* /*codes*/, std::int64_t /*m*/) const {}
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
   double rows_ = 0;  // M at the batch size of init()
   std::optional<sim::ConvShape> conv_;  // a convolution: the one its forward GEMM lowers
@@ -205,14 +269,47 @@ class GemmLayer : public Layer {
     numerics.activations.range = activation_range();
   }
   static constexpr double kRangeDecay = 0.999;  // TensorFlow's quantization-aware training default
-
-  float act_scale() const { return sa_.empty() ? 1.0f : sa_[0]; }
+  // Numerics::apply, or for the overflow-rate rule its tensor-class state.
+  arith::Format quantize(TensorClass c, const Numerics& q, std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
+                         Context& ctx, std::vector<float>* scale = nullptr) {
+    if (q.kind != Numerics::Kind::OverflowRate) return q.apply(x, shape, sr, 0, scale);
+    if (scale) scale->clear();
+    return apply_overflow_rate(q, rate_[std::size_t(c)], x, sr, 0, ctx.step, ctx.training);
+  }
+  bool wage_w() const { return numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::WageW; }
+  // WAGE, eq. 5-6: L0 = sqrt(6 / fan_in) (the He-uniform bound the weights were drawn with),
+  // L_min = beta sigma with beta = 1.5; alpha = max(Shift(L_min / L0), 1).
+  double wage_limits(double* l0 = nullptr) const {
+    if (l0) *l0 = std::sqrt(6.0 / double(k_));
+    return 1.5 * std::ldexp(1.0, 1 - numerics.weights.bits);
+  }
+  double wage_alpha() const {
+    double l0 = 0;
+    const double lmin = wage_limits(&l0);
+    return std::max(ap2(lmin / l0), 1.0);
+  }
+  bool syq() const { return numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::Syq; }
+  // SYQ's learned scales (a parameter, one per row or one per layer), made on first use from the
+  // weights as they are then: the mean |w| over each group's nonzero codes.
+  Param& syq_scale() {
+    const std::size_t groups = numerics.weights.per_row ? std::size_t(n_) : 1;
+    if (syq_scale_.value.v.size() != groups) {
+      std::vector<float> codes = w_.value.v, scale;
+      numerics.weights.apply(codes, {std::size_t(n_), std::size_t(k_)}, {}, 0, &scale);
+      syq_scale_ = {"scale", Tensor({std::int64_t(groups)}), Tensor({std::int64_t(groups)}), false};
+      syq_scale_.value.v = scale;
+    }
+    return syq_scale_;
+  }
+  float act_scale(std::int64_t row = 0) const { return sa_.empty() ? 1.0f : sa_.size() == 1 ? sa_[0] : sa_[std::size_t(row)]; }
   float weight_scale(std::int64_t row) const { return sw_.empty() ? 1.0f : sw_.size() == 1 ? sw_[0] : sw_[std::size_t(row)]; }
 
-  Param w_, b_;
+  Param w_, b_, syq_scale_;
   bool has_bias_ = true;
   std::vector<float> xq_, wq_, eq_;
-  std::vector<float> sa_, sw_;  // scales of the activation and weight codes (empty: 1)
+  std::vector<float> sa_, sw_;  // scales of the activation (one, or one per row) and weight codes (empty: 1)
+  std::vector<std::uint8_t> pass_;  // XNOR-Net activations: |x| <= 1, where sign()'s estimator passes
+  std::vector<double> rate_[4];     // overflow-rate state of weights, activations, errors, gradients (TensorClass order)
   std::vector<double> range_ = {0, 0, 0};  // affine activations: tracked min, max, and whether tracked
   arith::Format fa_, fw_;
 };
@@ -258,7 +355,7 @@ class Conv2d : public GemmLayer {
     rows_ = double(in[0]) * double(ho_) * double(wo_);
     conv_ = sim::ConvShape{in[0], c_, h_, w_in_, out_, kh_, kh_, stride_, pad_};
     require_memory(8 * rows_ * double(c_ * kh_ * kh_), fmt::format("its im2col matrix of {} x {}", rows_, c_ * kh_ * kh_));
-    init_params(out_, c_ * kh_ * kh_, bias_, rng);
+    init_params(out_, c_ * kh_ * kh_, bias_, rng, kh_ * kh_);
     return {in[0], out_, ho_, wo_};
   }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
@@ -309,6 +406,19 @@ class Conv2d : public GemmLayer {
             std::fill(dst + kx1, dst + kh_, 0.0f);
           }
       }
+  }
+  void clear_padding(float* codes, std::int64_t m) const override {
+    if (pad_ == 0) return;
+    for (std::int64_t r = 0; r < m; ++r) {
+      const std::int64_t oy = r / wo_ % ho_, ox = r % wo_;
+      float* row = codes + r * k_;
+      for (std::int64_t c = 0; c < c_; ++c)
+        for (std::int64_t ky = 0; ky < kh_; ++ky)
+          for (std::int64_t kx = 0; kx < kh_; ++kx) {
+            const std::int64_t iy = oy * stride_ + ky - pad_, ix = ox * stride_ + kx - pad_;
+            if (iy < 0 || iy >= h_ || ix < 0 || ix >= w_in_) row[(c * kh_ + ky) * kh_ + kx] = 0.0f;
+          }
+    }
   }
   void col2im(const float* col, float* dx) const {
     std::fill(dx, dx + c_ * h_ * w_in_, 0.0f);
@@ -434,7 +544,7 @@ class Elementwise : public Layer {
 // running statistics in inference; fp32 (in fp64 sums, in index order).
 class BatchNorm : public Layer {
  public:
-  BatchNorm(double momentum, double eps) : momentum_(momentum), eps_(eps) {}
+  BatchNorm(double momentum, double eps, bool shift) : momentum_(momentum), eps_(eps), shift_(shift) {}
   std::string type() const override { return "batchnorm"; }
   Shape init(const Shape& in, std::mt19937_64&) override {
     c_ = in.size() >= 2 ? in[1] : throw std::invalid_argument("needs an NxC or NxCxHxW input");
@@ -450,7 +560,7 @@ class BatchNorm : public Layer {
     if (folded_) return false;  // already absorbed: folding again would apply it twice
     scale.resize(std::size_t(c_)), shift.resize(std::size_t(c_));
     for (std::size_t c = 0; c < std::size_t(c_); ++c) {
-      scale[c] = gamma_.value.v[c] / std::sqrt(var_[c] + eps_);
+      scale[c] = gamma(c) * inv_std(var_[c]);
       shift[c] = beta_.value.v[c] - mean_[c] * scale[c];
     }
     folded_ = true;
@@ -478,17 +588,26 @@ class BatchNorm : public Layer {
             const double d = x.v[std::size_t((b * c_ + c) * inner + i)] - mean;
             s2 += d * d;
           }
+        if (shift_) {  // mean(C AP2(C))
+          s2 = 0;
+          for (std::int64_t b = 0; b < n; ++b)
+            for (std::int64_t i = 0; i < inner; ++i) {
+              const double d = x.v[std::size_t((b * c_ + c) * inner + i)] - mean;
+              s2 += d * ap2(d);
+            }
+        }
         var = s2 / double(n * inner);
         mean_[std::size_t(c)] = (1 - momentum_) * mean_[std::size_t(c)] + momentum_ * mean;
         var_[std::size_t(c)] = (1 - momentum_) * var_[std::size_t(c)] + momentum_ * var;
       }
-      const double is = 1.0 / std::sqrt(var + eps_);
+      const double is = inv_std(var);
       inv_std_[std::size_t(c)] = is;
+      const float g = float(gamma(std::size_t(c)));
       for (std::int64_t b = 0; b < n; ++b)
         for (std::int64_t i = 0; i < inner; ++i) {
           const std::size_t j = std::size_t((b * c_ + c) * inner + i);
           xhat_[j] = float((x.v[j] - mean) * is);
-          y.v[j] = gamma_.value.v[std::size_t(c)] * xhat_[j] + beta_.value.v[std::size_t(c)];
+          y.v[j] = g * xhat_[j] + beta_.value.v[std::size_t(c)];
         }
     }
   }
@@ -505,7 +624,7 @@ class BatchNorm : public Layer {
         }
       gamma_.grad.v[std::size_t(c)] = float(sgx);
       beta_.grad.v[std::size_t(c)] = float(sg);
-      const double k = gamma_.value.v[std::size_t(c)] * inv_std_[std::size_t(c)] / double(cnt);
+      const double k = gamma(std::size_t(c)) * inv_std_[std::size_t(c)] / double(cnt);
       for (std::int64_t b = 0; b < n; ++b)
         for (std::int64_t i = 0; i < inner; ++i) {
           const std::size_t j = std::size_t((b * c_ + c) * inner + i);
@@ -515,7 +634,12 @@ class BatchNorm : public Layer {
   }
 
  private:
+  // gamma and 1 / sqrt(var + eps) as the layer multiplies by them (AP2 of each when shift-based).
+  double gamma(std::size_t c) const { return shift_ ? ap2(gamma_.value.v[c]) : gamma_.value.v[c]; }
+  double inv_std(double var) const { return shift_ ? ap2(1.0 / std::sqrt(var + eps_)) : 1.0 / std::sqrt(var + eps_); }
+
   double momentum_, eps_;
+  bool shift_;
   std::int64_t c_ = 0;
   bool folded_ = false;
   Param gamma_, beta_;
@@ -608,7 +732,9 @@ std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std
 std::unique_ptr<Layer> make_relu() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu); }
 std::unique_ptr<Layer> make_hardtanh() { return std::make_unique<Elementwise>(Elementwise::Kind::HardTanh); }
 std::unique_ptr<Layer> make_sign() { return std::make_unique<Elementwise>(Elementwise::Kind::Sign); }
-std::unique_ptr<Layer> make_batchnorm(double momentum, double eps) { return std::make_unique<BatchNorm>(momentum, eps); }
+std::unique_ptr<Layer> make_batchnorm(double momentum, double eps, bool shift) {
+  return std::make_unique<BatchNorm>(momentum, eps, shift);
+}
 std::unique_ptr<Layer> make_dropout(double p) { return std::make_unique<Dropout>(p); }
 std::unique_ptr<Layer> make_flatten() { return std::make_unique<Flatten>(); }
 

@@ -119,6 +119,41 @@ double Optimizer::lr_at(int epoch, int epochs) const {
   return cfg_.lr;
 }
 
+void Optimizer::quantize_master(Param& p, arith::MatrixShape shape, const arith::SrStream& sr, std::uint64_t step) const {
+  if (master_.kind == Numerics::Kind::OverflowRate) apply_overflow_rate(master_, p.master_state, p.value.v, sr, 0, step, true);
+  else master_.apply(p.value.v, shape, sr);
+}
+
+// WAGE's G (Wu et al. 2018): per parameter tensor, g / Shift(max|g|) times lr, stochastically
+// rounded to an integer n (floor |.| plus 1 with probability its fraction, the random number from
+// the update stream), and w -= n 2^(1-k_G); weights are clipped to [-1 + 2^(1-k_G), 1 - 2^(1-k_G)].
+void Optimizer::wage_step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step, double grad_scale) {
+  const double sigma = std::ldexp(1.0, 1 - cfg_.wage_bits);
+  ++t_;
+  for (std::size_t pi = 0; pi < params.size(); ++pi) {
+    Param& p = *params[pi];
+    const arith::SrStream sr = StreamId{step, std::uint64_t(pi), TensorClass::Update, 0}.stream(seed, p.value.v.size());
+    double mx = 0;
+    for (float g : p.grad.v) mx = std::max(mx, std::abs(double(g) / grad_scale));
+    if (mx == 0 || !std::isfinite(mx)) continue;
+    const double shift = ap2(mx);
+    constexpr std::int64_t kBlock = 4096;
+    const std::int64_t size = std::int64_t(p.value.v.size());
+    parallel_for((size + kBlock - 1) / kBlock, [&](std::int64_t b) {
+      for (std::int64_t ii = b * kBlock; ii < std::min(size, (b + 1) * kBlock); ++ii) {
+        const std::size_t i = std::size_t(ii);
+        const double n = lr * (double(p.grad.v[i]) / grad_scale) / shift;
+        const double a = std::abs(n), fl = std::floor(a);
+        const double r = std::ldexp(double(sr.bits(i, 24)), -24);
+        const double q = std::copysign(fl + (a - fl > r ? 1.0 : 0.0), n);
+        double w = double(p.value.v[i]) - q * sigma;
+        if (p.is_weight) w = std::clamp(w, -1 + sigma, 1 - sigma);
+        p.value.v[i] = float(w);
+      }
+    });
+  }
+}
+
 void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
                      double grad_scale) {
   auto stream = [&](std::size_t pi) {
@@ -133,19 +168,30 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
       Param& p = *params[pi];
       m_.emplace_back(p.value.v.size(), 0.0f), v_.emplace_back(p.value.v.size(), 0.0f);
       acc_.emplace_back(lazy() && p.is_weight ? p.value.v.size() : 0, 0.0f);
-      if (p.is_weight && !master_.is_fp32()) master_.apply(p.value.v, matrix(p), stream(pi));
+      if (p.is_weight && !master_.is_fp32()) quantize_master(p, matrix(p), stream(pi), step);
     }
   }
   ++t_;
   const bool adam = cfg_.kind == OptimizerKind::Adam, momentum = cfg_.kind == OptimizerKind::Momentum;
+  const bool adamax = cfg_.kind == OptimizerKind::Adamax || cfg_.kind == OptimizerKind::ShiftAdamax;
+  const bool shift = cfg_.kind == OptimizerKind::ShiftAdamax;
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_)), bc2 = 1 - std::pow(cfg_.beta2, double(t_));
   const arith::LazyUpdate kahan{master_.format, master_.spec, lazy_.format, lazy_.spec};
+  if (cfg_.kind == OptimizerKind::Wage) {
+    wage_step(params, lr, seed, step, grad_scale);
+    return;
+  }
   for (std::size_t pi = 0; pi < params.size(); ++pi) {
     Param& p = *params[pi];
     std::vector<float>& m = m_[pi];
     std::vector<float>& v = v_[pi];
     const bool lazy_param = lazy() && p.is_weight;
     const arith::SrStream sr = stream(pi);
+    // BinaryConnect / BNN: a weight matrix's learning rate times 1 / H (Glorot's coefficient).
+    const bool scaled = cfg_.lr_scale != LrScale::None && p.is_weight && p.glorot > 0;
+    const double lr_p = !scaled ? lr : cfg_.lr_scale == LrScale::Glorot ? lr / p.glorot : lr / (p.glorot * p.glorot);
+    // AdaMax's step size lr / (1 - beta1^t); shift-based AdaMax rounds it to a power of two.
+    const double ax_step = shift ? ap2(lr_p / bc1) : lr_p / bc1;
     // Element-wise and independent: blocks of a fixed size run on any thread with the same result.
     constexpr std::int64_t kBlock = 4096;
     const std::int64_t size = std::int64_t(p.value.v.size());
@@ -158,12 +204,18 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
         if (adam) {
           m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
           v[i] = float(cfg_.beta2 * v[i] + (1 - cfg_.beta2) * g * g);
-          u = lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
+          u = lr_p * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
+        } else if (adamax) {
+          // Kingma and Ba's AdaMax: u = lr / (1 - beta1^t) m / max(beta2 v, |g|); BNN's shift-based
+          // AdaMax (Algorithm 4) divides by AP2(v), a shift, and steps by AP2(lr / (1 - beta1^t)).
+          m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
+          v[i] = float(std::max(cfg_.beta2 * v[i], std::abs(g)));
+          u = v[i] == 0 ? 0.0 : ax_step * m[i] / (shift ? ap2(v[i]) : double(v[i]));
         } else if (momentum) {
           m[i] = float(cfg_.momentum * m[i] + g);
-          u = lr * m[i];
+          u = lr_p * m[i];
         } else {
-          u = lr * g;
+          u = lr_p * g;
         }
         if (lazy_param) {
           // Park et al. 2018, Algorithm 1 on codes: acc += -u; theta += acc (rounded to the master
@@ -188,7 +240,7 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
         p.value.v[i] = w;
       }
     });
-    if (p.is_weight && !master_.is_fp32() && !lazy_param) master_.apply(p.value.v, matrix(p), sr);
+    if (p.is_weight && !master_.is_fp32() && !lazy_param) quantize_master(p, matrix(p), sr, step);
   }
 }
 

@@ -35,9 +35,22 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
     Scheme scheme;
     bool has_bits;
   };
+  for (std::string_view syq : {"syq-binary", "syq-ternary"}) {
+    if (!format.starts_with(syq)) continue;
+    const std::string_view rest = format.substr(syq.size());
+    if (rest != "<row>" && rest != "<layer>")
+      throw arith::FormatError(fmt::format("bad format {}: expected {}<row> or {}<layer>", arith::quoted(format), syq, syq));
+    n.kind = Kind::Scaled;
+    n.scheme = Scheme::Syq;
+    n.bits = syq == "syq-binary" ? 1 : 2;
+    n.per_row = rest == "<row>";
+    return n;
+  }
   for (const Named& nm : {Named{"binary-scaled", Scheme::Xnor, false}, Named{"ternary", Scheme::Ternary, false},
                           Named{"dorefa-w", Scheme::DorefaW, true}, Named{"dorefa-a", Scheme::DorefaA, true},
-                          Named{"dorefa-g", Scheme::DorefaG, true}, Named{"symmetric", Scheme::Symmetric, true},
+                          Named{"dorefa-g", Scheme::DorefaG, true}, Named{"wage-w", Scheme::WageW, true},
+                          Named{"wage-a", Scheme::WageA, true}, Named{"wage-e", Scheme::WageE, true},
+                          Named{"wage-g", Scheme::WageG, true}, Named{"symmetric", Scheme::Symmetric, true},
                           Named{"affine", Scheme::Affine, true}}) {
     if (!format.starts_with(nm.prefix)) continue;
     n.kind = Kind::Scaled;
@@ -55,6 +68,8 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
       if (!ok)
         throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in {}..16", arith::quoted(format), nm.prefix, min_k));
       n.bits = k;
+      if (format.starts_with("wage") && k < 2)
+        throw arith::FormatError(fmt::format("bad format {}: expected {}<k> with k in 2..16", arith::quoted(format), nm.prefix));
     } else if (!rest.empty()) {
       throw arith::FormatError(fmt::format("bad format {}: expected {}", arith::quoted(format), nm.prefix));
     }
@@ -62,7 +77,13 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
     n.spec.sr_bits = sr_bits;
     return n;
   }
-  if (format.starts_with("dfx") || format.starts_with("mx")) {
+  if (format.starts_with("dfx<") && format.ends_with(",rate>")) {
+    n.kind = Kind::OverflowRate;
+    const std::string plain = fmt::format("{}>", format.substr(0, format.size() - 6));
+    n.block = arith::BlockFormat::parse(plain);
+    if (n.block.grouping != arith::Grouping::Tensor)
+      throw arith::FormatError(fmt::format("bad format {}: expected dfx<wl,rate>", arith::quoted(format)));
+  } else if (format.starts_with("dfx") || format.starts_with("mx")) {
     n.kind = Kind::Block;
     n.block = arith::BlockFormat::parse(format);
   } else {
@@ -72,7 +93,7 @@ Numerics Numerics::parse(std::string_view format, std::string_view rounding, std
       throw arith::FormatError(fmt::format("format '{}' has values fp32 cannot hold; tensors are stored as fp32", format));
   }
   n.spec.rounding = arith::parse_rounding(rounding);
-  const Format& f = n.kind == Kind::Block ? n.block.element : n.format;
+  const Format& f = n.kind == Kind::Block || n.kind == Kind::OverflowRate ? n.block.element : n.format;
   n.spec.overflow = overflow.empty() ? arith::default_overflow(f) : arith::parse_overflow(overflow);
   if (n.kind == Kind::Scalar) arith::check_overflow_applies(f, n.spec.overflow);
   if (sr_bits < 1 || sr_bits > 32) throw arith::FormatError(fmt::format("bad sr_bits {}: expected 1..32", sr_bits));
@@ -90,11 +111,18 @@ std::string Numerics::describe() const {
       case Scheme::DorefaW: return fmt::format("dorefa-w<{}>", bits);
       case Scheme::DorefaA: return fmt::format("dorefa-a<{}>", bits);
       case Scheme::DorefaG: return fmt::format("dorefa-g<{}>", bits);
+      case Scheme::Syq: return fmt::format("syq-{}<{}>", bits == 1 ? "binary" : "ternary", per_row ? "row" : "layer");
+      case Scheme::WageW: return fmt::format("wage-w<{}>", bits);
+      case Scheme::WageA: return fmt::format("wage-a<{}>", bits);
+      case Scheme::WageE: return fmt::format("wage-e<{}>", bits);
+      case Scheme::WageG: return fmt::format("wage-g<{}>", bits);
       case Scheme::Symmetric: return fmt::format("symmetric<{}>", bits);
       case Scheme::Affine: return fmt::format("affine<{}>", bits);
     }
   }
-  const std::string f = kind == Kind::Block ? block.spec() : format.spec();
+  const std::string f = kind == Kind::OverflowRate ? fmt::format("dfx<{},rate>", block.element.wl)
+                        : kind == Kind::Block       ? block.spec()
+                                                    : format.spec();
   return fmt::format("{} {} {}", f, arith::to_string(spec.rounding), arith::to_string(spec.overflow));
 }
 
@@ -102,10 +130,12 @@ int Numerics::storage_bits() const {
   switch (kind) {
     case Kind::Fp32: return 32;
     case Kind::Scalar: return format.width();
-    case Kind::Block: return block.element.width();
+    case Kind::Block:
+    case Kind::OverflowRate: return block.element.width();
     case Kind::Binary: return 1;
     case Kind::Scaled:
-      return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : bits + (scheme == Scheme::DorefaA || scheme == Scheme::Affine ? 0 : 1);
+      if (scheme == Scheme::WageW || scheme == Scheme::WageA || scheme == Scheme::WageE || scheme == Scheme::WageG) return bits;
+      return scheme == Scheme::Xnor ? 1 : scheme == Scheme::Ternary ? 2 : scheme == Scheme::Syq ? bits : bits + (scheme == Scheme::DorefaA || scheme == Scheme::Affine ? 0 : 1);
   }
   return 32;
 }
@@ -115,8 +145,9 @@ bool Numerics::integer_operands() const {
     case Kind::Fp32: return false;
     case Kind::Scalar: return !format.is_float();
     case Kind::Block: return block.scaling == arith::BlockScaling::DynamicFixed;
+    case Kind::OverflowRate: return true;
     case Kind::Binary: return true;
-    case Kind::Scaled: return scheme != Scheme::DorefaG;  // DoReFa gradients are not GEMM operands
+    case Kind::Scaled: return scheme != Scheme::DorefaG && scheme != Scheme::WageG;  // gradients are not GEMM operands
   }
   return false;
 }
@@ -164,6 +195,47 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
       scale.assign(1, float(1 / levels));
       return Format::fixed(n.bits + 1, 0);
     }
+    case Numerics::Scheme::Syq: {
+      const std::size_t groups = n.per_row ? rows : 1, g = x.size() / groups;
+      double eta = 0;
+      if (n.bits == 2) {
+        for (float v : x) eta = std::max(eta, std::abs(double(v)));
+        eta *= Numerics::kSyqEta;
+      }
+      scale.assign(groups, 0.0f);
+      for (std::size_t r = 0; r < groups; ++r) {
+        double sum = 0;
+        std::size_t kept = 0;
+        for (std::size_t i = r * g; i < (r + 1) * g; ++i) {
+          const double v = x[i];
+          if (std::abs(v) < eta) {
+            x[i] = 0.0f;
+            continue;
+          }
+          sum += std::abs(v), ++kept;
+          x[i] = v >= 0 ? 1.0f : -1.0f;  // sign(0) = +1
+        }
+        scale[r] = kept ? float(sum / double(kept)) : 0.0f;
+      }
+      return Format::fixed(2, 0);
+    }
+    case Numerics::Scheme::WageW:
+    case Numerics::Scheme::WageA:
+    case Numerics::Scheme::WageE: {
+      const double sigma = std::ldexp(1.0, 1 - n.bits), lim = std::ldexp(1.0, n.bits - 1) - 1;
+      double shift = 1;
+      if (n.scheme == Numerics::Scheme::WageE) {
+        double m = 0;
+        for (float v : x) m = std::max(m, std::abs(double(v)));
+        shift = m > 0 ? ap2(m) : 1;
+      }
+      for (float& v : x) v = float(std::clamp(round_half_even(double(v) / shift / sigma), -lim, lim));
+      scale.assign(1, float(sigma));
+      return Format::fixed(n.bits, 0);
+    }
+    case Numerics::Scheme::WageG:  // apply() returns before: the optimizer quantizes WAGE's updates
+      scale.clear();
+      return Format::fp32();
     case Numerics::Scheme::DorefaA:
       for (float& v : x) v = float(round_half_even(levels * std::clamp(double(v), 0.0, 1.0)));
       scale.assign(1, float(1 / levels));
@@ -220,6 +292,10 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
 
 Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith::SrStream& sr,
                        std::uint64_t first_index, std::vector<float>* scale) const {
+  if (kind == Kind::Scaled && scheme == Scheme::WageG) {
+    if (scale) scale->clear();
+    return Format::fp32();
+  }
   if (kind == Kind::Scaled) {
     std::vector<float> own;
     std::vector<float>& s = scale ? *scale : own;
@@ -227,6 +303,8 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
     if (scale) return codes;
     const std::size_t cols = s.size() > 1 ? x.size() / s.size() : x.size();
     for (std::size_t i = 0; i < x.size(); ++i) x[i] *= s.size() > 1 ? s[i / cols] : s[0];  // effective values
+    // WAGE's values code x 2^(1-k) lie on fixed<k, k-1>'s grid.
+    if (scheme == Scheme::WageW || scheme == Scheme::WageA || scheme == Scheme::WageE) return Format::fixed(bits, bits - 1);
     return Format::fp32();
   }
   if (scale) scale->clear();
@@ -240,6 +318,7 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
       else arith::binarize(x, x);
       return Format::fixed(2, 0);  // holds -1 and +1
     case Kind::Scaled:  // handled above
+    case Kind::OverflowRate:  // without its state: per-tensor dfx<wl>
     case Kind::Block: break;
   }
   // Block formats: stochastic rounding indexes elements from 0 within the tensor, so the caller's
@@ -253,6 +332,82 @@ Format Numerics::apply(std::span<float> x, arith::MatrixShape shape, const arith
   const auto [lo, hi] = std::minmax_element(scale_exp.begin(), scale_exp.end());
   const int fl_max = -*lo, fl_min = -*hi, wl = block.element.wl + fl_max - fl_min;
   return wl <= 64 ? Format::fixed(wl, fl_max) : fixed_carrier(x);
+}
+
+void dorefa_w_backward(std::span<const float> w, std::span<float> g) {
+  double m = 0, sum = 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double t = std::tanh(double(w[i]));
+    if (std::abs(t) > m) m = std::abs(t), at = i;
+    sum += double(g[i]) * t;
+  }
+  if (m == 0) return;
+  const double t_at = std::tanh(double(w[at]));
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double t = i == at ? t_at : std::tanh(double(w[i]));
+    double d = double(g[i]) * (1 - t * t) / m;
+    if (i == at) d -= (t < 0 ? -1.0 : 1.0) * (1 - t * t) / (m * m) * sum;
+    g[i] = float(d);
+  }
+}
+
+void syq_backward(std::span<const float> w, std::span<const float> q, std::span<const float> alpha, std::size_t rows,
+                  std::span<float> g, std::span<float> alpha_grad) {
+  const std::size_t cols = w.size() / rows, per = alpha.size() > 1 ? cols : w.size();
+  std::vector<double> sum(alpha.size(), 0.0);
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const std::size_t r = i / per;
+    sum[r] += double(q[i]) * double(g[i]);
+    g[i] = std::abs(w[i]) <= 1.0f ? alpha[r] * g[i] : 0.0f;
+  }
+  for (std::size_t r = 0; r < alpha.size(); ++r) alpha_grad[r] = float(sum[r]);
+}
+
+Format apply_overflow_rate(const Numerics& n, std::vector<double>& state, std::span<float> x, const arith::SrStream& sr,
+                           std::uint64_t first_index, std::uint64_t step, bool training) {
+  if (state.size() != kOverflowRateState) state.assign(kOverflowRateState, 0.0);
+  const int wl = n.block.element.wl;
+  if (state[0] == 0) {
+    double m = 0;
+    for (float v : x)
+      if (std::isfinite(v)) m = std::max(m, std::abs(double(v)));
+    if (m > 0) {
+      int e = 0;
+      std::frexp(m, &e);  // m in [2^(e-1), 2^e)
+      state[0] = 1, state[1] = wl - 1 - e, state[5] = double(step);
+    }
+  }
+  if (training && state[0] != 0 && double(step) >= state[5] + n.overflow_interval) {
+    if (state[4] > 0) {
+      if (state[2] / state[4] > n.max_overflow_rate) state[1] -= 1;
+      else if (state[3] / state[4] <= n.max_overflow_rate) state[1] += 1;
+    }
+    state[2] = state[3] = state[4] = 0, state[5] = double(step);
+  }
+  // fixed<wl, fl> values stay within fp32's range.
+  state[1] = std::clamp(state[1], double(wl - 120), 120.0);
+  const int fl = int(state[1]);
+  const Format f = Format::fixed(wl, fl);
+  if (training && state[0] != 0) {
+    const double hi = std::ldexp(std::ldexp(1.0, wl - 1) - 1, -fl), lo = -std::ldexp(1.0, wl - 1 - fl);
+    double over = 0, over_half = 0;
+    for (float v : x) {
+      over += v > hi || v < lo;
+      over_half += v > hi / 2 || v < lo / 2;
+    }
+    state[2] += over, state[3] += over_half, state[4] += double(x.size());
+  }
+  arith::quantize_f32(f, n.spec, x, x, sr, first_index);
+  return f;
+}
+
+double ap2(double x) {
+  if (x == 0 || !std::isfinite(x)) return x;
+  int e = 0;
+  const double f = std::frexp(std::abs(x), &e);
+  const double p = std::ldexp(1.0, 2 * f < std::sqrt(2.0) ? e - 1 : e);
+  return x < 0 ? -p : p;
 }
 
 Format fixed_carrier(std::span<const float> x) {

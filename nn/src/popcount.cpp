@@ -48,7 +48,8 @@ PopcountNetwork::PopcountNetwork(const Experiment& x, Network& net) : x_(&x), ne
                                        nm.weights.describe()));
       s.binary_input = binary(nm.activations);
       if (!s.binary_input && (!first_gemm || !nm.activations.integer_operands() || nm.activations.stochastic() ||
-                              nm.activations.kind == Numerics::Kind::Scaled))
+                              nm.activations.kind == Numerics::Kind::Scaled ||
+                              nm.activations.kind == Numerics::Kind::OverflowRate))
         throw IntegerError(fmt::format("{}: popcount inference needs binary activations (the first GEMM layer's may be "
                                        "fixed point, rounded to nearest), not '{}'", where(i), nm.activations.describe()));
       if (s.binary_input && !bits_flow)

@@ -37,7 +37,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
     case LayerType::Relu: return make_relu();
     case LayerType::HardTanh: return make_hardtanh();
     case LayerType::Sign: return make_sign();
-    case LayerType::BatchNorm: return make_batchnorm();
+    case LayerType::BatchNorm: return make_batchnorm(0.1, 1e-5, s.shift);
     case LayerType::Dropout: return make_dropout(s.p);
     case LayerType::Flatten: return make_flatten();
     case LayerType::Residual: return make_residual(s.from);
@@ -147,13 +147,16 @@ Network build_network(const Experiment& x, const Shape& input) {
   } catch (const MemoryError& e) {
     throw ExperimentError(fmt::format("{}: model: {}; reduce train.batch or the layer sizes", x.source, e.what()));
   }
-  for (auto& l : net.layers) l->numerics = x.layer(l->index);
+  for (auto& l : net.layers) {
+    l->numerics = x.layer(l->index);
+    l->numerics_set();
+  }
   return net;
 }
 
 Optimizer make_optimizer(const Experiment& x) {
   const ClassSpec& lazy = x.numerics.lazy_accumulator;
-  return Optimizer(x.optimizer, x.numerics.master.numerics(), lazy.format == "none" ? Numerics{} : lazy.numerics());
+  return Optimizer(x.optimizer, x.numerics.of(x.numerics.master), lazy.format == "none" ? Numerics{} : lazy.numerics());
 }
 
 DataPreview preview_split(const Experiment& x, bool train, std::int64_t count) {

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -77,6 +79,28 @@ const char* kFp8 = R"(weights = "fp8e4m3"
 activations = "fp8e4m3"
 errors = { format = "fp8e5m2", rounding = "stochastic" }
 accumulator = { format = "fp16", rounding = "nearest-even" }
+)";
+
+// SYQ's learned per-row scales beside XNOR-Net's K on the activations.
+const char* kSyqXnor = R"(weights = "syq-ternary<row>"
+activations = "binary-scaled"
+errors = "dfx<8>"
+accumulator = "int<32>"
+[[numerics.layer]]
+index = 0
+activations = "dfx<8>"
+)";
+
+// Courbariaux et al. 2014: 10-bit propagations, 12-bit parameter updates, the overflow-rate rule
+// moving each tensor's exponent every 3 steps.
+const char* kRate = R"(weights = "dfx<10,rate>"
+activations = "dfx<10,rate>"
+errors = "dfx<10,rate>"
+gradients = "dfx<12,rate>"
+master = "dfx<12,rate>"
+accumulator = "int<32>"
+max_overflow_rate = 0.001
+overflow_interval = 3
 )";
 
 // Sum of (y * r) over the output of one layer for input x, and its gradients by back-propagation.
@@ -225,7 +249,7 @@ TEST(NnLayers, MaxPoolTakesTheFirstOfEqualMaxima) {
 // Same experiment and seed: identical checkpoints and metrics with 1 and 3 threads, in fp32, int8
 // (exact int8 GEMMs) and fp8 with an fp16 accumulator (order-faithful GEMMs).
 TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
-  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8}) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kFp8, kSyqXnor, kRate}) {
     TempDir t;
     const std::string file = t.write("x.toml", experiment_text(numerics));
     const Experiment x = Experiment::load(file);
@@ -245,10 +269,13 @@ TEST(NnTrain, ResultsDoNotDependOnTheThreadCount) {
 }
 
 // A run stopped after epoch 1 and resumed reaches the same final state as one that ran through.
+// SYQ's learned scales are parameters, saved and restored with their optimizer state.
 TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
+  for (const char* numerics : {kInt8, kSyqXnor, kRate}) {
+  SCOPED_TRACE(numerics);
   TempDir t;
-  const Experiment two = Experiment::load(t.write("two.toml", experiment_text(kInt8, 2)));
-  const Experiment one = Experiment::load(t.write("one.toml", experiment_text(kInt8, 1)));
+  const Experiment two = Experiment::load(t.write("two.toml", experiment_text(numerics, 2)));
+  const Experiment one = Experiment::load(t.write("one.toml", experiment_text(numerics, 1)));
   const std::string a = (t.path / "a").string(), b = (t.path / "b").string();
   const RunResult full = train(two, {a, false, {}});
   train(one, {b, false, {}});
@@ -263,12 +290,13 @@ TEST(NnTrain, ResumedRunEqualsUninterruptedRun) {
   EXPECT_GT(full.cost.total.energy_total_pj(), 0);
   EXPECT_TRUE(fs::exists(fs::path(b) / "report.json"));
   EXPECT_TRUE(fs::exists(fs::path(b) / "metrics.csv"));
+  }
 }
 
-// Training learns: the synthetic blobs are separable, so a few epochs reach high accuracy in fp32
-// and in int8.
+// Training learns: the synthetic blobs are separable, so a few epochs reach high accuracy in fp32,
+// in int8 and in Courbariaux et al.'s 10/12-bit dynamic fixed point.
 TEST(NnTrain, LearnsSyntheticData) {
-  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8}) {
+  for (const char* numerics : {"accumulator = \"fp32-reference\"\n", kInt8, kRate}) {
     TempDir t;
     const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(numerics, 3))), {"", false, {}});
     EXPECT_GT(r.epochs.back().test_accuracy, 0.9) << numerics;
@@ -306,6 +334,28 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of(good, {"hardware.array=\"16\""}).find("hardware.array '16'"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.errors=\"fp16\""}).find("errors is 'fp16'"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.master=\"binary\""}).find("master"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.errors=\"binary-scaled\""}).find("errors: 'binary-scaled' scales each row"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.activations=\"ternary\""}).find("activations: 'ternary' scales each row"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"numerics.activations=\"binary-scaled\""}), "no error");  // XNOR-Net's K
+  EXPECT_NE(error_of(good, {"numerics.gradients=\"syq-binary<row>\""}).find("gradients: syq-binary<row> quantizes weights only"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.weights=\"syq-ternary<channel>\""}).find("weights: bad format 'syq-ternary<channel>'"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.max_overflow_rate=1.5"}).find("numerics.max_overflow_rate: expected a number in [0, 1)"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.overflow_interval=0"}).find("numerics.overflow_interval"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.weights=\"dfx<8,channel,rate>\""}).find("weights"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"numerics.weights=\"dfx<10,rate>\""}), "no error");
+  EXPECT_NE(error_of(good, {"train.lr_scale=\"he\""}).find("train.lr_scale 'he': expected none, glorot or glorot-binaryconnect"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[1].shift=\"yes\""}).find("shift: expected true or false"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[0].shift=true"}).find("'shift' is not a setting of a conv2d layer"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"train.optimizer=\"shift-adamax\"", "train.lr_scale=\"glorot\""}), "no error");
+  EXPECT_NE(error_of(good, {"train.optimizer=\"wage\""}).find("train.optimizer 'wage' quantizes the gradients itself"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.gradients=\"wage-g<8>\""}).find("wage-g<k> needs train.optimizer"), std::string::npos);
+  EXPECT_NE(error_of(good, {"numerics.activations=\"wage-w<2>\""}).find("activations: wage-w<2> is WAGE's quantizer of another class"),
+            std::string::npos);
+  EXPECT_EQ(error_of(good, {"train.optimizer=\"wage\"", "numerics.gradients=\"wage-g<8>\""}), "no error");
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
 }
 
@@ -345,6 +395,210 @@ TEST(NnOptimizer, LazyUpdateDeliversUpdatesBelowTheMasterLsb) {
   // LSB (8/1024): so exactly six LSBs of 1/64 (96/1024) are delivered and 4/1024 waits.
   EXPECT_EQ(p.value.v[0], 0.5f + 6.0f / 64);
   EXPECT_EQ(lazy.lazy_state()[0][0], 4.0f / 1024);
+}
+
+// BNN's AP2(x) = sign(x) 2^round(log2 |x|), against libm's log2 and exp2.
+TEST(NnNumerics, Ap2IsTheNearestPowerOfTwoInLog) {
+  EXPECT_EQ(ap2(3.0), 4.0);
+  EXPECT_EQ(ap2(2.8), 2.0);  // log2 2.8 = 1.49
+  EXPECT_EQ(ap2(-0.3), -0.25);
+  EXPECT_EQ(ap2(0.0), 0.0);
+  EXPECT_EQ(ap2(1.0), 1.0);
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<double> e(-30, 30);
+  for (int i = 0; i < 10000; ++i) {
+    const double x = std::exp2(e(rng)) * (i % 2 ? -1 : 1);
+    EXPECT_EQ(ap2(x), std::copysign(std::exp2(std::round(std::log2(std::abs(x)))), x)) << x;
+  }
+}
+
+// BinaryConnect's per-layer learning rate (lr / H, H = sqrt(1.5 / (fan_in + fan_out))), AdaMax and
+// BNN's shift-based AdaMax, one parameter stepped twice and computed here from the formulas.
+TEST(NnOptimizer, GlorotScalingAndAdamax) {
+  std::mt19937_64 rng(2);
+  auto conv = make_conv2d(4, 3);
+  conv->init({1, 2, 5, 5}, rng);
+  const double h = std::sqrt(1.5 / (2 * 9 + 4 * 9));  // fan_in 2 x 3 x 3, fan_out 4 x 3 x 3
+  EXPECT_DOUBLE_EQ(conv->params()[0]->glorot, h);
+  for (OptimizerKind kind : {OptimizerKind::Sgd, OptimizerKind::Adamax, OptimizerKind::ShiftAdamax}) {
+    OptimizerConfig cfg;
+    cfg.kind = kind;
+    cfg.lr_scale = LrScale::Glorot;
+    Param w{"weight", Tensor({1, 2}, 0.25f), Tensor({1, 2}), true};
+    w.glorot = h;
+    Param b{"bias", Tensor({1}, 0.25f), Tensor({1}), false};
+    std::vector<Param*> ps{&w, &b};
+    Optimizer opt(cfg, Numerics{});
+    const double lr = 0.01, g1[2] = {0.3, -0.02}, g2[2] = {-0.1, -0.05};
+    double m[2] = {0, 0}, v[2] = {0, 0}, want[2] = {0.25, 0.25};
+    for (int s = 0; s < 2; ++s) {
+      const double* g = s == 0 ? g1 : g2;
+      w.grad.v = {float(g[0]), float(g[1])};
+      b.grad.v = {float(g[0])};
+      opt.step(ps, lr, 1, std::uint64_t(s));
+      for (int i = 0; i < 2; ++i) {
+        if (kind == OptimizerKind::Sgd) {
+          want[i] = float(want[i] - lr / h * float(g[i]));
+          continue;
+        }
+        m[i] = float(0.9 * m[i] + 0.1 * double(float(g[i])));
+        v[i] = float(std::max(0.999 * v[i], std::abs(double(float(g[i])))));
+        const double step = lr / h / (1 - std::pow(0.9, s + 1));
+        const double u = kind == OptimizerKind::Adamax ? step * m[i] / v[i]
+                                                       : ap2(step) * m[i] / std::exp2(std::round(std::log2(v[i])));
+        want[i] = float(want[i] - u);
+      }
+      for (int i = 0; i < 2; ++i) EXPECT_NEAR(w.value.v[i], want[i], 1e-6) << to_string(kind) << " step " << s << " " << i;
+    }
+    if (kind == OptimizerKind::Sgd) {
+      EXPECT_FLOAT_EQ(b.value.v[0], float(0.25 - lr * 0.3 - lr * -0.1));  // bias: lr unscaled
+    }
+  }
+  // BinaryConnect's recipe in +-1 units: lr / H^2.
+  OptimizerConfig cfg;
+  cfg.kind = OptimizerKind::Sgd;
+  cfg.lr_scale = LrScale::GlorotBinaryConnect;
+  Param w{"weight", Tensor({1, 1}, 0.25f), Tensor({1, 1}, 0.5f), true};
+  w.glorot = h;
+  std::vector<Param*> ps{&w};
+  Optimizer(cfg, Numerics{}).step(ps, 1e-4, 1, 0);
+  EXPECT_FLOAT_EQ(w.value.v[0], float(0.25 - 1e-4 / (h * h) * 0.5));
+}
+
+// BNN's shift-based BatchNorm (Algorithm 3), evaluated here in double: C = x - mean,
+// var = mean(C AP2(C)), y = AP2(gamma) C AP2(1 / sqrt(var + eps)) + beta; backward is BatchNorm's
+// with those two factors: dx = AP2(gamma) s / N (N dy - sum dy - x_hat sum(dy x_hat)).
+TEST(NnLayers, ShiftBasedBatchNorm) {
+  std::mt19937_64 rng(5);
+  auto bn = make_batchnorm(0.1, 1e-5, true);
+  bn->init({6, 2}, rng);
+  Param& gamma = *bn->params()[0];
+  Param& beta = *bn->params()[1];
+  gamma.value.v = {0.7f, -1.3f};
+  beta.value.v = {0.1f, -0.2f};
+  Tensor x({6, 2}), y, dy({6, 2}), dx;
+  std::normal_distribution<float> d(0, 2);
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : dy.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  bn->forward(x, y, ctx);
+  bn->backward(dy, dx, true, ctx);
+  for (std::size_t c = 0; c < 2; ++c) {
+    double mean = 0, var = 0, sg = 0, sgx = 0;
+    for (std::size_t i = 0; i < 6; ++i) mean += x.v[i * 2 + c] / 6.0;
+    for (std::size_t i = 0; i < 6; ++i) {
+      const double cc = x.v[i * 2 + c] - mean;
+      var += cc * std::copysign(std::exp2(std::round(std::log2(std::abs(cc)))), cc) / 6.0;
+    }
+    const double s = std::exp2(std::round(std::log2(1 / std::sqrt(var + 1e-5))));
+    const double g = std::copysign(std::exp2(std::round(std::log2(std::abs(double(gamma.value.v[c]))))), double(gamma.value.v[c]));
+    std::vector<double> xh(6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      xh[i] = (x.v[i * 2 + c] - mean) * s;
+      EXPECT_NEAR(y.v[i * 2 + c], g * xh[i] + beta.value.v[c], 1e-5) << c << "," << i;
+      sg += dy.v[i * 2 + c], sgx += dy.v[i * 2 + c] * xh[i];
+    }
+    EXPECT_NEAR(gamma.grad.v[c], sgx, 1e-4);
+    for (std::size_t i = 0; i < 6; ++i)
+      EXPECT_NEAR(dx.v[i * 2 + c], g * s / 6 * (6 * dy.v[i * 2 + c] - sg - xh[i] * sgx), 1e-4) << c << "," << i;
+  }
+}
+
+// WAGE's quantizers from the paper's definitions, Q(x) = sigma round(clip(x, -1 + sigma,
+// 1 - sigma) / sigma), sigma = 2^(1-k), evaluated here in double.
+TEST(NnNumerics, WageQuantizersMatchTheirFormulas) {
+  using bitsim::arith::Format;
+  auto q = [](double x, int k) {
+    const double s = std::ldexp(1.0, 1 - k);
+    return s * std::nearbyint(std::clamp(x, -1 + s, 1 - s) / s);
+  };
+  const std::vector<float> x0{-1.7f, -0.3f, -0.1f, 0.0f, 0.2f, 0.26f, 0.74f, 3.0f};
+  for (const auto& [f, k] : {std::pair{"wage-w<2>", 2}, std::pair{"wage-a<8>", 8}, std::pair{"wage-a<3>", 3}}) {
+    std::vector<float> x = x0, scale;
+    EXPECT_EQ(Numerics::parse(f).apply(x, {}, {}, 0, &scale), Format::fixed(k, 0)) << f;
+    EXPECT_EQ(scale, (std::vector<float>{float(std::ldexp(1.0, 1 - k))})) << f;
+    std::vector<float> e = x0;
+    EXPECT_EQ(Numerics::parse(f).apply(e), Format::fixed(k, k - 1)) << f;  // the effective values' grid
+    for (std::size_t i = 0; i < x0.size(); ++i) {
+      EXPECT_EQ(x[i] * scale[0], float(q(x0[i], k))) << f << " " << x0[i];
+      EXPECT_EQ(e[i], float(q(x0[i], k))) << f << " " << x0[i];
+    }
+  }
+  // Errors: Q(e / Shift(max|e|)), Shift(3.0) = 4: the magnitude is not restored.
+  std::vector<float> x = x0;
+  Numerics::parse("wage-e<8>").apply(x);
+  for (std::size_t i = 0; i < x0.size(); ++i) EXPECT_EQ(x[i], float(q(x0[i] / 4.0, 8))) << x0[i];
+  // Gradients are left to the optimizer.
+  std::vector<float> g = x0;
+  EXPECT_EQ(Numerics::parse("wage-g<8>").apply(g), Format::fp32());
+  EXPECT_EQ(g, x0);
+  EXPECT_THROW(Numerics::parse("wage-w<1>"), std::invalid_argument);
+}
+
+// WAGE's weights in a layer: the scaled initialization U(-L, L), L = max(L_min, L0), L_min = 1.5
+// sigma, L0 = sqrt(6 / fan_in), and the forward y = x (Q(w) / alpha)^T with alpha =
+// max(Shift(L_min / L0), 1); the activations' clip passes the error only inside [-1 + sigma, 1 - sigma].
+TEST(NnLayers, WageWeightsInitializationAndAlpha) {
+  std::mt19937_64 rng(8);
+  auto l = make_linear(3, false);
+  l->init({2, 400}, rng);
+  Param& w = *l->params()[0];
+  const double l0 = std::sqrt(6.0 / 400), lmin = 0.75;  // k = 2: sigma = 1/2
+  double before = 0;
+  for (float v : w.value.v) before = std::max(before, std::abs(double(v)));
+  l->numerics.weights = Numerics::parse("wage-w<2>");
+  l->numerics.activations = Numerics::parse("wage-a<2>");
+  l->numerics_set();
+  double after = 0;
+  for (float v : w.value.v) after = std::max(after, std::abs(double(v)));
+  EXPECT_LE(before, l0);
+  EXPECT_NEAR(after, before * lmin / l0, 1e-6);
+  EXPECT_GT(after, l0);
+  const double alpha = 8;  // Shift(0.75 / 0.1225 = 6.12) = 2^round(2.61)
+  Tensor x({2, 400}), y, dy({2, 3}, 1.0f), dx;
+  std::normal_distribution<float> d(0, 0.5f);
+  for (auto& v : x.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  auto q = [](double v) { return 0.5 * std::nearbyint(std::clamp(v, -0.5, 0.5) / 0.5); };
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t n = 0; n < 3; ++n) {
+      double want = 0;
+      for (std::size_t k = 0; k < 400; ++k) want += q(x.v[i * 400 + k]) * q(w.value.v[n * 400 + k]) / alpha;
+      EXPECT_NEAR(y.v[i * 3 + n], want, 1e-6) << i << "," << n;
+    }
+  l->backward(dy, dx, true, ctx);
+  int masked = 0;
+  for (std::size_t i = 0; i < x.v.size(); ++i) {
+    double want = 0;
+    for (std::size_t n = 0; n < 3; ++n) want += q(w.value.v[n * 400 + i % 400]) / alpha;
+    if (std::abs(x.v[i]) > 0.5) want = 0, ++masked;
+    EXPECT_NEAR(dx.v[i], want, 1e-6) << i;
+  }
+  EXPECT_GT(masked, 0);
+}
+
+// WAGE's update: n = lr g / Shift(max|g|) stochastically rounded to an integer (floor plus 1 with
+// probability the fraction, drawn from the update stream), w -= n 2^(1-k_G), weights clipped to
+// +-(1 - 2^(1-k_G)).
+TEST(NnOptimizer, WageUpdate) {
+  OptimizerConfig cfg;
+  cfg.kind = OptimizerKind::Wage;
+  cfg.wage_bits = 8;
+  Param w{"weight", Tensor({1, 5}), Tensor({1, 5}), true};
+  w.value.v = {0.5f, 0.5f, 0.5f, 0.5f, 0.995f};
+  w.grad.v = {0.5f, -0.25f, 0.125f, 0.3f, -0.01f};  // max 0.5: Shift 0.5; lr 8: n = 16 g
+  std::vector<Param*> ps{&w};
+  Optimizer opt(cfg, Numerics{});
+  opt.step(ps, 8, 3, 5);
+  const double s = 1.0 / 128;
+  const bitsim::arith::SrStream sr = StreamId{5, 0, TensorClass::Update, 0}.stream(3, 5);
+  auto r = [&](std::size_t i) { return std::ldexp(double(sr.bits(i, 24)), -24); };
+  EXPECT_EQ(w.value.v[0], float(0.5 - 8 * s));
+  EXPECT_EQ(w.value.v[1], float(0.5 + 4 * s));
+  EXPECT_EQ(w.value.v[2], float(0.5 - 2 * s));
+  EXPECT_EQ(w.value.v[3], float(0.5 - (4 + (0.8 > r(3) ? 1 : 0)) * s));  // n = 4.8
+  EXPECT_EQ(w.value.v[4], float(1 - s));  // 0.995 + (0 or 1) / 128, clipped to 1 - 1/128
 }
 
 // Park et al. 2018, eq. 5: bitwidth > log2(classes - 1) + log2(2 / alpha).
@@ -538,20 +792,304 @@ TEST(NnNumerics, ScaledSchemesMatchTheirFormulas) {
   EXPECT_THROW(Numerics::parse("ternary<2>"), std::invalid_argument);
 }
 
-// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4) and TWN nets learn the synthetic task with
-// integer GEMMs followed by the scale unit.
-TEST(NnTrain, ScaledSchemesLearn) {
-  const char* cases[] = {
-      "weights = \"binary-scaled\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n",
-      "weights = \"dorefa-w<2>\"\nactivations = \"dorefa-a<2>\"\nerrors = \"dfx<8>\"\ngradients = \"dorefa-g<4>\"\n"
-      "accumulator = \"int<32>\"\n[[numerics.layer]]\nindex = 0\nactivations = \"dfx<8>\"\n",
-      "weights = \"ternary\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n",
+// DoReFa's weight transform f(w) = tanh(w) / max|tanh(w)| (= 2 y - 1 before quantize_k): the
+// gradient dorefa_w_backward() gives against central differences of sum_i g_i f_i(w), evaluated
+// here in double, the max included (its largest |tanh| is a negative weight).
+TEST(NnNumerics, DorefaWeightGradientMatchesFiniteDifferences) {
+  const std::vector<float> w{0.3f, -1.7f, 0.05f, 1.1f, -0.4f, 0.9f, -2.5f, 0.0f, 1.6f};
+  const std::vector<float> g{0.7f, -0.2f, 1.3f, 0.4f, -0.9f, 0.25f, 0.6f, -1.1f, 0.8f};
+  auto loss = [&](const std::vector<double>& v) {
+    double m = 0, s = 0;
+    for (double x : v) m = std::max(m, std::abs(std::tanh(x)));
+    for (std::size_t i = 0; i < v.size(); ++i) s += double(g[i]) * std::tanh(v[i]) / m;
+    return s;
   };
-  for (const char* n : cases) {
+  std::vector<float> got = g;
+  dorefa_w_backward(w, got);
+  const double h = 1e-6;
+  for (std::size_t j = 0; j < w.size(); ++j) {
+    std::vector<double> up(w.begin(), w.end()), down(w.begin(), w.end());
+    up[j] += h, down[j] -= h;
+    const double num = (loss(up) - loss(down)) / (2 * h);
+    EXPECT_NEAR(got[j], num, 1e-6 * (1 + std::abs(num))) << j;
+  }
+  // The max's term is there: without it weight 6 would get g_6 (1 - t^2) / m alone.
+  const double t6 = std::tanh(-2.5);
+  EXPECT_GT(std::abs(got[6] - 0.6 * (1 - t6 * t6) / std::abs(t6)), 1e-3);
+  std::vector<float> zero(3, 0.0f), gz{1, 2, 3};
+  dorefa_w_backward(zero, gz);  // m = 0: left as it is
+  EXPECT_EQ(gz, (std::vector<float>{1, 2, 3}));
+}
+
+// A Linear layer with DoReFa weights hands its master weights J^T (dy^T x), the Jacobian of
+// tanh(w) / max|tanh(w)| evaluated here in double, not the straight-through dy^T x.
+TEST(NnLayers, DorefaWeightsBackpropagateThroughTanh) {
+  std::mt19937_64 rng(7);
+  auto l = make_linear(3, false);
+  l->numerics.weights = Numerics::parse("dorefa-w<3>");
+  l->init({4, 5}, rng);
+  Tensor x({4, 5}), y, dy({4, 3}), dx;
+  std::normal_distribution<float> d(0, 1);
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : dy.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  l->backward(dy, dx, false, ctx);
+  const Param& p = *l->params()[0];
+  std::vector<double> ge(15, 0.0), t(15);
+  double m = 0, s = 0;
+  std::size_t at = 0;
+  for (std::size_t n = 0; n < 3; ++n)
+    for (std::size_t k = 0; k < 5; ++k)
+      for (std::size_t i = 0; i < 4; ++i) ge[n * 5 + k] += double(dy.v[i * 3 + n]) * x.v[i * 5 + k];
+  for (std::size_t j = 0; j < 15; ++j) {
+    t[j] = std::tanh(double(p.value.v[j]));
+    if (std::abs(t[j]) > m) m = std::abs(t[j]), at = j;
+    s += ge[j] * t[j];
+  }
+  for (std::size_t j = 0; j < 15; ++j) {
+    double want = ge[j] * (1 - t[j] * t[j]) / m;
+    if (j == at) want -= (t[j] < 0 ? -1 : 1) * (1 - t[j] * t[j]) / (m * m) * s;
+    EXPECT_NEAR(p.grad.v[j], want, 1e-5 * (1 + std::abs(want))) << j;
+  }
+}
+
+// XNOR-Net with binary inputs (Rastegari et al. 2016, sec. 3.2): I * W ~ (sign(I) (*) sign(W)) K alpha,
+// A = sum_c |I(c,:,:)| / c, K = A convolved with a (kh x kw) box of 1 / (kh kw) at the
+// convolution's stride and padding, alpha = mean |W| per output channel. Computed here directly
+// in double against a Conv2d with binary-scaled weights and activations.
+TEST(NnLayers, XnorActivationScalingIsTheKMap) {
+  std::mt19937_64 rng(11);
+  const std::int64_t n = 2, c = 3, h = 7, w = 6, o = 4, kk = 3, stride = 2, pad = 1;
+  auto l = make_conv2d(o, kk, stride, pad, true);
+  l->numerics.weights = Numerics::parse("binary-scaled");
+  l->numerics.activations = Numerics::parse("binary-scaled");
+  const Shape out = l->init({n, c, h, w}, rng);
+  Tensor x({n, c, h, w}), y;
+  std::normal_distribution<float> d(0, 1);
+  for (auto& v : x.v) v = d(rng);
+  Param& wp = *l->params()[0];
+  Param& bp = *l->params()[1];
+  for (auto& v : bp.value.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  const std::int64_t ho = out[2], wo = out[3];
+  auto sgn = [](double v) { return v >= 0 ? 1.0 : -1.0; };
+  auto in = [&](std::int64_t b, std::int64_t ch, std::int64_t iy, std::int64_t ix) {
+    return iy < 0 || iy >= h || ix < 0 || ix >= w ? std::optional<double>{} : std::optional<double>{x.v[std::size_t(((b * c + ch) * h + iy) * w + ix)]};
+  };
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t oc = 0; oc < o; ++oc) {
+      double alpha = 0;
+      for (std::int64_t i = 0; i < c * kk * kk; ++i) alpha += std::abs(double(wp.value.v[std::size_t(oc * c * kk * kk + i)]));
+      alpha /= double(c * kk * kk);
+      for (std::int64_t oy = 0; oy < ho; ++oy)
+        for (std::int64_t ox = 0; ox < wo; ++ox) {
+          double conv = 0, kmap = 0;
+          for (std::int64_t ky = 0; ky < kk; ++ky)
+            for (std::int64_t kx = 0; kx < kk; ++kx) {
+              const std::int64_t iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
+              double a = 0;  // A at (iy, ix); zero in the padding
+              for (std::int64_t ch = 0; ch < c; ++ch) {
+                const auto v = in(b, ch, iy, ix);
+                if (!v) continue;
+                a += std::abs(*v) / double(c);
+                conv += sgn(*v) * sgn(wp.value.v[std::size_t(((oc * c + ch) * kk + ky) * kk + kx)]);
+              }
+              kmap += a / double(kk * kk);
+            }
+          const double want = conv * kmap * alpha + bp.value.v[std::size_t(oc)];
+          EXPECT_NEAR(y.v[std::size_t(((b * o + oc) * ho + oy) * wo + ox)], want, 1e-5 * (1 + std::abs(want)))
+              << b << "," << oc << "," << oy << "," << ox;
+        }
+    }
+}
+
+// Backward of a Linear layer with XNOR-Net activations (K = mean |x| per example) and weights:
+// dW[j][k] = sum_i dy[i][j] K_i sign(x[i][k]) and dx[i][k] = K_i sum_j dy[i][j] alpha_j sign(w[j][k])
+// where |x[i][k]| <= 1 (sign()'s straight-through estimator), 0 elsewhere.
+TEST(NnLayers, XnorActivationScalingBackward) {
+  std::mt19937_64 rng(12);
+  const std::size_t m = 3, k = 8, nout = 4;
+  auto l = make_linear(std::int64_t(nout), false);
+  l->numerics.weights = Numerics::parse("binary-scaled");
+  l->numerics.activations = Numerics::parse("binary-scaled");
+  l->init({std::int64_t(m), std::int64_t(k)}, rng);
+  Tensor x({std::int64_t(m), std::int64_t(k)}), y, dy({std::int64_t(m), std::int64_t(nout)}), dx;
+  std::normal_distribution<float> d(0, 1.2f);
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : dy.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  l->forward(x, y, ctx);
+  l->backward(dy, dx, true, ctx);
+  const Param& p = *l->params()[0];
+  auto sgn = [](double v) { return v >= 0 ? 1.0 : -1.0; };
+  std::vector<double> kk(m, 0.0), alpha(nout, 0.0);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t c = 0; c < k; ++c) kk[i] += std::abs(double(x.v[i * k + c])) / double(k);
+  for (std::size_t j = 0; j < nout; ++j)
+    for (std::size_t c = 0; c < k; ++c) alpha[j] += std::abs(double(p.value.v[j * k + c])) / double(k);
+  int clipped = 0;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t c = 0; c < k; ++c) {
+      double want = 0;
+      for (std::size_t j = 0; j < nout; ++j) want += double(dy.v[i * nout + j]) * alpha[j] * sgn(p.value.v[j * k + c]);
+      want = std::abs(x.v[i * k + c]) <= 1 ? want * kk[i] : (++clipped, 0.0);
+      EXPECT_NEAR(dx.v[i * k + c], want, 1e-5 * (1 + std::abs(want))) << i << "," << c;
+    }
+  EXPECT_GT(clipped, 0);
+  for (std::size_t j = 0; j < nout; ++j)
+    for (std::size_t c = 0; c < k; ++c) {
+      double want = 0;
+      for (std::size_t i = 0; i < m; ++i) want += double(dy.v[i * nout + j]) * kk[i] * sgn(x.v[i * k + c]);
+      EXPECT_NEAR(p.grad.v[j * k + c], want, 1e-5 * (1 + std::abs(want))) << j << "," << c;
+    }
+}
+
+// Courbariaux et al. 2014's overflow-rate rule, stepped by hand on a 4-bit tensor (rate 0.1,
+// interval 2): fixed<4,fl> holds [-8, 7] 2^-fl.
+TEST(NnNumerics, OverflowRateRuleMovesTheExponent) {
+  Numerics n = Numerics::parse("dfx<4,rate>");
+  n.max_overflow_rate = 0.1, n.overflow_interval = 2;
+  EXPECT_EQ(n.describe(), "dfx<4,rate> nearest-even saturate");
+  std::vector<double> state;
+  auto q = [](double v, int fl) { return float(std::clamp(std::nearbyint(std::ldexp(v, fl)), -8.0, 7.0) * std::ldexp(1.0, -fl)); };
+  // Step 0: unset, fl from the largest |x| = 0.3: 0.3 x 2^4 = 4.8 lies in [4, 8), so fl = 4.
+  // Counted: nothing beyond [-0.5, 0.4375]; 0.3 beyond fl = 5's [-0.25, 0.21875].
+  std::vector<float> x{0.3f, -0.2f, 0.05f};
+  const std::vector<float> x0 = x;
+  EXPECT_EQ(apply_overflow_rate(n, state, x, {}, 0, 0, true), bitsim::arith::Format::fixed(4, 4));
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], q(x0[i], 4)) << i;
+  // Step 1: before the interval: fl stays; 1.0 overflows (saturates to 7/16) at fl 4 and at fl 5.
+  std::vector<float> y{1.0f, 0.1f, 0.1f, 0.1f};
+  EXPECT_EQ(apply_overflow_rate(n, state, y, {}, 0, 1, true), bitsim::arith::Format::fixed(4, 4));
+  EXPECT_EQ(y[0], 7.0f / 16);
+  // Evaluation neither counts nor moves.
+  std::vector<float> e{100.0f};
+  EXPECT_EQ(apply_overflow_rate(n, state, e, {}, 0, 2, false), bitsim::arith::Format::fixed(4, 4));
+  // Step 2: the update: 1 overflow in 7 elements, 0.14 > 0.1: fl 4 -> 3 (twice the range).
+  std::vector<float> z{0.01f, 0.01f};
+  EXPECT_EQ(apply_overflow_rate(n, state, z, {}, 0, 2, true), bitsim::arith::Format::fixed(4, 3));
+  // Step 4: the update: no overflow at fl 3 or at fl 4 in the 2 elements since: fl 3 -> 4.
+  std::vector<float> w{0.01f};
+  EXPECT_EQ(apply_overflow_rate(n, state, w, {}, 0, 4, true), bitsim::arith::Format::fixed(4, 4));
+  // Step 6: 1 in 1 overflows at fl 5 only (0.3 > 0.21875): the rate there exceeds 0.1, so fl stays.
+  std::vector<float> v{0.3f};
+  apply_overflow_rate(n, state, v, {}, 0, 5, true);
+  EXPECT_EQ(apply_overflow_rate(n, state, v, {}, 0, 6, true), bitsim::arith::Format::fixed(4, 4));
+}
+
+// SYQ's codes and initial scales, from the paper's definitions evaluated here: Q = sign(W) M with
+// M = 1 where |W| >= eta (eta = 0 binary, 0.05 max|W| ternary), the scale the mean |W| over the
+// group's nonzero codes.
+TEST(NnNumerics, SyqCodesAndInitialScales) {
+  const std::vector<float> w0{0.5f, -0.04f, 0.0f, -2.0f, 0.09f, 0.11f, -0.2f, 0.3f};
+  std::vector<float> w = w0, scale;
+  EXPECT_EQ(Numerics::parse("syq-ternary<row>").apply(w, {2, 4}, {}, 0, &scale), bitsim::arith::Format::fixed(2, 0));
+  const double eta = 0.05 * 2.0;  // 0.1
+  std::vector<double> sum(2, 0.0), cnt(2, 0.0);
+  for (std::size_t i = 0; i < w0.size(); ++i) {
+    const double v = w0[i];
+    const float want = std::abs(v) >= eta ? (v >= 0 ? 1.0f : -1.0f) : 0.0f;
+    EXPECT_EQ(w[i], want) << i;
+    if (want != 0) sum[i / 4] += std::abs(v), cnt[i / 4] += 1;
+  }
+  EXPECT_EQ(scale, (std::vector<float>{float(sum[0] / cnt[0]), float(sum[1] / cnt[1])}));
+  w = w0;
+  Numerics::parse("syq-binary<layer>").apply(w, {2, 4}, {}, 0, &scale);
+  EXPECT_EQ(w, (std::vector<float>{1, -1, 1, -1, 1, 1, -1, 1}));
+  double all = 0;
+  for (float v : w0) all += std::abs(double(v));
+  EXPECT_EQ(scale, (std::vector<float>{float(all / 8)}));
+  EXPECT_EQ(Numerics::parse("syq-ternary<layer>").describe(), "syq-ternary<layer>");
+  EXPECT_THROW(Numerics::parse("syq-binary"), std::invalid_argument);
+}
+
+// SYQ's scale gradient is the chain rule of W_hat = alpha Q (the layer's output is linear in alpha,
+// so central differences are exact up to rounding); the master weights get alpha g where |w| <= 1
+// (sign()'s clipped estimator on dE/dQ = alpha dE/dW_hat), g = dy^T x computed here in double.
+TEST(NnLayers, SyqScaleAndWeightGradients) {
+  for (const char* fmt : {"syq-ternary<row>", "syq-binary<layer>"}) {
+    SCOPED_TRACE(fmt);
+    std::mt19937_64 rng(21);
+    auto l = make_linear(3, true);
+    l->numerics.weights = Numerics::parse(fmt);
+    l->init({4, 6}, rng);
+    const auto params = l->params();
+    ASSERT_EQ(params.size(), 3u);
+    Param& w = *params[0];
+    Param& alpha = *params[2];
+    w.value.v[0] = 1.5f, w.value.v[7] = -1.25f;  // outside the estimator's |w| <= 1
+    w.value.v[3] = 0.001f;                        // inside the ternary threshold
+    for (auto& a : alpha.value.v) a *= 1.3f;      // a learned value, not the initial mean
+    std::normal_distribution<float> d(0, 1);
+    Tensor x({4, 6}), r({4, 3}), dx;
+    for (auto& v : x.v) v = d(rng);
+    for (auto& v : r.v) v = d(rng);
+    probe(*l, x, r, &dx);
+    const std::vector<float> ga = alpha.grad.v, gw = w.grad.v;
+    const float h = 1e-2f;
+    for (std::size_t i = 0; i < alpha.value.v.size(); ++i) {
+      const float a = alpha.value.v[i];
+      alpha.value.v[i] = a + h;
+      const double up = probe(*l, x, r, nullptr);
+      alpha.value.v[i] = a - h;
+      const double down = probe(*l, x, r, nullptr);
+      alpha.value.v[i] = a;
+      const double num = (up - down) / (2 * h);
+      EXPECT_NEAR(ga[i], num, 1e-3 * (1 + std::abs(num))) << i;
+    }
+    const bool rows = alpha.value.v.size() == 3;
+    for (std::size_t n = 0; n < 3; ++n)
+      for (std::size_t k = 0; k < 6; ++k) {
+        double g = 0;
+        for (std::size_t i = 0; i < 4; ++i) g += double(r.v[i * 3 + n]) * x.v[i * 6 + k];
+        const float wv = w.value.v[n * 6 + k];
+        const double want = std::abs(wv) <= 1 ? alpha.value.v[rows ? n : 0] * g : 0.0;
+        EXPECT_NEAR(gw[n * 6 + k], want, 1e-5 * (1 + std::abs(want))) << n << "," << k;
+      }
+  }
+}
+
+// XNOR-Net (scaled binary weights), DoReFa (W2 A2 G4), TWN and SYQ (binary per layer, ternary per
+// row) nets learn the synthetic task with integer GEMMs followed by the scale unit (DoReFa, with
+// the gradient through tanh, in 5 epochs).
+TEST(NnTrain, ScaledSchemesLearn) {
+  const std::pair<const char*, int> cases[] = {
+      {"weights = \"binary-scaled\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+      {"weights = \"dorefa-w<2>\"\nactivations = \"dorefa-a<2>\"\nerrors = \"dfx<8>\"\ngradients = \"dorefa-g<4>\"\n"
+       "accumulator = \"int<32>\"\n[[numerics.layer]]\nindex = 0\nactivations = \"dfx<8>\"\n", 5},
+      {"weights = \"ternary\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+      {"weights = \"syq-binary<layer>\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+      {"weights = \"syq-ternary<row>\"\nactivations = \"dfx<8>\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n", 3},
+  };
+  for (const auto& [n, epochs] : cases) {
     TempDir t;
-    const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(n, 3))), {"", false, {}});
+    const RunResult r = train(Experiment::load(t.write("x.toml", experiment_text(n, epochs))), {"", false, {}});
     EXPECT_GT(r.epochs.back().test_accuracy, 0.6) << n;
   }
+}
+
+// WAGE 2-8-8-8 (2-bit weights, 8-bit activations, errors and updates, the wage optimizer at lr 8)
+// learns the synthetic task, with the same result for any thread count.
+TEST(NnTrain, Wage2888Learns) {
+  TempDir t;
+  const Experiment x = Experiment::load(
+      t.write("x.toml", experiment_text("weights = \"wage-w<2>\"\nactivations = \"wage-a<8>\"\nerrors = \"wage-e<8>\"\n"
+                                        "gradients = \"wage-g<8>\"\naccumulator = \"int<32>\"\n", 3)),
+      {"train.optimizer=\"wage\"", "train.lr=8"});
+  const RunResult r = train(x, {"", false, {}});
+  EXPECT_GT(r.epochs.back().test_accuracy, 0.6);
+  // The update's stochastic rounding draws from counter-based streams: any thread count, same bits.
+  std::string ck[2];
+  for (int i = 0; i < 2; ++i) {
+    set_threads(i == 0 ? 1 : 3);
+    const std::string out = (t.path / ("run" + std::to_string(i))).string();
+    train(x, {out, false, {}});
+    ck[i] = checkpoint_state(fs::path(out) / "checkpoint.bin");
+  }
+  set_threads(0);
+  EXPECT_TRUE(ck[0] == ck[1]);
 }
 
 // BatchNorm folding: in fp32 the folded network gives the same logits as the unfolded one (to fp32
@@ -627,6 +1165,33 @@ TEST(NnCost, TrainingWorkloadCountsGemmsAndTheUnitsBesideTheArray) {
   EXPECT_GT(want_sr_bd, 0);
   EXPECT_EQ(sr_bd, want_sr_bd);
   EXPECT_EQ(requant, want_requant);
+}
+
+// XNOR-Net's K in the cost: per forward output two scale-unit multiplies (K and alpha), per GEMM
+// row K's k adds and one multiply; per element of dX (backward-data) and of E (backward-weight) one
+// multiply by K.
+TEST(NnCost, XnorActivationScalingCountsTheScaleUnit) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text(
+      "weights = \"binary-scaled\"\nactivations = \"binary-scaled\"\nerrors = \"dfx<8>\"\naccumulator = \"int<32>\"\n")));
+  const Dataset train_set = load_split(x, true);
+  const bitsim::costmodel::Workload w = training_workload(x, record_training_step(x, train_set), RunVolume{300, 100, 1, 32, 256, 1000});
+  using bitsim::costmodel::OpKind;
+  using P = bitsim::costmodel::Phase;
+  std::map<std::pair<P, OpKind>, double> want, got;
+  for (const bitsim::costmodel::GemmWork& g : w.gemms) {
+    const double m = double(g.shape.m), n = double(g.shape.n), k = double(g.shape.k);
+    if (g.phase == P::Forward) {
+      want[{P::Forward, OpKind::Multiply}] += (2 * m * n + m) * g.repeat;
+      want[{P::Forward, OpKind::Add}] += m * k * g.repeat;
+    }
+    if (g.phase == P::BackwardData) want[{P::BackwardData, OpKind::Multiply}] += m * n * g.repeat;
+    if (g.phase == P::BackwardWeight) want[{P::BackwardWeight, OpKind::Multiply}] += k * m * g.repeat;
+  }
+  for (const bitsim::costmodel::ElementWork& e : w.elements)
+    if (e.what == "scale unit" && e.phase != P::Inference) got[{e.phase, e.kind}] += e.ops * e.repeat;
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_EQ(got, want);
 }
 
 // Stream ids: every (step, layer, class, variant) gets its own range of 2^28 element streams, and

@@ -34,6 +34,17 @@ struct NumericsSpec {
   // Park et al. 2018's lazy update (SGD with Kahan summation): the accumulator of updates too
   // small for the master weights ("none": off). Needs a scalar master format.
   ClassSpec lazy_accumulator{"none", "nearest-even", "", 16};
+  // Courbariaux et al. 2014's overflow-rate rule, for the classes in "dfx<wl,rate>": the maximum
+  // overflow rate and the steps between updates of each tensor's exponent.
+  double max_overflow_rate = 1e-4;
+  int overflow_interval = 100;
+
+  // c's numerics with this table's overflow-rate rule.
+  Numerics of(const ClassSpec& c) const {
+    Numerics n = c.numerics();
+    n.max_overflow_rate = max_overflow_rate, n.overflow_interval = overflow_interval;
+    return n;
+  }
 };
 
 struct LayerSpec {
@@ -43,6 +54,7 @@ struct LayerSpec {
   double p = 0;  // dropout
   int from = -1;  // residual: y = x + the output of layer `from` (an earlier layer of the same shape)
   std::string name;  // not from the file: a topology's layer name ("" = conv1, fc1, ... in network order)
+  bool shift = false;  // batchnorm: BNN's shift-based BatchNorm
 };
 
 struct DataSpec {

@@ -21,6 +21,7 @@ namespace bitsim::nn {
 struct LayerNumerics {
   Numerics weights, activations, errors, gradients;
   Accumulation acc;
+  Numerics master = {};  // the optimizer's master weights (the layer keeps their overflow-rate state)
 };
 
 // The phases of a step (and inference), as the cost pipeline counts them.
@@ -100,6 +101,11 @@ struct Param {
   std::string name;
   Tensor value, grad;
   bool is_weight = true;  // weights are quantized with the weight numerics; biases stay fp32
+  // The overflow-rate state of the master weights (Courbariaux et al. 2014), when they use it.
+  std::vector<double> master_state = {};
+  // A GEMM layer's weights: H = sqrt(1.5 / (fan_in + fan_out)) (fan_out = outputs x kernel area),
+  // for train.lr_scale = "glorot"; 0 elsewhere.
+  double glorot = 0;
 };
 
 class Layer {
@@ -118,6 +124,9 @@ class Layer {
   // tracked over training batches, once it has seen one.
   virtual std::optional<std::pair<double, double>> activation_range() const { return std::nullopt; }
   virtual bool is_gemm() const { return false; }
+  // Called once `numerics` is set after init(): a GEMM layer with WAGE weights widens its initial
+  // weights to WAGE's scaled initialization.
+  virtual void numerics_set() {}
   // Floats the layer keeps for backward beyond its output (after init), for the memory estimate.
   virtual double workspace_elements() const { return 0; }
   // Residual connections: the index of the earlier layer whose output this layer adds (-1: none),
@@ -144,7 +153,10 @@ std::unique_ptr<Layer> make_relu();
 std::unique_ptr<Layer> make_hardtanh();
 // sign(x) (sign(0) = +1) forward; backward the clipped straight-through estimator: dy where |x| <= 1.
 std::unique_ptr<Layer> make_sign();
-std::unique_ptr<Layer> make_batchnorm(double momentum = 0.1, double eps = 1e-5);
+// shift: BNN's shift-based BatchNorm (Hubara et al. 2016, Algorithm 3): the variance
+// mean(C AP2(C)) with C = x - mean, x_hat = C AP2(1 / sqrt(var + eps)), y = AP2(gamma) x_hat + beta
+// (AP2 below), in training and inference; backward is BatchNorm's with those factors.
+std::unique_ptr<Layer> make_batchnorm(double momentum = 0.1, double eps = 1e-5, bool shift = false);
 std::unique_ptr<Layer> make_dropout(double p);
 std::unique_ptr<Layer> make_flatten();
 // y = x + (output of layer `from`); the network routes the second input and its gradient.

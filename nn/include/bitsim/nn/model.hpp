@@ -58,6 +58,13 @@ struct OptimizerConfig {
   Schedule schedule = Schedule::Constant;
   double step_gamma = 0.1;     // step: lr *= gamma every step_epochs
   int step_epochs = 10;
+  // Glorot: each weight matrix's learning rate times 1 / H, H = sqrt(1.5 / (fan_in + fan_out))
+  // (BNN's W_LR_scale, its weights binarized to +-1). GlorotBinaryConnect: times 1 / H^2, which
+  // is BinaryConnect's 1 / H for its weights in [-H, H] (binarized to +-H) carried over to bitsim's
+  // [-1, 1] (w = H w': a step of lr / H in w is lr / H^2 in w'). Biases and BatchNorm keep lr.
+  LrScale lr_scale = LrScale::None;
+  // Wage: k_G of numerics.gradients = "wage-g<k>" (set when the experiment loads).
+  int wage_bits = 8;
 };
 
 class Optimizer {
@@ -80,6 +87,9 @@ class Optimizer {
   std::uint64_t& steps() { return t_; }
 
  private:
+  void wage_step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step, double grad_scale);
+  // Rounds a weight parameter onto the master format (with its overflow-rate state, if it has one).
+  void quantize_master(Param& p, arith::MatrixShape shape, const arith::SrStream& sr, std::uint64_t step) const;
   OptimizerConfig cfg_;
   Numerics master_, lazy_;
   std::vector<std::vector<float>> m_, v_, acc_;

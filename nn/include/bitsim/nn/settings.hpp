@@ -14,7 +14,10 @@ namespace bitsim::nn {
 enum class LayerType : std::uint8_t { Linear, Conv2d, MaxPool, AvgPool, Relu, HardTanh, Sign, BatchNorm, Dropout, Flatten, Residual };
 enum class LossKind : std::uint8_t { CrossEntropy, SquareHinge };
 enum class DatasetKind : std::uint8_t { FashionMnist, MnistNpm, Synthetic };
-enum class OptimizerKind : std::uint8_t { Sgd, Momentum, Adam };
+enum class OptimizerKind : std::uint8_t { Sgd, Momentum, Adam, Adamax, ShiftAdamax, Wage };
+// Per-layer learning-rate scaling: none; BNN's 1 / H per weight matrix; BinaryConnect's 1 / H
+// for its weights in [-H, H], i.e. 1 / H^2 for bitsim's weights in [-1, 1].
+enum class LrScale : std::uint8_t { None, Glorot, GlorotBinaryConnect };
 enum class Schedule : std::uint8_t { Constant, Step, Cosine };
 
 template <class E>
@@ -40,8 +43,14 @@ struct SettingNames<DatasetKind> {
 };
 template <>
 struct SettingNames<OptimizerKind> {
-  static constexpr std::array<std::pair<OptimizerKind, std::string_view>, 3> table{
-      {{OptimizerKind::Sgd, "sgd"}, {OptimizerKind::Momentum, "momentum"}, {OptimizerKind::Adam, "adam"}}};
+  static constexpr std::array<std::pair<OptimizerKind, std::string_view>, 6> table{
+      {{OptimizerKind::Sgd, "sgd"}, {OptimizerKind::Momentum, "momentum"}, {OptimizerKind::Adam, "adam"},
+       {OptimizerKind::Adamax, "adamax"}, {OptimizerKind::ShiftAdamax, "shift-adamax"}, {OptimizerKind::Wage, "wage"}}};
+};
+template <>
+struct SettingNames<LrScale> {
+  static constexpr std::array<std::pair<LrScale, std::string_view>, 3> table{
+      {{LrScale::None, "none"}, {LrScale::Glorot, "glorot"}, {LrScale::GlorotBinaryConnect, "glorot-binaryconnect"}}};
 };
 template <>
 struct SettingNames<Schedule> {
