@@ -249,6 +249,7 @@ const std::set<std::string>& layer_keys(LayerType t) {
       {LayerType::AvgPool, {"kernel", "stride"}},
       {LayerType::Relu, {}},
       {LayerType::HardTanh, {}},
+      {LayerType::Relu6, {}},
       {LayerType::Sign, {}},
       {LayerType::BatchNorm, {"shift"}},
       {LayerType::Dropout, {"p"}},

@@ -123,6 +123,7 @@ struct RealClamp {
   void add(LayerType t) {
     if (t == LayerType::Relu) lo = std::max(lo, 0.0);
     if (t == LayerType::HardTanh) lo = std::max(lo, -1.0), hi = std::min(hi, 1.0);
+    if (t == LayerType::Relu6) lo = std::max(lo, 0.0), hi = std::min(hi, 6.0);
   }
   void apply(IntegerStage& s) const {
     s.clamp_min = std::isfinite(lo) ? s.out.quantize(float(lo)) : 0;
@@ -169,7 +170,9 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
         s.op = Op::Gemm;
         for (int j = i + 1; j < nl && !read_by_skip[std::size_t(j)]; ++j) {
           const LayerType t = L[std::size_t(j)].type;
-          if (t != LayerType::Relu && t != LayerType::HardTanh && t != LayerType::Dropout && !folded(j)) break;
+          if (t != LayerType::Relu && t != LayerType::Relu6 && t != LayerType::HardTanh && t != LayerType::Dropout &&
+              !folded(j))
+            break;
           clamp.add(t);
           s.last = j;
         }
@@ -180,6 +183,7 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
         s.kernel = spec.kernel, s.stride = spec.stride ? spec.stride : spec.kernel;
         break;
       case LayerType::Relu:
+      case LayerType::Relu6:
       case LayerType::HardTanh:
         s.op = Op::Clamp;
         clamp.add(spec.type);

@@ -514,23 +514,38 @@ class Pool : public Layer {
 // Elementwise layers: y = f(x), dx = dy * f'(x) (from the input kept in forward).
 class Elementwise : public Layer {
  public:
-  enum class Kind { Relu, HardTanh, Sign };
+  enum class Kind { Relu, HardTanh, Sign, Relu6 };
   explicit Elementwise(Kind k) : kind_(k) {}
-  std::string type() const override { return kind_ == Kind::Relu ? "relu" : kind_ == Kind::HardTanh ? "hardtanh" : "sign"; }
+  std::string type() const override {
+    switch (kind_) {
+      case Kind::Relu: return "relu";
+      case Kind::HardTanh: return "hardtanh";
+      case Kind::Sign: return "sign";
+      case Kind::Relu6: return "relu6";
+    }
+    return "?";
+  }
   Shape init(const Shape& in, std::mt19937_64&) override { return in; }
   void forward(const Tensor& x, Tensor& y, Context&) override {
     x_ = x.v;
     y.resize(x.shape);
     for (std::size_t i = 0; i < x.v.size(); ++i) {
       const float v = x.v[i];
-      y.v[i] = kind_ == Kind::Relu ? std::max(v, 0.0f) : kind_ == Kind::HardTanh ? std::clamp(v, -1.0f, 1.0f) : (v >= 0 ? 1.0f : -1.0f);
+      switch (kind_) {
+        case Kind::Relu: y.v[i] = std::max(v, 0.0f); break;
+        case Kind::HardTanh: y.v[i] = std::clamp(v, -1.0f, 1.0f); break;
+        case Kind::Sign: y.v[i] = v >= 0 ? 1.0f : -1.0f; break;
+        case Kind::Relu6: y.v[i] = std::min(std::max(v, 0.0f), 6.0f); break;
+      }
     }
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(dy.shape);
     for (std::size_t i = 0; i < dy.v.size(); ++i) {
       const float v = x_[i];
-      const bool pass = kind_ == Kind::Relu ? v > 0 : std::abs(v) <= 1.0f;  // sign: clipped straight-through
+      const bool pass = kind_ == Kind::Relu    ? v > 0
+                        : kind_ == Kind::Relu6 ? v > 0 && v < 6
+                                               : std::abs(v) <= 1.0f;  // sign: clipped straight-through
       dx.v[i] = pass ? dy.v[i] : 0.0f;
     }
   }
@@ -731,6 +746,7 @@ std::unique_ptr<Layer> make_maxpool(std::int64_t k, std::int64_t s) { return std
 std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(false, k, s); }
 std::unique_ptr<Layer> make_relu() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu); }
 std::unique_ptr<Layer> make_hardtanh() { return std::make_unique<Elementwise>(Elementwise::Kind::HardTanh); }
+std::unique_ptr<Layer> make_relu6() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu6); }
 std::unique_ptr<Layer> make_sign() { return std::make_unique<Elementwise>(Elementwise::Kind::Sign); }
 std::unique_ptr<Layer> make_batchnorm(double momentum, double eps, bool shift) {
   return std::make_unique<BatchNorm>(momentum, eps, shift);

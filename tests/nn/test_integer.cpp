@@ -29,8 +29,8 @@ namespace {
 using Op = IntegerStage::Op;
 
 // Every kind of stage: a convolution with a BatchNorm and HardTanh fused (so that the next
-// convolution pads an input whose zero point is not 0), a residual connection that keeps a ReLU
-// from fusing, pooling of both kinds, a standalone ReLU, a strided convolution with a ReLU,
+// convolution pads an input whose zero point is not 0), a convolution with a ReLU6, a residual
+// connection that keeps a ReLU from fusing, pooling of both kinds, a standalone ReLU, a strided convolution with a ReLU,
 // flatten, dropout and a classifier.
 const char* kNetwork = R"(name = "integer"
 seed = 11
@@ -44,7 +44,7 @@ layers = [
   { type = "batchnorm" },
   { type = "hardtanh" },
   { type = "conv2d", out = 4, kernel = 3, padding = 1 },
-  { type = "relu" },
+  { type = "relu6" },
   { type = "residual", from = 2 },
   { type = "maxpool", kernel = 2 },
   { type = "relu" },
@@ -278,7 +278,7 @@ TEST(IntegerNetwork, EveryStageEqualsThePerElementReference) {
       opt.batches = 2;
       opt.batch = 64;
       IntegerNetwork q(f.x, f.net, f.train, opt);
-      // Stages: conv+bn+hardtanh, conv+relu, add, maxpool, clamp, conv+relu, avgpool, flatten,
+      // Stages: conv+bn+hardtanh, conv+relu6, add, maxpool, clamp, conv+relu, avgpool, flatten,
       // dropout, linear.
       ASSERT_EQ(q.stages().size(), 10u);
       EXPECT_EQ(q.stages()[0].last, 2);
@@ -327,6 +327,10 @@ TEST(IntegerNetwork, RecipeMatchesItsDefinitions) {
   EXPECT_GT(tanh.out.zero_point, 0);
   EXPECT_EQ(q.stages()[5].last, 9);
   EXPECT_EQ(q.stages()[5].clamp_min, q.stages()[5].out.zero_point);
+  // The fused ReLU6 clamps at the codes of 0 and 6.
+  EXPECT_EQ(q.stages()[1].last, 4);
+  EXPECT_EQ(q.stages()[1].clamp_min, q.stages()[1].out.zero_point);
+  EXPECT_EQ(q.stages()[1].clamp_max, q.stages()[1].out.quantize(6.0f));
 }
 
 TEST(IntegerNetwork, SameCodesForAnyThreadCount) {

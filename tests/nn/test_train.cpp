@@ -219,6 +219,14 @@ TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
   EXPECT_EQ(sy.v, (std::vector<float>{-1, -1, 1, 1}));
   sign->backward(sd, sdx, true, ctx);
   EXPECT_EQ(sdx.v, (std::vector<float>{0, 1, 1, 0}));
+
+  auto relu6 = make_relu6();
+  Tensor r({1, 6}), ry, rd({1, 6}, 1.0f), rdx;
+  r.v = {-1, 0, 0.5f, 6, 7, 5.99f};
+  relu6->forward(r, ry, ctx);
+  EXPECT_EQ(ry.v, (std::vector<float>{0, 0, 0.5f, 6, 6, 5.99f}));
+  relu6->backward(rd, rdx, true, ctx);
+  EXPECT_EQ(rdx.v, (std::vector<float>{0, 0, 1, 0, 0, 1}));
 }
 
 // A max-pool window's first element wins ties and stays when it is NaN; a later NaN never wins.

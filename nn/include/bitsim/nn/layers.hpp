@@ -151,6 +151,8 @@ std::unique_ptr<Layer> make_maxpool(std::int64_t kernel, std::int64_t stride = 0
 std::unique_ptr<Layer> make_avgpool(std::int64_t kernel, std::int64_t stride = 0);
 std::unique_ptr<Layer> make_relu();
 std::unique_ptr<Layer> make_hardtanh();
+// min(max(x, 0), 6) (MobileNet's ReLU6); the error passes where 0 < x < 6.
+std::unique_ptr<Layer> make_relu6();
 // sign(x) (sign(0) = +1) forward; backward the clipped straight-through estimator: dy where |x| <= 1.
 std::unique_ptr<Layer> make_sign();
 // shift: BNN's shift-based BatchNorm (Hubara et al. 2016, Algorithm 3): the variance
