@@ -27,6 +27,7 @@
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/files.hpp"
 #include "bitsim/nn/topology.hpp"
+#include "bitsim/nn/trainer.hpp"
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "bitsim/sim/array_model.hpp"
@@ -701,9 +702,72 @@ void add_network_command(CLI::App* cost) {
 // ---------------------------------------------------------------- cost fpga
 
 struct FpgaArgs {
-  std::string device = "zu19eg", luts, dsps, format = "int<8>", format2, simd = "64", acc_bits, clock;
+  std::string device = "zu19eg", luts, dsps, format = "int<8>", format2, simd = "64", acc_bits, clock, experiment;
+  std::vector<std::string> set;
   bool use_dsps = false, json = false;
 };
+
+// The bits a tensor class takes on the FPGA: its stored width, for integer numerics only.
+int fpga_bits(const nn::Numerics& q, int layer, const char* what) {
+  const bool integer = q.kind == nn::Numerics::Kind::Binary || q.integer_operands();
+  if (!integer || q.stochastic())
+    throw std::invalid_argument(fmt::format("layer {}: {} '{}': the FPGA view (FINN) covers deterministic integer and "
+                                            "binary numerics", layer, what, q.describe()));
+  return q.storage_bits();
+}
+
+// `cost fpga --experiment`: the network's GEMM layers as FINN's pipeline of matrix-vector units,
+// folded to fill the LUT budget.
+void run_fpga_network(const FpgaArgs& a, const FpgaData& data, const FpgaDevice& dev, std::uint64_t luts, double clock_ghz) {
+  const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
+  const nn::DataPreview d = nn::preview_split(x, false, 1);
+  nn::Network net = nn::build_network(x, {1, d.head.channels, d.head.height, d.head.width});
+  const std::vector<nn::Shape> shapes = net.shapes();
+  const auto ids = nn::gemm_layer_ids(x);
+  std::vector<MvtuLayer> layers;
+  for (const auto& l : net.layers) {
+    if (!l->is_gemm()) continue;
+    const int i = l->index;
+    const nn::Shape& out = shapes[std::size_t(i) + 1];
+    MvtuLayer m;
+    m.name = ids[std::size_t(i)].name;
+    m.n = out[1];
+    m.k = l->params().at(0)->value.dim(1);
+    m.vectors = out.size() == 4 ? out[2] * out[3] : 1;
+    const nn::LayerNumerics q = x.layer(i);
+    m.w_bits = fpga_bits(q.weights, i, "weights");
+    m.a_bits = fpga_bits(q.activations, i, "activations");
+    // A popcount of K bits, or a sum of K products of W + A bits.
+    const int log_k = int(std::ceil(std::log2(double(m.k) + 1)));
+    m.acc_bits = m.w_bits == 1 && m.a_bits == 1 ? log_k + 1 : m.w_bits + m.a_bits + log_k;
+    layers.push_back(m);
+  }
+  const FinnPipeline p = fold_finn_pipeline(data.model, layers, luts, clock_ghz);
+  if (a.json) {
+    nlohmann::json ls = nlohmann::json::array();
+    for (std::size_t i = 0; i < layers.size(); ++i)
+      ls.push_back({{"name", layers[i].name}, {"neurons", layers[i].n}, {"fan_in", layers[i].k},
+                    {"vectors", layers[i].vectors}, {"weight_bits", layers[i].w_bits}, {"act_bits", layers[i].a_bits},
+                    {"acc_bits", layers[i].acc_bits}, {"pe", p.layers[i].pe}, {"simd", p.layers[i].simd},
+                    {"cycles_per_frame", p.layers[i].cycles}, {"luts", p.layers[i].luts}});
+    fmt::print("{}\n", nlohmann::json{{"device", dev.name}, {"luts_budget", luts}, {"clock_ghz", clock_ghz},
+                                      {"experiment", x.name}, {"layers", ls}, {"luts_used", p.luts},
+                                      {"cycles_per_frame", p.cycles_per_frame}, {"frames_per_s", p.frames_per_s},
+                                      {"ops_per_s", p.frames_per_s * p.ops_per_frame}}
+                           .dump());
+    return;
+  }
+  fmt::print("{} on {} ({} LUTs) at {} GHz: one matrix-vector-threshold unit per layer, folded to fit (FINN-R LUT model)\n",
+             x.name, dev.name, luts, clock_ghz);
+  fmt::print("  {:<8} {:>7} {:>7} {:>8} {:>5} {:>5} {:>5} {:>5} {:>12} {:>10}\n", "layer", "N", "K", "vectors", "W", "A", "PE",
+             "SIMD", "cycles/frame", "LUTs");
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    fmt::print("  {:<8} {:>7} {:>7} {:>8} {:>5} {:>5} {:>5} {:>5} {:>12} {:>10.0f}\n", layers[i].name, layers[i].n, layers[i].k,
+               layers[i].vectors, layers[i].w_bits, layers[i].a_bits, p.layers[i].pe, p.layers[i].simd, p.layers[i].cycles,
+               p.layers[i].luts);
+  fmt::print("  {:.0f} of {} LUTs; {} cycles a frame (the slowest layer): {:.4g} frames/s, {:.4g} TOPS\n", p.luts, luts,
+             p.cycles_per_frame, p.frames_per_s, p.frames_per_s * p.ops_per_frame / 1e12);
+}
 
 int fpga_bits(const std::string& spec) {
   const Format f = Format::parse(spec);
@@ -718,6 +782,7 @@ void run_fpga(const FpgaArgs& a) {
   if (a.clock.empty()) throw std::invalid_argument("cost fpga needs --clock (GHz)");
   const double clock_ghz = parse_number(a.clock, "--clock", "GHz");
   const std::uint64_t luts = a.luts.empty() ? dev.luts : parse_count(a.luts, "--luts");
+  if (!a.experiment.empty()) return run_fpga_network(a, data, dev, luts, clock_ghz);
   std::uint64_t dsps = 0;
   if (!a.dsps.empty()) dsps = std::uint64_t(parse_number(a.dsps, "--dsps", "", true));
   else if (a.use_dsps) dsps = dev.dsps;
@@ -760,6 +825,10 @@ void add_fpga_command(CLI::App* cost) {
   c->add_option("--simd", a->simd, "Lanes per processing element")->capture_default_str();
   c->add_option("--acc-bits", a->acc_bits, "Accumulator bits (default: W + A + 10)");
   c->add_option("--clock", a->clock, "Clock in GHz");
+  auto* x = c->add_option("--experiment", a->experiment,
+                          "A network (experiment file) as FINN's pipeline: a folded matrix-vector unit per GEMM layer");
+  c->add_option("--set", a->set, "Override a key of the experiment: key.path=value (repeatable)")->needs(x);
+  for (const char* o : {"--dsps", "--use-dsps", "--format", "--format2", "--simd", "--acc-bits"}) x->excludes(c->get_option(o));
   c->add_flag("--json", a->json, "One JSON object");
   c->callback([a] { run_fpga(*a); });
 }

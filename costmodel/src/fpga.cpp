@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "bitsim/costmodel/laws.hpp"
@@ -97,6 +99,70 @@ FpgaBudget fpga_budget(const FinnLutModel& m, std::uint64_t luts, std::uint64_t 
   b.luts_used = m.c0_luts + double(b.dsp_pes) * dsp_pe + double(b.lut_pes) * lut_pe;
   b.peak_ops_per_s = double(b.macs_per_cycle) * 2.0 * clock_ghz * 1e9;
   return b;
+}
+
+namespace {
+
+std::vector<int> divisors(std::int64_t v) {
+  std::vector<int> d;
+  for (std::int64_t i = 1; i <= v && i <= (1 << 20); ++i)
+    if (v % i == 0) d.push_back(int(i));
+  return d;
+}
+
+}  // namespace
+
+FinnPipeline fold_finn_pipeline(const FinnLutModel& m, const std::vector<MvtuLayer>& layers, std::uint64_t lut_budget,
+                                double clock_ghz) {
+  if (!(clock_ghz > 0)) throw CostError(fmt::format("bad clock {} GHz: must be positive", clock_ghz));
+  if (layers.empty()) throw CostError("a FINN pipeline needs at least one layer");
+  // Every (PE, SIMD) of every layer, with its cycles and LUTs.
+  std::vector<std::vector<MvtuFolding>> options(layers.size());
+  std::vector<std::int64_t> targets;
+  FinnPipeline p;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const MvtuLayer& l = layers[i];
+    if (l.n < 1 || l.k < 1 || l.vectors < 1) throw CostError(fmt::format("layer {}: bad shape", l.name));
+    for (const int pe : divisors(l.n))
+      for (const int simd : divisors(l.k)) {
+        MvtuFolding f{pe, simd, l.vectors * (l.n / pe) * (l.k / simd), 0};
+        f.luts = m.c0_luts + m.c1 * pe * finn_pe_luts(l.w_bits, l.a_bits, simd, l.acc_bits, false);
+        options[i].push_back(f);
+        targets.push_back(f.cycles);
+      }
+    p.ops_per_frame += 2.0 * double(l.n) * double(l.k) * double(l.vectors);
+  }
+  std::sort(targets.begin(), targets.end());
+  targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+  // The cheapest folding of each layer within t cycles, and its LUTs in total.
+  auto fold = [&](std::int64_t t, std::vector<MvtuFolding>* out) {
+    double luts = 0;
+    for (const auto& opts : options) {
+      const MvtuFolding* best = nullptr;
+      for (const MvtuFolding& f : opts)
+        if (f.cycles <= t && (!best || f.luts < best->luts || (f.luts == best->luts && f.cycles < best->cycles))) best = &f;
+      if (!best) return std::numeric_limits<double>::infinity();
+      luts += best->luts;
+      if (out) out->push_back(*best);
+    }
+    return luts;
+  };
+  // Fewer cycles never cost fewer LUTs, so the LUTs fall as t grows: bisect for the smallest t that fits.
+  auto fits = [&](std::int64_t t) { return fold(t, nullptr) <= double(lut_budget); };
+  if (!fits(targets.back()))
+    throw CostError(fmt::format("LUT budget {} is too small for the network even fully folded ({:.0f} LUTs)", lut_budget,
+                                fold(targets.back(), nullptr)));
+  std::size_t lo = 0, hi = targets.size() - 1;
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (fits(targets[mid])) hi = mid;
+    else lo = mid + 1;
+  }
+  const std::int64_t t = targets[lo];
+  p.luts = fold(t, &p.layers);
+  for (const MvtuFolding& f : p.layers) p.cycles_per_frame = std::max(p.cycles_per_frame, f.cycles);
+  p.frames_per_s = clock_ghz * 1e9 / double(p.cycles_per_frame);
+  return p;
 }
 
 double onchip_weight_capacity(const FpgaDevice& d, int w_bits) {

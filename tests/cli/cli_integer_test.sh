@@ -132,6 +132,16 @@ for want in '"op":"threshold"' '"input":"bits(XNOR-popcount)"' '"path":"popcount
 done
 expect_ok "popcount summary" "same prediction on 256 of 256 examples" \
   "$bitsim" infer "$tmp/bnn.toml" --checkpoint "$tmp/bnn/checkpoint.bin" --popcount
+# The same network on an FPGA as FINN builds it: a folded matrix-vector unit per layer within the budget.
+fpga=$("$bitsim" cost fpga --experiment "$tmp/bnn.toml" --clock 0.3 --luts 30000 --json | tr -d ' \n')
+used=$(num luts_used "$fpga"); fps=$(num frames_per_s "$fpga")
+awk -v u="$used" -v f="$fps" 'BEGIN { exit !(u > 0 && u <= 30000 && f > 0) }' ||
+  { echo "FAIL: cost fpga --experiment: $used LUTs of 30000, $f frames/s"; fails=$((fails + 1)); }
+[ "$(grep -o '"pe":' <<< "$fpga" | wc -l)" -eq 3 ] || { echo "FAIL: cost fpga --experiment: not 3 layers: $fpga"; fails=$((fails + 1)); }
+expect_error "FPGA view of a float network" "layer 0: weights 'fp32': the FPGA view (FINN) covers deterministic integer and binary numerics" \
+  "$bitsim" cost fpga --experiment "$x" --clock 0.3
+expect_error "FPGA budget too small" "is too small for the network even fully folded" \
+  "$bitsim" cost fpga --experiment "$tmp/bnn.toml" --clock 0.3 --luts 500
 expect_error "popcount of a float network" "layer 0 (conv2d): popcount inference needs deterministic binary weights, not 'fp32'" \
   "$bitsim" infer "$x" --checkpoint "$ck" --popcount
 expect_error "popcount and integer-only" "--integer-only excludes --popcount" \

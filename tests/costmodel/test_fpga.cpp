@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <random>
+#include <tuple>
+#include <vector>
 
 #include "bitsim/costmodel/fpga.hpp"
 #include "bitsim/costmodel/laws.hpp"
@@ -106,4 +110,67 @@ TEST(FpgaBudget, Zu19egDevice) {
   EXPECT_DOUBLE_EQ(d.model.c0_luts, 300);
   EXPECT_DOUBLE_EQ(d.model.c1, 1.1);
   EXPECT_THROW(d.device("zu9999"), TableError);
+}
+
+// FINN's pipeline folding against an exhaustive search over every (PE, SIMD) of every layer: the
+// cycles per frame are the least any fitting combination reaches, and the LUTs fit the budget.
+TEST(FinnPipeline, FoldingReachesTheFewestCyclesAnyFittingCombinationReaches) {
+  const FinnLutModel m;
+  std::mt19937_64 rng(5);
+  auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int checked = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    std::vector<MvtuLayer> layers;
+    const int count = uni(1, 3);
+    for (int i = 0; i < count; ++i) {
+      const int bits = uni(0, 1) ? 1 : 4;
+      layers.push_back({std::string(1, char('a' + i)), uni(1, 24), uni(1, 36), uni(1, 3), bits, bits, 12});
+    }
+    // Every combination, independently: the fewest cycles a frame among those within the budget.
+    std::vector<std::vector<std::tuple<std::int64_t, double>>> opts;
+    for (const MvtuLayer& l : layers) {
+      opts.emplace_back();
+      for (int pe = 1; pe <= l.n; ++pe)
+        for (int simd = 1; simd <= l.k; ++simd)
+          if (l.n % pe == 0 && l.k % simd == 0)
+            opts.back().emplace_back(l.vectors * (l.n / pe) * (l.k / simd),
+                                     m.c0_luts + m.c1 * pe * (simd * (2 * std::ceil((l.w_bits + l.a_bits) / 6.0) - 1) *
+                                                                  (l.w_bits + l.a_bits) +
+                                                              (l.w_bits + l.a_bits) * (2 * simd - 1) + l.acc_bits));
+    }
+    double min_luts = 0, max_luts = 0;
+    for (const auto& o : opts) {
+      double lo = 1e300, hi = 0;
+      for (const auto& [c, l] : o) lo = std::min(lo, l), hi = std::max(hi, l);
+      min_luts += lo, max_luts += hi;
+    }
+    const auto budget = std::uint64_t(min_luts + (max_luts - min_luts) * uni(0, 100) / 100.0);
+    std::int64_t best = std::numeric_limits<std::int64_t>::max();
+    std::vector<std::size_t> at(opts.size(), 0);
+    for (;;) {
+      std::int64_t cycles = 0;
+      double luts = 0;
+      for (std::size_t i = 0; i < opts.size(); ++i)
+        cycles = std::max(cycles, std::get<0>(opts[i][at[i]])), luts += std::get<1>(opts[i][at[i]]);
+      if (luts <= double(budget)) best = std::min(best, cycles);
+      std::size_t i = 0;
+      while (i < at.size() && ++at[i] == opts[i].size()) at[i++] = 0;
+      if (i == at.size()) break;
+    }
+    if (best == std::numeric_limits<std::int64_t>::max()) {
+      EXPECT_THROW(fold_finn_pipeline(m, layers, budget, 0.3), CostError);
+      continue;
+    }
+    const FinnPipeline p = fold_finn_pipeline(m, layers, budget, 0.3);
+    EXPECT_EQ(p.cycles_per_frame, best) << "trial " << trial;
+    EXPECT_LE(p.luts, double(budget));
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      EXPECT_EQ(layers[i].n % p.layers[i].pe, 0);
+      EXPECT_EQ(layers[i].k % p.layers[i].simd, 0);
+      EXPECT_LE(p.layers[i].cycles, best);
+    }
+    EXPECT_DOUBLE_EQ(p.frames_per_s, 0.3e9 / double(best));
+    ++checked;
+  }
+  EXPECT_GT(checked, 40);
 }

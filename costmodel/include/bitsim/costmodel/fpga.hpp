@@ -57,6 +57,34 @@ struct FpgaBudget {
 FpgaBudget fpga_budget(const FinnLutModel& model, std::uint64_t luts, std::uint64_t dsps, int w_bits, int a_bits,
                        int simd, int acc_bits, double clock_ghz);
 
+// A network as FINN builds it: one matrix-vector-threshold unit per GEMM layer, all running at once
+// as a pipeline. A layer of N neurons with fan-in K computes `vectors` input vectors per frame (1
+// for a fully connected layer, the output pixels of a convolution); with PE neurons in parallel,
+// each taking SIMD inputs a cycle, it takes vectors x ceil(N / PE) x ceil(K / SIMD) cycles a frame
+// (sim::XnorLayer's neuron and synapse folds), and the slowest layer sets the frame rate.
+struct MvtuLayer {
+  std::string name;
+  std::int64_t n = 1, k = 1, vectors = 1;
+  int w_bits = 1, a_bits = 1, acc_bits = 1;
+};
+struct MvtuFolding {
+  int pe = 1, simd = 1;            // PE divides N and SIMD divides K, as FINN requires
+  std::int64_t cycles = 0;         // per frame
+  double luts = 0;                 // c0 + c1 PE (PE LUTs)
+};
+struct FinnPipeline {
+  std::vector<MvtuFolding> layers;
+  std::int64_t cycles_per_frame = 0;  // the slowest layer's
+  double luts = 0;
+  double frames_per_s = 0;
+  double ops_per_frame = 0;  // 2 x MACs
+};
+// FINN's folding for a LUT budget: the smallest cycles per frame T for which every layer has a
+// (PE, SIMD) of at most T cycles, each layer taking the fewest LUTs that reach T, and the sum fits
+// the budget. Throws CostError when even the most folded network (PE = SIMD = 1) does not fit.
+FinnPipeline fold_finn_pipeline(const FinnLutModel& model, const std::vector<MvtuLayer>& layers, std::uint64_t lut_budget,
+                                double clock_ghz);
+
 // Weights of w_bits that fit in the device's block RAM and UltraRAM, ignoring packing losses.
 double onchip_weight_capacity(const FpgaDevice& device, int w_bits);
 
