@@ -41,7 +41,10 @@ std::uint64_t count(std::int64_t v) { return std::uint64_t(std::max<std::int64_t
 // Energy of one execution of `g` with the closed form's counts `s`, by component.
 EnergyReport gemm_energy(const CostModel& model, const Hardware& hw, const GemmWork& g, const sim::ArrayStats& s) {
   Counts counts;
-  counts.ops.push_back({g.xnor ? OpKind::XnorPopcount : OpKind::Mac, g.a, g.w, g.acc, 16, count(s.macs), {}, std::nullopt});
+  if (g.sign_operand)  // an add or subtract into the accumulator per product
+    counts.ops.push_back({OpKind::Add, g.acc, g.acc, std::nullopt, 16, count(s.macs), {}, std::nullopt});
+  else
+    counts.ops.push_back({g.xnor ? OpKind::XnorPopcount : OpKind::Mac, g.a, g.w, g.acc, 16, count(s.macs), {}, std::nullopt});
   const double sram_bytes = double(hw.array.buffer_a_bytes);
   auto sram = [&](const sim::BufferCounts& b, int bits) {
     counts.memory.push_back({MemLevel::Sram, sram_bytes, bits, count(b.reads), {}, false});

@@ -41,6 +41,21 @@ GemmWork work_of(const Experiment& x, const GemmRecord& g, const std::vector<cos
   const Accumulation acc = x.layer(g.layer).acc;
   w.acc = g.acc ? *g.acc : acc.fp32 ? Format::fp32() : acc.for_operands(w.a, w.w);
   w.xnor = g.binary;
+  w.sign_operand = g.sign_operand;
+  // Which operand classes the phase multiplies: forward A x W, backward-data E x W, backward-weight
+  // E x A. A binary one against a wider one makes each product a sign flip.
+  if (!g.binary && !g.acc) {
+    const LayerNumerics n = x.layer(g.layer);
+    const auto is_binary = [](const Numerics& q) { return q.kind == Numerics::Kind::Binary; };
+    const bool w_bin = is_binary(n.weights), a_bin = is_binary(n.activations), e_bin = is_binary(n.errors);
+    switch (g.phase) {
+      case Phase::Forward:
+      case Phase::Inference: w.sign_operand = w_bin != a_bin; break;
+      case Phase::BackwardData: w.sign_operand = w_bin != e_bin; break;
+      case Phase::BackwardWeight: w.sign_operand = a_bin != e_bin; break;
+      case Phase::Update: break;
+    }
+  }
   w.out_bits = g.out_bits;
   w.path = std::string(to_string(g.path));
   return w;
@@ -106,6 +121,8 @@ std::vector<costmodel::ElementWork> units_of(const Experiment& x, const GemmWork
       break;
     case costmodel::Phase::BackwardData:
       sr(n.errors, g.a, m * k);
+      // The error is multiplied by the weight scales before this GEMM (E is M x N here: m x k).
+      if (n.weights.kind == Numerics::Kind::Scaled) scale_unit(costmodel::OpKind::Multiply, m * k);
       if (k_map) scale_unit(costmodel::OpKind::Multiply, m * nn_);  // dX (M x K here: n = K) row m times K[m]
       break;
     case costmodel::Phase::BackwardWeight:

@@ -258,6 +258,7 @@ const Tensor& PopcountNetwork::forward(const Tensor& x, std::vector<GemmRecord>*
         rec.acc = arith::Format::fixed(sum_bits(s.binary_input ? s.k : s.k << (fa.wl - 1)), 0);
         rec.after = s.op == Op::Threshold ? GemmRecord::After::Threshold : GemmRecord::After::Affine;
         if (s.op == Op::Threshold) rec.out_bits = 1;  // one bit per neuron leaves the compare
+        rec.sign_operand = !s.binary_input;            // codes times +-1 weights: adds and subtracts
         gemms->push_back(rec);
       }
       if (s.op == Op::Output) {

@@ -1177,7 +1177,7 @@ TEST(NnCost, TrainingWorkloadCountsGemmsAndTheUnitsBesideTheArray) {
 
 // XNOR-Net's K in the cost: per forward output two scale-unit multiplies (K and alpha), per GEMM
 // row K's k adds and one multiply; per element of dX (backward-data) and of E (backward-weight) one
-// multiply by K.
+// multiply by K; per element of E entering backward-data one multiply by the weight scale alpha.
 TEST(NnCost, XnorActivationScalingCountsTheScaleUnit) {
   TempDir t;
   const Experiment x = Experiment::load(t.write("x.toml", experiment_text(
@@ -1193,13 +1193,40 @@ TEST(NnCost, XnorActivationScalingCountsTheScaleUnit) {
       want[{P::Forward, OpKind::Multiply}] += (2 * m * n + m) * g.repeat;
       want[{P::Forward, OpKind::Add}] += m * k * g.repeat;
     }
-    if (g.phase == P::BackwardData) want[{P::BackwardData, OpKind::Multiply}] += m * n * g.repeat;
+    if (g.phase == P::BackwardData) want[{P::BackwardData, OpKind::Multiply}] += (m * n + m * k) * g.repeat;
     if (g.phase == P::BackwardWeight) want[{P::BackwardWeight, OpKind::Multiply}] += k * m * g.repeat;
   }
   for (const bitsim::costmodel::ElementWork& e : w.elements)
     if (e.what == "scale unit" && e.phase != P::Inference) got[{e.phase, e.kind}] += e.ops * e.repeat;
   EXPECT_EQ(got.size(), 4u);
   EXPECT_EQ(got, want);
+}
+
+// A binary operand against a wider one (BNN's backward passes: errors times +-1 weights, errors times
+// +-1 activations) makes every product a sign flip: the PEs add or subtract, no multiplier is costed;
+// both operands binary is the XNOR-popcount array.
+TEST(NnCost, BinaryOperandsAgainstWiderOnesAreAddsNotMultiplies) {
+  TempDir t;
+  const Experiment x = Experiment::load(t.write("x.toml", experiment_text(
+      "weights = \"binary\"\nactivations = \"binary\"\nerrors = \"dfx<8>\"\naccumulator = \"int<24>\"\n")));
+  const Dataset train_set = load_split(x, true);
+  const bitsim::costmodel::Workload w = training_workload(x, record_training_step(x, train_set), RunVolume{300, 100, 1, 32, 256, 1000});
+  using P = bitsim::costmodel::Phase;
+  int sign = 0, xnor = 0;
+  for (const bitsim::costmodel::GemmWork& g : w.gemms) {
+    const bool forward = g.phase == P::Forward || g.phase == P::Inference;
+    EXPECT_EQ(g.xnor, forward) << to_string(g.phase);
+    EXPECT_EQ(g.sign_operand, !forward) << to_string(g.phase);
+    sign += g.sign_operand, xnor += g.xnor;
+  }
+  EXPECT_GT(sign, 0);
+  EXPECT_GT(xnor, 0);
+  const bitsim::costmodel::RunCost c = bitsim::costmodel::evaluate(x.hardware, w, 1);
+  for (const auto& [phase, line] : c.by_phase) {
+    if (phase != P::BackwardData && phase != P::BackwardWeight) continue;
+    EXPECT_EQ(line.energy_pj.count("mac multiplier"), 0u) << to_string(phase);
+    EXPECT_GT(line.energy_pj.at("adder"), 0) << to_string(phase);
+  }
 }
 
 // Stream ids: every (step, layer, class, variant) gets its own range of 2^28 element streams, and

@@ -73,6 +73,9 @@ struct GemmWork {
   sim::GemmShape shape;
   arith::Format a, w, acc;
   bool xnor = false;    // binary operands: an XNOR-popcount array, not multipliers
+  // One operand is +-1 (binary weights or activations against a wider one): each product is the
+  // other operand or its negation, so a PE adds or subtracts it and has no multiplier.
+  bool sign_operand = false;
   std::optional<sim::ConvShape> conv;  // a convolution (A = im2col of its input): traffic from the tensors
   double repeat = 1;
   std::string path;     // how the executor computed it (informational)

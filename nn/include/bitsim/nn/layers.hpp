@@ -51,6 +51,7 @@ struct GemmRecord {
   std::optional<arith::Format> acc{};
   After after = After::Numerics;
   int out_bits = 0;  // bits of each result leaving the array's output unit (0: the accumulator's)
+  bool sign_operand = false;  // an engine's GEMM with one +-1 operand (the layer's numerics say it otherwise)
 };
 
 // One GEMM with its operands and result: op(A) as M x K and op(B) as K x N, row-major, and C.
