@@ -160,9 +160,15 @@ class GemmLayer : public Layer {
         for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale(i) * weight_scale(j);
       if (ctx.captures) ctx.captures->back().effective.assign(y, y + m * n_);
     }
-    if (has_bias_)
-      for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] += b_.value.v[std::size_t(j)];
+    if (has_bias_) {
+      // Rows are independent: blocks of them on the thread pool, the same sums for any count.
+      constexpr std::int64_t kRows = 256;
+      const float* bias = b_.value.v.data();
+      parallel_for((m + kRows - 1) / kRows, [&](std::int64_t blk) {
+        for (std::int64_t i = blk * kRows; i < std::min(m, (blk + 1) * kRows); ++i)
+          for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] += bias[j];
+      });
+    }
   }
 
   // dy: M x N. dx (M x K) when need_dx. Gradients are set, not accumulated. The weight gradient is
@@ -366,16 +372,23 @@ class Conv2d : public GemmLayer {
     gemm_forward_input(m, ymat_.data(), ctx);
     y.resize({b, out_, ho_, wo_});
     const std::int64_t hw = ho_ * wo_;
-    for (std::int64_t bi = 0; bi < b; ++bi)
-      for (std::int64_t p = 0; p < hw; ++p)
-        for (std::int64_t o = 0; o < out_; ++o) y.v[std::size_t((bi * out_ + o) * hw + p)] = ymat_[std::size_t((bi * hw + p) * out_ + o)];
+    // (pixel, channel) rows to NCHW planes, an image per work item.
+    parallel_for(b, [&](std::int64_t bi) {
+      const float* src = ymat_.data() + bi * hw * out_;
+      float* dst = y.data() + bi * out_ * hw;
+      for (std::int64_t o = 0; o < out_; ++o)
+        for (std::int64_t p = 0; p < hw; ++p) dst[o * hw + p] = src[p * out_ + o];
+    });
   }
   void backward(const Tensor& dy, Tensor& dx, bool need_dx, Context& ctx) override {
     const std::int64_t b = dy.dim(0), hw = ho_ * wo_, m = b * hw;
     ymat_.resize(std::size_t(m * n_));
-    for (std::int64_t bi = 0; bi < b; ++bi)
+    parallel_for(b, [&](std::int64_t bi) {
+      const float* src = dy.data() + bi * out_ * hw;
+      float* dst = ymat_.data() + bi * hw * out_;
       for (std::int64_t p = 0; p < hw; ++p)
-        for (std::int64_t o = 0; o < out_; ++o) ymat_[std::size_t((bi * hw + p) * out_ + o)] = dy.v[std::size_t((bi * out_ + o) * hw + p)];
+        for (std::int64_t o = 0; o < out_; ++o) dst[p * out_ + o] = src[o * hw + p];
+    });
     col_.resize(std::size_t(m * k_));  // gemm() sets every element
     gemm_backward(ymat_.data(), col_.data(), need_dx, ctx);
     if (!need_dx) return;
