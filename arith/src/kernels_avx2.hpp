@@ -20,7 +20,7 @@ struct FixedPlan {
 };
 
 struct FloatPlan {
-  int m = 0, emin = 0;
+  int m = 0, emin = 0, emax = 0;
   float max_value = 0, min_normal = 0;
   float overflow_pos = 0, overflow_neg = 0, inf_pos = 0, inf_neg = 0, nan_result = 0;
   bool ftz = false, is_signed = true;
