@@ -62,8 +62,11 @@ BITSIM_QUANTIZE_BENCH(fixed16_8_nearest, "fixed<16,8>", NearestEven);
 BITSIM_QUANTIZE_BENCH(fp16_nearest, "fp16", NearestEven);
 BITSIM_QUANTIZE_BENCH(bf16_nearest, "bf16", NearestEven);
 BITSIM_QUANTIZE_BENCH(fp8e4m3_nearest, "fp8e4m3", NearestEven);
+BITSIM_QUANTIZE_BENCH(fp8e5m2_nearest, "fp8e5m2", NearestEven);
 BITSIM_QUANTIZE_BENCH(fixed8_4_stochastic, "fixed<8,4>", Stochastic);
 BITSIM_QUANTIZE_BENCH(fp8e4m3_stochastic, "fp8e4m3", Stochastic);
+BITSIM_QUANTIZE_BENCH(fp8e5m2_stochastic, "fp8e5m2", Stochastic);
+BITSIM_QUANTIZE_BENCH(fp16_stochastic, "fp16", Stochastic);
 BITSIM_QUANTIZE_BENCH(bf16_stochastic, "bf16", Stochastic);
 
 // Console output as usual, plus the throughput of every run kept for the ratio table.

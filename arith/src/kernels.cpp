@@ -200,6 +200,8 @@ void portable_dispatch(Rounding r, const Format& f, const Plan& p, const float* 
 // fixed point with 0 <= fl <= 126 and no wrap-around (wrap needs the bits above the range), and at
 // most 24 random bits (so r and floor(f 2^k) + r are exact fp32 integers). The AVX-512 lanes serve
 // a subset of these (kernels_avx512.hpp says which).
+constexpr std::size_t kStreamElements = std::size_t{1} << 22;  // 16 MiB of fp32
+
 bool simd_eligible(const Format& f, const RoundSpec& spec) {
   if (spec.rounding == Rounding::Stochastic && spec.sr_bits > 24) return false;
   if (f.is_float()) return true;
@@ -224,9 +226,12 @@ void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const f
            float(p.two_k),
            f.is_float() && f.exp_bits == 8 && f.is_signed && f.has_zero && f.nonfinite == NonFinite::Ieee,
            spec.sr_bits};
+    // An output this large leaves the caches anyway: write it with streaming stores, as memcpy
+    // does, rather than read every line before overwriting it.
+    fp.stream = flp.stream = in.size() >= kStreamElements;
   }
   const bool wide = simd && kernel == QuantizeKernel::Avx512 &&
-                    (f.is_float() ? avx512::serves_float(spec.rounding, flp) : avx512::serves_fixed(spec.rounding, spec.overflow));
+                    (f.is_float() ? avx512::serves_float(spec.rounding, flp) : avx512::serves_fixed(spec.rounding, spec.overflow, fp));
   constexpr std::size_t kChunk = 1024;
   std::array<std::uint32_t, kChunk> rnd{};
   for (std::size_t base = 0; base < in.size(); base += kChunk) {

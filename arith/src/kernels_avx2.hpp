@@ -17,6 +17,7 @@ struct FixedPlan {
   float scale = 1, inv_scale = 1;  // 2^fl, 2^-fl with 0 <= fl <= 126
   float lo = 0, hi = 0, sym_lo = 0;
   float two_k = 65536;
+  bool stream = false;  // AVX-512 only: streaming stores (see kernels.cpp)
 };
 
 struct FloatPlan {
@@ -29,6 +30,7 @@ struct FloatPlan {
   // rounding of the fp32 bit pattern at bit 23 - m, subnormals included.
   bool same_range = false;
   int sr_bits = 16;
+  bool stream = false;  // AVX-512 only: streaming stores (see kernels.cpp)
 };
 
 // n elements; rnd holds k-bit random numbers (k <= 24) for stochastic rounding, else unused.

@@ -3,10 +3,11 @@
 // AVX-512 F/DQ/BW only; called only after a run-time CPU check. Uses no inline library code, so no
 // AVX-512 code leaks elsewhere.
 #pragma GCC target("avx512f,avx512dq,avx512bw")
-// GCC 12 reports the _mm512_undefined_*() pass-through operand of the unmasked intrinsics as "may be
-// used uninitialized" once they are inlined (GCC bug 105593).
+// GCC 12 reports the _mm512_undefined_*() pass-through operand of the unmasked intrinsics as "(may
+// be) used uninitialized" once they are inlined (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -25,21 +26,36 @@ inline __m512i bits(__m512 v) { return _mm512_castps_si512(v); }
 inline __m512 as_float(__m512i v) { return _mm512_castsi512_ps(v); }
 inline __m512 pow2(int e) { return as_float(_mm512_set1_epi32((e + 127) << 23)); }  // e in [-126, 127]
 inline __mmask16 cmp(__m512 a, __m512 b, int op) { return _mm512_cmp_ps_mask(a, b, op); }
+inline bool same_bits(float a, float b) { return __builtin_bit_cast(std::uint32_t, a) == __builtin_bit_cast(std::uint32_t, b); }
 
-// dst[j] = lane(src[j], rnd[j]) for j < n, sixteen lanes at a time; the tail is one masked vector
-// whose lanes past n read as zero and are not stored. `rnd` is read only when Random.
+// dst[j] = lane(src[j], rnd[j]) for j < n, sixteen lanes at a time; a partial vector at either end
+// is masked (lanes past n read as zero and are not stored). `rnd` is read only when Random.
+// Stream: whole 64-byte lines of dst are written with streaming stores, which skip the read for
+// ownership of lines that a large output overwrites anyway (the caller fences).
 template <bool Random, class Lane>
-inline void for_each_lane(const float* src, float* dst, const std::uint32_t* rnd, std::size_t n, const Lane& lane) {
-  std::size_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const __m512i r = Random ? _mm512_loadu_si512(rnd + j) : _mm512_setzero_si512();
-    _mm512_storeu_ps(dst + j, lane(_mm512_loadu_ps(src + j), r));
-  }
-  if (j < n) {
-    const __mmask16 m = __mmask16((1u << (n - j)) - 1);
+inline void for_each_lane(const float* src, float* dst, const std::uint32_t* rnd, std::size_t n, bool stream,
+                          const Lane& lane) {
+  const auto masked = [&](std::size_t j, std::size_t count) {
+    const __mmask16 m = __mmask16((1u << count) - 1);
     const __m512i r = Random ? _mm512_maskz_loadu_epi32(m, rnd + j) : _mm512_setzero_si512();
     _mm512_mask_storeu_ps(dst + j, m, lane(_mm512_maskz_loadu_ps(m, src + j), r));
+  };
+  std::size_t j = 0;
+  if (stream) {
+    const std::size_t head = ((64 - (reinterpret_cast<std::uintptr_t>(dst) & 63)) & 63) / sizeof(float);
+    if (head >= n) return masked(0, n);
+    if (head > 0) masked(0, head);
+    for (j = head; j + 16 <= n; j += 16) {
+      const __m512i r = Random ? _mm512_loadu_si512(rnd + j) : _mm512_setzero_si512();
+      _mm512_stream_ps(dst + j, lane(_mm512_loadu_ps(src + j), r));
+    }
+  } else {
+    for (; j + 16 <= n; j += 16) {
+      const __m512i r = Random ? _mm512_loadu_si512(rnd + j) : _mm512_setzero_si512();
+      _mm512_storeu_ps(dst + j, lane(_mm512_loadu_ps(src + j), r));
+    }
   }
+  if (j < n) masked(j, n - j);
 }
 
 // Stochastic rounding of a value t + f (t on the grid, 0 <= f < q, both exact fp32) steps up by q
@@ -52,19 +68,18 @@ inline __mmask16 stochastic_up(__m512 f, __m512i r, __m512i two_k, __m512 q_2_mi
 
 // Fixed point: y = x 2^fl (exact after the clamp to +-2^(wl - fl), as in the AVX2 loop) rounded to
 // an integer on the signed value. Nearest-even, toward zero, down and up are vrndscaleps modes.
-// Stochastic rounding works on the magnitude, whose fraction f = |y| - floor(|y|) is exact (that
-// of y itself is not: -2^-140 - (-1) rounds to 1): positive y steps up as stochastic_up() says;
-// a two's complement code of a negative y holds 1 - f, and its magnitude steps up when
-// r < ceil(f 2^k), that is f > r 2^-k (round_up_magnitude()).
+// Stochastic rounding of a two's complement code adds r below the LSB and truncates toward -inf:
+// with Y = floor(y 2^k) as an int32 (exact: |y| 2^k <= 2^(wl + k) <= 2^30, FixedRun checks), the
+// code is (Y + r) >> k, arithmetic. For y = -(t + f) that is -t - [r < ceil(f 2^k)], the
+// magnitude rule of round_up_magnitude(); for y = t + f, t + [floor(f 2^k) + r >= 2^k].
 template <Rounding R, Overflow O>
 void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
   const __m512 clamp = _mm512_set1_ps(p.clamp), nclamp = _mm512_set1_ps(-p.clamp);
   const __m512 scale = _mm512_set1_ps(p.scale), inv_scale = _mm512_set1_ps(p.inv_scale);
   const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi), sym_lo = _mm512_set1_ps(p.sym_lo);
-  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
-  const __m512i two_k = _mm512_set1_epi32(int(p.two_k));
-  const __m512 inv_two_k = _mm512_set1_ps(1.0f / p.two_k);
-  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, [&](__m512 x, __m512i r) {
+  const __m512 zero = _mm512_setzero_ps(), two_k_f = _mm512_set1_ps(p.two_k);
+  const __m128i k = _mm_cvtsi32_si128(__builtin_ctz(unsigned(p.two_k)));
+  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
     const __mmask16 number = cmp(x, x, _CMP_ORD_Q);  // nan has no fixed-point code: 0
     const __m512 y = _mm512_mul_ps(_mm512_min_ps(_mm512_max_ps(x, nclamp), clamp), scale);
     __m512 v;
@@ -73,12 +88,8 @@ void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uin
     if constexpr (R == Rounding::Down) v = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     if constexpr (R == Rounding::Up) v = _mm512_roundscale_ps(y, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
     if constexpr (R == Rounding::Stochastic) {
-      const __m512 a = _mm512_abs_ps(y), t = _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-      const __m512 f = _mm512_sub_ps(a, t);
-      const __mmask16 neg = cmp(y, zero, _CMP_LT_OQ);
-      const __mmask16 up = _mm512_mask_cmp_ps_mask(neg, f, _mm512_mul_ps(_mm512_cvtepi32_ps(r), inv_two_k), _CMP_GT_OQ) |
-                           (stochastic_up(f, r, two_k, inv_two_k) & __mmask16(~neg));
-      v = _mm512_or_ps(_mm512_mask_add_ps(t, up, t, one), _mm512_and_ps(y, _mm512_set1_ps(-0.0f)));
+      const __m512i code = _mm512_cvt_roundps_epi32(_mm512_mul_ps(y, two_k_f), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+      v = _mm512_cvtepi32_ps(_mm512_sra_epi32(_mm512_add_epi32(code, r), k));
     }
     __m512 q;
     if constexpr (O == Overflow::SaturateZero) {
@@ -100,28 +111,41 @@ void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uin
 // emax + 1 the quantum stays that of emax + 1 and every result still exceeds the largest value.
 // The other roundings start from the truncation t and its exact remainder |x| - t, as
 // round_up_magnitude() does; t's last grid bit is odd when truncating at 2q gives another value.
-// Stochastic rounding with m + k <= 22 truncates at q 2^-k instead (magic number C 2^-k, still
-// above 2|x|): the significand field of |x| + C 2^-k then holds floor(|x| 2^k / q) as an integer,
-// adding r there and clearing the k bits below q is the adder of round_up_magnitude() itself, and
-// the field cannot carry out (|x| 2^k / q + r < 2^(m + 1 + k) + 2^k <= 2^23).
-// Sym: a signed format whose negative overflow and infinity results are the positive ones negated,
-// so the specials are chosen on the magnitude and the sign applied once.
-template <Rounding R, bool Ftz, bool Signed, bool Sym, bool IntegerSr>
+// Stochastic rounding is the adder of round_up_magnitude() on the integer floor(|x| 2^k / q),
+// which either form below holds exactly; adding r and dropping the k bits below q rounds.
+//  - SrForm::Magic (m + k <= 22): truncation at q 2^-k by the magic number C 2^-k (still above
+//    2|x|) leaves that integer in the significand field of |x| + C 2^-k, and the field cannot
+//    carry out (|x| 2^k / q + r < 2^(m + 1 + k) + 2^k <= 2^23).
+//  - SrForm::Scaled (m + k <= 30, every 2^(e - m) and 2^(m + k - e) normal): |x| 2^(m + k - e),
+//    exact, converted to int32 by truncation; at or above 2^31 (huge |x|, infinities) the
+//    conversion gives 2^31, whose rounded result 2^(31 - k) q still overflows (m + k <= 30).
+//  - SrForm::Compare (otherwise): stochastic_up() on t and the exact remainder.
+// Specials: how overflow and infinite inputs find their results. Negated: a signed format whose
+// negative results are the positive ones negated, chosen on the magnitude before the sign is
+// applied. Folded: infinities give the overflow results, and an infinite |x| rounds to infinity,
+// which overflows. General: every case on its own.
+enum class Specials { General, Negated, Folded };
+enum class SrForm { Compare, Magic, Scaled };
+
+template <Rounding R, bool Ftz, bool Signed, Specials Sp, SrForm Sr>
 void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), exp_mask = _mm512_set1_epi32(0x7f800000);
   const __m512i sign_mask = _mm512_set1_epi32(int(0x80000000u));
   const int k = p.sr_bits <= 24 ? p.sr_bits : 0;
   const __m512i e_lo = _mm512_set1_epi32((p.emin + 127) << 23), e_hi = _mm512_set1_epi32((p.emax + 1 + 127) << 23);
-  const __m512i to_magic = _mm512_set1_epi32((23 - p.m - (IntegerSr ? k : 0)) << 23);
+  const __m512i to_magic = _mm512_set1_epi32((23 - p.m - (Sr == SrForm::Magic ? k : 0)) << 23);
+  const __m512i to_up = _mm512_set1_epi32((254 + p.m + k) << 23), to_down = _mm512_set1_epi32(p.m << 23);
+  const __m128i k_shift = _mm_cvtsi32_si128(k);
   const __m512i below_q = _mm512_set1_epi32(~int((1u << k) - 1));
   const __m512 ulp = pow2(-23), half_ulp = pow2(-24), zero = _mm512_setzero_ps();
   const __m512 max_value = _mm512_set1_ps(p.max_value), min_normal = _mm512_set1_ps(p.min_normal);
   const __m512 ov_pos = _mm512_set1_ps(p.overflow_pos), ov_neg = _mm512_set1_ps(p.overflow_neg);
   const __m512 inf_pos = _mm512_set1_ps(p.inf_pos), inf_neg = _mm512_set1_ps(p.inf_neg);
   const __m512 nan_result = _mm512_set1_ps(p.nan_result);
+  const bool inf_is_overflow = same_bits(p.inf_pos, p.overflow_pos);
   const __m512i two_k = _mm512_set1_epi32(1 << k);
   const __m512 ulp_2_minus_k = pow2(-23 - k);
-  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, [&](__m512 x, __m512i r) {
+  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
     const __m512i xb = bits(x), ab = _mm512_and_si512(xb, abs_mask);
     const __m512 a = as_float(ab);
     const __m512i e = _mm512_min_epi32(_mm512_max_epi32(_mm512_and_si512(ab, exp_mask), e_lo), e_hi);
@@ -130,9 +154,13 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
     __m512 v;
     if constexpr (R == Rounding::NearestEven) {
       v = _mm512_sub_ps(_mm512_add_round_ps(a, c, kNearest), c);
-    } else if constexpr (IntegerSr) {
+    } else if constexpr (R == Rounding::Stochastic && Sr == SrForm::Magic) {
       const __m512i sum = _mm512_add_epi32(bits(_mm512_add_round_ps(a, c, kTruncate)), r);
       v = _mm512_sub_ps(as_float(_mm512_and_si512(sum, below_q)), c);
+    } else if constexpr (R == Rounding::Stochastic && Sr == SrForm::Scaled) {
+      const __m512i scaled = _mm512_cvttps_epi32(_mm512_mul_ps(a, as_float(_mm512_sub_epi32(to_up, e))));
+      const __m512 grid = _mm512_cvtepi32_ps(_mm512_srl_epi32(_mm512_add_epi32(scaled, r), k_shift));
+      v = _mm512_mul_ps(grid, as_float(_mm512_sub_epi32(e, to_down)));
     } else {
       const __m512 t = _mm512_sub_ps(_mm512_add_round_ps(a, c, kTruncate), c);
       const __m512 f = _mm512_sub_ps(a, t), q = _mm512_mul_ps(c, ulp);
@@ -156,15 +184,17 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
     }
     if constexpr (Ftz) v = _mm512_maskz_mov_ps(cmp(v, min_normal, _CMP_GE_OQ), v);
     // Then the portable loop's order: overflow, infinities, negatives of unsigned formats, nan.
-    const __mmask16 over = cmp(v, max_value, _CMP_GT_OQ), is_inf = _mm512_cmpeq_epi32_mask(ab, exp_mask);
+    const __mmask16 over = cmp(v, max_value, _CMP_GT_OQ);
     __m512 res;
-    if constexpr (Sym) {
-      res = _mm512_mask_mov_ps(_mm512_mask_mov_ps(v, over, ov_pos), is_inf, inf_pos);
+    if constexpr (Sp == Specials::Negated) {
+      res = _mm512_mask_mov_ps(v, over, ov_pos);
+      if (!inf_is_overflow) res = _mm512_mask_mov_ps(res, _mm512_cmpeq_epi32_mask(ab, exp_mask), inf_pos);
       res = as_float(_mm512_ternarylogic_epi32(bits(res), xb, sign_mask, 0xF8));  // res | (x & sign)
     } else {
       res = Signed ? as_float(_mm512_ternarylogic_epi32(bits(v), xb, sign_mask, 0xF8)) : v;
       res = _mm512_mask_mov_ps(res, over, _mm512_mask_blend_ps(neg, ov_pos, ov_neg));
-      res = _mm512_mask_mov_ps(res, is_inf, _mm512_mask_blend_ps(neg, inf_pos, inf_neg));
+      if constexpr (Sp == Specials::General)
+        res = _mm512_mask_mov_ps(res, _mm512_cmpeq_epi32_mask(ab, exp_mask), _mm512_mask_blend_ps(neg, inf_pos, inf_neg));
       if constexpr (!Signed)
         res = _mm512_mask_mov_ps(as_float(_mm512_and_si512(bits(res), abs_mask)), cmp(x, zero, _CMP_LT_OQ), nan_result);
     }
@@ -188,7 +218,7 @@ void same_range_loop(const FloatPlan& p, const float* src, float* dst, const std
   const __m512i ov_pos = bits(_mm512_set1_ps(p.overflow_pos)), ov_neg = bits(_mm512_set1_ps(p.overflow_neg));
   const __m512i inf_pos = bits(_mm512_set1_ps(p.inf_pos)), inf_neg = bits(_mm512_set1_ps(p.inf_neg));
   const __m512i nan_result = bits(_mm512_set1_ps(p.nan_result));
-  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, [&](__m512 x, __m512i r) {
+  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
     const __m512i b = bits(x), u = _mm512_and_si512(b, abs_mask);
     const __mmask16 neg = _mm512_movepi32_mask(b);
     const __m512i t = _mm512_srlv_epi32(u, shift);
@@ -257,26 +287,27 @@ struct FixedRun {
   }
 };
 
-inline bool negated(float a, float b) {
-  std::uint32_t x, y;
-  __builtin_memcpy(&x, &a, 4);
-  __builtin_memcpy(&y, &b, 4);
-  return (x ^ y) == 0x80000000u;
-}
-
 template <Rounding R>
 struct FloatRun {
-  template <bool Ftz, bool Signed, bool Sym>
+  template <bool Ftz, bool Signed, Specials Sp>
   static void run3(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
-    if (R == Rounding::Stochastic && p.m + p.sr_bits <= 22) return float_loop<R, Ftz, Signed, Sym, true>(p, src, dst, rnd, n);
-    return float_loop<R, Ftz, Signed, Sym, false>(p, src, dst, rnd, n);
+    if constexpr (R == Rounding::Stochastic) {
+      const int m = p.m, k = p.sr_bits;
+      if (m + k <= 22) return float_loop<R, Ftz, Signed, Sp, SrForm::Magic>(p, src, dst, rnd, n);
+      if (m + k <= 30 && p.emin - m >= -126 && m + k - p.emin <= 127)
+        return float_loop<R, Ftz, Signed, Sp, SrForm::Scaled>(p, src, dst, rnd, n);
+    }
+    return float_loop<R, Ftz, Signed, Sp, SrForm::Compare>(p, src, dst, rnd, n);
   }
   template <bool Ftz>
   static void run2(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
-    if (!p.is_signed) return run3<Ftz, false, false>(p, src, dst, rnd, n);
+    if (!p.is_signed) return run3<Ftz, false, Specials::General>(p, src, dst, rnd, n);
+    const auto negated = [](float a, float b) { return same_bits(a, -b); };
     if (negated(p.overflow_pos, p.overflow_neg) && negated(p.inf_pos, p.inf_neg))
-      return run3<Ftz, true, true>(p, src, dst, rnd, n);
-    return run3<Ftz, true, false>(p, src, dst, rnd, n);
+      return run3<Ftz, true, Specials::Negated>(p, src, dst, rnd, n);
+    if (same_bits(p.inf_pos, p.overflow_pos) && same_bits(p.inf_neg, p.overflow_neg))
+      return run3<Ftz, true, Specials::Folded>(p, src, dst, rnd, n);
+    return run3<Ftz, true, Specials::General>(p, src, dst, rnd, n);
   }
   static void run(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
     if (p.same_range)
@@ -316,8 +347,13 @@ inline std::size_t store_values(const Lanes8& s, int k, std::uint32_t* out) {
   const __m512i shift = _mm512_set1_epi32(16 - k);
   for (int v = 0; v < 2; ++v) {
     const __m512i w = _mm512_rol_epi32(words[v], 16);
-    _mm512_storeu_si512(out + 32 * v, _mm512_srlv_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(w)), shift));
-    _mm512_storeu_si512(out + 32 * v + 16, _mm512_srlv_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1)), shift));
+    __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w)), hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1));
+    if (k != 16) {
+      lo = _mm512_srlv_epi32(lo, shift);
+      hi = _mm512_srlv_epi32(hi, shift);
+    }
+    _mm512_storeu_si512(out + 32 * v, lo);
+    _mm512_storeu_si512(out + 32 * v + 16, hi);
   }
   return 64;
 }
@@ -333,11 +369,13 @@ bool available() {
 void quantize_fixed(Rounding r, Overflow o, const FixedPlan& p, const float* src, float* dst,
                     const std::uint32_t* rnd, std::size_t n) {
   dispatch<FixedRun>(r, o, p, src, dst, rnd, n);
+  if (p.stream) _mm_sfence();
 }
 
 void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
                     std::size_t n) {
   dispatch<FloatRun>(r, p, src, dst, rnd, n);
+  if (p.stream) _mm_sfence();
 }
 
 void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,

@@ -16,14 +16,15 @@ bool available();
 // The plans these loops serve; the rest go to the AVX2 loops. Inline so that no AVX-512 code
 // runs to decide it.
 //  - Fixed point under the roundings that are one vrndscaleps (nearest-even, toward zero, down,
-//    up) or stochastic, and no wrap-around; the AVX2 plan's conditions (0 <= fl <= 126) hold.
+//    up) or stochastic with wl + k <= 30, and no wrap-around; the AVX2 plan's conditions
+//    (0 <= fl <= 126) hold.
 //  - Floats whose rounding is integer rounding of the fp32 pattern (same_range), or whose grid
 //    fits the magic-number form (see kernels_avx512.cpp): every quantum 2^(e-m) and 2^(e-m-1), and
 //    under stochastic rounding 2^(e-m-k), at or above 2^-149, with 2^(e-m+24) finite for
 //    e up to emax + 1.
-inline bool serves_fixed(Rounding r, Overflow o) {
+inline bool serves_fixed(Rounding r, Overflow o, const avx2::FixedPlan& p) {
   const bool mode = r == Rounding::NearestEven || r == Rounding::TowardZero || r == Rounding::Down ||
-                    r == Rounding::Up || r == Rounding::Stochastic;
+                    r == Rounding::Up || (r == Rounding::Stochastic && p.clamp * p.scale * p.two_k <= 0x1p30f);
   return mode && o != Overflow::Wrap;
 }
 inline bool serves_float(Rounding r, const avx2::FloatPlan& p) {

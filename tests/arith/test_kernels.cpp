@@ -268,6 +268,32 @@ TEST(QuantizeF32, EveryLengthAndOffsetEqualsPortable) {
   }
 }
 
+// Outputs of 2^22 elements and more take streaming stores after a masked head that aligns the
+// output to 64 bytes: an output that starts mid-line, and in-place quantization, against the
+// portable loop.
+TEST(QuantizeF32, LargeArraysEqualPortable) {
+  const std::size_t n = (std::size_t{1} << 22) + 37;
+  std::vector<float> in(n), want(n), out(n + 16);
+  std::mt19937 rng(8);
+  std::normal_distribution<float> value(0.0f, 4.0f);
+  for (float& x : in) x = value(rng);
+  for (const char* name : {"fp8e4m3", "bf16", "fixed<8,4>"})
+    for (auto r : {Rounding::NearestEven, Rounding::Stochastic}) {
+      const Format f = Format::parse(name);
+      const RoundSpec spec{r, default_overflow(f), 16};
+      quantize_f32_portable(f, spec, in, want, {1, 2}, 40);
+      for (std::size_t offset : {0, 3}) {
+        const std::span<float> got(out.data() + offset, n);
+        quantize_f32(f, spec, in, got, {1, 2}, 40);
+        for (std::size_t i = 0; i < n; ++i)
+          ASSERT_TRUE(same_bits(got[i], want[i])) << name << " " << to_string(r) << " offset " << offset << " i=" << i;
+      }
+      std::vector<float> inplace = in;
+      quantize_f32(f, spec, inplace, inplace, {1, 2}, 40);
+      for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(same_bits(inplace[i], want[i])) << name << " in place, i=" << i;
+    }
+}
+
 // A kernel level the CPU lacks is refused rather than run.
 TEST(QuantizeF32, KernelLevelsAreCheckedAndOrdered) {
   EXPECT_TRUE(available(QuantizeKernel::Portable));
