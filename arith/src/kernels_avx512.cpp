@@ -25,7 +25,8 @@ constexpr int kTruncate = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
 inline __m512i bits(__m512 v) { return _mm512_castps_si512(v); }
 inline __m512 as_float(__m512i v) { return _mm512_castsi512_ps(v); }
 inline __m512 pow2(int e) { return as_float(_mm512_set1_epi32((e + 127) << 23)); }  // e in [-126, 127]
-inline __mmask16 cmp(__m512 a, __m512 b, int op) { return _mm512_cmp_ps_mask(a, b, op); }
+template <int Op>
+inline __mmask16 cmp(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, Op); }
 inline bool same_bits(float a, float b) { return __builtin_bit_cast(std::uint32_t, a) == __builtin_bit_cast(std::uint32_t, b); }
 
 // dst[j] = lane(src[j], rnd[j]) for j < n, sixteen lanes at a time; a partial vector at either end
@@ -63,15 +64,16 @@ inline void for_each_lane(const float* src, float* dst, const std::uint32_t* rnd
 // f >= (2^k - r) q 2^-k, where the right side is exact: (2^k - r) has at most 24 bits (k <= 24)
 // and q 2^-k is a power of two at or above 2^-149 (serves_float, FixedPlan's fl <= 126).
 inline __mmask16 stochastic_up(__m512 f, __m512i r, __m512i two_k, __m512 q_2_minus_k) {
-  return cmp(f, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(two_k, r)), q_2_minus_k), _CMP_GE_OQ);
+  return cmp<_CMP_GE_OQ>(f, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(two_k, r)), q_2_minus_k));
 }
 
 // Fixed point: y = x 2^fl (exact after the clamp to +-2^(wl - fl), as in the AVX2 loop) rounded to
 // an integer on the signed value. Nearest-even, toward zero, down and up are vrndscaleps modes.
 // Stochastic rounding of a two's complement code adds r below the LSB and truncates toward -inf:
-// with Y = floor(y 2^k) as an int32 (exact: |y| 2^k <= 2^(wl + k) <= 2^30, FixedRun checks), the
-// code is (Y + r) >> k, arithmetic. For y = -(t + f) that is -t - [r < ceil(f 2^k)], the
-// magnitude rule of round_up_magnitude(); for y = t + f, t + [floor(f 2^k) + r >= 2^k].
+// with Y = floor(y 2^k) as an int32 (exact: |y| 2^k <= 2^(wl + k) <= 2^30, as serves_fixed()
+// requires), the code is (Y + r) >> k, arithmetic. For y = -(t + f) that is
+// -t - [r < ceil(f 2^k)], the magnitude rule of round_up_magnitude(); for y = t + f,
+// t + [floor(f 2^k) + r >= 2^k].
 template <Rounding R, Overflow O>
 void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
   const __m512 clamp = _mm512_set1_ps(p.clamp), nclamp = _mm512_set1_ps(-p.clamp);
@@ -80,7 +82,7 @@ void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uin
   const __m512 zero = _mm512_setzero_ps(), two_k_f = _mm512_set1_ps(p.two_k);
   const __m128i k = _mm_cvtsi32_si128(__builtin_ctz(unsigned(p.two_k)));
   for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
-    const __mmask16 number = cmp(x, x, _CMP_ORD_Q);  // nan has no fixed-point code: 0
+    const __mmask16 number = cmp<_CMP_ORD_Q>(x, x);  // nan has no fixed-point code: 0
     const __m512 y = _mm512_mul_ps(_mm512_min_ps(_mm512_max_ps(x, nclamp), clamp), scale);
     __m512 v;
     if constexpr (R == Rounding::NearestEven) v = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -93,7 +95,7 @@ void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uin
     }
     __m512 q;
     if constexpr (O == Overflow::SaturateZero) {
-      const __mmask16 in_range = cmp(v, lo, _CMP_GE_OQ) & cmp(v, hi, _CMP_LE_OQ);
+      const __mmask16 in_range = cmp<_CMP_GE_OQ>(v, lo) & cmp<_CMP_LE_OQ>(v, hi);
       q = _mm512_maskz_mov_ps(in_range, v);
     } else if constexpr (O == Overflow::SaturateSymmetric) {
       q = _mm512_min_ps(_mm512_max_ps(v, sym_lo), hi);
@@ -169,9 +171,9 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
         inc = stochastic_up(f, r, two_k, _mm512_mul_ps(c, ulp_2_minus_k));
       } else if constexpr (R != Rounding::TowardZero) {
         const __m512 h = _mm512_mul_ps(c, half_ulp);
-        const __mmask16 gt_half = cmp(f, h, _CMP_GT_OQ), tie = cmp(f, h, _CMP_EQ_OQ), nonzero = cmp(f, zero, _CMP_GT_OQ);
+        const __mmask16 gt_half = cmp<_CMP_GT_OQ>(f, h), tie = cmp<_CMP_EQ_OQ>(f, h), nonzero = cmp<_CMP_GT_OQ>(f, zero);
         const __m512 c2 = _mm512_add_ps(c, c);
-        const __mmask16 odd = cmp(t, _mm512_sub_ps(_mm512_add_round_ps(a, c2, kTruncate), c2), _CMP_NEQ_OQ);
+        const __mmask16 odd = cmp<_CMP_NEQ_OQ>(t, _mm512_sub_ps(_mm512_add_round_ps(a, c2, kTruncate), c2));
         if constexpr (R == Rounding::NearestAway) inc = gt_half | tie;
         if constexpr (R == Rounding::NearestZero) inc = gt_half;
         if constexpr (R == Rounding::NearestUp) inc = gt_half | (tie & __mmask16(~neg));
@@ -182,9 +184,9 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
       }
       v = _mm512_mask_add_ps(t, inc, t, q);
     }
-    if constexpr (Ftz) v = _mm512_maskz_mov_ps(cmp(v, min_normal, _CMP_GE_OQ), v);
+    if constexpr (Ftz) v = _mm512_maskz_mov_ps(cmp<_CMP_GE_OQ>(v, min_normal), v);
     // Then the portable loop's order: overflow, infinities, negatives of unsigned formats, nan.
-    const __mmask16 over = cmp(v, max_value, _CMP_GT_OQ);
+    const __mmask16 over = cmp<_CMP_GT_OQ>(v, max_value);
     __m512 res;
     if constexpr (Sp == Specials::Negated) {
       res = _mm512_mask_mov_ps(v, over, ov_pos);
@@ -196,7 +198,7 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
       if constexpr (Sp == Specials::General)
         res = _mm512_mask_mov_ps(res, _mm512_cmpeq_epi32_mask(ab, exp_mask), _mm512_mask_blend_ps(neg, inf_pos, inf_neg));
       if constexpr (!Signed)
-        res = _mm512_mask_mov_ps(as_float(_mm512_and_si512(bits(res), abs_mask)), cmp(x, zero, _CMP_LT_OQ), nan_result);
+        res = _mm512_mask_mov_ps(as_float(_mm512_and_si512(bits(res), abs_mask)), cmp<_CMP_LT_OQ>(x, zero), nan_result);
     }
     return _mm512_mask_mov_ps(res, _mm512_cmpgt_epi32_mask(ab, exp_mask), nan_result);
   });
