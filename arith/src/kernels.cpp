@@ -220,18 +220,28 @@ void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const f
   avx2::FloatPlan flp;
   if (simd) {
     fp = {float(std::ldexp(1.0, f.wl - f.fl)), float(p.scale), float(p.inv_scale), float(p.lo), float(p.hi),
-          float(p.sym_lo), float(p.two_k)};
+          float(p.sym_lo), float(p.two_k), spec.sr_bits, {}};
     flp = {p.m, p.emin, f.is_float() ? f.emax() : 0, float(p.max_value), float(p.min_normal), float(p.overflow_pos),
            float(p.overflow_neg), float(p.inf_pos), float(p.inf_neg), float(p.nan_result), p.ftz, p.is_signed,
            float(p.two_k),
            f.is_float() && f.exp_bits == 8 && f.is_signed && f.has_zero && f.nonfinite == NonFinite::Ieee,
-           spec.sr_bits};
-    // An output this large leaves the caches anyway: write it with streaming stores, as memcpy
-    // does, rather than read every line before overwriting it.
-    fp.stream = flp.stream = in.size() >= kStreamElements;
+           spec.sr_bits, {}};
   }
   const bool wide = simd && kernel == QuantizeKernel::Avx512 &&
                     (f.is_float() ? avx512::serves_float(spec.rounding, flp) : avx512::serves_fixed(spec.rounding, spec.overflow, fp));
+  avx2::AvxOnly& w = f.is_float() ? flp.wide : fp.wide;
+  if (wide && spec.rounding == Rounding::Stochastic &&
+      first_index % std::uint64_t(SrStream::per_block(spec.sr_bits)) == 0) {
+    // The AVX-512 loop draws the random numbers itself, block group by block group, in one call.
+    w = {false, true, sr.seed, sr.stream, first_index};
+    if (f.is_float()) avx512::quantize_float(spec.rounding, flp, in.data(), out.data(), nullptr, in.size());
+    else avx512::quantize_fixed(spec.rounding, spec.overflow, fp, in.data(), out.data(), nullptr, in.size());
+    return;
+  }
+  // An output this large leaves the caches anyway: write it with streaming stores, as memcpy does,
+  // rather than read every line before overwriting it. (Not under stochastic rounding, where
+  // measurements showed them slower.)
+  w.stream = wide && spec.rounding != Rounding::Stochastic && in.size() >= kStreamElements;
   constexpr std::size_t kChunk = 1024;
   std::array<std::uint32_t, kChunk> rnd{};
   for (std::size_t base = 0; base < in.size(); base += kChunk) {
@@ -245,6 +255,7 @@ void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const f
     else if (f.is_float()) avx2::quantize_float(spec.rounding, flp, src, dst, rnd.data(), n);
     else avx2::quantize_fixed(spec.rounding, spec.overflow, fp, src, dst, rnd.data(), n);
   }
+  if (w.stream) avx512::end_streaming();
 }
 
 }  // namespace

@@ -29,20 +29,110 @@ template <int Op>
 inline __mmask16 cmp(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, Op); }
 inline bool same_bits(float a, float b) { return __builtin_bit_cast(std::uint32_t, a) == __builtin_bit_cast(std::uint32_t, b); }
 
+// Eight Philox blocks per vector, one per 64-bit lane whose low half holds the 32-bit word:
+// vpmuludq then gives the whole 64-bit product of a round, and the garbage the upper halves
+// collect never reaches a result (vpmuludq reads only low halves; the stores take only them).
+struct Lanes8 {
+  __m512i c0, c1, c2, c3;
+};
+
+inline void philox_round(Lanes8& s, __m512i m0, __m512i m1, __m512i k0, __m512i k1) {
+  const __m512i p0 = _mm512_mul_epu32(s.c0, m0), p1 = _mm512_mul_epu32(s.c2, m1);
+  s.c0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), s.c1, k0, 0x96);  // three-way xor
+  s.c2 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), s.c3, k1, 0x96);
+  s.c1 = p1;
+  s.c3 = p0;
+}
+
+// Writes the k-bit numbers of the eight blocks in element order (SrStream::bits); returns how many.
+inline std::size_t store_values(const Lanes8& s, int k, std::uint32_t* out) {
+  const __m512i pair = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+  const __m512i c01 = _mm512_permutex2var_epi32(s.c0, pair, s.c1), c23 = _mm512_permutex2var_epi32(s.c2, pair, s.c3);
+  const __m512i words[2] = {_mm512_permutex2var_epi64(c01, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), c23),
+                            _mm512_permutex2var_epi64(c01, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), c23)};
+  if (k > 16) {
+    const __m512i shift = _mm512_set1_epi32(32 - k);
+    for (int v = 0; v < 2; ++v) _mm512_storeu_si512(out + 16 * v, _mm512_srlv_epi32(words[v], shift));
+    return 32;
+  }
+  // Each word serves two elements, high half first: rotating by 16 puts the high half in the
+  // lower address, and zero-extending the sixteen 16-bit halves gives the elements in order.
+  const __m512i shift = _mm512_set1_epi32(16 - k);
+  for (int v = 0; v < 2; ++v) {
+    const __m512i w = _mm512_rol_epi32(words[v], 16);
+    __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w)), hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1));
+    if (k != 16) {
+      lo = _mm512_srlv_epi32(lo, shift);
+      hi = _mm512_srlv_epi32(hi, shift);
+    }
+    _mm512_storeu_si512(out + 32 * v, lo);
+    _mm512_storeu_si512(out + 32 * v + 16, hi);
+  }
+  return 64;
+}
+
+// The key schedule and counter words of one stream in registers: generate() gives the random
+// numbers of eight consecutive blocks.
+struct Philox8 {
+  __m512i k0[10], k1[10], s_lo, s_hi;
+  Philox8(std::uint64_t seed, std::uint64_t stream)
+      : s_lo(_mm512_set1_epi64(std::uint32_t(stream))), s_hi(_mm512_set1_epi64(stream >> 32)) {
+    for (int i = 0; i < 10; ++i) {  // round i uses seed + i (W0, W1), per 32-bit half
+      k0[i] = _mm512_set1_epi32(int(std::uint32_t(seed) + std::uint32_t(i) * 0x9E3779B9u));
+      k1[i] = _mm512_set1_epi32(int(std::uint32_t(seed >> 32) + std::uint32_t(i) * 0xBB67AE85u));
+    }
+  }
+  Lanes8 start(std::uint64_t first_block) const {
+    const __m512i index = _mm512_add_epi64(_mm512_set1_epi64(std::int64_t(first_block)), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+    return {index, _mm512_srli_epi64(index, 32), s_lo, s_hi};
+  }
+  void rounds(Lanes8& g) const {
+    const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
+    for (int round = 0; round < 10; ++round) philox_round(g, m0, m1, k0[round], k1[round]);
+  }
+};
+
 // dst[j] = lane(src[j], rnd[j]) for j < n, sixteen lanes at a time; a partial vector at either end
 // is masked (lanes past n read as zero and are not stored). `rnd` is read only when Random.
-// Stream: whole 64-byte lines of dst are written with streaming stores, which skip the read for
-// ownership of lines that a large output overwrites anyway (the caller fences).
-template <bool Random, class Lane>
-inline void for_each_lane(const float* src, float* dst, const std::uint32_t* rnd, std::size_t n, bool stream,
+// p.stream: whole 64-byte lines of dst are written with streaming stores, which skip the read for
+// ownership of lines that a large output overwrites anyway (the caller fences, end_streaming()).
+// p.fused (Random only): the random numbers are drawn here, eight Philox blocks at a time, each
+// group just before the elements that take it, so that the generator's arithmetic overlaps the
+// loads and stores of the elements around it instead of running as a phase of its own.
+template <bool Random, class Plan, class Lane>
+inline void for_each_lane(const Plan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n,
                           const Lane& lane) {
+  if constexpr (Random) {
+    if (p.wide.fused) {
+      const Philox8 gen(p.wide.seed, p.wide.sr_stream);
+      const int k = p.sr_bits;
+      const std::size_t group = k <= 16 ? 64 : 32;  // elements per eight blocks
+      std::uint64_t block = p.wide.first_index / (group / 8);  // first_index is a multiple of per_block(k)
+      alignas(64) std::uint32_t r[64];
+      std::size_t j = 0;
+      for (; j < n; j += group, block += 8) {
+        Lanes8 g = gen.start(block);  // eight blocks serve `group` elements
+        gen.rounds(g);
+        store_values(g, k, r);
+        const std::size_t count = n - j < group ? n - j : group;
+        std::size_t v = 0;
+        for (; v + 16 <= count; v += 16)
+          _mm512_storeu_ps(dst + j + v, lane(_mm512_loadu_ps(src + j + v), _mm512_load_si512(r + v)));
+        if (v < count) {
+          const __mmask16 m = __mmask16((1u << (count - v)) - 1);
+          _mm512_mask_storeu_ps(dst + j + v, m, lane(_mm512_maskz_loadu_ps(m, src + j + v), _mm512_load_si512(r + v)));
+        }
+      }
+      return;
+    }
+  }
   const auto masked = [&](std::size_t j, std::size_t count) {
     const __mmask16 m = __mmask16((1u << count) - 1);
     const __m512i r = Random ? _mm512_maskz_loadu_epi32(m, rnd + j) : _mm512_setzero_si512();
     _mm512_mask_storeu_ps(dst + j, m, lane(_mm512_maskz_loadu_ps(m, src + j), r));
   };
   std::size_t j = 0;
-  if (stream) {
+  if (p.wide.stream) {
     const std::size_t head = ((64 - (reinterpret_cast<std::uintptr_t>(dst) & 63)) & 63) / sizeof(float);
     if (head >= n) return masked(0, n);
     if (head > 0) masked(0, head);
@@ -81,7 +171,7 @@ void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uin
   const __m512 lo = _mm512_set1_ps(p.lo), hi = _mm512_set1_ps(p.hi), sym_lo = _mm512_set1_ps(p.sym_lo);
   const __m512 zero = _mm512_setzero_ps(), two_k_f = _mm512_set1_ps(p.two_k);
   const __m128i k = _mm_cvtsi32_si128(__builtin_ctz(unsigned(p.two_k)));
-  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
+  for_each_lane<R == Rounding::Stochastic>(p, src, dst, rnd, n, [&](__m512 x, __m512i r) {
     const __mmask16 number = cmp<_CMP_ORD_Q>(x, x);  // nan has no fixed-point code: 0
     const __m512 y = _mm512_mul_ps(_mm512_min_ps(_mm512_max_ps(x, nclamp), clamp), scale);
     __m512 v;
@@ -147,7 +237,7 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
   const bool inf_is_overflow = same_bits(p.inf_pos, p.overflow_pos);
   const __m512i two_k = _mm512_set1_epi32(1 << k);
   const __m512 ulp_2_minus_k = pow2(-23 - k);
-  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
+  for_each_lane<R == Rounding::Stochastic>(p, src, dst, rnd, n, [&](__m512 x, __m512i r) {
     const __m512i xb = bits(x), ab = _mm512_and_si512(xb, abs_mask);
     const __m512 a = as_float(ab);
     const __m512i e = _mm512_min_epi32(_mm512_max_epi32(_mm512_and_si512(ab, exp_mask), e_lo), e_hi);
@@ -220,7 +310,7 @@ void same_range_loop(const FloatPlan& p, const float* src, float* dst, const std
   const __m512i ov_pos = bits(_mm512_set1_ps(p.overflow_pos)), ov_neg = bits(_mm512_set1_ps(p.overflow_neg));
   const __m512i inf_pos = bits(_mm512_set1_ps(p.inf_pos)), inf_neg = bits(_mm512_set1_ps(p.inf_neg));
   const __m512i nan_result = bits(_mm512_set1_ps(p.nan_result));
-  for_each_lane<R == Rounding::Stochastic>(src, dst, rnd, n, p.stream, [&](__m512 x, __m512i r) {
+  for_each_lane<R == Rounding::Stochastic>(p, src, dst, rnd, n, [&](__m512 x, __m512i r) {
     const __m512i b = bits(x), u = _mm512_and_si512(b, abs_mask);
     const __mmask16 neg = _mm512_movepi32_mask(b);
     const __m512i t = _mm512_srlv_epi32(u, shift);
@@ -318,48 +408,6 @@ struct FloatRun {
   }
 };
 
-// Eight Philox blocks per vector, one per 64-bit lane whose low half holds the 32-bit word:
-// vpmuludq then gives the whole 64-bit product of a round, and the garbage the upper halves
-// collect never reaches a result (vpmuludq reads only low halves; the stores take only them).
-struct Lanes8 {
-  __m512i c0, c1, c2, c3;
-};
-
-inline void philox_round(Lanes8& s, __m512i m0, __m512i m1, __m512i k0, __m512i k1) {
-  const __m512i p0 = _mm512_mul_epu32(s.c0, m0), p1 = _mm512_mul_epu32(s.c2, m1);
-  s.c0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), s.c1, k0, 0x96);  // three-way xor
-  s.c2 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), s.c3, k1, 0x96);
-  s.c1 = p1;
-  s.c3 = p0;
-}
-
-// Writes the k-bit numbers of the eight blocks in element order (SrStream::bits); returns how many.
-inline std::size_t store_values(const Lanes8& s, int k, std::uint32_t* out) {
-  const __m512i pair = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
-  const __m512i c01 = _mm512_permutex2var_epi32(s.c0, pair, s.c1), c23 = _mm512_permutex2var_epi32(s.c2, pair, s.c3);
-  const __m512i words[2] = {_mm512_permutex2var_epi64(c01, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), c23),
-                            _mm512_permutex2var_epi64(c01, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), c23)};
-  if (k > 16) {
-    const __m512i shift = _mm512_set1_epi32(32 - k);
-    for (int v = 0; v < 2; ++v) _mm512_storeu_si512(out + 16 * v, _mm512_srlv_epi32(words[v], shift));
-    return 32;
-  }
-  // Each word serves two elements, high half first: rotating by 16 puts the high half in the
-  // lower address, and zero-extending the sixteen 16-bit halves gives the elements in order.
-  const __m512i shift = _mm512_set1_epi32(16 - k);
-  for (int v = 0; v < 2; ++v) {
-    const __m512i w = _mm512_rol_epi32(words[v], 16);
-    __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w)), hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1));
-    if (k != 16) {
-      lo = _mm512_srlv_epi32(lo, shift);
-      hi = _mm512_srlv_epi32(hi, shift);
-    }
-    _mm512_storeu_si512(out + 32 * v, lo);
-    _mm512_storeu_si512(out + 32 * v + 16, hi);
-  }
-  return 64;
-}
-
 }  // namespace
 
 bool available() {
@@ -371,37 +419,28 @@ bool available() {
 void quantize_fixed(Rounding r, Overflow o, const FixedPlan& p, const float* src, float* dst,
                     const std::uint32_t* rnd, std::size_t n) {
   dispatch<FixedRun>(r, o, p, src, dst, rnd, n);
-  if (p.stream) _mm_sfence();
 }
 
 void quantize_float(Rounding r, const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
                     std::size_t n) {
   dispatch<FloatRun>(r, p, src, dst, rnd, n);
-  if (p.stream) _mm_sfence();
 }
+
+void end_streaming() { _mm_sfence(); }
 
 void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,
                  std::uint32_t* out) {
-  const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
-  __m512i k0[10], k1[10];  // the key schedule: round i uses seed + i (W0, W1), per 32-bit half
-  for (int i = 0; i < 10; ++i) {
-    k0[i] = _mm512_set1_epi32(int(std::uint32_t(seed) + std::uint32_t(i) * 0x9E3779B9u));
-    k1[i] = _mm512_set1_epi32(int(std::uint32_t(seed >> 32) + std::uint32_t(i) * 0xBB67AE85u));
-  }
-  const __m512i s_lo = _mm512_set1_epi64(std::uint32_t(stream)), s_hi = _mm512_set1_epi64(stream >> 32);
-  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  const Philox8 gen(seed, stream);
   // Four groups of eight blocks per iteration: the ten rounds are a dependency chain of
   // multiplies, and four independent chains keep the multipliers busy.
   constexpr int kGroups = 4;
   std::size_t j = 0;
   for (; j + 8 * kGroups <= blocks; j += 8 * kGroups) {
     Lanes8 g[kGroups];
-    for (int i = 0; i < kGroups; ++i) {
-      const __m512i index = _mm512_add_epi64(_mm512_set1_epi64(std::int64_t(first_block + j + 8 * i)), lane);
-      g[i] = {index, _mm512_srli_epi64(index, 32), s_lo, s_hi};
-    }
+    for (int i = 0; i < kGroups; ++i) g[i] = gen.start(first_block + j + 8 * i);
+    const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
     for (int round = 0; round < 10; ++round)
-      for (int i = 0; i < kGroups; ++i) philox_round(g[i], m0, m1, k0[round], k1[round]);
+      for (int i = 0; i < kGroups; ++i) philox_round(g[i], m0, m1, gen.k0[round], gen.k1[round]);
     for (int i = 0; i < kGroups; ++i) out += store_values(g[i], k, out);
   }
   for (; j < blocks; ++j) {  // tail: one block at a time

@@ -39,6 +39,10 @@ void quantize_fixed(Rounding r, Overflow o, const avx2::FixedPlan& p, const floa
 void quantize_float(Rounding r, const avx2::FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd,
                     std::size_t n);
 
+// Orders the streaming stores of the calls above (plans with `stream`) before later stores: once,
+// after the last call, since a fence per call would wait for every call's stores to drain.
+void end_streaming();
+
 // As avx2::philox_bits.
 void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_block, std::size_t blocks, int k,
                  std::uint32_t* out);

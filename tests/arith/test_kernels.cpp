@@ -120,13 +120,16 @@ TEST(QuantizeF32, StochasticAcrossTheCounterCarry) {
   std::vector<float> in(4096), out(in.size()), ref(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) in[i] = 0.03125f * float(i % 97) - 1.5f;
   const SrStream sr{7, 9};
-  const std::uint64_t first = (std::uint64_t{1} << 34) - 4 * 100 - 3;  // block index crosses 2^32
+  // Block indices that cross 2^32, from a starting index inside a block and from one on a block
+  // boundary (where the AVX-512 loop draws the numbers itself).
+  for (const std::uint64_t first : {(std::uint64_t{1} << 34) - 4 * 100 - 3, ((std::uint64_t{1} << 32) - 5) * 8}) {
   quantize_f32(f, spec, in, out, sr, first);
   quantize_f32_portable(f, spec, in, ref, sr, first);
   for (std::size_t i = 0; i < in.size(); ++i) {
     const auto q = quantize(f, Exact::from_float(in[i]), spec, sr.bits(first + i, 16));
     ASSERT_EQ(out[i], float(decode(f, q.code).to_double())) << i;
     ASSERT_EQ(ref[i], out[i]) << i;
+  }
   }
 }
 
@@ -183,10 +186,12 @@ bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std
 
 // Every SIMD level against the portable loop bit for bit (NaN payloads and signs included), and
 // the portable loop against the scalar quantize(), on boundary_inputs().
+// Two starting indices: 13 (blocks straddle the array's start) and 16 (a multiple of every
+// per_block(k), where the AVX-512 loop draws the random numbers itself).
 void expect_levels_equal(const Format& f, const RoundSpec& spec, bool check_scalar) {
   const auto in = boundary_inputs(f);
   const SrStream sr{99, 7};
-  const std::uint64_t first = 13;  // not a multiple of 8: blocks straddle the array's start
+  for (const std::uint64_t first : {13, 16}) {
   std::vector<float> want(in.size()), got(in.size());
   quantize_f32_portable(f, spec, in, want, sr, first);
   if (check_scalar)
@@ -203,8 +208,9 @@ void expect_levels_equal(const Format& f, const RoundSpec& spec, bool check_scal
     for (std::size_t i = 0; i < in.size(); ++i)
       ASSERT_TRUE(same_bits(got[i], want[i]))
           << to_string(level) << " " << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow)
-          << " k=" << spec.sr_bits << " x=0x" << std::hex << std::bit_cast<std::uint32_t>(in[i]) << " got=0x"
-          << std::bit_cast<std::uint32_t>(got[i]) << " want=0x" << std::bit_cast<std::uint32_t>(want[i]);
+          << " k=" << spec.sr_bits << " first=" << first << " x=0x" << std::hex << std::bit_cast<std::uint32_t>(in[i])
+          << " got=0x" << std::bit_cast<std::uint32_t>(got[i]) << " want=0x" << std::bit_cast<std::uint32_t>(want[i]);
+  }
   }
 }
 
