@@ -215,8 +215,9 @@ void fixed_loop(const FixedPlan& p, const float* src, float* dst, const std::uin
 // Specials: how overflow and infinite inputs find their results. Negated: a signed format whose
 // negative results are the positive ones negated, chosen on the magnitude before the sign is
 // applied. Folded: infinities give the overflow results, and an infinite |x| rounds to infinity,
-// which overflows. General: every case on its own.
-enum class Specials { General, Negated, Folded };
+// which overflows. AllNan: overflow and infinities give the nan result (fp8 e4m3 under IEEE
+// overflow), one select with nan inputs. General: every case on its own.
+enum class Specials { General, Negated, Folded, AllNan };
 enum class SrForm { Compare, Magic, Scaled };
 
 template <Rounding R, bool Ftz, bool Signed, Specials Sp, SrForm Sr>
@@ -278,7 +279,10 @@ void float_loop(const FloatPlan& p, const float* src, float* dst, const std::uin
     // Then the portable loop's order: overflow, infinities, negatives of unsigned formats, nan.
     const __mmask16 over = cmp<_CMP_GT_OQ>(v, max_value);
     __m512 res;
-    if constexpr (Sp == Specials::Negated) {
+    if constexpr (Sp == Specials::AllNan) {
+      res = as_float(_mm512_ternarylogic_epi32(bits(v), xb, sign_mask, 0xF8));  // v | (x & sign)
+      return _mm512_mask_mov_ps(res, over | _mm512_cmpgt_epi32_mask(ab, exp_mask), nan_result);
+    } else if constexpr (Sp == Specials::Negated) {
       res = _mm512_mask_mov_ps(v, over, ov_pos);
       if (!inf_is_overflow) res = _mm512_mask_mov_ps(res, _mm512_cmpeq_epi32_mask(ab, exp_mask), inf_pos);
       res = as_float(_mm512_ternarylogic_epi32(bits(res), xb, sign_mask, 0xF8));  // res | (x & sign)
@@ -397,8 +401,11 @@ struct FloatRun {
     const auto negated = [](float a, float b) { return same_bits(a, -b); };
     if (negated(p.overflow_pos, p.overflow_neg) && negated(p.inf_pos, p.inf_neg))
       return run3<Ftz, true, Specials::Negated>(p, src, dst, rnd, n);
-    if (same_bits(p.inf_pos, p.overflow_pos) && same_bits(p.inf_neg, p.overflow_neg))
+    if (same_bits(p.inf_pos, p.overflow_pos) && same_bits(p.inf_neg, p.overflow_neg)) {
+      if (same_bits(p.overflow_pos, p.nan_result) && same_bits(p.overflow_neg, p.nan_result))
+        return run3<Ftz, true, Specials::AllNan>(p, src, dst, rnd, n);
       return run3<Ftz, true, Specials::Folded>(p, src, dst, rnd, n);
+    }
     return run3<Ftz, true, Specials::General>(p, src, dst, rnd, n);
   }
   static void run(const FloatPlan& p, const float* src, float* dst, const std::uint32_t* rnd, std::size_t n) {
