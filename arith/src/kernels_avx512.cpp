@@ -45,30 +45,37 @@ inline void philox_round(Lanes8& s, __m512i m0, __m512i m1, __m512i k0, __m512i 
 }
 
 // Writes the k-bit numbers of the eight blocks in element order (SrStream::bits); returns how many.
-inline std::size_t store_values(const Lanes8& s, int k, std::uint32_t* out) {
+// Sets v[0..3] (k <= 16; v[0..1] for k > 16) to the values in element order and returns how many.
+inline std::size_t block_values(const Lanes8& s, int k, __m512i (&v)[4]) {
   const __m512i pair = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
   const __m512i c01 = _mm512_permutex2var_epi32(s.c0, pair, s.c1), c23 = _mm512_permutex2var_epi32(s.c2, pair, s.c3);
   const __m512i words[2] = {_mm512_permutex2var_epi64(c01, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), c23),
                             _mm512_permutex2var_epi64(c01, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), c23)};
   if (k > 16) {
     const __m512i shift = _mm512_set1_epi32(32 - k);
-    for (int v = 0; v < 2; ++v) _mm512_storeu_si512(out + 16 * v, _mm512_srlv_epi32(words[v], shift));
+    for (int i = 0; i < 2; ++i) v[i] = _mm512_srlv_epi32(words[i], shift);
     return 32;
   }
   // Each word serves two elements, high half first: rotating by 16 puts the high half in the
   // lower address, and zero-extending the sixteen 16-bit halves gives the elements in order.
   const __m512i shift = _mm512_set1_epi32(16 - k);
-  for (int v = 0; v < 2; ++v) {
-    const __m512i w = _mm512_rol_epi32(words[v], 16);
-    __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w)), hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1));
+  for (int i = 0; i < 2; ++i) {
+    const __m512i w = _mm512_rol_epi32(words[i], 16);
+    v[2 * i] = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w));
+    v[2 * i + 1] = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1));
     if (k != 16) {
-      lo = _mm512_srlv_epi32(lo, shift);
-      hi = _mm512_srlv_epi32(hi, shift);
+      v[2 * i] = _mm512_srlv_epi32(v[2 * i], shift);
+      v[2 * i + 1] = _mm512_srlv_epi32(v[2 * i + 1], shift);
     }
-    _mm512_storeu_si512(out + 32 * v, lo);
-    _mm512_storeu_si512(out + 32 * v + 16, hi);
   }
   return 64;
+}
+
+inline std::size_t store_values(const Lanes8& s, int k, std::uint32_t* out) {
+  __m512i v[4];
+  const std::size_t count = block_values(s, k, v);
+  for (std::size_t i = 0; i < count / 16; ++i) _mm512_storeu_si512(out + 16 * i, v[i]);
+  return count;
 }
 
 // The key schedule and counter words of one stream in registers: generate() gives the random
@@ -108,19 +115,18 @@ inline void for_each_lane(const Plan& p, const float* src, float* dst, const std
       const int k = p.sr_bits;
       const std::size_t group = k <= 16 ? 64 : 32;  // elements per eight blocks
       std::uint64_t block = p.wide.first_index / (group / 8);  // first_index is a multiple of per_block(k)
-      alignas(64) std::uint32_t r[64];
       std::size_t j = 0;
       for (; j < n; j += group, block += 8) {
         Lanes8 g = gen.start(block);  // eight blocks serve `group` elements
         gen.rounds(g);
-        store_values(g, k, r);
+        __m512i r[4];
+        block_values(g, k, r);
         const std::size_t count = n - j < group ? n - j : group;
         std::size_t v = 0;
-        for (; v + 16 <= count; v += 16)
-          _mm512_storeu_ps(dst + j + v, lane(_mm512_loadu_ps(src + j + v), _mm512_load_si512(r + v)));
+        for (; v + 16 <= count; v += 16) _mm512_storeu_ps(dst + j + v, lane(_mm512_loadu_ps(src + j + v), r[v / 16]));
         if (v < count) {
           const __mmask16 m = __mmask16((1u << (count - v)) - 1);
-          _mm512_mask_storeu_ps(dst + j + v, m, lane(_mm512_maskz_loadu_ps(m, src + j + v), _mm512_load_si512(r + v)));
+          _mm512_mask_storeu_ps(dst + j + v, m, lane(_mm512_maskz_loadu_ps(m, src + j + v), r[v / 16]));
         }
       }
       return;
