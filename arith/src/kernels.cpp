@@ -200,13 +200,14 @@ void portable_dispatch(Rounding r, const Format& f, const Plan& p, const float* 
 // fixed point with 0 <= fl <= 126 and no wrap-around (wrap needs the bits above the range), and at
 // most 24 random bits (so r and floor(f 2^k) + r are exact fp32 integers). The AVX-512 lanes serve
 // a subset of these (kernels_avx512.hpp says which).
-constexpr std::size_t kStreamElements = std::size_t{1} << 22;  // 16 MiB of fp32
-
 bool simd_eligible(const Format& f, const RoundSpec& spec) {
   if (spec.rounding == Rounding::Stochastic && spec.sr_bits > 24) return false;
   if (f.is_float()) return true;
   return f.fl >= 0 && f.fl <= 126 && spec.overflow != Overflow::Wrap;
 }
+
+// Outputs from this many elements (16 MiB of fp32) on are written with streaming stores.
+constexpr std::size_t kStreamElements = std::size_t{1} << 22;
 
 void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
                        const SrStream& sr, std::uint64_t first_index, QuantizeKernel kernel) {
