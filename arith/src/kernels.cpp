@@ -15,6 +15,7 @@
 
 #include "bitsim/arith/quantize.hpp"
 #include "kernels_avx2.hpp"
+#include "kernels_avx512.hpp"
 
 namespace bitsim::arith {
 namespace {
@@ -146,16 +147,21 @@ void float_loop(const Plan& p, const float* src, float* dst, const std::uint32_t
 }
 
 // k-bit random numbers of elements first .. first + n - 1 (n <= 1024), laid out as SrStream::bits.
-void random_bits(const SrStream& sr, std::uint64_t first, std::size_t n, int k, bool simd, std::uint32_t* out) {
+void random_bits(const SrStream& sr, std::uint64_t first, std::size_t n, int k, QuantizeKernel kernel,
+                 std::uint32_t* out) {
   const std::uint64_t per = std::uint64_t(SrStream::per_block(k));
   const std::uint64_t b0 = first / per, b1 = (first + n + per - 1) / per;  // blocks covering the range
-  if (simd && first % per == 0 && n % per == 0) {  // whole blocks: straight into place
-    avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, out);
+  const auto generate = [&](std::uint32_t* to) {
+    if (kernel == QuantizeKernel::Avx512) avx512::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, to);
+    else avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, to);
+  };
+  if (kernel != QuantizeKernel::Portable && first % per == 0 && n % per == 0) {  // whole blocks: straight into place
+    generate(out);
     return;
   }
   std::array<std::uint32_t, 1024 + 16> values;  // n plus the alignment slack of two blocks
-  if (simd) {
-    avx2::philox_bits(sr.seed, sr.stream, b0, std::size_t(b1 - b0), k, values.data());
+  if (kernel != QuantizeKernel::Portable) {
+    generate(values.data());
   } else {
     for (std::uint64_t i = b0 * per; i < b1 * per; ++i) values[i - b0 * per] = sr.bits(i, k);
   }
@@ -192,43 +198,65 @@ void portable_dispatch(Rounding r, const Format& f, const Plan& p, const float* 
 
 // The AVX2 lanes compute in fp32, which is exact under these conditions (see kernels_avx2.cpp):
 // fixed point with 0 <= fl <= 126 and no wrap-around (wrap needs the bits above the range), and at
-// most 24 random bits (so r and floor(f 2^k) + r are exact fp32 integers).
+// most 24 random bits (so r and floor(f 2^k) + r are exact fp32 integers). The AVX-512 lanes serve
+// a subset of these (kernels_avx512.hpp says which).
 bool simd_eligible(const Format& f, const RoundSpec& spec) {
-  if (!avx2::available()) return false;
   if (spec.rounding == Rounding::Stochastic && spec.sr_bits > 24) return false;
   if (f.is_float()) return true;
   return f.fl >= 0 && f.fl <= 126 && spec.overflow != Overflow::Wrap;
 }
 
+// Outputs from this many elements (16 MiB of fp32) on are written with streaming stores.
+constexpr std::size_t kStreamElements = std::size_t{1} << 22;
+
 void quantize_f32_impl(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
-                       const SrStream& sr, std::uint64_t first_index, bool allow_simd) {
+                       const SrStream& sr, std::uint64_t first_index, QuantizeKernel kernel) {
   if (!fits_fp32(f))
     throw FormatError(fmt::format("format {} has values that fp32 cannot hold; quantize to codes instead", f.spec()));
   if (out.size() < in.size()) throw std::invalid_argument("quantize_f32: output shorter than input");
+  if (!available(kernel)) throw std::invalid_argument(fmt::format("this CPU has no {} quantizer", to_string(kernel)));
   const Plan p = make_plan(f, spec);
-  const bool simd = allow_simd && simd_eligible(f, spec);
+  const bool simd = kernel != QuantizeKernel::Portable && simd_eligible(f, spec);
   avx2::FixedPlan fp;
   avx2::FloatPlan flp;
   if (simd) {
     fp = {float(std::ldexp(1.0, f.wl - f.fl)), float(p.scale), float(p.inv_scale), float(p.lo), float(p.hi),
-          float(p.sym_lo), float(p.two_k)};
-    flp = {p.m, p.emin, float(p.max_value), float(p.min_normal), float(p.overflow_pos), float(p.overflow_neg),
-           float(p.inf_pos), float(p.inf_neg), float(p.nan_result), p.ftz, p.is_signed, float(p.two_k),
+          float(p.sym_lo), float(p.two_k), spec.sr_bits, {}};
+    flp = {p.m, p.emin, f.is_float() ? f.emax() : 0, float(p.max_value), float(p.min_normal), float(p.overflow_pos),
+           float(p.overflow_neg), float(p.inf_pos), float(p.inf_neg), float(p.nan_result), p.ftz, p.is_signed,
+           float(p.two_k),
            f.is_float() && f.exp_bits == 8 && f.is_signed && f.has_zero && f.nonfinite == NonFinite::Ieee,
-           spec.sr_bits};
+           spec.sr_bits, {}};
   }
+  const bool wide = simd && kernel == QuantizeKernel::Avx512 &&
+                    (f.is_float() ? avx512::serves_float(spec.rounding, flp) : avx512::serves_fixed(spec.rounding, spec.overflow, fp));
+  avx2::AvxOnly& w = f.is_float() ? flp.wide : fp.wide;
+  if (wide && spec.rounding == Rounding::Stochastic &&
+      first_index % std::uint64_t(SrStream::per_block(spec.sr_bits)) == 0) {
+    // The AVX-512 loop draws the random numbers itself, block group by block group, in one call.
+    w = {false, true, sr.seed, sr.stream, first_index};
+    if (f.is_float()) avx512::quantize_float(spec.rounding, flp, in.data(), out.data(), nullptr, in.size());
+    else avx512::quantize_fixed(spec.rounding, spec.overflow, fp, in.data(), out.data(), nullptr, in.size());
+    return;
+  }
+  // An output this large leaves the caches anyway: write it with streaming stores, as memcpy does,
+  // rather than read every line before overwriting it. (Not under stochastic rounding, where
+  // measurements showed them slower.)
+  w.stream = wide && spec.rounding != Rounding::Stochastic && in.size() >= kStreamElements;
   constexpr std::size_t kChunk = 1024;
   std::array<std::uint32_t, kChunk> rnd{};
   for (std::size_t base = 0; base < in.size(); base += kChunk) {
     const std::size_t n = std::min(kChunk, in.size() - base);
-    if (spec.rounding == Rounding::Stochastic)
-      random_bits(sr, first_index + base, n, spec.sr_bits, avx2::available() && allow_simd, rnd.data());
+    if (spec.rounding == Rounding::Stochastic) random_bits(sr, first_index + base, n, spec.sr_bits, kernel, rnd.data());
     const float* src = in.data() + base;
     float* dst = out.data() + base;
     if (!simd) portable_dispatch(spec.rounding, f, p, src, dst, rnd.data(), n);
+    else if (wide && f.is_float()) avx512::quantize_float(spec.rounding, flp, src, dst, rnd.data(), n);
+    else if (wide) avx512::quantize_fixed(spec.rounding, spec.overflow, fp, src, dst, rnd.data(), n);
     else if (f.is_float()) avx2::quantize_float(spec.rounding, flp, src, dst, rnd.data(), n);
     else avx2::quantize_fixed(spec.rounding, spec.overflow, fp, src, dst, rnd.data(), n);
   }
+  if (w.stream) avx512::end_streaming();
 }
 
 }  // namespace
@@ -238,14 +266,44 @@ bool fits_fp32(const Format& f) {
   return f.has_zero && f.man_bits <= 23 && f.emax() <= 127 && f.emin() - (f.subnormals ? f.man_bits : 0) >= -149;
 }
 
+std::string_view to_string(QuantizeKernel k) {
+  switch (k) {
+    case QuantizeKernel::Portable: return "portable";
+    case QuantizeKernel::Avx2: return "avx2";
+    case QuantizeKernel::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool available(QuantizeKernel k) {
+  switch (k) {
+    case QuantizeKernel::Portable: return true;
+    case QuantizeKernel::Avx2: return avx2::available();
+    case QuantizeKernel::Avx512: return avx2::available() && avx512::available();
+  }
+  return false;
+}
+
+QuantizeKernel best_quantize_kernel() {
+  static const QuantizeKernel best = available(QuantizeKernel::Avx512) ? QuantizeKernel::Avx512
+                                     : available(QuantizeKernel::Avx2) ? QuantizeKernel::Avx2
+                                                                       : QuantizeKernel::Portable;
+  return best;
+}
+
 void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
                   const SrStream& sr, std::uint64_t first_index) {
-  quantize_f32_impl(f, spec, in, out, sr, first_index, true);
+  quantize_f32_impl(f, spec, in, out, sr, first_index, best_quantize_kernel());
 }
 
 void quantize_f32_portable(const Format& f, const RoundSpec& spec, std::span<const float> in,
                            std::span<float> out, const SrStream& sr, std::uint64_t first_index) {
-  quantize_f32_impl(f, spec, in, out, sr, first_index, false);
+  quantize_f32_impl(f, spec, in, out, sr, first_index, QuantizeKernel::Portable);
+}
+
+void quantize_f32_with(QuantizeKernel kernel, const Format& f, const RoundSpec& spec, std::span<const float> in,
+                       std::span<float> out, const SrStream& sr, std::uint64_t first_index) {
+  quantize_f32_impl(f, spec, in, out, sr, first_index, kernel);
 }
 
 FiniteExtremes finite_extremes_f32(std::span<const float> x) {

@@ -11,16 +11,27 @@ namespace bitsim::arith::avx2 {
 
 bool available();
 
+// What only the AVX-512 loops (kernels_avx512.cpp) use. stream: write the output with streaming
+// stores. fused: draw the stochastic-rounding numbers in the loop, from stream (seed, sr_stream)
+// starting at element first_index, a multiple of SrStream::per_block(k); rnd is then unused.
+struct AvxOnly {
+  bool stream = false;
+  bool fused = false;
+  std::uint64_t seed = 0, sr_stream = 0, first_index = 0;
+};
+
 // Loop invariants in fp32; every constant here is exactly representable (see kernels.cpp).
 struct FixedPlan {
   float clamp = 0;          // 2^(wl - fl): inputs are clamped to +-clamp first, keeping y exact
   float scale = 1, inv_scale = 1;  // 2^fl, 2^-fl with 0 <= fl <= 126
   float lo = 0, hi = 0, sym_lo = 0;
   float two_k = 65536;
+  int sr_bits = 16;
+  AvxOnly wide;
 };
 
 struct FloatPlan {
-  int m = 0, emin = 0;
+  int m = 0, emin = 0, emax = 0;
   float max_value = 0, min_normal = 0;
   float overflow_pos = 0, overflow_neg = 0, inf_pos = 0, inf_neg = 0, nan_result = 0;
   bool ftz = false, is_signed = true;
@@ -29,6 +40,7 @@ struct FloatPlan {
   // rounding of the fp32 bit pattern at bit 23 - m, subnormals included.
   bool same_range = false;
   int sr_bits = 16;
+  AvxOnly wide;
 };
 
 // n elements; rnd holds k-bit random numbers (k <= 24) for stochastic rounding, else unused.

@@ -2,7 +2,9 @@
 // rounding and overflow mode on dense fp32 bit patterns (all exponents, ties, specials).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -35,16 +37,21 @@ std::vector<float> dense_inputs(const Format& f, std::uint32_t stride) {
   return v;
 }
 
-using Kernel = void (*)(const Format&, const RoundSpec&, std::span<const float>, std::span<float>,
-                        const SrStream&, std::uint64_t);
+// Every kernel level this CPU has, the portable one included.
+std::vector<QuantizeKernel> kernel_levels() {
+  std::vector<QuantizeKernel> v;
+  for (auto k : {QuantizeKernel::Portable, QuantizeKernel::Avx2, QuantizeKernel::Avx512})
+    if (available(k)) v.push_back(k);
+  return v;
+}
 
 void expect_kernel_equals_scalar(const Format& f, const RoundSpec& spec, std::uint32_t stride) {
-  for (Kernel kernel : {Kernel(&quantize_f32), Kernel(&quantize_f32_portable)}) {
+  for (QuantizeKernel level : kernel_levels()) {
   const auto in = dense_inputs(f, stride);
   std::vector<float> out(in.size());
   const SrStream sr{42, 3};
   const std::uint64_t first = 5;  // not a multiple of 4: exercises block alignment
-  kernel(f, spec, in, out, sr, first);
+  quantize_f32_with(level, f, spec, in, out, sr, first);
   int failures = 0;
   for (std::size_t i = 0; i < in.size() && failures < 5; ++i) {
     const std::uint32_t r = sr.bits(first + i, spec.sr_bits);
@@ -55,7 +62,7 @@ void expect_kernel_equals_scalar(const Format& f, const RoundSpec& spec, std::ui
                       (float(want) == got && std::signbit(float(want)) == std::signbit(got));
     if (!same) {
       ++failures;
-      ADD_FAILURE() << (kernel == Kernel(&quantize_f32) ? "simd " : "portable ") << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow) << " x="
+      ADD_FAILURE() << to_string(level) << " " << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow) << " x="
                     << in[i] << " (0x" << std::hex << std::bit_cast<std::uint32_t>(in[i]) << std::dec
                     << ") kernel=" << got << " scalar=" << want;
     }
@@ -113,13 +120,198 @@ TEST(QuantizeF32, StochasticAcrossTheCounterCarry) {
   std::vector<float> in(4096), out(in.size()), ref(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) in[i] = 0.03125f * float(i % 97) - 1.5f;
   const SrStream sr{7, 9};
-  const std::uint64_t first = (std::uint64_t{1} << 34) - 4 * 100 - 3;  // block index crosses 2^32
+  // Block indices that cross 2^32, from a starting index inside a block and from one on a block
+  // boundary (where the AVX-512 loop draws the numbers itself).
+  for (const std::uint64_t first : {(std::uint64_t{1} << 34) - 4 * 100 - 3, ((std::uint64_t{1} << 32) - 5) * 8}) {
   quantize_f32(f, spec, in, out, sr, first);
   quantize_f32_portable(f, spec, in, ref, sr, first);
   for (std::size_t i = 0; i < in.size(); ++i) {
     const auto q = quantize(f, Exact::from_float(in[i]), spec, sr.bits(first + i, 16));
     ASSERT_EQ(out[i], float(decode(f, q.code).to_double())) << i;
     ASSERT_EQ(ref[i], out[i]) << i;
+  }
+  }
+}
+
+namespace {
+
+// Every rounding boundary of f as fp32 inputs, both signs: each value of the format, its fp32
+// neighbours, the midpoint to the next value and the fp32 numbers one ulp either side of it (the
+// ties and the points where nearest roundings change), the same around the overflow threshold
+// (max + half a step, 2^(emax+1)), fp32's own subnormals, zeros, infinities and NaNs (quiet and
+// signalling, both signs), and dense random bit patterns across all exponents.
+std::vector<float> boundary_inputs(const Format& f) {
+  std::vector<float> v;
+  const auto around = [&v](float x) {
+    for (float s : {x, -x}) {
+      v.push_back(s);
+      v.push_back(std::nextafter(s, std::numeric_limits<float>::infinity()));
+      v.push_back(std::nextafter(s, -std::numeric_limits<float>::infinity()));
+    }
+  };
+  // Every code of formats up to 16 bits; of wider ones the 4096 at either end and a random sample.
+  std::vector<u128> codes;
+  std::mt19937 rng(12345);
+  if (f.width() <= 16) {
+    for (u128 c = 0; c <= f.code_mask(); ++c) codes.push_back(c);
+  } else {
+    for (u128 c = 0; c < 4096; ++c) codes.push_back(c), codes.push_back(f.code_mask() - c);
+    for (int i = 0; i < 4096; ++i) codes.push_back(u128(rng()) & f.code_mask());
+  }
+  std::vector<double> values;  // the finite non-negative values of those codes, ascending
+  for (u128 c : codes) {
+    const Exact e = decode(f, c);
+    if (!e.is_nan() && !e.is_inf() && !e.neg) values.push_back(e.to_double());
+  }
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    around(float(values[i]));
+    const double next = i + 1 < values.size() ? values[i + 1] : 2 * values[i] - values[i - 1];  // the step past max
+    around(float((values[i] + next) / 2));  // the midpoint (exact: at most 17 significant bits)
+    around(float(values[i] + (next - values[i]) / 4));
+  }
+  if (f.is_float()) around(std::ldexp(1.0f, f.emax() + 1));
+  for (float x : {0.0f, 1e-45f, 2e-45f, 3e-45f, 1.1754942e-38f, 1.1754944e-38f, 5.9e-39f, 3.4028235e38f, 1e30f, 65536.0f})
+    around(x);
+  for (std::uint32_t b : {0x7f800000u, 0x7fc00000u, 0x7f800001u, 0x7fbfffffu, 0x7fffffffu, 0x7fc12345u}) {
+    v.push_back(std::bit_cast<float>(b));
+    v.push_back(std::bit_cast<float>(b | 0x80000000u));
+  }
+  for (int i = 0; i < 60000; ++i) v.push_back(std::bit_cast<float>(std::uint32_t(rng())));
+  return v;
+}
+
+bool same_bits(float a, float b) { return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b); }
+
+// Every SIMD level against the portable loop bit for bit (NaN payloads and signs included), and
+// the portable loop against the scalar quantize(), on boundary_inputs().
+// Two starting indices: 13 (blocks straddle the array's start) and 16 (a multiple of every
+// per_block(k), where the AVX-512 loop draws the random numbers itself).
+void expect_levels_equal(const Format& f, const RoundSpec& spec, bool check_scalar) {
+  const auto in = boundary_inputs(f);
+  const SrStream sr{99, 7};
+  for (const std::uint64_t first : {13, 16}) {
+  std::vector<float> want(in.size()), got(in.size());
+  quantize_f32_portable(f, spec, in, want, sr, first);
+  if (check_scalar)
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const std::uint32_t r = spec.rounding == Rounding::Stochastic ? sr.bits(first + i, spec.sr_bits) : 0;
+      const float scalar = float(decode(f, quantize(f, Exact::from_float(in[i]), spec, r).code).to_double());
+      ASSERT_TRUE(same_bits(scalar, want[i]) || (std::isnan(scalar) && std::isnan(want[i])))
+          << "portable " << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow) << " k="
+          << spec.sr_bits << " x=0x" << std::hex << std::bit_cast<std::uint32_t>(in[i]);
+    }
+  for (QuantizeKernel level : kernel_levels()) {
+    if (level == QuantizeKernel::Portable) continue;
+    quantize_f32_with(level, f, spec, in, got, sr, first);
+    for (std::size_t i = 0; i < in.size(); ++i)
+      ASSERT_TRUE(same_bits(got[i], want[i]))
+          << to_string(level) << " " << f.spec() << " " << to_string(spec.rounding) << " " << to_string(spec.overflow)
+          << " k=" << spec.sr_bits << " first=" << first << " x=0x" << std::hex << std::bit_cast<std::uint32_t>(in[i])
+          << " got=0x" << std::bit_cast<std::uint32_t>(got[i]) << " want=0x" << std::bit_cast<std::uint32_t>(want[i]);
+  }
+  }
+}
+
+const char* const kBoundaryFloats[] = {"fp8e4m3", "fp8e5m2", "fp16", "bf16", "float<4,3>", "float<5,2,fn>",
+                                       "float<4,3,u>", "float<5,10,ftz>", "fp6e3m2", "fp4e2m1", "tf32"};
+
+}  // namespace
+
+// The SIMD paths serve fp8/fp16/bf16 through magic-number and integer rounding: every boundary of
+// every rounding, overflow mode and random-bit count must land exactly where the portable loop and
+// the scalar golden model put it.
+TEST(QuantizeF32, FloatBoundariesEqualPortableAndScalar) {
+  for (const char* name : kBoundaryFloats) {
+    const Format f = Format::parse(name);
+    for (auto r : kRoundings)
+      for (auto o : {Overflow::Ieee, Overflow::Saturate})
+        for (int k : {1, 7, 16, 19, 24, 32}) {
+          if (k != 16 && r != Rounding::Stochastic) continue;
+          expect_levels_equal(f, {r, o, k}, r == Rounding::NearestEven || r == Rounding::Stochastic);
+        }
+  }
+}
+
+TEST(QuantizeF32, FixedBoundariesEqualPortableAndScalar) {
+  for (const char* name : {"fixed<8,4>", "fixed<16,8>", "ufixed<8,4>", "fixed<24,0>", "fixed<12,20>"}) {
+    const Format f = Format::parse(name);
+    for (auto r : kRoundings)
+      for (auto o : {Overflow::Saturate, Overflow::SaturateZero, Overflow::SaturateSymmetric, Overflow::Wrap})
+        for (int k : {1, 7, 16, 24}) {
+          if (k != 16 && r != Rounding::Stochastic) continue;
+          expect_levels_equal(f, {r, o, k}, r == Rounding::NearestEven || r == Rounding::Stochastic);
+        }
+  }
+}
+
+// Lengths 0..100 at several starting indices: the SIMD loops' masked or padded tails, and random
+// numbers taken from the middle of Philox blocks, against the portable loop on the same elements.
+TEST(QuantizeF32, EveryLengthAndOffsetEqualsPortable) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> value(0.0f, 3.0f);
+  for (const char* name : {"fp8e4m3", "fp8e5m2", "fp16", "bf16", "fixed<8,4>"}) {
+    const Format f = Format::parse(name);
+    for (auto r : {Rounding::NearestEven, Rounding::Stochastic, Rounding::Odd})
+      for (int k : {16, 20}) {
+        if (k != 16 && r != Rounding::Stochastic) continue;
+        const RoundSpec spec{r, default_overflow(f), k};
+        for (std::size_t n = 0; n <= 100; ++n)
+          for (std::uint64_t first : {0ull, 1ull, 7ull, 8ull, 1021ull}) {
+            std::vector<float> in(n), want(n, 42.0f), got(n);
+            for (float& x : in) x = value(rng);
+            quantize_f32_portable(f, spec, in, want, {3, 4}, first);
+            for (QuantizeKernel level : kernel_levels()) {
+              std::fill(got.begin(), got.end(), 42.0f);
+              quantize_f32_with(level, f, spec, in, got, {3, 4}, first);
+              for (std::size_t i = 0; i < n; ++i)
+                ASSERT_TRUE(same_bits(got[i], want[i])) << to_string(level) << " " << name << " " << to_string(r)
+                                                        << " n=" << n << " first=" << first << " i=" << i;
+            }
+          }
+      }
+  }
+}
+
+// Outputs of 2^22 elements and more take streaming stores after a masked head that aligns the
+// output to 64 bytes: an output that starts mid-line, and in-place quantization, against the
+// portable loop.
+TEST(QuantizeF32, LargeArraysEqualPortable) {
+  const std::size_t n = (std::size_t{1} << 22) + 37;
+  std::vector<float> in(n), want(n), out(n + 16);
+  std::mt19937 rng(8);
+  std::normal_distribution<float> value(0.0f, 4.0f);
+  for (float& x : in) x = value(rng);
+  for (const char* name : {"fp8e4m3", "bf16", "fixed<8,4>"})
+    for (auto r : {Rounding::NearestEven, Rounding::Stochastic}) {
+      const Format f = Format::parse(name);
+      const RoundSpec spec{r, default_overflow(f), 16};
+      quantize_f32_portable(f, spec, in, want, {1, 2}, 40);
+      for (std::size_t offset : {0, 3}) {
+        const std::span<float> got(out.data() + offset, n);
+        quantize_f32(f, spec, in, got, {1, 2}, 40);
+        for (std::size_t i = 0; i < n; ++i)
+          ASSERT_TRUE(same_bits(got[i], want[i])) << name << " " << to_string(r) << " offset " << offset << " i=" << i;
+      }
+      std::vector<float> inplace = in;
+      quantize_f32(f, spec, inplace, inplace, {1, 2}, 40);
+      for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(same_bits(inplace[i], want[i])) << name << " in place, i=" << i;
+    }
+}
+
+// A kernel level the CPU lacks is refused rather than run.
+TEST(QuantizeF32, KernelLevelsAreCheckedAndOrdered) {
+  EXPECT_TRUE(available(QuantizeKernel::Portable));
+  EXPECT_TRUE(available(best_quantize_kernel()));
+  if (available(QuantizeKernel::Avx512)) {
+    EXPECT_EQ(best_quantize_kernel(), QuantizeKernel::Avx512);
+  }
+  for (auto k : {QuantizeKernel::Avx2, QuantizeKernel::Avx512}) {
+    std::vector<float> v(4, 1.0f), o(4);
+    if (!available(k)) {
+      EXPECT_THROW(quantize_f32_with(k, Format::parse("fp16"), {}, v, o), std::invalid_argument);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/rounding.hpp"
@@ -22,9 +23,20 @@ bool fits_fp32(const Format& f);
 void quantize_f32(const Format& f, const RoundSpec& spec, std::span<const float> in, std::span<float> out,
                   const SrStream& sr = {}, std::uint64_t first_index = 0);
 
-// The same, always on the portable C++ loop: the oracle the SIMD path is tested against.
+// The same, always on the portable C++ loop: the oracle the SIMD paths are tested against.
 void quantize_f32_portable(const Format& f, const RoundSpec& spec, std::span<const float> in,
                            std::span<float> out, const SrStream& sr = {}, std::uint64_t first_index = 0);
+
+// The instruction sets quantize_f32 can use. Each level serves what it can and hands the rest to
+// the level below (AVX-512 -> AVX2 -> portable); quantize_f32 takes the best the CPU has.
+enum class QuantizeKernel : std::uint8_t { Portable, Avx2, Avx512 };
+std::string_view to_string(QuantizeKernel k);
+bool available(QuantizeKernel k);
+QuantizeKernel best_quantize_kernel();
+
+// quantize_f32 on the given level; throws std::invalid_argument when the CPU lacks it.
+void quantize_f32_with(QuantizeKernel kernel, const Format& f, const RoundSpec& spec, std::span<const float> in,
+                       std::span<float> out, const SrStream& sr = {}, std::uint64_t first_index = 0);
 
 // The largest positive and the smallest negative finite value of `x`, 0 where there is none: the
 // two extremes from which dynamic fixed point chooses its fraction length. NaNs and infinities are
