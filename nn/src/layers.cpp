@@ -540,32 +540,34 @@ class Elementwise : public Layer {
   }
   Shape init(const Shape& in, std::mt19937_64&) override { return in; }
   void forward(const Tensor& x, Tensor& y, Context&) override {
-    x_ = x.v;
     y.resize(x.shape);
-    for (std::size_t i = 0; i < x.v.size(); ++i) {
-      const float v = x.v[i];
-      switch (kind_) {
-        case Kind::Relu: y.v[i] = std::max(v, 0.0f); break;
-        case Kind::HardTanh: y.v[i] = std::clamp(v, -1.0f, 1.0f); break;
-        case Kind::Sign: y.v[i] = v >= 0 ? 1.0f : -1.0f; break;
-        case Kind::Relu6: y.v[i] = std::min(std::max(v, 0.0f), 6.0f); break;
-      }
+    pass_.resize(x.v.size());
+    const float* in = x.data();
+    float* out = y.data();
+    std::uint8_t* pass = pass_.data();
+    const std::size_t n = x.v.size();
+    // One loop per kind (so each vectorises): the output, and where backward passes the error.
+    auto run = [&](auto f, auto passes) {
+      for (std::size_t i = 0; i < n; ++i) out[i] = f(in[i]), pass[i] = passes(in[i]);
+    };
+    const auto clipped = [](float v) { return std::abs(v) <= 1.0f; };  // sign: clipped straight-through
+    switch (kind_) {
+      case Kind::Relu: run([](float v) { return std::max(v, 0.0f); }, [](float v) { return v > 0; }); break;
+      case Kind::HardTanh: run([](float v) { return std::clamp(v, -1.0f, 1.0f); }, clipped); break;
+      case Kind::Sign: run([](float v) { return v >= 0 ? 1.0f : -1.0f; }, clipped); break;
+      case Kind::Relu6:
+        run([](float v) { return std::min(std::max(v, 0.0f), 6.0f); }, [](float v) { return v > 0 && v < 6; });
+        break;
     }
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(dy.shape);
-    for (std::size_t i = 0; i < dy.v.size(); ++i) {
-      const float v = x_[i];
-      const bool pass = kind_ == Kind::Relu    ? v > 0
-                        : kind_ == Kind::Relu6 ? v > 0 && v < 6
-                                               : std::abs(v) <= 1.0f;  // sign: clipped straight-through
-      dx.v[i] = pass ? dy.v[i] : 0.0f;
-    }
+    for (std::size_t i = 0; i < dy.v.size(); ++i) dx.v[i] = pass_[i] ? dy.v[i] : 0.0f;
   }
 
  private:
   Kind kind_;
-  std::vector<float> x_;
+  std::vector<std::uint8_t> pass_;  // forward's input passes the error (a byte per element, not a copy of it)
 };
 
 // Batch normalization over the channel dimension (NxC or NxCxHxW): batch statistics in training,
