@@ -250,6 +250,7 @@ const std::set<std::string>& layer_keys(LayerType t) {
       {LayerType::Relu, {}},
       {LayerType::HardTanh, {}},
       {LayerType::Relu6, {}},
+      {LayerType::GlobalAvgPool, {}},
       {LayerType::Sign, {}},
       {LayerType::BatchNorm, {"shift"}},
       {LayerType::Dropout, {"p"}},

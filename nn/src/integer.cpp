@@ -73,6 +73,7 @@ std::string_view op_name(Op op) {
     case Op::Gemm: return "gemm";
     case Op::MaxPool: return "maxpool";
     case Op::AvgPool: return "avgpool";
+    case Op::GlobalAvgPool: return "globalavgpool";
     case Op::Clamp: return "clamp";
     case Op::Add: return "add";
     case Op::Identity: return "identity";
@@ -192,6 +193,7 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
         s.op = Op::Add;
         s.skip = spec.from + 1;
         break;
+      case LayerType::GlobalAvgPool: s.op = Op::GlobalAvgPool; break;
       case LayerType::Flatten:
       case LayerType::Dropout: s.op = Op::Identity; break;
       case LayerType::BatchNorm:
@@ -385,6 +387,15 @@ void IntegerNetwork::run(std::size_t si, std::vector<GemmRecord>* gemms) {
             const std::int32_t r = s.op == Op::MaxPool ? best : (sum + std::int32_t(count) / 2) / std::int32_t(count);
             out.v[std::size_t((p * ho + oy) * wo + ox)] = std::uint8_t(r);
           }
+      });
+      return;
+    }
+    case Op::GlobalAvgPool: {
+      const std::int64_t hw = in.shape[2] * in.shape[3];
+      parallel_for(batch * in.shape[1], [&](std::int64_t p) {
+        std::int64_t sum = 0;
+        for (std::int64_t i = 0; i < hw; ++i) sum += in.v[std::size_t(p * hw + i)];
+        out.v[std::size_t(p)] = std::uint8_t((sum + hw / 2) / hw);
       });
       return;
     }

@@ -524,6 +524,34 @@ class Pool : public Layer {
   std::vector<std::int64_t> arg_;
 };
 
+class GlobalAvgPool : public Layer {
+ public:
+  std::string type() const override { return "globalavgpool"; }
+  Shape init(const Shape& in, std::mt19937_64&) override {
+    if (in.size() != 4) throw std::invalid_argument(fmt::format("needs an NxCxHxW input, got {}", to_string(in)));
+    return {in[0], in[1], 1, 1};
+  }
+  void forward(const Tensor& x, Tensor& y, Context&) override {
+    in_ = x.shape;
+    const std::int64_t planes = x.dim(0) * x.dim(1), hw = x.dim(2) * x.dim(3);
+    y.resize({x.dim(0), x.dim(1), 1, 1});
+    parallel_for(planes, [&](std::int64_t p) {
+      float sum = 0.0f;
+      for (std::int64_t i = 0; i < hw; ++i) sum += x.v[std::size_t(p * hw + i)];
+      y.v[std::size_t(p)] = sum / float(hw);
+    });
+  }
+  void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
+    dx.resize(in_);
+    const std::int64_t hw = in_[2] * in_[3];
+    for (std::int64_t p = 0; p < in_[0] * in_[1]; ++p)
+      std::fill_n(dx.v.begin() + p * hw, hw, dy.v[std::size_t(p)] / float(hw));
+  }
+
+ private:
+  Shape in_;
+};
+
 // Elementwise layers: y = f(x), dx = dy * f'(x) (from the input kept in forward).
 class Elementwise : public Layer {
  public:
@@ -759,6 +787,7 @@ std::unique_ptr<Layer> make_conv2d(std::int64_t out, std::int64_t kernel, std::i
 }
 std::unique_ptr<Layer> make_maxpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(true, k, s); }
 std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(false, k, s); }
+std::unique_ptr<Layer> make_globalavgpool() { return std::make_unique<GlobalAvgPool>(); }
 std::unique_ptr<Layer> make_relu() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu); }
 std::unique_ptr<Layer> make_hardtanh() { return std::make_unique<Elementwise>(Elementwise::Kind::HardTanh); }
 std::unique_ptr<Layer> make_relu6() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu6); }

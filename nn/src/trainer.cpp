@@ -37,6 +37,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
     case LayerType::Relu: return make_relu();
     case LayerType::HardTanh: return make_hardtanh();
     case LayerType::Relu6: return make_relu6();
+    case LayerType::GlobalAvgPool: return make_globalavgpool();
     case LayerType::Sign: return make_sign();
     case LayerType::BatchNorm: return make_batchnorm(0.1, 1e-5, s.shift);
     case LayerType::Dropout: return make_dropout(s.p);

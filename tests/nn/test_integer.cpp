@@ -145,6 +145,15 @@ QTensor reference_stage(const IntegerStage& s, const QTensor& in, const QTensor*
           }
       break;
     }
+    case Op::GlobalAvgPool: {
+      const std::int64_t hw = in.shape[2] * in.shape[3];
+      for (std::int64_t p = 0; p < out_shape[0] * out_shape[1]; ++p) {
+        const auto first = in.v.begin() + p * hw;
+        const long sum = std::accumulate(first, first + hw, 0L);
+        out.v[std::size_t(p)] = std::uint8_t(std::lround(std::floor((double(sum) + double(hw / 2)) / double(hw))));
+      }
+      break;
+    }
     case Op::Add:
       for (std::size_t i = 0; i < out.v.size(); ++i) {
         // TFLite reference_ops::Add (uint8).
@@ -285,6 +294,26 @@ TEST(IntegerNetwork, EveryStageEqualsThePerElementReference) {
       EXPECT_EQ(q.stages()[2].op, Op::Add);
       EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 10) << per_channel;
     }
+}
+
+TEST(IntegerNetwork, GlobalAveragePoolingEqualsThePerElementReference) {
+  // A MobileNet-style tail: convolution, ReLU6, the mean of each 28 x 28 plane, a classifier.
+  std::string text = kNetwork;
+  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
+  text = text.substr(0, a) + R"(layers = [
+  { type = "conv2d", out = 5, kernel = 3, padding = 1 },
+  { type = "relu6" },
+  { type = "globalavgpool" },
+  { type = "flatten" },
+  { type = "linear", out = 10 },
+)" + text.substr(b);
+  Fixture f(text);
+  IntegerOptions opt;
+  opt.batches = 2;
+  IntegerNetwork q(f.x, f.net, f.train, opt);
+  ASSERT_EQ(q.stages().size(), 4u);
+  EXPECT_EQ(q.stages()[1].op, Op::GlobalAvgPool);
+  EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 4);
 }
 
 TEST(IntegerNetwork, RecipeMatchesItsDefinitions) {

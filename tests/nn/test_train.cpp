@@ -194,6 +194,7 @@ TEST(NnLayers, GradientsMatchFiniteDifferences) {
   gradient_check(make_batchnorm(), {6, 3, 2, 2});
   gradient_check(make_batchnorm(), {8, 5});
   gradient_check(make_hardtanh(), {4, 9});
+  gradient_check(make_globalavgpool(), {2, 3, 5, 4});
 }
 
 // The layers no finite difference can check: max pooling routes the gradient to the maximum, ReLU

@@ -71,6 +71,7 @@ struct IntegerStage {
     Gemm,      // Linear or Conv2d, with the activations after it fused into its clamp
     MaxPool,   // the maximum code of each window (scale and zero point unchanged)
     AvgPool,   // the window's code sum divided by its size, rounded half up (TFLite)
+    GlobalAvgPool,  // the same over each whole plane (TFLite's uint8 Mean over H and W)
     Clamp,     // a ReLU or HardTanh not fused into a GEMM: codes clamped to the codes of its bounds
     Add,       // a residual connection: TFLite's quantized ADD of activation `input` and `skip`
     Identity,  // flatten, dropout, a BatchNorm folded into the GEMM before it: codes unchanged

@@ -150,6 +150,9 @@ std::unique_ptr<Layer> make_conv2d(std::int64_t out_channels, std::int64_t kerne
                                    std::int64_t padding = 0, bool bias = true);
 std::unique_ptr<Layer> make_maxpool(std::int64_t kernel, std::int64_t stride = 0);  // stride 0: = kernel
 std::unique_ptr<Layer> make_avgpool(std::int64_t kernel, std::int64_t stride = 0);
+// N x C x H x W -> N x C x 1 x 1: each plane's mean (ONNX GlobalAveragePool), summed in fp32 in
+// index order and divided by H W; backward spreads dy / (H W) over the plane.
+std::unique_ptr<Layer> make_globalavgpool();
 std::unique_ptr<Layer> make_relu();
 std::unique_ptr<Layer> make_hardtanh();
 // min(max(x, 0), 6) (MobileNet's ReLU6); the error passes where 0 < x < 6.

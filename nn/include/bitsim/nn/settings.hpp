@@ -11,7 +11,7 @@
 
 namespace bitsim::nn {
 
-enum class LayerType : std::uint8_t { Linear, Conv2d, MaxPool, AvgPool, Relu, HardTanh, Sign, BatchNorm, Dropout, Flatten, Residual, Relu6 };
+enum class LayerType : std::uint8_t { Linear, Conv2d, MaxPool, AvgPool, Relu, HardTanh, Sign, BatchNorm, Dropout, Flatten, Residual, Relu6, GlobalAvgPool };
 enum class LossKind : std::uint8_t { CrossEntropy, SquareHinge };
 enum class DatasetKind : std::uint8_t { FashionMnist, MnistNpm, Synthetic };
 enum class OptimizerKind : std::uint8_t { Sgd, Momentum, Adam, Adamax, ShiftAdamax, Wage };
@@ -25,11 +25,12 @@ struct SettingNames;
 
 template <>
 struct SettingNames<LayerType> {
-  static constexpr std::array<std::pair<LayerType, std::string_view>, 12> table{{
+  static constexpr std::array<std::pair<LayerType, std::string_view>, 13> table{{
       {LayerType::Linear, "linear"}, {LayerType::Conv2d, "conv2d"}, {LayerType::MaxPool, "maxpool"},
       {LayerType::AvgPool, "avgpool"}, {LayerType::Relu, "relu"}, {LayerType::HardTanh, "hardtanh"},
       {LayerType::Sign, "sign"}, {LayerType::BatchNorm, "batchnorm"}, {LayerType::Dropout, "dropout"},
-      {LayerType::Flatten, "flatten"}, {LayerType::Residual, "residual"}, {LayerType::Relu6, "relu6"}}};
+      {LayerType::Flatten, "flatten"}, {LayerType::Residual, "residual"}, {LayerType::Relu6, "relu6"},
+      {LayerType::GlobalAvgPool, "globalavgpool"}}};
 };
 template <>
 struct SettingNames<LossKind> {
