@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bitsim/arith/gemm_int8.hpp"
+#include "ratio_reporter.hpp"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -72,17 +73,7 @@ void BM_Int8(benchmark::State& state, Int8Kernel kernel) {
   set_ops(state, s);
 }
 
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  std::map<std::string, double> items_per_second;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& run : runs) {
-      const auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) items_per_second[run.benchmark_name()] = it->second;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
+using bitsim::bench::RatioReporter;
 
 }  // namespace
 

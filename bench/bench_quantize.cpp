@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bitsim/arith/kernels.hpp"
+#include "ratio_reporter.hpp"
 
 using namespace bitsim::arith;
 
@@ -84,17 +85,7 @@ BITSIM_QUANTIZE_BENCH(fp16_stochastic, "fp16", Stochastic);
 BITSIM_QUANTIZE_BENCH(bf16_stochastic, "bf16", Stochastic);
 
 // Console output as usual, plus the throughput of every run kept for the ratio table.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  std::map<std::string, double> items_per_second;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& run : runs) {
-      const auto it = run.counters.find("items_per_second");
-      if (it != run.counters.end()) items_per_second[run.benchmark_name()] = it->second;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
+using bitsim::bench::RatioReporter;
 
 }  // namespace
 

@@ -11,6 +11,8 @@
 #endif
 #include <immintrin.h>
 
+#include "bitsim/arith/stochastic.hpp"
+
 #include "kernels_avx512.hpp"
 
 namespace bitsim::arith::avx512 {
@@ -461,29 +463,7 @@ void philox_bits(std::uint64_t seed, std::uint64_t stream, std::uint64_t first_b
     for (int i = 0; i < kGroups; ++i) out += store_values(g[i], k, out);
   }
   for (; j < blocks; ++j) {  // tail: one block at a time
-    const std::uint64_t b = first_block + j;
-    std::uint32_t c[4] = {std::uint32_t(b), std::uint32_t(b >> 32), std::uint32_t(stream), std::uint32_t(stream >> 32)};
-    std::uint32_t key[2] = {std::uint32_t(seed), std::uint32_t(seed >> 32)};
-    for (int round = 0; round < 10; ++round) {
-      if (round > 0) {
-        key[0] += 0x9E3779B9u;
-        key[1] += 0xBB67AE85u;
-      }
-      const std::uint64_t p0 = std::uint64_t{0xD2511F53u} * c[0], p1 = std::uint64_t{0xCD9E8D57u} * c[2];
-      const std::uint32_t n0 = std::uint32_t(p1 >> 32) ^ c[1] ^ key[0], n2 = std::uint32_t(p0 >> 32) ^ c[3] ^ key[1];
-      c[0] = n0;
-      c[1] = std::uint32_t(p1);
-      c[2] = n2;
-      c[3] = std::uint32_t(p0);
-    }
-    for (int q = 0; q < 4; ++q) {
-      if (k > 16) {
-        *out++ = c[q] >> (32 - k);
-      } else {
-        *out++ = (c[q] >> 16) >> (16 - k);
-        *out++ = (c[q] & 0xffff) >> (16 - k);
-      }
-    }
+    out += SrStream{seed, stream}.block_bits(first_block + j, k, out);
   }
 }
 

@@ -43,6 +43,20 @@ struct SrStream {
   }
   // Elements per block for k random bits.
   static constexpr int per_block(int k) { return k <= 16 ? 8 : 4; }
+  // r of every element of block `block_index`, in element order (what bits() gives them) into
+  // out; returns per_block(k).
+  int block_bits(std::uint64_t block_index, int k, std::uint32_t* out) const {
+    const std::array<std::uint32_t, 4> w = block(block_index);
+    for (int q = 0; q < 4; ++q) {
+      if (k > 16) {
+        *out++ = w[std::size_t(q)] >> (32 - k);
+      } else {
+        *out++ = (w[std::size_t(q)] >> 16) >> (16 - k);
+        *out++ = (w[std::size_t(q)] & 0xffff) >> (16 - k);
+      }
+    }
+    return per_block(k);
+  }
   // r in [0, 2^k) for element `index`; k in 1..32.
   std::uint32_t bits(std::uint64_t index, int k) const {
     if (k <= 16) {
