@@ -242,7 +242,8 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
     if (observers[std::size_t(a)]) return observers[std::size_t(a)]->params();
     return std::nullopt;
   };
-  {
+  // (Nothing to observe when training tracked every range: no calibration pass then.)
+  if (std::any_of(observers.begin(), observers.end(), [](const auto& o) { return o.has_value(); })) {
     std::vector<std::int64_t> order(std::size_t(calibration.n));
     std::iota(order.begin(), order.end(), 0);
     std::mt19937_64 rng(x.seed);

@@ -234,17 +234,20 @@ const Tensor& PopcountNetwork::forward(const Tensor& x, std::vector<GemmRecord>*
         fa = q.apply(values, {std::size_t(m), std::size_t(s.k)});
         if (fa.is_float()) throw IntegerError(fmt::format("layer {}: activations '{}' are not on a fixed-point grid", s.first, q.describe()));
         const double step = std::ldexp(1.0, -fa.fl);
+        std::vector<std::int64_t> codes(values.size());  // exact: the values are on the 2^-fl grid
         std::int64_t max_code = 0;
-        for (float v : values) max_code = std::max<std::int64_t>(max_code, std::llabs(std::llround(v / step)));
+        for (std::size_t i = 0; i < values.size(); ++i) {
+          codes[i] = std::llround(double(values[i]) / step);
+          max_code = std::max<std::int64_t>(max_code, std::llabs(codes[i]));
+        }
         if (max_code * s.k >= kMaxSum)
           throw IntegerError(fmt::format("layer {}: sums of {} codes up to {} could leave 24 bits", s.first, s.k, max_code));
         parallel_for(m, [&](std::int64_t r) {
+          const std::int64_t* row = codes.data() + r * s.k;
           for (std::int64_t n = 0; n < s.n; ++n) {
             std::int64_t acc = 0;
-            for (std::int64_t k = 0; k < s.k; ++k) {
-              const auto code = std::int64_t(std::llround(values[std::size_t(r * s.k + k)] / step));
-              acc += (s.weights[std::size_t(n)][std::size_t(k / 64)] >> (k % 64)) & 1 ? code : -code;
-            }
+            for (std::int64_t k = 0; k < s.k; ++k)
+              acc += (s.weights[std::size_t(n)][std::size_t(k / 64)] >> (k % 64)) & 1 ? row[k] : -row[k];
             sums[std::size_t(r * s.n + n)] = acc;
           }
         });
