@@ -154,14 +154,10 @@ bool Numerics::integer_operands() const {
 
 namespace {
 
-// DoReFa's round(): to the nearest integer, ties to even (TensorFlow's tf.round), decided by arith's
-// rounding like every other rounding in bitsim. The values are below 2^17 in magnitude.
-double round_half_even(double v) {
-  static const Format kInt = Format::fixed(32, 0);
-  const arith::Quantized q =
-      arith::quantize(kInt, arith::Exact::from_double(v), {arith::Rounding::NearestEven, arith::Overflow::Saturate});
-  return arith::decode(kInt, q.code).to_double();
-}
+// DoReFa's and WAGE's round(): to the nearest integer, ties to even (TensorFlow's tf.round). The
+// hardware's own IEEE roundToIntegralTiesToEven (the default rounding mode, which bitsim never
+// changes) is exact for every double.
+double round_half_even(double v) { return std::nearbyint(v); }
 
 
 // The scaled schemes: x <- integer codes, scale <- per-row (or one) factors; returns the codes' format.
