@@ -229,7 +229,7 @@ Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) 
     for (std::size_t i = 0; i < arr.size(); ++i) {
       const std::string where = fmt::format("{}[{}].", name, i);
       if (!arr[i].is_table()) throw SweepError(fmt::format("{}: {}: expected a table with {}", path, where, zip ? "keys and values" : "key and values"));
-      const Table t(*arr[i].as_table(), path, where, zip ? std::set<std::string>{"keys", "values"} : std::set<std::string>{"key", "values"});
+      const Table t(*arr[i].as_table(), path, where, zip ? std::set<std::string>{"keys", "values", "names"} : std::set<std::string>{"key", "values", "names"});
       Dimension d;
       if (zip) {
         for (const toml::node& k : t.array("keys")) {
@@ -257,6 +257,20 @@ Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) 
           if (std::equal(earlier.begin(), earlier.end(), v.begin(), [](const Setting& a, const Setting& b) { return a.toml == b.toml; }))
             t.fail("values", fmt::format("distinct values; {} appears twice", arith::quoted(v[0].display)));
         d.values.push_back(std::move(v));
+      }
+      if (t.get("names")) {
+        const toml::array& names = t.array("names");
+        std::set<std::string> seen;
+        for (const toml::node& n : names) {
+          const auto name = n.value<std::string>();
+          if (!n.is_string() || name->empty() || name->size() > 200 ||
+              !std::all_of(name->begin(), name->end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
+            t.fail("names", "an array of names (1 to 200 printable ASCII characters), one per value");
+          if (!seen.insert(*name).second) t.fail("names", fmt::format("distinct names; {} appears twice", arith::quoted(*name)));
+          d.names.push_back(*name);
+        }
+        if (d.names.size() != d.values.size())
+          t.fail("names", fmt::format("one name per value: {} names for {} values", d.names.size(), d.values.size()));
       }
       p.dims.push_back(std::move(d));
     }
@@ -323,11 +337,16 @@ Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) 
     for (std::size_t d = 0; d < p.dims.size(); ++d) {
       const auto& v = p.dims[d].values[choice[d]];
       settings.insert(settings.end(), v.begin(), v.end());
-      if (p.dims[d].values.size() > 1)
-        for (const Setting& s : v) {
-          if (!label.empty()) label += ' ';
-          label.append(short_key[s.key]).append("=").append(s.display);
-        }
+      if (p.dims[d].values.size() < 2) continue;
+      if (!p.dims[d].names.empty()) {
+        if (!label.empty()) label += ' ';
+        label += p.dims[d].names[choice[d]];
+        continue;
+      }
+      for (const Setting& s : v) {
+        if (!label.empty()) label += ' ';
+        label.append(short_key[s.key]).append("=").append(s.display);
+      }
     }
     for (std::size_t r = 0; r < replicas; ++r) {
       Point pt;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include "bitsim/costmodel/plot.hpp"
 #include "bitsim/nn/experiment.hpp"
@@ -230,6 +231,79 @@ double stddev(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
+// A training point's learning curve: its metrics.csv (epoch, lr, train_loss, train_accuracy,
+// test_loss, test_accuracy, seconds), one row per epoch. Empty when it cannot be read.
+struct Epoch {
+  double epoch, train_loss, train_accuracy, test_loss, test_accuracy;
+};
+std::vector<Epoch> read_curve(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!std::getline(in, line)) return {};
+  std::map<std::string, std::size_t> col;
+  {
+    std::stringstream hs(line);
+    std::string name;
+    for (std::size_t i = 0; std::getline(hs, name, ','); ++i) col[name] = i;
+  }
+  for (const char* need : {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"})
+    if (!col.contains(need)) return {};
+  std::vector<Epoch> out;
+  while (std::getline(in, line)) {
+    std::vector<double> v;
+    std::stringstream ls(line);
+    std::string f;
+    while (std::getline(ls, f, ',')) v.push_back(std::strtod(f.c_str(), nullptr));
+    auto at = [&](const char* name) { return col[name] < v.size() ? v[col[name]] : double(NAN); };
+    out.push_back({at("epoch"), at("train_loss"), at("train_accuracy"), at("test_loss"), at("test_accuracy")});
+  }
+  return out;
+}
+
+// curves.csv: every finished training point's metrics per epoch, with its configuration; and
+// curves.png: each configuration's test accuracy per epoch, the mean over its seeds (only
+// configurations whose seeds all finished, as for the fronts).
+void write_curves(const Plan& plan, const fs::path& dir, const std::vector<PointResult>& rows, const std::vector<std::size_t>& finished,
+                  const std::vector<std::size_t>& members, const std::vector<std::size_t>& first_of, bool plots, MergeSummary& sum) {
+  const bool seeded = !plan.seeds.empty();
+  std::string csv = seeded ? "id,config,label,seed,epoch,train_loss,train_accuracy,test_loss,test_accuracy\n"
+                           : "id,config,label,epoch,train_loss,train_accuracy,test_loss,test_accuracy\n";
+  std::vector<std::map<int, std::vector<double>>> test(plan.configs);  // [config][epoch] -> one value per seed
+  int last_epoch = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].status != "ok") continue;
+    const Point& p = plan.points[i];
+    for (const Epoch& e : read_curve(point_dir(dir, p) / "metrics.csv")) {
+      csv += fmt::format("{},{},{},", p.id, p.config, csv_field(p.label));
+      if (seeded) csv += fmt::format("{},", *p.seed);
+      csv += fmt::format("{},{},{},{},{}\n", number(e.epoch), number(e.train_loss), number(e.train_accuracy), number(e.test_loss),
+                         number(e.test_accuracy));
+      if (!std::isfinite(e.epoch) || e.epoch < 1 || e.epoch > 1e6) continue;
+      test[p.config][int(e.epoch)].push_back(e.test_accuracy);
+      last_epoch = std::max(last_epoch, int(e.epoch));
+    }
+  }
+  nn::write_atomic(dir / "curves.csv", [&](std::ofstream& f) { f << csv; });
+  sum.written.push_back("curves.csv");
+  if (!plots || last_epoch == 0) return;
+  std::vector<double> x;
+  for (int e = 1; e <= last_epoch; ++e) x.push_back(e);
+  std::vector<costmodel::Series> series;
+  for (std::size_t c = 0; c < plan.configs; ++c) {
+    if (finished[c] != members[c] || test[c].empty()) continue;
+    costmodel::Series s{plan.points[first_of[c]].label, {}};
+    for (int e = 1; e <= last_epoch; ++e) {
+      const auto it = test[c].find(e);
+      s.y.push_back(it != test[c].end() && it->second.size() == members[c] ? 100 * mean(it->second) : double(NAN));
+    }
+    series.push_back(std::move(s));
+  }
+  if (series.empty()) return;
+  costmodel::plot_lines(dir / "curves.png", "epoch", x, series, seeded ? "test accuracy (%), mean over seeds" : "test accuracy (%)",
+                        fmt::format("{}: test accuracy per epoch", fs::path(plan.file).filename().string()));
+  sum.written.push_back("curves.png");
+}
+
 }  // namespace
 
 MergeSummary merge(const Plan& plan, const fs::path& dir, bool plots) {
@@ -349,7 +423,7 @@ MergeSummary merge(const Plan& plan, const fs::path& dir, bool plots) {
 
   // configs.csv: mean and spread over seeds.
   if (seeded) {
-    std::string c = "config";
+    std::string c = "config,label";
     for (const auto& a : axes) cell(c, csv_field(a));
     c += ",seeds_ok";
     for (const auto& m : metrics) cell(c, csv_field(m + ".mean") + "," + csv_field(m + ".std"));
@@ -358,6 +432,7 @@ MergeSummary merge(const Plan& plan, const fs::path& dir, bool plots) {
     for (std::size_t k = 0; k < nc; ++k) {
       const Point& p = plan.points[first_of[k]];
       c += std::to_string(k);
+      cell(c, csv_field(p.label));
       for (const auto& v : axis_values(p)) cell(c, csv_field(v));
       cell(c, std::to_string(finished[k]));
       for (const auto& m : metrics) {
@@ -370,6 +445,10 @@ MergeSummary merge(const Plan& plan, const fs::path& dir, bool plots) {
     }
     nn::write_atomic(dir / "configs.csv", [&](std::ofstream& f) { f << c; });
     sum.written.push_back("configs.csv");
+  }
+
+  if (plan.mode == Mode::Train) {
+    write_curves(plan, dir, rows, finished, members, first_of, plots, sum);
   }
 
   // The fronts: a table per pair, best first in the pair's first objective, and a plot.

@@ -65,6 +65,24 @@ flags=$(column "front:accuracy.test/cost.energy_j" "$tmp/j1/results.csv" | sort 
 [ "$flags" = "0 1 " ] || { echo "FAIL: front flags '$flags', want both 0 and 1"; fails=$((fails + 1)); }
 configs=$(($(wc -l <"$tmp/j1/configs.csv") - 1))
 [ "$configs" -eq 6 ] || { echo "FAIL: configs.csv has $configs rows, want 6"; fails=$((fails + 1)); }
+# Learning curves: curves.csv holds every point's metrics.csv, epoch by epoch, with its configuration;
+# curves.png plots the configurations' means; configs.csv names each configuration by its label.
+python3 - "$tmp/j1" <<'PY' || { echo "FAIL: curves.csv does not hold the points' metrics.csv"; fails=$((fails + 1)); }
+import csv, os, sys
+d = sys.argv[1]
+curves = list(csv.DictReader(open(os.path.join(d, "curves.csv"))))
+points = sorted(os.listdir(os.path.join(d, "points")))
+assert len(curves) == 2 * len(points) == 24, len(curves)
+for row in curves:
+    own = list(csv.DictReader(open(os.path.join(d, "points", row["id"], "metrics.csv"))))[int(row["epoch"]) - 1]
+    for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        assert float(row[k]) == float(own[k]), (row, own)
+    assert row["seed"] in ("1", "2") and row["config"] == str(int(row["id"]) // 2), row
+labels = {r["config"]: r["label"] for r in csv.DictReader(open(os.path.join(d, "configs.csv")))}
+assert labels["4"] == "weights=dfx<6,channel> array=8x8", labels
+assert all(labels[r["config"]] == r["label"] for r in curves)
+assert os.path.getsize(os.path.join(d, "curves.png")) > 0
+PY
 e8=$(column cost.energy_j "$tmp/j1/results.csv" | sed -n 1p); e4=$(column cost.energy_j "$tmp/j1/results.csv" | sed -n 5p)
 python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) else 1)" "$e8" "$e4" ||
   { echo "FAIL: fixed<4,3> energy $e4 not below fixed<8,6> energy $e8"; fails=$((fails + 1)); }

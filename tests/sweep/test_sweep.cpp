@@ -96,6 +96,40 @@ values = [["dfx<6>", 45], ["dfx<8>", 7]]
   p.validate();  // every point loads
 }
 
+TEST(SweepPlan, NamedValuesLabelTheirDimension) {
+  Files f;
+  const Plan p = Plan::load(f.sweep(R"(experiment = "tiny.toml"
+[[axis]]
+key = "hardware.array"
+values = ["8x8", "16x16"]
+[[zip]]
+names = ["narrow", "wide"]
+keys = ["numerics.weights", "numerics.activations"]
+values = [["fixed<4,3>", "dfx<4>"], ["fixed<8,6>", "dfx<8>"]]
+)"));
+  ASSERT_EQ(p.points.size(), 4u);
+  EXPECT_EQ(p.points[0].label, "array=8x8 narrow");
+  EXPECT_EQ(p.points[3].label, "array=16x16 wide");
+  // A name changes the label only: the points compute what they did without it.
+  const Plan q = Plan::load(f.sweep(R"(experiment = "tiny.toml"
+[[axis]]
+key = "hardware.array"
+values = ["8x8", "16x16"]
+[[zip]]
+keys = ["numerics.weights", "numerics.activations"]
+values = [["fixed<4,3>", "dfx<4>"], ["fixed<8,6>", "dfx<8>"]]
+)"));
+  EXPECT_EQ(p.to_json(), q.to_json());
+  EXPECT_EQ(q.points[3].label, "array=16x16 weights=fixed<8,6> activations=dfx<8>");
+
+  const std::string head = "experiment = \"tiny.toml\"\n[[axis]]\nkey = \"hardware.array\"\nvalues = [\"8x8\", \"16x16\"]\n";
+  EXPECT_NE(load_error(f, head + "names = [\"a\"]\n").find("names: expected one name per value: 1 names for 2 values"), std::string::npos);
+  EXPECT_NE(load_error(f, head + "names = [\"a\", \"a\"]\n").find("names: expected distinct names; 'a' appears twice"), std::string::npos);
+  EXPECT_NE(load_error(f, head + "names = [\"a\", 2]\n").find("names: expected an array of names"), std::string::npos);
+  EXPECT_NE(load_error(f, head + "names = [\"a\", \"\"]\n").find("names: expected an array of names"), std::string::npos);
+  EXPECT_NE(load_error(f, head + "names = \"a\"\n").find("names"), std::string::npos);
+}
+
 TEST(SweepPlan, ObjectivesAndModes) {
   Files f;
   const Plan c = Plan::load(f.sweep("experiment = \"tiny.toml\"\nmode = \"cost\"\n[pareto]\nobjectives = [\"min:cost.energy\", \"min:cost.edp\"]\n"));

@@ -33,6 +33,7 @@ struct Setting {
 struct Dimension {
   std::vector<std::string> keys;
   std::vector<std::vector<Setting>> values;
+  std::vector<std::string> names;  // optional: what labels call value i (else key=value for each key)
   std::string describe() const;  // "axis 'hardware.array'", "zip ['a', 'b']"
 };
 
@@ -56,7 +57,7 @@ struct Point {
   std::optional<std::uint64_t> seed;  // when the sweep replicates over seeds
   std::size_t config = 0;             // index of its configuration (the point without its seed)
   std::vector<Setting> settings;      // [set], then each dimension's keys, then the seed
-  std::string label;                  // "array=16x16 node_nm=7": the dimensions with more than one value
+  std::string label;                  // "array=16x16 node_nm=7": the dimensions with more than one value (a named value by its name)
   std::vector<std::string> overrides() const;
 };
 
