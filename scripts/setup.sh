@@ -8,7 +8,7 @@ packages=(
   libboost-dev libsystemc-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
   libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev python3
   slurm-wlm munge
 )
 # slurm-wlm depends on slurmctld, slurmd and slurm-client (sbatch, squeue, sinfo...), and they on
