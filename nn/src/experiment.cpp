@@ -448,6 +448,11 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     nr.get("classifier_rule_alpha", x.classifier_rule_alpha);
     if (x.classifier_rule_alpha < 0 || x.classifier_rule_alpha >= 1)
       nr.fail("classifier_rule_alpha", "a number in (0, 1), or 0 for off");
+    std::string test_weights = "quantized";
+    nr.get("test_weights", test_weights);
+    if (test_weights != "quantized" && test_weights != "master")
+      nr.fail("test_weights", fmt::format("quantized or master, got {}", arith::quoted(test_weights)));
+    x.test_with_master_weights = test_weights == "master";
     if (const toml::node* lay = nr.node("layer")) {
       if (!lay->is_array()) nr.fail("layer", "an array of tables ([[numerics.layer]])");
       int i = 0;
@@ -469,6 +474,15 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
   }
   validate(x.numerics, path, "numerics.");
   for (const auto& [i, s] : x.layer_numerics) validate(s, path, fmt::format("numerics.layer index {}: ", i));
+  if (x.test_with_master_weights) {
+    std::vector<const NumericsSpec*> all{&x.numerics};
+    for (const auto& [i, s] : x.layer_numerics) all.push_back(&s);
+    for (const NumericsSpec* s : all)
+      if (!Accumulation::parse(s->accumulator.format, s->accumulator.rounding, s->accumulator.overflow, s->accumulator.sr_bits).format.is_float() &&
+          s->accumulator.format != "fp32-reference")
+        throw ExperimentError(fmt::format("{}: numerics.test_weights = \"master\" evaluates with the float master weights: it needs a "
+                                          "float accumulator, not '{}'", path, s->accumulator.format));
+  }
   if (x.optimizer.clip > 0 && x.numerics.lazy_accumulator.format != "none")
     throw ExperimentError(fmt::format("{}: train.clip and numerics.lazy_accumulator cannot be combined", path));
   // WAGE's G is its optimizer: train.optimizer = "wage" with gradients = "wage-g<k>", everywhere.
@@ -572,6 +586,7 @@ nlohmann::json Experiment::to_json() const {
                      {"step_gamma", optimizer.step_gamma}, {"step_epochs", optimizer.step_epochs}, {"loss_scale", loss_scale}, {"dynamic_loss_scale", dynamic_loss_scale}}},
           {"numerics", numerics_json(numerics)},
           {"classifier_rule", {{"alpha", classifier_rule_alpha}, {"bits", classifier_bits()}, {"layer", classifier_layer()}}},
+          {"test_weights", test_with_master_weights ? "master" : "quantized"},
           {"layer_numerics", overrides},
           {"hardware", {{"array", fmt::format("{}x{}", a.rows, a.cols)}, {"dataflow", std::string(sim::to_string(a.dataflow))},
                         {"clock_ghz", hardware.clock_ghz}, {"buffer_bytes", a.buffer_a_bytes},

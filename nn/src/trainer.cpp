@@ -10,6 +10,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <utility>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -197,6 +198,19 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
   std::vector<std::uint8_t> yb;
   std::mt19937_64 rng(x.seed);
   Context ctx{false, x.seed, step, &rng, nullptr, nullptr};
+  // BinaryConnect's stochastic inference: the master weights stand in for their codes while the
+  // test set runs (the layers' numerics are restored however evaluation ends).
+  struct MasterWeights {
+    Network& net;
+    std::vector<Numerics> saved;
+    MasterWeights(Network& n, bool on) : net(n) {
+      if (!on) return;
+      for (auto& l : net.layers) saved.push_back(std::exchange(l->numerics.weights, Numerics{}));
+    }
+    ~MasterWeights() {
+      for (std::size_t i = 0; i < saved.size(); ++i) net.layers[i]->numerics.weights = saved[i];
+    }
+  } master(net, x.test_with_master_weights);
   double loss = 0;
   std::int64_t ok = 0;
   const std::int64_t b = std::max(x.batch, kEvalBatch);

@@ -651,6 +651,44 @@ accumulator = "int<32>"
   EXPECT_TRUE(checkpoint_state(t.path / "a" / "checkpoint.bin") == checkpoint_state(t.path / "c" / "checkpoint.bin"));
 }
 
+// BinaryConnect's stochastic inference: with numerics.test_weights = "master" the test set runs
+// on the master weights, i.e. exactly what an fp32-weight network does with the same checkpoint;
+// the default evaluates the stochastically binarized weights, which differ.
+TEST(NnTrain, MasterTestWeightsEvaluateTheRealValuedWeights) {
+  TempDir t;
+  const std::string n = "weights = { format = \"binary\", rounding = \"stochastic\" }\n";
+  const Experiment bc = Experiment::load(t.write("bc.toml", experiment_text(n)), {"numerics.test_weights=\"master\""});
+  const RunResult r = train(bc, {(t.path / "bc").string(), false, {}});
+  EXPECT_EQ(r.report["experiment"]["test_weights"], "master");
+  const std::string ck = (t.path / "bc" / "checkpoint.bin").string();
+  auto on = [](const std::string& checkpoint) {
+    InferOptions o;
+    o.checkpoint = checkpoint;
+    return o;
+  };
+  const Experiment fp32 = Experiment::load(t.write("fp32.toml", experiment_text("weights = \"fp32\"\n")));
+  const RunResult real = infer(fp32, on(ck));
+  EXPECT_EQ(r.report["accuracy"]["test"].get<double>(), real.report["accuracy"]["test"].get<double>());
+  EXPECT_EQ(r.report["loss"]["test"].get<double>(), real.report["loss"]["test"].get<double>());
+  const RunResult again = infer(bc, on(ck));
+  EXPECT_EQ(again.report["loss"]["test"].get<double>(), real.report["loss"]["test"].get<double>());
+  const Experiment sampled = Experiment::load(t.write("s.toml", experiment_text(n)));
+  EXPECT_NE(infer(sampled, on(ck)).report["loss"]["test"].get<double>(), real.report["loss"]["test"].get<double>());
+  // An integer accumulator cannot take float weights.
+  try {
+    Experiment::load(t.write("int.toml", experiment_text(std::string(kInt8))), {"numerics.test_weights=\"master\""});
+    ADD_FAILURE() << "an integer accumulator with master test weights was accepted";
+  } catch (const ExperimentError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a float accumulator, not 'int<32>'"), std::string::npos) << e.what();
+  }
+  try {
+    Experiment::load(t.write("bad.toml", experiment_text(n)), {"numerics.test_weights=\"real\""});
+    ADD_FAILURE() << "test_weights = real was accepted";
+  } catch (const ExperimentError& e) {
+    EXPECT_NE(std::string(e.what()).find("numerics.test_weights: expected quantized or master, got 'real'"), std::string::npos) << e.what();
+  }
+}
+
 // An 8-bit run with 16-bit master weights and the lazy update learns, and resumes bit-identically
 // (the accumulators are part of the checkpoint).
 TEST(NnTrain, LazyUpdateRunLearnsAndResumes) {

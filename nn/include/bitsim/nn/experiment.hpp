@@ -82,6 +82,10 @@ struct Experiment {
   // Park et al. 2018, eq. 5: the classifier (last GEMM layer) gets at least
   // floor(log2(classes - 1) + log2(2 / alpha)) + 1 bits in its fixed-point and dfx classes; 0: off.
   double classifier_rule_alpha = 0;
+  // Evaluation (the test set, `infer`) with the master weights instead of their quantized codes:
+  // BinaryConnect's test-time inference for stochastic binarization (its section 2.6). Needs float
+  // accumulators; training is unchanged.
+  bool test_with_master_weights = false;
   // Loss scaling (for fp16 / fp8 errors): dlogits x scale, gradients / scale before the update.
   // Dynamic: a step with a non-finite gradient is skipped and halves the scale; 1000 finite steps
   // in a row double it.
