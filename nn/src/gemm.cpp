@@ -252,14 +252,33 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   if (allowed(GemmPath::OrderedFp32) && fa.is_float() && fb.is_float() && fc == kFp32 &&
       acc.spec.rounding == arith::Rounding::NearestEven &&
       acc.spec.overflow == arith::Overflow::Ieee && arith::fits_fp32(arith::product_format(fa, fb))) {
+    // Each output is ((0 + a_i0 b_0j) + a_i1 b_1j) + ..., in k order with one fp32 rounding per
+    // add (the products are exact, so a fused multiply-add rounds the same). The adds run for
+    // kRows outputs of one column at once, kCols columns at a time: op(A) is packed k-major per
+    // block of rows, op(B) as K x N rows padded to whole column groups with zeros.
+    constexpr std::int64_t kRows = 16, kCols = 4;
+    using Rows = float __attribute__((vector_size(kRows * sizeof(float))));  // one add for kRows outputs
+    const std::int64_t np = (n + kCols - 1) / kCols * kCols;
+    std::vector<float> bp(std::size_t(k * np), 0.0f);
+    for (std::int64_t kk = 0; kk < k; ++kk)
+      for (std::int64_t j = 0; j < n; ++j) bp[std::size_t(kk * np + j)] = at(b, trans_b, k, n, kk, j);
     parallel_for(items, [&](std::int64_t it) {
-      const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
-      for (std::int64_t i = r0; i < r0 + rows; ++i) {
-        float* ci = c + i * n;
-        std::fill(ci, ci + n, 0.0f);
-        for (std::int64_t kk = 0; kk < k; ++kk) {
-          const float av = at(a, trans_a, m, k, i, kk);
-          for (std::int64_t j = 0; j < n; ++j) ci[j] += av * at(b, trans_b, k, n, kk, j);  // exact product, one rounding
+      const std::int64_t r0 = it * kRowsPerItem, r1 = std::min(m, r0 + kRowsPerItem);
+      std::vector<float> ap(std::size_t(kRows * k));
+      for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
+        const std::int64_t nr = std::min(kRows, r1 - i0);
+        for (std::int64_t kk = 0; kk < k; ++kk)
+          for (std::int64_t r = 0; r < kRows; ++r) ap[std::size_t(kk * kRows + r)] = r < nr ? at(a, trans_a, m, k, i0 + r, kk) : 0.0f;
+        for (std::int64_t j0 = 0; j0 < n; j0 += kCols) {
+          Rows sum[kCols] = {};
+          for (std::int64_t kk = 0; kk < k; ++kk) {
+            Rows ak;
+            std::memcpy(&ak, ap.data() + kk * kRows, sizeof ak);
+            const float* bk = bp.data() + kk * np + j0;
+            for (std::int64_t jj = 0; jj < kCols; ++jj) sum[jj] += ak * bk[jj];
+          }
+          for (std::int64_t jj = 0; jj < std::min(kCols, n - j0); ++jj)
+            for (std::int64_t r = 0; r < nr; ++r) c[(i0 + r) * n + j0 + jj] = sum[jj][r];
         }
       }
     });
