@@ -11,8 +11,6 @@
 
 namespace bitsim::arith {
 
-float binarize(float x) { return std::signbit(x) && x != 0 ? -1.0f : 1.0f; }
-
 float binarize_stochastic(float x, std::uint32_t r, int k) {
   const double p = std::clamp((double(x) + 1.0) * 0.5, 0.0, 1.0);  // exact for fp32 x
   if (p >= 1.0) return 1.0f;

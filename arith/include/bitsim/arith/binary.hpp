@@ -2,6 +2,7 @@
 // stochastic), XNOR-Net scaled binary, and TWN-style ternary with a threshold and scale.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -11,7 +12,7 @@
 namespace bitsim::arith {
 
 // sign(x) with sign(0) = sign(-0) = +1 (BinaryConnect and BNN binarize zero to +1); nan -> +1.
-float binarize(float x);
+inline float binarize(float x) { return std::signbit(x) && x != 0 ? -1.0f : 1.0f; }
 
 // BinaryConnect's stochastic binarization: +1 with probability hard_sigmoid(x) = clip((x+1)/2, 0, 1).
 // Exactly stochastic rounding of p = hard_sigmoid(x) to an integer with k random bits r (the
