@@ -260,7 +260,7 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
         const double s = m > 0 ? m / top : 1.0;
         scale[r] = float(s);
         for (std::size_t c = 0; c < cols; ++c)
-          x[r * cols + c] = float(std::clamp(std::round(double(x[r * cols + c]) / double(scale[r])), -top, top));
+          x[r * cols + c] = float(std::clamp(round_half_away(double(x[r * cols + c]) / double(scale[r])), -top, top));
       }
       return Format::fixed(n.bits, 0);
     }
@@ -276,7 +276,7 @@ Format scaled_codes(const Numerics& n, std::span<float> x, arith::MatrixShape sh
       }
       const arith::AffineParams p = arith::choose_quantization_params(lo, hi, (1 << n.bits) - 1);
       const double z = p.zero_point;
-      for (float& v : x) v = float(std::clamp(std::round(double(v) / p.scale) + z, 0.0, levels) - z);
+      for (float& v : x) v = float(std::clamp(round_half_away(double(v) / p.scale) + z, 0.0, levels) - z);
       scale.assign(1, float(p.scale));
       return Format::fixed(n.bits + 1, 0);
     }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -407,6 +408,28 @@ TEST(NnOptimizer, LazyUpdateDeliversUpdatesBelowTheMasterLsb) {
 }
 
 // BNN's AP2(x) = sign(x) 2^round(log2 |x|), against libm's log2 and exp2.
+// The quantizers' round-half-away-from-zero is std::round on every kind of double: halfway cases
+// of both signs, the integers next to 2^52 and 2^53, signed zeros, infinities, nan and random values
+// of every exponent.
+TEST(NnNumerics, RoundHalfAwayIsStdRound) {
+  std::vector<double> v{0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994,
+                        std::nextafter(0.5, 1.0), 0x1p52 - 0.5, -0x1p52 + 0.5, 0x1p52, 0x1p52 + 1, 0x1p53 - 1, 0x1p53, 1e300,
+                        -1e300, 5e-324, -5e-324, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 1000000; ++i) {
+    std::uint64_t bits = rng();
+    double x;
+    std::memcpy(&x, &bits, sizeof x);
+    if (!std::isnan(x)) v.push_back(x);
+    v.push_back(std::ldexp(double(std::int64_t(rng() >> 11) - (std::int64_t(1) << 52)), -int(rng() % 60)));  // near integers and halves
+  }
+  for (double x : v) {
+    const double a = round_half_away(x), b = std::round(x);
+    EXPECT_TRUE(std::memcmp(&a, &b, sizeof a) == 0) << x;
+  }
+  EXPECT_TRUE(std::isnan(round_half_away(std::nan(""))));
+}
+
 TEST(NnNumerics, Ap2IsTheNearestPowerOfTwoInLog) {
   EXPECT_EQ(ap2(3.0), 4.0);
   EXPECT_EQ(ap2(2.8), 2.0);  // log2 2.8 = 1.49

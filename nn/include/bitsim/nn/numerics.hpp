@@ -3,6 +3,7 @@
 // its rounding and overflow. Tensors are stored as fp32 holding the quantized values exactly.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -128,6 +129,14 @@ arith::Format apply_overflow_rate(const Numerics& n, std::vector<double>& state,
 // BNN's power-of-two approximation AP2(x) = sign(x) 2^round(log2 |x|) (0 for 0): a multiply by it
 // is a shift. Exact: |x| = f 2^e with f in [1/2, 1) rounds to 2^(e-1) when 2f < sqrt(2), else 2^e.
 double ap2(double x);
+
+// std::round (to the nearest integer, halfway cases away from zero) without its library call, so
+// loops over tensors vectorise: the fraction v - trunc(v) of a double is exact. nan stays nan,
+// +-inf and -0 stay themselves.
+inline double round_half_away(double v) {
+  const double t = std::trunc(v);
+  return std::abs(v - t) >= 0.5 ? t + std::copysign(1.0, v) : t;
+}
 
 // The narrowest signed fixed-point format holding every finite value of x exactly (fixed<1,0> when
 // all are zero), or fp32 when that would take more than 64 bits.
