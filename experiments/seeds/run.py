@@ -117,6 +117,11 @@ def post_step(args, paper, out):
     return rows
 
 
+def cell(text):
+    """Text for a Markdown table cell: a '|' would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def pct(v):
     return f"{100 * v:.2f}"
 
@@ -142,7 +147,7 @@ def summary(out, post_rows):
         sd = pct(statistics.stdev(a)) if len(a) > 1 else "-"
         each = ", ".join(pct(v) for v in a) + (f" ({c['failed']} not finished)" if c["failed"] else "")
         energy = f"{statistics.mean(c['energy']):.4g}" if c["energy"] else "-"
-        lines.append(f"| {label} | {len(a)} | {mean} | {sd} | {each} | {energy} |")
+        lines.append(f"| {cell(label)} | {len(a)} | {mean} | {sd} | {each} | {energy} |")
     if post_rows:
         lines += ["", "| configuration | run | reference accuracy (%) | its integer accuracy (%) | same prediction | inference energy (J) |",
                   "| --- | --- | --- | --- | --- | ---: |"]
@@ -153,7 +158,7 @@ def summary(out, post_rows):
             def ms(k, scale=100):
                 v = [r[k] * scale for r in rs]
                 return f"{statistics.mean(v):.2f}" + (f" +- {statistics.stdev(v):.2f}" if len(v) > 1 else "")
-            lines.append(f"| {label} | {run} | {ms('reference_accuracy')} | {ms('integer_accuracy')} | {ms('same_prediction')}% | "
+            lines.append(f"| {cell(label)} | {cell(run)} | {ms('reference_accuracy')} | {ms('integer_accuracy')} | {ms('same_prediction')}% | "
                          f"{statistics.mean(r['inference_energy_j'] for r in rs):.4g} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "summary.md"), "w") as f:
