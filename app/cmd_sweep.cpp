@@ -64,8 +64,9 @@ void run_sweep(const SweepArgs& a) {
   // Every point's experiment is checked before anything is written or run.
   plan.validate();
   const std::size_t n = plan.points.size();
-  fmt::print("sweep {}: {} points ({} configurations{}), mode {}, experiment {}\n", plan.file, n, plan.configs,
-             plan.seeds.empty() ? "" : fmt::format(" x {} seeds", plan.seeds.size()), sweep::to_string(plan.mode), plan.experiment);
+  auto count = [](std::size_t k, const char* what) { return fmt::format("{} {}{}", k, what, k == 1 ? "" : "s"); };
+  fmt::print("sweep {}: {} ({}{}), mode {}, experiment {}\n", plan.file, count(n, "point"), count(plan.configs, "configuration"),
+             plan.seeds.empty() ? "" : " x " + count(plan.seeds.size(), "seed"), sweep::to_string(plan.mode), plan.experiment);
   if (a.dry_run && !a.slurm) {
     for (const sweep::Point& p : plan.points) {
       std::string o;
