@@ -243,14 +243,20 @@ void plot_lines(const fs::path& out, const std::string& xlabel, const std::vecto
     data += "\n";
   }
   write_file(dir.path() / "lines.dat", data);
+  // Whole-number x (epochs) gets whole-number tics, about ten of them.
+  std::string xtics;
+  const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+  if (std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v) && v == std::floor(v); }) && *hi > *lo)
+    xtics = fmt::format("set xtics {}\n", std::max(1.0, std::ceil((*hi - *lo) / 10)));
   const std::string body = fmt::format(
       "set title {}\n"
       "set xlabel {}\n"
       "set ylabel {}\n"
+      "{}"
       "set grid\n"
       "set key outside right top\n"
       "plot for [i=2:{}] {} using 1:i with linespoints lw 2 title columnheader(i)\n",
-      quote(title), quote(xlabel), quote(ylabel), series.size() + 1, quote((dir.path() / "lines.dat").string()));
+      quote(title), quote(xlabel), quote(ylabel), xtics, series.size() + 1, quote((dir.path() / "lines.dat").string()));
   render(out, body, dir);
 }
 

@@ -196,6 +196,13 @@ std::string axis_title(const std::string& metric) {
 
 bool is_accuracy(const std::string& metric) { return metric.starts_with("accuracy."); }
 
+// The sweep as plot titles name it: its file with the folder it is in ("syq/sweep.toml").
+std::string plot_name(const Plan& plan) {
+  const fs::path f = fs::absolute(plan.file).lexically_normal();
+  const std::string dir = f.parent_path().filename().string();
+  return dir.empty() ? f.filename().string() : dir + "/" + f.filename().string();
+}
+
 struct Pair {
   std::size_t a, b;  // objective indices
   std::string column, plot;
@@ -300,7 +307,7 @@ void write_curves(const Plan& plan, const fs::path& dir, const std::vector<Point
   }
   if (series.empty()) return;
   costmodel::plot_lines(dir / "curves.png", "epoch", x, series, seeded ? "test accuracy (%), mean over seeds" : "test accuracy (%)",
-                        fmt::format("{}: test accuracy per epoch", fs::path(plan.file).filename().string()));
+                        fmt::format("{}: test accuracy per epoch", plot_name(plan)));
   sum.written.push_back("curves.png");
 }
 
@@ -482,7 +489,7 @@ MergeSummary merge(const Plan& plan, const fs::path& dir, bool plots) {
     }
     const bool logy = !is_accuracy(oy.metric) && !oy.metric.starts_with("loss.");
     costmodel::plot_pareto(dir / pairs[k].plot, pts, axis_title(ox.metric), axis_title(oy.metric), true, logy,
-                           fmt::format("{}: {} against {}", fs::path(plan.file).filename().string(), oy.spec(), ox.spec()));
+                           fmt::format("{}: {} against {}", plot_name(plan), oy.spec(), ox.spec()));
     sum.written.push_back(pairs[k].plot);
   }
   return sum;
