@@ -135,7 +135,8 @@ std::vector<costmodel::ElementWork> units_of(const Experiment& x, const GemmWork
 }
 
 // Adds `g` run over `examples` examples in batches of `batch`, `times` over: full batches, then
-// the last partial one at its own size; and the units beside the array that each run uses.
+// the last partial one at its own size (a grouped convolution's GEMM once per group each time);
+// and the units beside the array that each run uses.
 void add_passes(const Experiment& x, costmodel::Workload& w, GemmWork base, const GemmRecord& g, std::int64_t rec_batch,
                 std::int64_t batch, std::int64_t examples, double times) {
   const std::int64_t full = examples / batch, rest = examples % batch;
@@ -143,10 +144,10 @@ void add_passes(const Experiment& x, costmodel::Workload& w, GemmWork base, cons
     if (size <= 0 || repeat <= 0) continue;
     base.shape = scaled(g, rec_batch, size);
     base.conv = scaled_conv(g, size);
-    base.repeat = repeat;
+    base.repeat = repeat * double(g.groups);
     w.gemms.push_back(base);
     for (costmodel::ElementWork e : units_of(x, base, g)) {
-      e.repeat = repeat;
+      e.repeat = base.repeat;
       w.elements.push_back(e);
     }
   }
@@ -267,6 +268,7 @@ std::vector<GemmRecord> topology_records(const Experiment& y, const Topology& t,
       r.conv = l.conv;
       r.conv->batch = batch;
     }
+    r.groups = l.repeat;  // a depthwise layer: `repeat` single-channel convolutions (SCALE-Sim's reading)
     out.push_back(r);
   }
   return out;
@@ -277,9 +279,6 @@ costmodel::Workload topology_workload(const Experiment& x, const Topology& t, st
   costmodel::Workload w = inference_workload(y, topology_records(y, t, batch), batch, batch);
   // Not computed by the executor: the record's path says so.
   for (GemmWork& g : w.gemms) g.path = "topology";
-  // A depthwise layer is `repeat` single-channel convolutions (SCALE-Sim's reading).
-  for (GemmWork& g : w.gemms) g.repeat *= double(t.layers.at(std::size_t(g.layer.index)).repeat);
-  for (costmodel::ElementWork& e : w.elements) e.repeat *= double(t.layers.at(std::size_t(e.layer.index)).repeat);
   return w;
 }
 

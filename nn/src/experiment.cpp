@@ -244,7 +244,7 @@ void apply_override(toml::table& root, const std::string& kv) {
 const std::set<std::string>& layer_keys(LayerType t) {
   static const std::map<LayerType, std::set<std::string>> keys{
       {LayerType::Linear, {"out", "bias"}},
-      {LayerType::Conv2d, {"out", "kernel", "stride", "padding", "bias"}},
+      {LayerType::Conv2d, {"out", "kernel", "stride", "padding", "bias", "groups"}},
       {LayerType::MaxPool, {"kernel", "stride"}},
       {LayerType::AvgPool, {"kernel", "stride"}},
       {LayerType::Relu, {}},
@@ -270,11 +270,11 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   const std::set<std::string>& allowed = layer_keys(s.type);
   for (const auto& [k, v] : table) {
     const std::string key(k.str());
-    if (key != "type" && !allowed.count(key)) {
+    if (key != "type" && key != "input" && !allowed.count(key)) {
       std::string takes;
       for (const auto& a : allowed) takes += (takes.empty() ? "" : ", ") + a;
       throw ExperimentError(fmt::format("{}: {}: {} is not a setting of a {} layer (it takes {})", path, where,
-                                        arith::quoted(key), to_string(s.type), takes.empty() ? "nothing besides type" : takes));
+                                        arith::quoted(key), to_string(s.type), takes.empty() ? "nothing besides type and input" : takes));
     }
   }
   l.get("out", s.out);
@@ -285,6 +285,7 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   l.get("p", s.p);
   l.get("from", s.from);
   l.get("shift", s.shift);
+  l.get("groups", s.groups);
   const bool gemm = s.type == LayerType::Linear || s.type == LayerType::Conv2d;
   const bool windowed = s.type == LayerType::Conv2d || s.type == LayerType::MaxPool || s.type == LayerType::AvgPool;
   if (gemm && !l.has("out")) l.fail("out", "the number of output features or channels");
@@ -294,6 +295,12 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   if (l.has("stride") && (s.stride < 1 || s.stride > kMaxWindow)) l.fail("stride", fmt::format("an integer in [1, {}]", kMaxWindow));
   if (s.padding < 0 || s.padding > kMaxWindow) l.fail("padding", fmt::format("an integer in [0, {}]", kMaxWindow));
   if (s.type == LayerType::Dropout && !(s.p >= 0 && s.p < 1)) l.fail("p", "a probability in [0, 1)");
+  if (s.type == LayerType::Conv2d && (s.groups < 1 || s.groups > kMaxLayerWidth || s.out % s.groups != 0))
+    l.fail("groups", fmt::format("a divisor of out ({}) in [1, {}]", s.out, kMaxLayerWidth));
+  l.get("input", s.input);
+  if (l.has("input") && (s.input < 0 || s.input >= index))
+    l.fail("input", index > 0 ? fmt::format("the index of an earlier layer (0..{}) whose output it reads", index - 1)
+                              : std::string("an earlier layer (there is none)"));
   if (s.type == LayerType::Residual && (s.from < 0 || s.from >= index))
     l.fail("from", index > 0 ? fmt::format("the index of an earlier layer (0..{})", index - 1) : std::string("an earlier layer (there is none)"));
   return s;
@@ -572,7 +579,8 @@ nlohmann::json Experiment::to_json() const {
   nlohmann::json layers_j = nlohmann::json::array();
   for (const auto& l : layers)
     layers_j.push_back({{"type", to_string(l.type)}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
-                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}, {"shift", l.shift}});
+                        {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}, {"shift", l.shift},
+                        {"groups", l.groups}, {"input", l.input}});
   nlohmann::json overrides = nlohmann::json::object();
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;

@@ -146,7 +146,20 @@ std::int32_t code_value(std::uint8_t c, bool is_signed) { return is_signed ? std
 
 }  // namespace
 
+void require_chain(const Experiment& x, const char* engine) {
+  for (std::size_t i = 0; i < x.layers.size(); ++i) {
+    const LayerSpec& s = x.layers[i];
+    if (s.input >= 0)
+      throw IntegerError(fmt::format("layer {} ({}) reads layer {}'s output; {} inference runs a chain of layers "
+                                     "with residual adds, not branches", i, to_string(s.type), s.input, engine));
+    if (s.groups > 1)
+      throw IntegerError(fmt::format("layer {} (conv2d) has {} groups; {} inference runs ungrouped convolutions",
+                                     i, s.groups, engine));
+  }
+}
+
 IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset& calibration, const IntegerOptions& opt) {
+  require_chain(x, "integer-only");
   const std::vector<LayerSpec>& L = x.layers;
   const int nl = int(L.size());
   net.fold_batchnorm();

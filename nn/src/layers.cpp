@@ -46,20 +46,26 @@ arith::SrStream StreamId::stream(std::uint64_t seed, std::uint64_t elements) con
 namespace {
 
 // The GEMM part shared by Linear and Conv2d: y (M x N) = Q_A(x) (M x K) Q_W(w)^T (w: N x K), and
-// its two backward GEMMs on Q_E(dy). Operand copies are kept for backward.
+// its two backward GEMMs on Q_E(dy). Operand copies are kept for backward. A grouped convolution
+// has G groups: K is one group's inputs, w's rows split into G blocks of N / G, and the input,
+// output and error matrices are stored group after group (G blocks of M x K, of M x N / G); group
+// g's GEMMs read and write their own blocks. Quantization and scales see the layer's whole tensors.
 class GemmLayer : public Layer {
  public:
   bool is_gemm() const override { return true; }
   // WAGE's initialization: U(-L, L), L = max(L_min, L0): the He-uniform draw U(-L0, L0) widened.
   void numerics_set() override {
+    if (groups_ > 1 && numerics.activations.kind == Numerics::Kind::Scaled && numerics.activations.scheme == Numerics::Scheme::Xnor)
+      throw std::invalid_argument(fmt::format("layer {}: XNOR-Net activations scale each im2col row, which a grouped "
+                                              "convolution splits; use them on convolutions with groups = 1", index));
     if (!wage_w()) return;
     double l0 = 0;
     const double lmin = wage_limits(&l0);
     if (lmin > l0)
       for (float& w : w_.value.v) w = float(w * (lmin / l0));
   }
-  // The quantized input (M x K) and, for a convolution, its im2col matrix of the same size.
-  double workspace_elements() const override { return 2 * rows_ * double(k_); }
+  // The quantized input (M x K per group) and, for a convolution, its im2col matrix of the same size.
+  double workspace_elements() const override { return 2 * rows_ * double(k_ * groups_); }
   bool absorb_affine(const std::vector<double>& scale, const std::vector<double>& shift) override {
     if (scale.size() != std::size_t(n_)) return false;
     if (syq())
@@ -101,12 +107,14 @@ class GemmLayer : public Layer {
 
  protected:
   // area: the kernel's positions (1 for a linear layer), for fan_out = n x area.
-  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng, std::int64_t area = 1) {
+  // groups: G (n divisible by it), k one group's inputs.
+  void init_params(std::int64_t n, std::int64_t k, bool bias, std::mt19937_64& rng, std::int64_t area = 1,
+                   std::int64_t groups = 1) {
     // Value, gradient, two optimizer moments and a lazy-update accumulator per weight.
     require_memory(double(n) * double(k + 1) * 4 * 5, fmt::format("its {}x{} weights", n, k));
-    n_ = n, k_ = k, has_bias_ = bias;
+    n_ = n, k_ = k, has_bias_ = bias, groups_ = groups, ng_ = n / groups;
     w_ = {"weight", Tensor({n, k}), Tensor({n, k}), true};
-    w_.glorot = std::sqrt(1.5 / (double(k) + double(n * area)));
+    w_.glorot = std::sqrt(1.5 / (double(k) + double(ng_ * area)));
     b_ = {"bias", Tensor({n}), Tensor({n}), false};
     // He-uniform (Kaiming) initialization for ReLU networks: U(-sqrt(6 / fan_in), +sqrt(6 / fan_in)).
     const float bound = float(std::sqrt(6.0 / double(k)));
@@ -122,10 +130,10 @@ class GemmLayer : public Layer {
     xq_.assign(x, x + m * k_);
     gemm_forward_input(m, y, ctx);
   }
-  // The M x K input to fill before gemm_forward_input(): a convolution writes its im2col matrix
-  // here, saving a copy. Its contents on return are unspecified.
+  // The input to fill before gemm_forward_input() (G blocks of M x K): a convolution writes its
+  // im2col matrices here, saving a copy. Its contents on return are unspecified.
   float* forward_input(std::int64_t m) {
-    xq_.resize(std::size_t(m * k_));
+    xq_.resize(std::size_t(groups_ * m * k_));
     return xq_.data();
   }
   // gemm_forward() on the input already in forward_input(m).
@@ -148,25 +156,36 @@ class GemmLayer : public Layer {
     } else {
       pass_.clear();
     }
-    fa_ = quantize(TensorClass::Activations, nm.activations, xq_, {std::size_t(m), std::size_t(k_)}, ctx.stream(index, TensorClass::Activations, std::uint64_t(m * k_)), ctx, &sa_);
-    if (xnor_a) clear_padding(xq_.data(), m);  // the binary convolution's zero padding
+    fa_ = quantize(TensorClass::Activations, nm.activations, xq_, {std::size_t(groups_ * m), std::size_t(k_)},
+                   ctx.stream(index, TensorClass::Activations, std::uint64_t(groups_ * m * k_)), ctx, &sa_);
+    if (xnor_a) clear_padding(xq_.data(), groups_ * m);  // the binary convolution's zero padding
     wq_ = w_.value.v;
     fw_ = quantize(TensorClass::Weights, nm.weights, wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), ctx, &sw_);
     if (syq()) sw_ = syq_scale().value.v;  // SYQ: the learned scales
     if (wage_w()) sw_[0] = float(sw_[0] / wage_alpha());  // WAGE: sigma / alpha, a power of two
-    run(Phase::Forward, fa_, fw_, false, true, m, n_, k_, xq_.data(), wq_.data(), y, ctx);
+    for (std::int64_t g = 0; g < groups_; ++g)
+      run(Phase::Forward, g, fa_, fw_, false, true, m, ng_, k_, xq_.data() + g * m * k_, wq_.data() + g * ng_ * k_,
+          y + g * m * ng_, ctx);
+    // Output (g, i, j) of the G blocks of M x N / G is channel g N / G + j of row i.
     if (!sa_.empty() || !sw_.empty()) {
-      for (std::int64_t i = 0; i < m; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] *= act_scale(i) * weight_scale(j);
-      if (ctx.captures) ctx.captures->back().effective.assign(y, y + m * n_);
+      for (std::int64_t g = 0; g < groups_; ++g)
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j < ng_; ++j) y[(g * m + i) * ng_ + j] *= act_scale(i) * weight_scale(g * ng_ + j);
+      if (ctx.captures)
+        for (std::int64_t g = 0; g < groups_; ++g) {
+          GemmCapture& cap = (*ctx.captures)[ctx.captures->size() - std::size_t(groups_ - g)];
+          cap.effective.assign(y + g * m * ng_, y + (g + 1) * m * ng_);
+        }
     }
     if (has_bias_) {
       // Rows are independent: blocks of them on the thread pool, the same sums for any count.
       constexpr std::int64_t kRows = 256;
-      const float* bias = b_.value.v.data();
-      parallel_for((m + kRows - 1) / kRows, [&](std::int64_t blk) {
-        for (std::int64_t i = blk * kRows; i < std::min(m, (blk + 1) * kRows); ++i)
-          for (std::int64_t j = 0; j < n_; ++j) y[i * n_ + j] += bias[j];
+      const std::int64_t rows = groups_ * m;
+      parallel_for((rows + kRows - 1) / kRows, [&](std::int64_t blk) {
+        for (std::int64_t r = blk * kRows; r < std::min(rows, (blk + 1) * kRows); ++r) {
+          const float* bias = b_.value.v.data() + r / m * ng_;
+          for (std::int64_t j = 0; j < ng_; ++j) y[r * ng_ + j] += bias[j];
+        }
       });
     }
   }
@@ -180,21 +199,30 @@ class GemmLayer : public Layer {
   // multiplies row m of dX by K[m] and zeroes it where |x| > 1 (K is a constant to backward).
   void gemm_backward(const float* dy, float* dx, bool need_dx, Context& ctx) {
     eq_.assign(dy, dy + m_ * n_);
-    const arith::MatrixShape e_shape{std::size_t(m_), std::size_t(n_)};
+    const arith::MatrixShape e_shape{std::size_t(groups_ * m_), std::size_t(ng_)};
     const arith::Format fe = quantize(TensorClass::Errors, numerics.errors, eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)), ctx);
-    // dW (N x K) = E^T (N x M) . X (M x K)
-    if (sa_.size() > 1) {
+    // dW_g (N / G x K) = E_g^T (N / G x M) . X_g (M x K)
+    auto backward_weight = [&](const arith::Format& fe_, const float* e) {
+      for (std::int64_t g = 0; g < groups_; ++g)
+        run(Phase::BackwardWeight, g, fe_, fa_, true, false, ng_, k_, m_, e + g * m_ * ng_, xq_.data() + g * m_ * k_,
+            w_.grad.data() + g * ng_ * k_, ctx);
+    };
+    if (sa_.size() > 1) {  // per-row activation scales: one group (numerics_set refuses more)
       std::vector<float> ek(dy, dy + m_ * n_);
       for (std::int64_t i = 0; i < m_; ++i)
         for (std::int64_t j = 0; j < n_; ++j) ek[std::size_t(i * n_ + j)] *= act_scale(i);
       const arith::Format fek = quantize(TensorClass::Errors, numerics.errors, ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2), ctx);
-      run(Phase::BackwardWeight, fek, fa_, true, false, n_, k_, m_, ek.data(), xq_.data(), w_.grad.data(), ctx);
+      backward_weight(fek, ek.data());
     } else {
-      run(Phase::BackwardWeight, fe, fa_, true, false, n_, k_, m_, eq_.data(), xq_.data(), w_.grad.data(), ctx);
+      backward_weight(fe, eq_.data());
     }
     if (sa_.size() == 1) {
       for (float& g : w_.grad.v) g *= act_scale();
-      if (ctx.captures) ctx.captures->back().effective = w_.grad.v;
+      if (ctx.captures)
+        for (std::int64_t g = 0; g < groups_; ++g) {
+          GemmCapture& cap = (*ctx.captures)[ctx.captures->size() - std::size_t(groups_ - g)];
+          cap.effective.assign(w_.grad.v.begin() + g * ng_ * k_, w_.grad.v.begin() + (g + 1) * ng_ * k_);
+        }
     }
     quantize(TensorClass::Gradients, numerics.gradients, w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)), ctx);
     // DoReFa weights: through tanh and the max to the master weights (only quantize_k is straight-through).
@@ -203,22 +231,27 @@ class GemmLayer : public Layer {
     if (syq()) syq_backward(w_.value.v, wq_, sw_, std::size_t(n_), w_.grad.v, syq_scale().grad.v);
     if (has_bias_) {
       std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
-      for (std::int64_t i = 0; i < m_; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) b_.grad.v[std::size_t(j)] += eq_[std::size_t(i * n_ + j)];
+      for (std::int64_t r = 0; r < groups_ * m_; ++r)
+        for (std::int64_t j = 0; j < ng_; ++j) b_.grad.v[std::size_t(r / m_ * ng_ + j)] += eq_[std::size_t(r * ng_ + j)];
     }
     if (!need_dx) return;
-    // dX (M x K) = E (M x N) . W (N x K)
+    // dX_g (M x K) = E_g (M x N / G) . W_g (N / G x K)
+    auto backward_data = [&](const arith::Format& fe_, const float* e) {
+      for (std::int64_t g = 0; g < groups_; ++g)
+        run(Phase::BackwardData, g, fe_, fw_, false, false, m_, k_, ng_, e + g * m_ * ng_, wq_.data() + g * ng_ * k_,
+            dx + g * m_ * k_, ctx);
+    };
     if (sw_.empty()) {
-      run(Phase::BackwardData, fe, fw_, false, false, m_, k_, n_, eq_.data(), wq_.data(), dx, ctx);
+      backward_data(fe, eq_.data());
     } else {
       std::vector<float> es(dy, dy + m_ * n_);
-      for (std::int64_t i = 0; i < m_; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) es[std::size_t(i * n_ + j)] *= weight_scale(j);
+      for (std::int64_t r = 0; r < groups_ * m_; ++r)
+        for (std::int64_t j = 0; j < ng_; ++j) es[std::size_t(r * ng_ + j)] *= weight_scale(r / m_ * ng_ + j);
       const arith::Format fes = quantize(TensorClass::Errors, numerics.errors, es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1), ctx);
-      run(Phase::BackwardData, fes, fw_, false, false, m_, k_, n_, es.data(), wq_.data(), dx, ctx);
+      backward_data(fes, es.data());
     }
     if (!pass_.empty()) {
-      for (std::int64_t i = 0; i < m_; ++i)
+      for (std::int64_t i = 0; i < groups_ * m_; ++i)
         for (std::int64_t c = 0; c < k_; ++c) {
           const std::size_t at = std::size_t(i * k_ + c);
           dx[at] = pass_[at] ? (sa_.size() > 1 ? dx[at] * act_scale(i) : dx[at]) : 0.0f;
@@ -229,28 +262,32 @@ class GemmLayer : public Layer {
   // Sets the entries of the M x K input codes that lie in a convolution's padding to 0.
   virtual void clear_padding(float* /*codes*/, std::int64_t /*m*/) const {}
   std::int64_t n_ = 0, k_ = 0, m_ = 0;
+  std::int64_t groups_ = 1, ng_ = 0;  // groups, and output channels per group (N / G)
   double rows_ = 0;  // M at the batch size of init()
   std::optional<sim::ConvShape> conv_;  // a convolution: the one its forward GEMM lowers
 
  private:
-  void run(Phase phase, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb, std::int64_t m,
-           std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, Context& ctx) {
-    // Output (i, j) of the GEMM adds with stream base + i * n + j.
-    const arith::SrStream s = ctx.stream(index, TensorClass::Accumulator, std::uint64_t(m * n), std::uint64_t(phase));
+  // Group g's GEMM of a phase.
+  void run(Phase phase, std::int64_t g, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb,
+           std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, Context& ctx) {
+    // Output (i, j) of group g's GEMM adds with stream base + g m n + i n + j.
+    arith::SrStream s = ctx.stream(index, TensorClass::Accumulator, std::uint64_t(groups_ * m * n), std::uint64_t(phase));
+    s.stream += std::uint64_t(g * m * n);
     // Operands come from Numerics::apply, whose formats hold them by construction.
     const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false);
     // Binary operands on both sides: the forward GEMM of a layer with binary weights and activations.
     const bool binary = phase == Phase::Forward && numerics.weights.kind == Numerics::Kind::Binary &&
                         numerics.activations.kind == Numerics::Kind::Binary;
     GemmRecord rec{index, phase, m, n, k, fa, fb, path, binary, std::nullopt};
+    rec.groups = groups_;
     if (phase == Phase::Forward && conv_) {
       rec.conv = conv_;
       rec.conv->batch = m / (conv_->out_height() * conv_->out_width());
     }
-    if (ctx.gemms) ctx.gemms->push_back(rec);
+    if (ctx.gemms && g == 0) ctx.gemms->push_back(rec);  // the record stands for every group
     if (ctx.captures) {
       GemmCapture cap{rec, numerics.acc, s, std::vector<float>(std::size_t(m * k)), std::vector<float>(std::size_t(k * n)),
-                      std::vector<float>(c, c + m * n), {}};
+                      std::vector<float>(c, c + m * n), {}, g};
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < k; ++j) cap.a[std::size_t(i * k + j)] = ta ? a[j * m + i] : a[i * k + j];
       for (std::int64_t i = 0; i < k; ++i)
@@ -346,12 +383,15 @@ class Linear : public GemmLayer {
 
 class Conv2d : public GemmLayer {
  public:
-  Conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias)
-      : out_(out), kh_(kernel), stride_(stride), pad_(padding), bias_(bias) {}
+  Conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias, std::int64_t groups)
+      : out_(out), kh_(kernel), stride_(stride), pad_(padding), bias_(bias), groups_in_(groups) {}
   std::string type() const override { return "conv2d"; }
   Shape init(const Shape& in, std::mt19937_64& rng) override {
     if (in.size() != 4) throw std::invalid_argument(fmt::format("needs an NxCxHxW input, got {}", to_string(in)));
     c_ = in[1], h_ = in[2], w_in_ = in[3];
+    if (c_ % groups_in_ != 0 || out_ % groups_in_ != 0)
+      throw std::invalid_argument(fmt::format("{} groups do not divide its {} input and {} output channels", groups_in_, c_, out_));
+    cg_ = c_ / groups_in_;
     // Checked before dividing: C++ division truncates toward zero, so a kernel larger than the
     // padded input would otherwise give one output pixel.
     if (h_ + 2 * pad_ < kh_ || w_in_ + 2 * pad_ < kh_)
@@ -359,25 +399,31 @@ class Conv2d : public GemmLayer {
     ho_ = (h_ + 2 * pad_ - kh_) / stride_ + 1;
     wo_ = (w_in_ + 2 * pad_ - kh_) / stride_ + 1;
     rows_ = double(in[0]) * double(ho_) * double(wo_);
-    conv_ = sim::ConvShape{in[0], c_, h_, w_in_, out_, kh_, kh_, stride_, pad_};
+    // One group's convolution: the GEMM record's ConvShape, run once per group.
+    conv_ = sim::ConvShape{in[0], cg_, h_, w_in_, out_ / groups_in_, kh_, kh_, stride_, pad_};
     require_memory(8 * rows_ * double(c_ * kh_ * kh_), fmt::format("its im2col matrix of {} x {}", rows_, c_ * kh_ * kh_));
-    init_params(out_, c_ * kh_ * kh_, bias_, rng, kh_ * kh_);
+    init_params(out_, cg_ * kh_ * kh_, bias_, rng, kh_ * kh_, groups_in_);
     return {in[0], out_, ho_, wo_};
   }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
-    const std::int64_t b = x.dim(0), m = b * ho_ * wo_;
+    const std::int64_t b = x.dim(0), hw = ho_ * wo_, m = b * hw;
     float* col = forward_input(m);
-    parallel_for(b, [&](std::int64_t bi) { im2col(x.data() + bi * c_ * h_ * w_in_, col + bi * ho_ * wo_ * k_); });
+    // Group g of image bi: its input channels' im2col rows, in group g's M x K block.
+    parallel_for(b * groups_, [&](std::int64_t item) {
+      const std::int64_t bi = item / groups_, g = item % groups_;
+      im2col(x.data() + (bi * c_ + g * cg_) * h_ * w_in_, col + (g * m + bi * hw) * k_);
+    });
     ymat_.resize(std::size_t(m * n_));  // gemm() sets every element
     gemm_forward_input(m, ymat_.data(), ctx);
     y.resize({b, out_, ho_, wo_});
-    const std::int64_t hw = ho_ * wo_;
-    // (pixel, channel) rows to NCHW planes, an image per work item.
+    // (pixel, channel) rows of each group's block to NCHW planes, an image per work item.
     parallel_for(b, [&](std::int64_t bi) {
-      const float* src = ymat_.data() + bi * hw * out_;
       float* dst = y.data() + bi * out_ * hw;
-      for (std::int64_t o = 0; o < out_; ++o)
-        for (std::int64_t p = 0; p < hw; ++p) dst[o * hw + p] = src[p * out_ + o];
+      for (std::int64_t g = 0; g < groups_; ++g) {
+        const float* src = ymat_.data() + (g * m + bi * hw) * ng_;
+        for (std::int64_t j = 0; j < ng_; ++j)
+          for (std::int64_t p = 0; p < hw; ++p) dst[(g * ng_ + j) * hw + p] = src[p * ng_ + j];
+      }
     });
   }
   void backward(const Tensor& dy, Tensor& dx, bool need_dx, Context& ctx) override {
@@ -385,19 +431,25 @@ class Conv2d : public GemmLayer {
     ymat_.resize(std::size_t(m * n_));
     parallel_for(b, [&](std::int64_t bi) {
       const float* src = dy.data() + bi * out_ * hw;
-      float* dst = ymat_.data() + bi * hw * out_;
-      for (std::int64_t p = 0; p < hw; ++p)
-        for (std::int64_t o = 0; o < out_; ++o) dst[p * out_ + o] = src[o * hw + p];
+      for (std::int64_t g = 0; g < groups_; ++g) {
+        float* dst = ymat_.data() + (g * m + bi * hw) * ng_;
+        for (std::int64_t p = 0; p < hw; ++p)
+          for (std::int64_t j = 0; j < ng_; ++j) dst[p * ng_ + j] = src[(g * ng_ + j) * hw + p];
+      }
     });
-    col_.resize(std::size_t(m * k_));  // gemm() sets every element
+    col_.resize(std::size_t(groups_ * m * k_));  // gemm() sets every element
     gemm_backward(ymat_.data(), col_.data(), need_dx, ctx);
     if (!need_dx) return;
     dx.resize({b, c_, h_, w_in_});
-    parallel_for(b, [&](std::int64_t bi) { col2im(col_.data() + bi * hw * k_, dx.data() + bi * c_ * h_ * w_in_); });
+    parallel_for(b * groups_, [&](std::int64_t item) {
+      const std::int64_t bi = item / groups_, g = item % groups_;
+      col2im(col_.data() + (g * m + bi * hw) * k_, dx.data() + (bi * c_ + g * cg_) * h_ * w_in_);
+    });
   }
 
  private:
-  // One image: rows (oy, ox), columns (c, ky, kx); every element is written. The kernel columns
+  // One image's group: rows (oy, ox), columns (c, ky, kx) over its cg_ channels; every element is
+  // written. The kernel columns
   // inside the image, [kx0, kx1), are one run of the input row; padding around it is zero.
   void im2col(const float* x, float* col) const {
     for (std::int64_t oy = 0; oy < ho_; ++oy)
@@ -405,7 +457,7 @@ class Conv2d : public GemmLayer {
         float* row = col + (oy * wo_ + ox) * k_;
         const std::int64_t ix0 = ox * stride_ - pad_;
         const std::int64_t kx0 = std::clamp<std::int64_t>(-ix0, 0, kh_), kx1 = std::clamp<std::int64_t>(w_in_ - ix0, kx0, kh_);
-        for (std::int64_t c = 0; c < c_; ++c)
+        for (std::int64_t c = 0; c < cg_; ++c)
           for (std::int64_t ky = 0; ky < kh_; ++ky) {
             const std::int64_t iy = oy * stride_ + ky - pad_;
             float* dst = row + (c * kh_ + ky) * kh_;
@@ -425,7 +477,7 @@ class Conv2d : public GemmLayer {
     for (std::int64_t r = 0; r < m; ++r) {
       const std::int64_t oy = r / wo_ % ho_, ox = r % wo_;
       float* row = codes + r * k_;
-      for (std::int64_t c = 0; c < c_; ++c)
+      for (std::int64_t c = 0; c < cg_; ++c)
         for (std::int64_t ky = 0; ky < kh_; ++ky)
           for (std::int64_t kx = 0; kx < kh_; ++kx) {
             const std::int64_t iy = oy * stride_ + ky - pad_, ix = ox * stride_ + kx - pad_;
@@ -434,11 +486,11 @@ class Conv2d : public GemmLayer {
     }
   }
   void col2im(const float* col, float* dx) const {
-    std::fill(dx, dx + c_ * h_ * w_in_, 0.0f);
+    std::fill(dx, dx + cg_ * h_ * w_in_, 0.0f);
     for (std::int64_t oy = 0; oy < ho_; ++oy)
       for (std::int64_t ox = 0; ox < wo_; ++ox) {
         const float* row = col + (oy * wo_ + ox) * k_;
-        for (std::int64_t c = 0; c < c_; ++c)
+        for (std::int64_t c = 0; c < cg_; ++c)
           for (std::int64_t ky = 0; ky < kh_; ++ky) {
             const std::int64_t iy = oy * stride_ + ky - pad_;
             if (iy < 0 || iy >= h_) continue;
@@ -452,7 +504,8 @@ class Conv2d : public GemmLayer {
 
   std::int64_t out_, kh_, stride_, pad_;
   bool bias_;
-  std::int64_t c_ = 0, h_ = 0, w_in_ = 0, ho_ = 0, wo_ = 0;
+  std::int64_t groups_in_;  // groups as configured (GemmLayer::groups_ once init() ran)
+  std::int64_t c_ = 0, cg_ = 0, h_ = 0, w_in_ = 0, ho_ = 0, wo_ = 0;
   std::vector<float> col_, ymat_;
 };
 
@@ -782,8 +835,9 @@ class Residual : public Layer {
 std::unique_ptr<Layer> make_residual(int from) { return std::make_unique<Residual>(from); }
 
 std::unique_ptr<Layer> make_linear(std::int64_t out, bool bias) { return std::make_unique<Linear>(out, bias); }
-std::unique_ptr<Layer> make_conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias) {
-  return std::make_unique<Conv2d>(out, kernel, stride, padding, bias);
+std::unique_ptr<Layer> make_conv2d(std::int64_t out, std::int64_t kernel, std::int64_t stride, std::int64_t padding, bool bias,
+                                   std::int64_t groups) {
+  return std::make_unique<Conv2d>(out, kernel, stride, padding, bias, groups);
 }
 std::unique_ptr<Layer> make_maxpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(true, k, s); }
 std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(false, k, s); }

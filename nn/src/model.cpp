@@ -32,15 +32,24 @@ void Network::init(const Shape& in, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   shapes_ = {in};
   activation_bytes_ = 0;
+  inputs_.assign(layers.size(), 0);
+  std::vector<bool> read(layers.size() + 1, false);  // read[a]: some layer reads activation a
   for (std::size_t i = 0; i < layers.size(); ++i) {
     layers[i]->index = int(i);
     try {
+      const int reads = layers[i]->reads;
+      if (reads >= int(i))
+        throw std::invalid_argument(fmt::format("it reads layer {}'s output, which is not an earlier layer", reads));
+      inputs_[i] = reads >= 0 ? std::size_t(reads) + 1 : i;
+      read[inputs_[i]] = true;
+      const Shape& input = shapes_[inputs_[i]];
       const int from = layers[i]->skip_from();
-      if (from >= int(i) || (from >= 0 && shapes_[std::size_t(from) + 1] != shapes_.back()))
+      if (from >= int(i) || (from >= 0 && shapes_[std::size_t(from) + 1] != input))
         throw std::invalid_argument(fmt::format("layer {}'s output {} cannot be added to its input {}", from,
                                                 from >= int(i) ? "(not an earlier layer)" : to_string(shapes_[std::size_t(from) + 1]),
-                                                to_string(shapes_.back())));
-      const Shape out = layers[i]->init(shapes_.back(), rng);
+                                                to_string(input)));
+      if (from >= 0) read[std::size_t(from) + 1] = true;
+      const Shape out = layers[i]->init(input, rng);
       // The output, its gradient, and what the layer keeps for backward (a GEMM layer its
       // quantized input and the im2col matrix), in floats; in double so no size can wrap.
       double elements = 1;
@@ -53,6 +62,12 @@ void Network::init(const Shape& in, std::uint64_t seed) {
       throw LayerError(int(i), e.what());
     }
   }
+  // A branch that reads an earlier output leaves the layer before it unread: an output nothing
+  // reads would be computed for nothing and get no gradient, so it is an error.
+  for (std::size_t i = 0; i + 1 < layers.size(); ++i)
+    if (!read[i + 1])
+      throw LayerError(int(i), fmt::format("no layer reads its output (layer {} reads layer {}'s)", i + 1,
+                                           layers[i + 1]->reads));
   acts_.assign(layers.size() + 1, Tensor{});
 }
 
@@ -67,34 +82,41 @@ const Tensor& Network::forward(const Tensor& x, Context& ctx) {
   acts_[0] = x;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     if (const int from = layers[i]->skip_from(); from >= 0) layers[i]->set_skip_input(&acts_[std::size_t(from) + 1]);
-    layers[i]->forward(acts_[i], acts_[i + 1], ctx);
+    layers[i]->forward(acts_[inputs_[i]], acts_[i + 1], ctx);
   }
   return acts_.back();
 }
 
 void Network::backward(const Tensor& dlogits, Context& ctx) {
-  // skip_grad[j]: gradient a residual layer sends to the output of layer j, added when backward
-  // reaches that output.
-  std::vector<Tensor> skip_grad(layers.size());
-  Tensor dy = dlogits, dx;
+  // grads_[a]: the gradient of activation a, summed over the layers that read it (the next layer,
+  // a residual's skip, a branch), complete once backward has passed every reader. Buffers are
+  // swapped, not freed, so a step reuses the last step's memory.
+  grads_.resize(layers.size() + 1);
+  std::vector<bool> set(layers.size() + 1, false);
+  auto add = [&](std::size_t a, const Tensor& g) {
+    if (!set[a]) grads_[a] = g;
+    else
+      for (std::size_t e = 0; e < g.v.size(); ++e) grads_[a].v[e] += g.v[e];
+    set[a] = true;
+  };
+  grads_.back() = dlogits;
+  set.back() = true;
   for (std::size_t i = layers.size(); i-- > 0;) {
-    if (!skip_grad[i].v.empty())
-      for (std::size_t e = 0; e < dy.v.size(); ++e) dy.v[e] += skip_grad[i].v[e];
-    if (const int from = layers[i]->skip_from(); from >= 0) {
-      Tensor& g = skip_grad[std::size_t(from)];
-      if (g.v.empty()) g = dy;
-      else
-        for (std::size_t e = 0; e < dy.v.size(); ++e) g.v[e] += dy.v[e];
-    }
-    layers[i]->backward(dy, dx, i > 0, ctx);
-    std::swap(dy, dx);
+    const Tensor& dy = grads_[i + 1];
+    if (const int from = layers[i]->skip_from(); from >= 0) add(std::size_t(from) + 1, dy);
+    const std::size_t in = inputs_[i];
+    const bool need_dx = in > 0;
+    layers[i]->backward(dy, dx_, need_dx, ctx);
+    if (!need_dx) continue;
+    if (set[in]) add(in, dx_);
+    else std::swap(grads_[in], dx_), set[in] = true;
   }
 }
 
 int Network::fold_batchnorm() {
   int folded = 0;
   for (std::size_t i = 1; i < layers.size(); ++i) {
-    if (layers[i]->type() != "batchnorm" || !layers[i - 1]->is_gemm()) continue;
+    if (layers[i]->type() != "batchnorm" || !layers[i - 1]->is_gemm() || inputs_.at(i) != i) continue;
     std::vector<double> scale, shift;
     if (!layers[i]->fold_affine(scale, shift)) continue;  // folded before
     if (!layers[i - 1]->absorb_affine(scale, shift)) throw std::logic_error("BatchNorm folding: channel count mismatch");

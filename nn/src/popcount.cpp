@@ -32,6 +32,7 @@ int sum_bits(std::int64_t k) { return std::bit_width(std::uint64_t(k)) + 1; }  /
 }  // namespace
 
 PopcountNetwork::PopcountNetwork(const Experiment& x, Network& net) : x_(&x), net_(&net), shapes_(net.shapes()) {
+  require_chain(x, "popcount");
   const std::vector<LayerSpec>& L = x.layers;
   const int nl = int(L.size());
   auto where = [&](int i) { return fmt::format("layer {} ({})", i, to_string(L[std::size_t(i)].type)); };

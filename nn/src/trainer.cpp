@@ -32,7 +32,7 @@ namespace {
 std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
   switch (s.type) {
     case LayerType::Linear: return make_linear(s.out, s.bias);
-    case LayerType::Conv2d: return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias);
+    case LayerType::Conv2d: return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias, s.groups);
     case LayerType::MaxPool: return make_maxpool(s.kernel, s.stride);
     case LayerType::AvgPool: return make_avgpool(s.kernel, s.stride);
     case LayerType::Relu: return make_relu();
@@ -137,7 +137,10 @@ std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step) {
 
 Network build_network(const Experiment& x, const Shape& input) {
   Network net;
-  for (const LayerSpec& s : x.layers) net.layers.push_back(make_layer(s));
+  for (const LayerSpec& s : x.layers) {
+    net.layers.push_back(make_layer(s));
+    net.layers.back()->reads = s.input;
+  }
   try {
     net.init(input, x.seed);
   } catch (const LayerError& e) {
@@ -152,7 +155,12 @@ Network build_network(const Experiment& x, const Shape& input) {
   }
   for (auto& l : net.layers) {
     l->numerics = x.layer(l->index);
-    l->numerics_set();
+    try {
+      l->numerics_set();
+    } catch (const std::invalid_argument& e) {
+      throw ExperimentError(fmt::format("{}: model.layers[{}] ({}): {}", x.source, l->index,
+                                        to_string(x.layers[std::size_t(l->index)].type), e.what()));
+    }
   }
   return net;
 }
@@ -618,7 +626,7 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   nlohmann::json layers = nlohmann::json::array();
   const auto shapes = net.shapes();
   for (auto& l : net.layers) {
-    nlohmann::json j = {{"index", l->index}, {"type", l->type()}, {"input", to_string(shapes[std::size_t(l->index)])},
+    nlohmann::json j = {{"index", l->index}, {"type", l->type()}, {"input", to_string(shapes[net.input_of(std::size_t(l->index))])},
                         {"output", to_string(shapes[std::size_t(l->index) + 1])}};
     if (l->is_gemm())
       j["numerics"] = {{"weights", l->numerics.weights.describe()}, {"activations", l->numerics.activations.describe()},

@@ -155,7 +155,8 @@ VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
   }
   // The cost of the steps verify ran, on the experiment's hardware.
   std::vector<GemmRecord> records;
-  for (const GemmCapture& c : first_step) records.push_back(c.record);
+  for (const GemmCapture& c : first_step)
+    if (c.group == 0) records.push_back(c.record);  // a grouped GEMM's record stands for every group
   std::int64_t parameters = 0;
   for (Param* p : qnet.params()) parameters += p->value.size();
   const RunVolume volume{opt.steps * input_shape[0], 0, 1, input_shape[0], input_shape[0], parameters};

@@ -27,6 +27,31 @@ std::string error_of(const std::string& text) {
   return "";
 }
 
+// The same GEMM costed the same way, and the same layer line (its GEMM and the requantizer).
+void same(const bitsim::costmodel::GemmCost& a, const bitsim::costmodel::GemmCost& b, const bitsim::costmodel::CostLine& la,
+        const bitsim::costmodel::CostLine& lb) {
+  EXPECT_EQ(a.work.shape.m, b.work.shape.m);
+  EXPECT_EQ(a.work.shape.k, b.work.shape.k);
+  EXPECT_EQ(a.work.shape.n, b.work.shape.n);
+  EXPECT_EQ(a.work.conv.has_value(), b.work.conv.has_value());
+  EXPECT_EQ(a.work.a, b.work.a);
+  EXPECT_EQ(a.work.w, b.work.w);
+  EXPECT_EQ(a.work.acc, b.work.acc);
+  EXPECT_EQ(a.mapping, b.mapping);
+  EXPECT_EQ(a.stats.cycles, b.stats.cycles);
+  EXPECT_EQ(a.stats.dram, b.stats.dram);
+  EXPECT_EQ(a.stats.buf_a, b.stats.buf_a);
+  EXPECT_EQ(a.stats.buf_w, b.stats.buf_w);
+  EXPECT_EQ(a.stats.buf_o, b.stats.buf_o);
+  EXPECT_EQ(a.total.energy_pj, b.total.energy_pj);
+  // The layer's line: its GEMM and the requantizer beside the array.
+  EXPECT_EQ(la.macs, lb.macs);
+  EXPECT_EQ(la.cycles, lb.cycles);
+  EXPECT_EQ(la.dram_bytes, lb.dram_bytes);
+  EXPECT_EQ(la.energy_pj, lb.energy_pj);
+  EXPECT_GT(la.energy_pj.count("requantizer: Q31 multiplier"), 0u);
+}
+
 }  // namespace
 
 // SCALE-Sim's ResNet-18 file as its repository writes it: a header with a trailing comma and
@@ -195,32 +220,59 @@ dram_bytes_per_cycle = 4
   const bitsim::costmodel::RunCost from_conv = bitsim::costmodel::evaluate(x.hardware, topology_workload(x, conv, batch), 1);
   const bitsim::costmodel::RunCost from_fc = bitsim::costmodel::evaluate(x.hardware, topology_workload(x, fc, batch), 1);
 
-  auto same = [](const bitsim::costmodel::GemmCost& a, const bitsim::costmodel::GemmCost& b, const bitsim::costmodel::CostLine& la,
-                 const bitsim::costmodel::CostLine& lb) {
-    EXPECT_EQ(a.work.shape.m, b.work.shape.m);
-    EXPECT_EQ(a.work.shape.k, b.work.shape.k);
-    EXPECT_EQ(a.work.shape.n, b.work.shape.n);
-    EXPECT_EQ(a.work.conv.has_value(), b.work.conv.has_value());
-    EXPECT_EQ(a.work.a, b.work.a);
-    EXPECT_EQ(a.work.w, b.work.w);
-    EXPECT_EQ(a.work.acc, b.work.acc);
-    EXPECT_EQ(a.mapping, b.mapping);
-    EXPECT_EQ(a.stats.cycles, b.stats.cycles);
-    EXPECT_EQ(a.stats.dram, b.stats.dram);
-    EXPECT_EQ(a.stats.buf_a, b.stats.buf_a);
-    EXPECT_EQ(a.stats.buf_w, b.stats.buf_w);
-    EXPECT_EQ(a.stats.buf_o, b.stats.buf_o);
-    EXPECT_EQ(a.total.energy_pj, b.total.energy_pj);
-    // The layer's line: its GEMM and the requantizer beside the array.
-    EXPECT_EQ(la.macs, lb.macs);
-    EXPECT_EQ(la.cycles, lb.cycles);
-    EXPECT_EQ(la.dram_bytes, lb.dram_bytes);
-    EXPECT_EQ(la.energy_pj, lb.energy_pj);
-    EXPECT_GT(la.energy_pj.count("requantizer: Q31 multiplier"), 0u);
-  };
   ASSERT_EQ(executor.gemms.size(), 2u);
   ASSERT_TRUE(executor.gemms[0].work.conv.has_value());
   EXPECT_EQ(executor.gemms[0].work.shape.m, batch * 13 * 13);
   same(executor.gemms[0], from_conv.gemms.at(0), executor.by_layer.at(0).second, from_conv.by_layer.at(0).second);
   same(executor.gemms[1], from_fc.gemms.at(0), executor.by_layer.at(1).second, from_fc.by_layer.at(0).second);
+}
+
+// A depthwise convolution in the executor (groups = channels) is costed as SCALE-Sim reads a "DP"
+// row: one single-channel convolution per channel, each its own GEMM on the array.
+TEST(Topology, DepthwiseLayerCostsWhatTheExecutorsDepthwiseConvolutionCosts) {
+  test::TempDir dir;
+  const Experiment x = Experiment::load(dir.write("x.toml", R"(name = "dw"
+[data]
+dataset = "synthetic"
+synthetic_train = 64
+synthetic_test = 16
+[model]
+layers = [
+  { type = "conv2d", out = 6, kernel = 1, bias = false },
+  { type = "conv2d", out = 6, kernel = 3, groups = 6, bias = false },
+  { type = "flatten" },
+  { type = "linear", out = 10 },
+]
+[train]
+batch = 4
+[numerics]
+weights = "fixed<8,6>"
+activations = "fixed<8,4>"
+errors = "fixed<16,8>"
+accumulator = "int<32>"
+[hardware]
+array = "8x8"
+dataflow = "os"
+buffer_kib = 2
+dram_bytes_per_cycle = 4
+)"));
+  std::vector<GemmRecord> forward;
+  for (const GemmRecord& g : record_training_step(x, load_split(x, true)))
+    if (g.phase == Phase::Forward) forward.push_back(g);
+  ASSERT_EQ(forward.size(), 3u);  // one record for the six groups
+  EXPECT_EQ(forward[1].groups, 6);
+  EXPECT_EQ(forward[1].k, 9);
+  EXPECT_EQ(forward[1].n, 1);
+  const std::int64_t batch = x.batch;
+  const bitsim::costmodel::RunCost executor = bitsim::costmodel::evaluate(x.hardware, inference_workload(x, forward, batch, batch), 1);
+  const Topology t = parse_topology(std::string(kConvHeader) + "conv1,28,28,1,1,1,6,1,\nB1_DP,28,28,3,3,6,1,1,\n", "dw.csv");
+  const bitsim::costmodel::RunCost from_topology = bitsim::costmodel::evaluate(x.hardware, topology_workload(x, t, batch), 1);
+  ASSERT_EQ(executor.gemms.size(), 3u);
+  EXPECT_EQ(executor.gemms[1].work.repeat, 6);
+  EXPECT_EQ(executor.gemms[1].work.shape.m, batch * 26 * 26);
+  for (int i = 0; i < 2; ++i)
+    same(executor.gemms[std::size_t(i)], from_topology.gemms.at(std::size_t(i)), executor.by_layer.at(std::size_t(i)).second,
+         from_topology.by_layer.at(std::size_t(i)).second);
+  // Six times one channel's MACs.
+  EXPECT_EQ(executor.by_layer.at(1).second.macs, 6.0 * batch * 26 * 26 * 9);
 }

@@ -188,9 +188,140 @@ TEST(NnLayers, Conv2dEqualsDirectConvolution) {
   }
 }
 
+// A grouped convolution against its definition, written here directly: output channel o of group
+// g = o / (out / G) sums over input channels g C/G .. (g + 1) C/G - 1 only, and backward sends
+// each error back through those channels alone. Small integers keep every fp32 sum exact, so
+// forward, dX, dW and the bias gradient must equal the direct loops bit for bit.
+TEST(NnLayers, GroupedConv2dEqualsDirectGroupedConvolution) {
+  struct Case {
+    std::int64_t out, kernel, stride, pad, groups;
+    Shape in;
+  };
+  for (const Case& t : {Case{6, 3, 1, 1, 2, {2, 4, 5, 6}}, Case{3, 3, 2, 1, 3, {2, 3, 7, 7}},  // grouped, depthwise
+                        Case{4, 5, 1, 2, 2, {1, 2, 6, 5}}, Case{4, 1, 1, 0, 4, {2, 4, 3, 3}}}) {  // multiplier 2, 1x1
+    std::mt19937_64 rng(7);
+    auto l = make_conv2d(t.out, t.kernel, t.stride, t.pad, true, t.groups);
+    const Shape out = l->init(t.in, rng);
+    std::uniform_int_distribution<int> small(-3, 3);
+    Tensor x(t.in), dy(out), dx;
+    for (auto& v : x.v) v = float(small(rng));
+    for (auto& v : dy.v) v = float(small(rng));
+    for (Param* p : l->params())
+      for (auto& v : p->value.v) v = float(small(rng));
+    const std::int64_t c = t.in[1], h = t.in[2], wi = t.in[3], k = t.kernel, cg = c / t.groups, og = t.out / t.groups;
+    const std::vector<float>& w = l->params()[0]->value.v;
+    ASSERT_EQ(std::int64_t(w.size()), t.out * cg * k * k);
+    const std::vector<float>& bias = l->params()[1]->value.v;
+    Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+    Tensor y;
+    l->forward(x, y, ctx);
+    l->backward(dy, dx, true, ctx);
+    ASSERT_EQ(y.shape, out);
+    std::vector<float> want_dx(x.v.size(), 0.0f), want_dw(w.size(), 0.0f), want_db(bias.size(), 0.0f);
+    for (std::int64_t b = 0; b < out[0]; ++b)
+      for (std::int64_t o = 0; o < out[1]; ++o)
+        for (std::int64_t oy = 0; oy < out[2]; ++oy)
+          for (std::int64_t ox = 0; ox < out[3]; ++ox) {
+            const std::size_t at = std::size_t(((b * out[1] + o) * out[2] + oy) * out[3] + ox);
+            float want = bias[std::size_t(o)];
+            want_db[std::size_t(o)] += dy.v[at];
+            for (std::int64_t ci = 0; ci < cg; ++ci)
+              for (std::int64_t ky = 0; ky < k; ++ky)
+                for (std::int64_t kx = 0; kx < k; ++kx) {
+                  const std::int64_t iy = oy * t.stride + ky - t.pad, ix = ox * t.stride + kx - t.pad;
+                  if (iy < 0 || iy >= h || ix < 0 || ix >= wi) continue;
+                  const std::size_t wa = std::size_t(((o * cg + ci) * k + ky) * k + kx);
+                  const std::size_t xa = std::size_t(((b * c + o / og * cg + ci) * h + iy) * wi + ix);
+                  want += w[wa] * x.v[xa];
+                  want_dw[wa] += dy.v[at] * x.v[xa];
+                  want_dx[xa] += dy.v[at] * w[wa];
+                }
+            ASSERT_EQ(y.v[at], want) << "groups " << t.groups << " at " << b << "," << o << "," << oy << "," << ox;
+          }
+    EXPECT_EQ(dx.v, want_dx) << "groups " << t.groups;
+    EXPECT_EQ(l->params()[0]->grad.v, want_dw) << "groups " << t.groups;
+    EXPECT_EQ(l->params()[1]->grad.v, want_db) << "groups " << t.groups;
+  }
+  std::mt19937_64 rng(1);
+  EXPECT_THROW(make_conv2d(4, 3, 1, 1, true, 3)->init({1, 6, 5, 5}, rng), std::invalid_argument);  // 4 outputs, 3 groups
+  EXPECT_THROW(make_conv2d(4, 3, 1, 1, true, 4)->init({1, 6, 5, 5}, rng), std::invalid_argument);  // 6 inputs, 4 groups
+}
+
+// A residual block with a projection shortcut (He et al. 2016, option B): the 1x1 stride-2
+// convolution reads the block's input (`reads`), and its output is added to the main path's.
+// Back-propagation must sum each activation's gradient over every layer that reads it.
+TEST(NnLayers, BranchesRouteGradientsToTheOutputTheyRead) {
+  Network net;
+  net.layers.push_back(make_conv2d(3, 3, 1, 1));     // 0
+  net.layers.push_back(make_batchnorm());            // 1: the block's input (smooth: no kink for the differences)
+  net.layers.push_back(make_conv2d(4, 3, 2, 1));     // 2: main path
+  net.layers.push_back(make_batchnorm());            // 3
+  net.layers.push_back(make_conv2d(4, 1, 2, 0));     // 4: the projection, reading layer 1
+  net.layers.back()->reads = 1;
+  net.layers.push_back(make_residual(3));            // 5: projection + main path
+  net.layers.push_back(make_flatten());              // 6
+  net.layers.push_back(make_linear(3));              // 7
+  net.init({2, 2, 6, 6}, 4);
+  EXPECT_EQ(net.input_of(4), 2u);
+  EXPECT_EQ(net.shapes()[5], (Shape{2, 4, 3, 3}));
+  std::mt19937_64 rng(2);
+  std::normal_distribution<float> d(0, 1);
+  Tensor x({2, 2, 6, 6}), r({2, 3});
+  for (auto& v : x.v) v = d(rng);
+  for (auto& v : r.v) v = d(rng);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  auto loss = [&] {
+    const Tensor& y = net.forward(x, ctx);
+    double s = 0;
+    for (std::size_t i = 0; i < y.v.size(); ++i) s += double(y.v[i]) * r.v[i];
+    return s;
+  };
+  // The projection's output is what a lone 1x1 convolution with its weights makes of layer 1's output.
+  loss();
+  Tensor lone_y;
+  {
+    auto lone = make_conv2d(4, 1, 2, 0);
+    std::mt19937_64 lr(1);
+    lone->init({2, 3, 6, 6}, lr);
+    for (std::size_t p = 0; p < 2; ++p) lone->params()[p]->value = net.layers[4]->params()[p]->value;
+    lone->forward(net.activation(2), lone_y, ctx);
+  }
+  EXPECT_EQ(lone_y.v, net.activation(5).v);
+  for (std::size_t li : {0u, 2u, 4u}) {
+    loss();
+    net.backward(r, ctx);
+    Param& w = *net.layers[li]->params()[0];
+    const std::vector<float> g = w.grad.v;
+    const float h = 1e-2f;
+    for (std::size_t i = 0; i < g.size(); i += 1 + g.size() / 12) {
+      const float v = w.value.v[i];
+      w.value.v[i] = v + h;
+      const double up = loss();
+      w.value.v[i] = v - h;
+      const double down = loss();
+      w.value.v[i] = v;
+      EXPECT_NEAR(g[i], (up - down) / (2 * h), 3e-2 * (1 + std::abs((up - down) / (2 * h)))) << "layer " << li << " weight " << i;
+    }
+  }
+  // An output nothing reads, and a layer reading itself or a later one, are refused.
+  Network unread;
+  unread.layers.push_back(make_linear(4));
+  unread.layers.push_back(make_linear(4));
+  unread.layers.push_back(make_linear(2));
+  unread.layers.back()->reads = 0;  // layer 1's output is never read
+  EXPECT_THROW(unread.init({2, 5}, 1), LayerError);
+  Network later;
+  later.layers.push_back(make_linear(4));
+  later.layers.push_back(make_linear(4));
+  later.layers.back()->reads = 1;
+  EXPECT_THROW(later.init({2, 5}, 1), LayerError);
+}
+
 TEST(NnLayers, GradientsMatchFiniteDifferences) {
   gradient_check(make_linear(7), {3, 11});
   gradient_check(make_conv2d(3, 3, 2, 1), {2, 2, 7, 6});
+  gradient_check(make_conv2d(4, 3, 1, 1, true, 2), {2, 4, 5, 5});
+  gradient_check(make_conv2d(3, 3, 2, 1, true, 3), {2, 3, 6, 6});  // depthwise
   gradient_check(make_avgpool(2), {2, 3, 6, 6});
   gradient_check(make_batchnorm(), {6, 3, 2, 2});
   gradient_check(make_batchnorm(), {8, 5});
@@ -367,6 +498,13 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
             std::string::npos);
   EXPECT_EQ(error_of(good, {"train.optimizer=\"wage\"", "numerics.gradients=\"wage-g<8>\""}), "no error");
   EXPECT_EQ(error_of(good, {"train.epochs=2"}), "no error");
+  EXPECT_NE(error_of(good, {"model.layers[0].groups=3"}).find("model.layers[0].groups: expected a divisor of out (4)"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[3].groups=2"}).find("'groups' is not a setting of a maxpool layer"), std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[2].input=2"}).find("model.layers[2].input: expected the index of an earlier layer (0..1)"),
+            std::string::npos);
+  EXPECT_NE(error_of(good, {"model.layers[0].input=0"}).find("input: expected an earlier layer (there is none)"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"model.layers[2].input=1"}), "no error");  // what it reads by default, said
 }
 
 // A checkpoint of another network is refused with a message naming the file.

@@ -53,6 +53,8 @@ struct LayerSpec {
   bool bias = true;
   double p = 0;  // dropout
   int from = -1;  // residual: y = x + the output of layer `from` (an earlier layer of the same shape)
+  int input = -1;  // the output of this earlier layer is the layer's input (-1: the previous layer's)
+  std::int64_t groups = 1;  // conv2d: grouped (groups = channels: depthwise)
   std::string name;  // not from the file: a topology's layer name ("" = conv1, fc1, ... in network order)
   bool shift = false;  // batchnorm: BNN's shift-based BatchNorm
 };

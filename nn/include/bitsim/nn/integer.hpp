@@ -109,6 +109,11 @@ struct IntegerError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// The inference engines (integer-only, popcount) run chains of layers with residual adds: throws
+// IntegerError naming the first layer that reads another branch (`input`) or is a grouped
+// convolution, for the engine called `engine`.
+void require_chain(const Experiment& x, const char* engine);
+
 class IntegerNetwork {
  public:
   // `net`: the fp32 network of `x` with trained weights, built for inputs of x's image size. Folds

@@ -39,6 +39,9 @@ struct GemmRecord {
   // A convolution's forward GEMM: the convolution it lowers (A is im2col of its input), so the
   // array's traffic is counted from the tensors.
   std::optional<sim::ConvShape> conv;
+  // A grouped convolution runs this GEMM (and conv, one group's) once per group, each on its own
+  // operands; the record stands for all of them.
+  std::int64_t groups = 1;
   // Inference engines that are not the layer's numerics (nn/integer.hpp, nn/popcount.hpp) say
   // which accumulator the array has and what stands after it; left empty, the layer's numerics
   // decide both.
@@ -61,6 +64,7 @@ struct GemmCapture {
   arith::SrStream sr;  // output (m, n) used stream sr.stream + m * N + n
   std::vector<float> a, b, c;
   std::vector<float> effective;  // C after the scale unit (scaled schemes); empty when it is C
+  std::int64_t group = 0;         // a grouped convolution's group (record.groups GEMMs, one record)
 };
 
 // Tensor classes, for stochastic-rounding streams.
@@ -142,12 +146,18 @@ class Layer {
   virtual bool absorb_affine(const std::vector<double>& /*scale*/, const std::vector<double>& /*shift*/) { return false; }
 
   int index = 0;
+  // The activation the layer reads: -1 the previous layer's output; else the output of layer
+  // `reads` (a branch such as a residual block's projection shortcut). The network routes it.
+  int reads = -1;
   LayerNumerics numerics;
 };
 
 std::unique_ptr<Layer> make_linear(std::int64_t out, bool bias = true);
+// groups: the input and output channels split into that many groups, each output group computed
+// from its input group alone (groups = channels: depthwise). Weights out x (channels / groups) x
+// kernel x kernel, as PyTorch and ONNX lay them out; one GEMM per group.
 std::unique_ptr<Layer> make_conv2d(std::int64_t out_channels, std::int64_t kernel, std::int64_t stride = 1,
-                                   std::int64_t padding = 0, bool bias = true);
+                                   std::int64_t padding = 0, bool bias = true, std::int64_t groups = 1);
 std::unique_ptr<Layer> make_maxpool(std::int64_t kernel, std::int64_t stride = 0);  // stride 0: = kernel
 std::unique_ptr<Layer> make_avgpool(std::int64_t kernel, std::int64_t stride = 0);
 // N x C x H x W -> N x C x 1 x 1: each plane's mean (ONNX GlobalAveragePool), summed in fp32 in

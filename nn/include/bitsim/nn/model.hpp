@@ -32,7 +32,8 @@ class Network {
   double memory_bytes(std::int64_t batch);
   // Runs the layers; returns the logits (kept until the next forward).
   const Tensor& forward(const Tensor& x, Context& ctx);
-  // Activation i of the last forward(): the input of layer i (i = layers.size(): the output).
+  // Activation i of the last forward(): the network's input (i = 0) or the output of layer i - 1
+  // (the input of layer i, unless that layer reads another).
   const Tensor& activation(std::size_t i) const { return acts_.at(i); }
   // Back-propagates dlogits through every layer (no input gradient for the first).
   void backward(const Tensor& dlogits, Context& ctx);
@@ -40,10 +41,16 @@ class Network {
   // Folds every BatchNorm that directly follows a GEMM layer into it, for inference; returns how
   // many were folded (by this call: a BatchNorm folded before stays folded, once).
   int fold_batchnorm();
-  std::vector<Shape> shapes() const { return shapes_; }  // input of each layer, then the output
+  // Activation shapes: the input, then each layer's output.
+  std::vector<Shape> shapes() const { return shapes_; }
+  // The activation layer i reads (an index into activation()).
+  std::size_t input_of(std::size_t i) const { return inputs_.at(i); }
 
  private:
-  std::vector<Tensor> acts_;  // acts_[i]: input of layer i; acts_.back(): output
+  std::vector<Tensor> acts_;  // acts_[i + 1]: output of layer i; acts_[0]: the input
+  std::vector<std::size_t> inputs_;  // inputs_[i]: the activation layer i reads
+  std::vector<Tensor> grads_;  // backward: the gradient of each activation
+  Tensor dx_;                  // backward: the input gradient a layer writes
   std::vector<Shape> shapes_;
   double activation_bytes_ = 0;  // at the batch size of init()
 };
