@@ -21,7 +21,7 @@ namespace bitsim::app {
 namespace {
 
 struct TrainArgs {
-  std::string experiment, out, checkpoint;
+  std::string experiment, out, checkpoint, outputs;
   std::vector<std::string> set;
   int threads = 0;
   bool resume = false, json = false, fold = false, cost_only = false;
@@ -96,7 +96,7 @@ void run_train(const TrainArgs& a) {
 void run_infer(const TrainArgs& a) {
   nn::set_threads(a.threads);
   const nn::Experiment x = nn::Experiment::load(a.experiment, a.set);
-  nn::InferOptions opt{a.checkpoint, a.out, a.fold, std::nullopt, a.popcount};
+  nn::InferOptions opt{a.checkpoint, a.out, a.fold, std::nullopt, a.popcount, a.outputs};
   if (a.integer_only) {
     nn::IntegerOptions io;
     io.set_calibration(a.calibration);
@@ -186,9 +186,11 @@ void run_verify(const TrainArgs& a) {
     fmt::print("\nsampled GEMMs through the SystemC array ({}x{} {}):\n", x.hardware.array.rows, x.hardware.array.cols,
                sim::to_string(x.hardware.array.dataflow));
     for (const auto& s : r["systemc"]) {
-      const std::string what = fmt::format("layer {} {} ({} rows x {} cols, K = {})", s["layer"].get<int>(),
-                                           s["phase"].get<std::string>(), s["rows"].get<std::int64_t>(),
-                                           s["n"].get<std::int64_t>(), s["k"].get<std::int64_t>());
+      const std::int64_t groups = s.value("groups", std::int64_t{1});
+      const std::string what = fmt::format("layer {} {}{} ({} rows x {} cols, K = {})", s["layer"].get<int>(),
+                                           s["phase"].get<std::string>(),
+                                           groups > 1 ? fmt::format(" group {}/{}", s["group"].get<std::int64_t>() + 1, groups) : "",
+                                           s["rows"].get<std::int64_t>(), s["n"].get<std::int64_t>(), s["k"].get<std::int64_t>());
       if (s.contains("skipped")) fmt::print("  {:<52} skipped: {}\n", what, s["skipped"].get<std::string>());
       else fmt::print("  {:<52} {} of {} outputs match ({} cycles)\n", what, s["matched"].get<std::int64_t>(),
                       s["outputs"].get<std::int64_t>(), s["cycles"].get<std::int64_t>());
@@ -218,7 +220,8 @@ void add_nn_commands(CLI::App& app) {
   auto b = std::make_shared<TrainArgs>();
   auto* i = app.add_subcommand("infer", "Test accuracy of a checkpoint through the experiment's numerics");
   i->add_option("experiment", b->experiment, "Experiment file (TOML)")->required();
-  i->add_option("--checkpoint", b->checkpoint, "checkpoint.bin of a run")->required();
+  i->add_option("--checkpoint", b->checkpoint, "checkpoint.bin of a run (optional when the experiment's model.onnx gives the weights)");
+  i->add_option("--outputs", b->outputs, "Write every test example's logits and prediction to this CSV");
   i->add_option("--set", b->set, "Override a key of the experiment: key.path=value (repeatable)");
   i->add_option("--threads", b->threads, "Threads (0: all cores)")->capture_default_str();
   i->add_option("--out", b->out, "Directory for report.json and the cost plots");

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libgemmlowp-dev gnuplot-nox
   libopenblas-dev zlib1g-dev libtomlplusplus-dev dataset-fashion-mnist
   clang libclang-rt-14-dev python3
+  libonnx-dev libprotobuf-dev python3-onnx python3-numpy
   slurm-wlm munge
 )
 # slurm-wlm depends on slurmctld, slurmd and slurm-client (sbatch, squeue, sinfo...), and they on

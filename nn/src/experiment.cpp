@@ -1,4 +1,5 @@
 #include "bitsim/nn/experiment.hpp"
+#include "bitsim/nn/onnx.hpp"
 
 #include <fmt/format.h>
 
@@ -252,7 +253,7 @@ const std::set<std::string>& layer_keys(LayerType t) {
       {LayerType::Relu6, {}},
       {LayerType::GlobalAvgPool, {}},
       {LayerType::Sign, {}},
-      {LayerType::BatchNorm, {"shift"}},
+      {LayerType::BatchNorm, {"shift", "eps"}},
       {LayerType::Dropout, {"p"}},
       {LayerType::Flatten, {}},
       {LayerType::Residual, {"from"}},
@@ -286,6 +287,8 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   l.get("from", s.from);
   l.get("shift", s.shift);
   l.get("groups", s.groups);
+  l.get("eps", s.eps);
+  if (!(s.eps > 0 && s.eps <= 1)) l.fail("eps", "a number in (0, 1]");
   const bool gemm = s.type == LayerType::Linear || s.type == LayerType::Conv2d;
   const bool windowed = s.type == LayerType::Conv2d || s.type == LayerType::MaxPool || s.type == LayerType::AvgPool;
   if (gemm && !l.has("out")) l.fail("out", "the number of output features or channels");
@@ -403,11 +406,27 @@ Experiment Experiment::load(const std::string& path, const std::vector<std::stri
     Reader m(as_table(model, r, "model"), path, "model.");
     m.get_setting("loss", x.loss);
     const toml::node* layers = m.node("layers");
-    if (!layers || !layers->is_array() || layers->as_array()->empty()) m.fail("layers", "a non-empty array of layer tables");
-    if (layers->as_array()->size() > kMaxLayers) m.fail("layers", fmt::format("at most {} layers", kMaxLayers));
-    for (const toml::node& ln : *layers->as_array()) {
-      const int i = int(x.layers.size());
-      x.layers.push_back(read_layer(ln, path, fmt::format("model.layers[{}]", i), i));
+    std::string onnx;
+    m.get("onnx", onnx);
+    if (m.has("onnx")) {
+      if (layers) m.fail("layers", "nothing beside model.onnx (the model file gives the layers)");
+      // A relative path is relative to the experiment file, as a sweep's experiment is to the sweep.
+      const std::filesystem::path p = std::filesystem::path(onnx).is_relative() ? std::filesystem::path(path).parent_path() / onnx : std::filesystem::path(onnx);
+      try {
+        x.onnx = std::make_shared<const OnnxModel>(load_onnx(p.string()));
+      } catch (const OnnxError& e) {
+        throw ExperimentError(fmt::format("{}: model.onnx: {}", path, e.what()));
+      }
+      x.layers = x.onnx->layers;
+    }
+    if (!x.onnx) {
+      if (!layers || !layers->is_array() || layers->as_array()->empty())
+        m.fail("layers", "a non-empty array of layer tables (or model.onnx, a model file)");
+      if (layers->as_array()->size() > kMaxLayers) m.fail("layers", fmt::format("at most {} layers", kMaxLayers));
+      for (const toml::node& ln : *layers->as_array()) {
+        const int i = int(x.layers.size());
+        x.layers.push_back(read_layer(ln, path, fmt::format("model.layers[{}]", i), i));
+      }
     }
   }
 
@@ -580,14 +599,14 @@ nlohmann::json Experiment::to_json() const {
   for (const auto& l : layers)
     layers_j.push_back({{"type", to_string(l.type)}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
                         {"padding", l.padding}, {"bias", l.bias}, {"p", l.p}, {"from", l.from}, {"shift", l.shift},
-                        {"groups", l.groups}, {"input", l.input}});
+                        {"groups", l.groups}, {"input", l.input}, {"eps", l.eps}, {"name", l.name}});
   nlohmann::json overrides = nlohmann::json::object();
   for (const auto& [i, s] : layer_numerics) overrides[std::to_string(i)] = numerics_json(s);
   const auto& a = hardware.array;
   return {{"name", name}, {"source", source}, {"seed", seed},
           {"data", {{"dataset", to_string(data.dataset)}, {"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
                     {"synthetic_train", data.synthetic_train}, {"synthetic_test", data.synthetic_test}}},
-          {"model", {{"loss", to_string(loss)}, {"layers", layers_j}}},
+          {"model", {{"loss", to_string(loss)}, {"layers", layers_j}, {"onnx", onnx ? onnx->path : ""}}},
           {"train", {{"epochs", epochs}, {"batch", batch}, {"optimizer", to_string(optimizer.kind)}, {"lr", optimizer.lr},
                      {"momentum", optimizer.momentum}, {"beta1", optimizer.beta1}, {"beta2", optimizer.beta2},
                      {"weight_decay", optimizer.weight_decay}, {"clip", optimizer.clip}, {"schedule", to_string(optimizer.schedule)}, {"lr_scale", to_string(optimizer.lr_scale)},

@@ -21,6 +21,7 @@
 #include "bitsim/nn/cost.hpp"
 #include "bitsim/nn/files.hpp"
 #include "bitsim/nn/memory.hpp"
+#include "bitsim/nn/onnx.hpp"
 #include "bitsim/nn/parallel.hpp"
 
 namespace bitsim::nn {
@@ -28,25 +29,6 @@ namespace bitsim::nn {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
-  switch (s.type) {
-    case LayerType::Linear: return make_linear(s.out, s.bias);
-    case LayerType::Conv2d: return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias, s.groups);
-    case LayerType::MaxPool: return make_maxpool(s.kernel, s.stride);
-    case LayerType::AvgPool: return make_avgpool(s.kernel, s.stride);
-    case LayerType::Relu: return make_relu();
-    case LayerType::HardTanh: return make_hardtanh();
-    case LayerType::Relu6: return make_relu6();
-    case LayerType::GlobalAvgPool: return make_globalavgpool();
-    case LayerType::Sign: return make_sign();
-    case LayerType::BatchNorm: return make_batchnorm(0.1, 1e-5, s.shift);
-    case LayerType::Dropout: return make_dropout(s.p);
-    case LayerType::Flatten: return make_flatten();
-    case LayerType::Residual: return make_residual(s.from);
-  }
-  throw std::logic_error("unhandled layer type");
-}
 
 std::int64_t correct(const Tensor& logits, const std::uint8_t* labels) {
   const std::int64_t n = logits.dim(0), c = logits.dim(1);
@@ -135,7 +117,31 @@ std::mt19937_64 step_rng(const Experiment& x, std::uint64_t step) {
   return std::mt19937_64(x.seed ^ (step * 0xbf58476d1ce4e5b9ULL));
 }
 
+std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
+  switch (s.type) {
+    case LayerType::Linear: return make_linear(s.out, s.bias);
+    case LayerType::Conv2d: return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias, s.groups);
+    case LayerType::MaxPool: return make_maxpool(s.kernel, s.stride);
+    case LayerType::AvgPool: return make_avgpool(s.kernel, s.stride);
+    case LayerType::Relu: return make_relu();
+    case LayerType::HardTanh: return make_hardtanh();
+    case LayerType::Relu6: return make_relu6();
+    case LayerType::GlobalAvgPool: return make_globalavgpool();
+    case LayerType::Sign: return make_sign();
+    case LayerType::BatchNorm: return make_batchnorm(0.1, s.eps, s.shift);
+    case LayerType::Dropout: return make_dropout(s.p);
+    case LayerType::Flatten: return make_flatten();
+    case LayerType::Residual: return make_residual(s.from);
+  }
+  throw std::logic_error("unhandled layer type");
+}
+
 Network build_network(const Experiment& x, const Shape& input) {
+  if (x.onnx) try {
+      check_onnx_input(*x.onnx, input);
+    } catch (const OnnxError& e) {
+      throw ExperimentError(fmt::format("{}: model.onnx: {}", x.source, e.what()));
+    }
   Network net;
   for (const LayerSpec& s : x.layers) {
     net.layers.push_back(make_layer(s));
@@ -162,6 +168,12 @@ Network build_network(const Experiment& x, const Shape& input) {
                                         to_string(x.layers[std::size_t(l->index)].type), e.what()));
     }
   }
+  // A model file's trained weights replace the initial draw.
+  if (x.onnx) try {
+      load_onnx_weights(*x.onnx, net, input);
+    } catch (const OnnxError& e) {
+      throw ExperimentError(fmt::format("{}: model.onnx: {}", x.source, e.what()));
+    }
   return net;
 }
 
@@ -199,7 +211,7 @@ DataPreview preview_split(const Experiment& x, bool train, std::int64_t count) {
 Dataset load_split(const Experiment& x, bool train) { return preview_split(x, train, -1).head; }
 
 std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step,
-                                   std::vector<GemmRecord>* first_batch_gemms) {
+                                   std::vector<GemmRecord>* first_batch_gemms, std::vector<float>* logits_out) {
   std::vector<std::int64_t> idx(std::size_t(data.n));
   std::iota(idx.begin(), idx.end(), 0);
   Tensor xb, d;
@@ -229,6 +241,7 @@ std::pair<double, double> evaluate(const Experiment& x, Network& net, const Data
     const Tensor& logits = net.forward(xb, ctx);
     loss += loss_and_gradient(x, logits, yb.data(), d) * double(count);
     ok += correct(logits, yb.data());
+    if (logits_out) logits_out->insert(logits_out->end(), logits.v.begin(), logits.v.end());
   }
   return {double(ok) / double(data.n), loss / double(data.n)};
 }
@@ -656,17 +669,40 @@ RunResult train(const Experiment& x, const RunOptions& opt) {
   return r;
 }
 
+namespace {
+// example, label, prediction, logit_0, ...: every float with 9 significant digits (it reads back
+// to the same fp32 value).
+void write_outputs(const std::string& path, const Dataset& test, const std::vector<float>& logits) {
+  const std::int64_t classes = test.n > 0 ? std::int64_t(logits.size()) / test.n : 0;
+  write_atomic(path, [&](std::ofstream& f) {
+    f << "example,label,prediction";
+    for (std::int64_t c = 0; c < classes; ++c) f << ",logit_" << c;
+    f << "\n";
+    for (std::int64_t e = 0; e < test.n; ++e) {
+      const float* z = logits.data() + e * classes;
+      f << e << "," << int(test.labels[std::size_t(e)]) << "," << (std::max_element(z, z + classes) - z);
+      for (std::int64_t c = 0; c < classes; ++c) f << fmt::format(",{:.9g}", z[c]);
+      f << "\n";
+    }
+  });
+}
+}  // namespace
+
 RunResult infer(const Experiment& x, const InferOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   const Dataset test = load_split(x, false);
   if (test.n == 0) throw ExperimentError(fmt::format("{}: data: the test split is empty", x.source));
   Network net = build_network(x, {x.batch, test.channels, test.height, test.width});
   check_classifier(x, net, test.classes);
+  if (opt.checkpoint.empty() && !x.onnx)
+    throw ExperimentError(fmt::format("{}: infer needs --checkpoint (the trained weights) unless model.onnx gives them", x.source));
+  if (!opt.outputs.empty() && (opt.integer_only || opt.popcount))
+    throw ExperimentError("infer: --outputs writes the logits of the experiment's numerics, not of --integer-only or --popcount");
   std::optional<RunLock> lock;
   if (!opt.out_dir.empty()) lock.emplace(opt.out_dir);
   // The weights only: a checkpoint trained under other numerics (an fp32 run) is evaluated under
-  // this experiment's, without its optimizer state.
-  load_checkpoint(opt.checkpoint, net, nullptr);
+  // this experiment's, without its optimizer state. A model file's weights stand without one.
+  if (!opt.checkpoint.empty()) load_checkpoint(opt.checkpoint, net, nullptr);
   const int folded = opt.fold_batchnorm || opt.integer_only ? net.fold_batchnorm() : 0;
   RunResult r;
   const std::int64_t batch = std::min(std::max(x.batch, kEvalBatch), test.n);
@@ -715,7 +751,10 @@ RunResult infer(const Experiment& x, const InferOptions& opt) {
                {"examples", test.n},
                {"stages", pnet.describe()}};
   } else {
-    std::tie(acc, loss) = evaluate(x, net, test, 0, &gemms);  // records the first batch's GEMMs for the cost
+    std::vector<float> logits;
+    // Records the first batch's GEMMs for the cost.
+    std::tie(acc, loss) = evaluate(x, net, test, 0, &gemms, opt.outputs.empty() ? nullptr : &logits);
+    if (!opt.outputs.empty()) write_outputs(opt.outputs, test, logits);
   }
   r.cost = costmodel::evaluate(x.hardware, inference_workload(x, gemms, batch, test.n), threads());
   std::int64_t parameters = 0;

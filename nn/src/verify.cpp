@@ -122,7 +122,8 @@ VerifyResult verify(const Experiment& x, const VerifyOptions& opt) {
     const std::int64_t rows = std::min(opt.sample_rows, r.m);
     const std::int64_t r0 = std::int64_t(pick() % std::uint64_t(r.m - rows + 1));
     rc.description = {{"layer", r.layer}, {"phase", to_string(r.phase)}, {"rows", rows}, {"first_row", r0}, {"n", r.n},
-                      {"k", r.k}, {"a_format", r.a.spec()}, {"b_format", r.b.spec()}, {"path", to_string(r.path)}};
+                      {"k", r.k}, {"a_format", r.a.spec()}, {"b_format", r.b.spec()}, {"path", to_string(r.path)},
+                      {"group", c.group}, {"groups", r.groups}};
     if (c.acc.fp32) rc.skipped = "fp32 reference accumulator (no hardware to replay)";
     else if (r.a.width() > 64 || r.b.width() > 64 || r.a.is_float() != r.b.is_float())
       rc.skipped = fmt::format("operand formats {} and {} are not array formats", r.a.spec(), r.b.spec());

@@ -182,9 +182,7 @@ Plan Plan::load(const std::string& path, const std::vector<std::string>& extra) 
   if (const auto ck = top.string("checkpoint")) {
     if (p.mode != Mode::Infer) top.fail("checkpoint", "no checkpoint: only an infer sweep evaluates one");
     p.checkpoint = resolve(path, *ck);
-  } else if (p.mode == Mode::Infer) {
-    top.fail("checkpoint", "the checkpoint.bin every point of an infer sweep evaluates");
-  }
+  }  // an infer sweep without one needs an experiment whose model.onnx gives the weights (validate())
   if (top.get("seeds")) {
     std::set<std::uint64_t> seen;
     for (const toml::node& n : top.array("seeds")) {
@@ -381,6 +379,9 @@ void Plan::validate() const {
   } catch (const std::exception& e) {
     throw SweepError(fmt::format("{}: {}: {}", file, set.empty() ? "the experiment" : "set", e.what()));
   }
+  if (mode == Mode::Infer && checkpoint.empty() && !nn::Experiment::load(experiment).onnx)
+    throw SweepError(fmt::format("{}: checkpoint: expected the checkpoint.bin every point of an infer sweep evaluates "
+                                 "(only an experiment with model.onnx has weights without one)", file));
   for (const Dimension& d : dims)
     for (const auto& v : d.values) {
       std::vector<Setting> s = base;
@@ -401,7 +402,7 @@ void Plan::validate() const {
       throw SweepError(fmt::format("{}: point {} ({}): {}", file, pt.id, pt.label, e.what()));
     }
   }
-  if (mode == Mode::Infer) {
+  if (mode == Mode::Infer && !checkpoint.empty()) {
     std::error_code ec;
     if (!fs::is_regular_file(checkpoint, ec))
       throw SweepError(fmt::format("{}: checkpoint: {}: no such file", file, checkpoint));

@@ -109,7 +109,7 @@ PointResult run_point(const Plan& plan, std::size_t index, const fs::path& dir) 
     const nn::Experiment x = nn::Experiment::load(plan.experiment, p.overrides());
     nn::RunResult run;
     if (plan.mode == Mode::Infer) {
-      run = nn::infer(x, {plan.checkpoint, out.string(), false, std::nullopt});
+      run = nn::infer(x, {plan.checkpoint, out.string(), false, std::nullopt, false, ""});
     } else {
       std::error_code ec;
       // A point a killed sweep left half-trained continues from its checkpoint: the trainer

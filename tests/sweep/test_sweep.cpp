@@ -141,7 +141,10 @@ TEST(SweepPlan, ObjectivesAndModes) {
   EXPECT_NE(load_error(f, "experiment = \"tiny.toml\"\nmode = \"cost\"\n[pareto]\nobjectives = [\"max:accuracy.test\", \"min:cost.energy\"]\n")
                 .find("bad objective 'max:accuracy.test'"),
             std::string::npos);
-  EXPECT_NE(load_error(f, "experiment = \"tiny.toml\"\nmode = \"infer\"\n").find("checkpoint"), std::string::npos);
+  // An infer sweep needs a checkpoint unless its experiment's model.onnx holds the weights.
+  EXPECT_NE(load_error(f, "experiment = \"tiny.toml\"\nmode = \"infer\"\n", true)
+                .find("checkpoint: expected the checkpoint.bin every point of an infer sweep evaluates"),
+            std::string::npos);
   EXPECT_NE(load_error(f, "experiment = \"tiny.toml\"\nmode = \"infer\"\ncheckpoint = \"none.bin\"\n", true).find("none.bin: no such file"),
             std::string::npos);
   EXPECT_NE(load_error(f, "experiment = \"tiny.toml\"\ncheckpoint = \"x.bin\"\n").find("only an infer sweep"), std::string::npos);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,8 @@
 #include "bitsim/costmodel/pipeline.hpp"
 
 namespace bitsim::nn {
+
+struct OnnxModel;
 
 struct ExperimentError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -57,6 +60,7 @@ struct LayerSpec {
   std::int64_t groups = 1;  // conv2d: grouped (groups = channels: depthwise)
   std::string name;  // not from the file: a topology's layer name ("" = conv1, fc1, ... in network order)
   bool shift = false;  // batchnorm: BNN's shift-based BatchNorm
+  double eps = 1e-5;   // batchnorm: added to the variance
 };
 
 struct DataSpec {
@@ -75,6 +79,8 @@ struct Experiment {
   std::uint64_t seed = 1;
   DataSpec data;
   std::vector<LayerSpec> layers;
+  // [model] onnx = "file.onnx": the layers and their weights come from that model (nn/onnx.hpp).
+  std::shared_ptr<const OnnxModel> onnx;
   LossKind loss = LossKind::CrossEntropy;
   int epochs = 1;
   std::int64_t batch = 64;

@@ -73,6 +73,8 @@ std::vector<GemmRecord> record_training_step(const Experiment& x, const Dataset&
 
 
 Network build_network(const Experiment& x, const Shape& input);
+// The layer a spec describes (its `input` is the network's to route).
+std::unique_ptr<Layer> make_layer(const LayerSpec& s);
 // The experiment's optimizer with its master-weight format and lazy update.
 Optimizer make_optimizer(const Experiment& x);
 // The experiment's train and test splits (limits applied).
@@ -83,13 +85,14 @@ DataPreview preview_split(const Experiment& x, bool train, std::int64_t count);
 
 // Accuracy and mean loss of `net` on `data` (inference: BatchNorm running statistics, no dropout).
 // `first_batch_gemms`: when given, the GEMMs of the first batch are recorded there (what infer costs).
+// `logits`: when given, every example's outputs, example after example.
 std::pair<double, double> evaluate(const Experiment& x, Network& net, const Dataset& data, std::uint64_t step,
-                                   std::vector<GemmRecord>* first_batch_gemms = nullptr);
+                                   std::vector<GemmRecord>* first_batch_gemms = nullptr, std::vector<float>* logits = nullptr);
 
 RunResult train(const Experiment& x, const RunOptions& opt);
 
 struct InferOptions {
-  std::string checkpoint;
+  std::string checkpoint;     // "" with a model.onnx experiment: the model file's weights
   std::string out_dir;        // report.json and the cost plots; "" = write nothing
   bool fold_batchnorm = false;
   // Integer-only inference (nn/integer.hpp) of the checkpoint's weights: calibrated on the training
@@ -101,6 +104,9 @@ struct InferOptions {
   // Binarized layers as XNOR-popcount with BatchNorm and sign folded into thresholds
   // (nn/popcount.hpp), reported beside the float-BatchNorm network's accuracy and predictions.
   bool popcount = false;
+  // A CSV of every test example's outputs (example, label, prediction, the logits), for the plain
+  // path (neither integer_only nor popcount); "" = none.
+  std::string outputs;
 };
 // Test accuracy and loss of a checkpoint's weights under the experiment's numerics, and the cost of
 // that inference pass; report.json has the train report's schema (mode "infer", no epochs).
