@@ -26,6 +26,7 @@
 #include "bitsim/nn/cost.hpp"
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/files.hpp"
+#include "bitsim/nn/onnx.hpp"
 #include "bitsim/nn/topology.hpp"
 #include "bitsim/nn/trainer.hpp"
 #include "cli_util.hpp"
@@ -438,7 +439,7 @@ void add_roofline_command(CLI::App* cost) {
 // ---------------------------------------------------------------- cost network
 
 struct NetworkArgs {
-  std::string topology, experiment, array, dataflow, buffer_kib, bandwidth, clock, mapping;
+  std::string topology, onnx, experiment, array, dataflow, buffer_kib, bandwidth, clock, mapping;
   std::string a_format, w_format, acc_format, out;
   std::int64_t batch = 1;
   int threads = 0;
@@ -511,14 +512,17 @@ nn::Experiment network_experiment(const NetworkArgs& a) {
   return x;
 }
 
-std::string_view layer_kind(const nn::TopologyLayer& l) { return !l.is_conv ? "gemm" : l.depthwise ? "depthwise" : "conv"; }
+std::string_view layer_kind(const nn::TopologyLayer& l) {
+  return !l.is_conv ? "gemm" : l.depthwise ? "depthwise" : l.repeat > 1 ? "grouped" : "conv";
+}
 
-// "224x224x3 * 7x7x64 /2": IFMAP H x W x C, filter H x W x filters, stride (conv); "MxKxN" (GEMM).
+// "224x224x3 * 7x7x64 /2": IFMAP H x W x C, filter H x W x filters (of one group), stride, and "p" the
+// padding where there is one (conv); "MxKxN" (GEMM).
 std::string layer_shape(const nn::TopologyLayer& l) {
   if (!l.is_conv) return fmt::format("{}x{}x{}", l.gemm.m, l.gemm.k, l.gemm.n);
   const sim::ConvShape& c = l.conv;
-  return fmt::format("{}x{}x{}*{}x{}x{}/{}", l.ifmap_h, l.ifmap_w, l.depthwise ? l.repeat : c.in_channels, c.kernel_h,
-                     c.kernel_w, c.out_channels, c.stride);
+  return fmt::format("{}x{}x{}*{}x{}x{}/{}{}", l.ifmap_h, l.ifmap_w, c.in_channels * l.repeat, c.kernel_h, c.kernel_w,
+                     c.out_channels, c.stride, c.padding > 0 ? fmt::format("p{}", c.padding) : "");
 }
 
 // One layer's report: its GEMM's counts and roofline with the layer's line (GEMM and the units
@@ -563,7 +567,9 @@ std::string csv_field(const std::string& s) {
 
 void run_network(const NetworkArgs& a) {
   // Everything is read and checked before any work, and the costing done before anything is written.
-  const nn::Topology topo = nn::load_topology(a.topology);
+  if (a.topology.empty() == a.onnx.empty()) throw std::invalid_argument("cost network: give --topology FILE.csv or --onnx FILE.onnx");
+  const nn::Topology topo = a.onnx.empty() ? nn::load_topology(a.topology) : nn::onnx_topology(nn::load_onnx(a.onnx));
+  const std::string kind = !a.onnx.empty() ? "onnx" : topo.kind == nn::TopologyKind::Conv ? "conv" : "gemm";
   if (a.batch < 1 || a.batch > nn::kMaxTopologyBatch)
     throw std::invalid_argument(fmt::format("bad --batch {}: expected 1..{}", a.batch, nn::kMaxTopologyBatch));
   const nn::Experiment x = network_experiment(a);
@@ -591,7 +597,7 @@ void run_network(const NetworkArgs& a) {
   const std::string formats = c.area ? c.area->mac_formats : "";
   nlohmann::json report = {
       {"schema", "bitsim-network/1"},
-      {"topology", {{"file", topo.source}, {"kind", topo.kind == nn::TopologyKind::Conv ? "conv" : "gemm"},
+      {"topology", {{"file", topo.source}, {"kind", kind},
                     {"layers", topo.layers.size()}, {"macs_per_image", topo.macs()}}},
       {"batch", a.batch},
       {"experiment", a.experiment.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.experiment)},
@@ -651,7 +657,7 @@ void run_network(const NetworkArgs& a) {
     return;
   }
   fmt::print("{}: {} {} layers, batch {}; {} array at {} GHz, {} KiB buffers, DRAM {}; {} x {} -> {}; mappings by {}\n",
-             topo.source, topo.layers.size(), topo.kind == nn::TopologyKind::Conv ? "conv" : "GEMM", a.batch, c.array,
+             topo.source, topo.layers.size(), kind == "gemm" ? "GEMM" : kind == "onnx" ? "GEMM (ONNX)" : "conv", a.batch, c.array,
              hw.clock_ghz, double(hw.array.buffer_a_bytes) / 1024,
              hw.dram_gb_per_s() > 0 ? fmt::format("{:.6g} GB/s", hw.dram_gb_per_s()) : std::string("unlimited"),
              x.numerics.activations.format, x.numerics.weights.format, x.numerics.accumulator.format, c.mapping);
@@ -679,8 +685,9 @@ void run_network(const NetworkArgs& a) {
 
 void add_network_command(CLI::App* cost) {
   auto a = std::make_shared<NetworkArgs>();
-  auto* c = cost->add_subcommand("network", "Cost a network from a SCALE-Sim topology file (conv or GEMM CSV) without running it");
-  c->add_option("--topology", a->topology, "SCALE-Sim topology CSV (docs/topologies.md)")->required();
+  auto* c = cost->add_subcommand("network", "Cost a network from a SCALE-Sim topology file (conv or GEMM CSV) or an ONNX model without running it");
+  auto* topology = c->add_option("--topology", a->topology, "SCALE-Sim topology CSV (docs/topologies.md)");
+  c->add_option("--onnx", a->onnx, "ONNX model (docs/nn.md, ONNX models): its convolutions and linear layers")->excludes(topology);
   c->add_option("--experiment", a->experiment, "Experiment file (TOML) whose [hardware] and [numerics] to use");
   c->add_option("--array", a->array, "MAC array ROWSxCOLS (default 16x16, or the experiment's)");
   c->add_option("--dataflow", a->dataflow, "ws or os (default ws, or the experiment's)");

@@ -2,6 +2,7 @@
 #include "bitsim/nn/onnx.hpp"
 
 #include "bitsim/arith/format.hpp"
+#include "bitsim/nn/trainer.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -476,6 +477,44 @@ void load_onnx_weights(const OnnxModel& m, Network& net, const Shape& input) {
     if (net.shapes().at(std::size_t(layer) + 1).at(1) != features)
       throw OnnxError(fmt::format("{}: layer {} {} reshapes to {} features, its input has {}", m.path, layer,
                                   m.layers[std::size_t(layer)].name, features, net.shapes()[std::size_t(layer) + 1][1]));
+}
+
+Topology onnx_topology(const OnnxModel& m) {
+  Shape input{1};
+  if (m.input.size() == 3) input.insert(input.end(), m.input.begin(), m.input.end());
+  else input = {1, 1, 1, m.input.at(0)};
+  Network net;
+  for (const LayerSpec& s : m.layers) {
+    net.layers.push_back(make_layer(s));
+    net.layers.back()->reads = s.input;
+  }
+  try {
+    net.init(input, 1);
+  } catch (const LayerError& e) {
+    throw OnnxError(fmt::format("{}: layer {} '{}': {}", m.path, e.layer, m.layers.at(std::size_t(e.layer)).name, e.what()));
+  }
+  // The GEMMs as the layers record them: one forward pass on zeros.
+  std::vector<GemmRecord> records;
+  Context ctx{false, 1, 0, nullptr, &records, nullptr};
+  net.forward(Tensor(input), ctx);
+  Topology t;
+  t.source = m.path;
+  t.kind = TopologyKind::Conv;
+  for (const GemmRecord& r : records) {
+    TopologyLayer l;
+    l.name = m.layers.at(std::size_t(r.layer)).name;
+    l.line = r.layer + 1;
+    l.is_conv = r.conv.has_value();
+    l.repeat = r.groups;
+    l.gemm = {r.m, r.k, r.n};
+    if (l.is_conv) {
+      l.conv = *r.conv;
+      l.ifmap_h = l.conv.height, l.ifmap_w = l.conv.width;
+      l.depthwise = l.conv.in_channels == 1 && r.groups > 1;
+    }
+    t.layers.push_back(l);
+  }
+  return t;
 }
 
 }  // namespace bitsim::nn

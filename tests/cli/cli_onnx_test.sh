@@ -83,6 +83,25 @@ EOF
 # Training starts from the model's weights (fine-tuning).
 expect_ok "train from an ONNX model" "test acc" "$bitsim" train "$tmp/gap.toml" --set train.epochs=1
 
+# Its cost without running it: `cost network --onnx` costs the model's layers as the executor's
+# inference of one batch does (the same GEMMs, mappings, cycles and energy).
+"$bitsim" cost network --onnx "$tmp/every_op.onnx" --experiment "$tmp/every_op.toml" --batch 16 --json >"$tmp/net.json" &&
+  "$bitsim" infer "$tmp/every_op.toml" --set data.test_limit=16 --json >"$tmp/inf.json" &&
+  "$py" - "$tmp/net.json" "$tmp/inf.json" <<'EOF' || { echo "FAIL: cost network --onnx differs from infer's cost"; fails=$((fails + 1)); }
+import json, sys
+net, inf = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+a, b = net["cost"]["total"], inf["cost"]["total"]
+kinds = [l["kind"] for l in net["layers"]]
+ok = (a["macs"] == b["macs"] and a["cycles"] == b["cycles"] and a["dram_bytes"] == b["dram_bytes"]
+      and abs(a["energy_pj"]["total"] - b["energy_pj"]["total"]) <= 1e-9 * b["energy_pj"]["total"]
+      and kinds == ["conv", "depthwise", "conv", "conv", "grouped", "gemm", "gemm"])
+if not ok:
+    print(a, b, kinds)
+sys.exit(0 if ok else 1)
+EOF
+expect_error "cost network needs a model" "give --topology FILE.csv or --onnx FILE.onnx" "$bitsim" cost network
+expect_error "cost network of a refused model" "(Sigmoid): operator not supported" "$bitsim" cost network --onnx "$tmp/sigmoid.onnx"
+
 # Models and experiments bitsim refuses: one line, exit 2, before any work.
 experiment sigmoid sigmoid.onnx
 expect_error "unsupported operator" "node 0 'squash' (Sigmoid): operator not supported" "$bitsim" infer "$tmp/sigmoid.toml"

@@ -19,6 +19,7 @@
 
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/tensor.hpp"
+#include "bitsim/nn/topology.hpp"
 
 namespace bitsim::nn {
 
@@ -54,5 +55,11 @@ void check_onnx_input(const OnnxModel& model, const Shape& input);
 // Copies the model's parameters and buffers into `net`, built from model.layers for inputs of
 // shape `input` (batch first); throws OnnxError when the data's shape is not the model's.
 void load_onnx_weights(const OnnxModel& model, Network& net, const Shape& input);
+
+// The model's GEMM layers as a topology (`bitsim cost network --onnx`): each convolution with its
+// padding and stride (a grouped one `repeat` = groups times, one group's convolution each; `line`
+// is the layer's index + 1), each linear layer as a GEMM of M = 1 per image, named as the nodes.
+// The shapes are those of a forward pass at batch 1.
+Topology onnx_topology(const OnnxModel& model);
 
 }  // namespace bitsim::nn
