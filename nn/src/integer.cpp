@@ -146,10 +146,10 @@ std::int32_t code_value(std::uint8_t c, bool is_signed) { return is_signed ? std
 
 }  // namespace
 
-void require_chain(const Experiment& x, const char* engine) {
+void require_chain(const Experiment& x, const char* engine, bool branches_ok) {
   for (std::size_t i = 0; i < x.layers.size(); ++i) {
     const LayerSpec& s = x.layers[i];
-    if (s.input >= 0)
+    if (s.input >= 0 && !branches_ok)
       throw IntegerError(fmt::format("layer {} ({}) reads layer {}'s output; {} inference runs a chain of layers "
                                      "with residual adds, not branches", i, to_string(s.type), s.input, engine));
     if (s.groups > 1)
@@ -159,16 +159,22 @@ void require_chain(const Experiment& x, const char* engine) {
 }
 
 IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset& calibration, const IntegerOptions& opt) {
-  require_chain(x, "integer-only");
+  require_chain(x, "integer-only", true);
   const std::vector<LayerSpec>& L = x.layers;
   const int nl = int(L.size());
   net.fold_batchnorm();
   const std::vector<Shape> shapes = net.shapes();
-  // Activations a residual reads (the output of layer `from`): no fusion may hide them.
+  // Activations a residual or a branch reads (the output of layer `from` or `input`): no fusion may
+  // hide them.
   std::vector<bool> read_by_skip(std::size_t(nl + 1), false);
-  for (const LayerSpec& s : L)
+  for (const LayerSpec& s : L) {
     if (s.type == LayerType::Residual) read_by_skip[std::size_t(s.from + 1)] = true;
-  auto folded = [&](int i) { return L[std::size_t(i)].type == LayerType::BatchNorm && i > 0 && net.layers[std::size_t(i - 1)]->is_gemm(); };
+    if (s.input >= 0) read_by_skip[std::size_t(s.input + 1)] = true;
+  }
+  auto folded = [&](int i) {
+    return L[std::size_t(i)].type == LayerType::BatchNorm && i > 0 && L[std::size_t(i)].input < 0 &&
+           net.layers[std::size_t(i - 1)]->is_gemm();
+  };
   auto where = [&](int i) { return fmt::format("layer {} ({})", i, to_string(L[std::size_t(i)].type)); };
 
   // The stages, and the real clamps they carry until their output scales are known.
@@ -176,13 +182,14 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
   for (int i = 0; i < nl;) {
     const LayerSpec& spec = L[std::size_t(i)];
     IntegerStage s;
-    s.first = s.last = s.input = i;
+    s.first = s.last = i;
+    s.input = spec.input >= 0 ? spec.input + 1 : i;
     RealClamp clamp;
     switch (spec.type) {
       case LayerType::Linear:
       case LayerType::Conv2d:
         s.op = Op::Gemm;
-        for (int j = i + 1; j < nl && !read_by_skip[std::size_t(j)]; ++j) {
+        for (int j = i + 1; j < nl && !read_by_skip[std::size_t(j)] && L[std::size_t(j)].input < 0; ++j) {
           const LayerType t = L[std::size_t(j)].type;
           if (t != LayerType::Relu && t != LayerType::Relu6 && t != LayerType::HardTanh && t != LayerType::Dropout &&
               !folded(j))
@@ -297,7 +304,7 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
       const Tensor& w = params.at(0)->value;
       s.n = w.dim(0), s.k = w.dim(1);
       if (L[std::size_t(s.first)].type == LayerType::Conv2d) {
-        const Shape& is = shapes[std::size_t(s.first)];
+        const Shape& is = shapes[std::size_t(s.input)];
         const LayerSpec& c = L[std::size_t(s.first)];
         s.conv = sim::ConvShape{is[0], is[1], is[2], is[3], s.n, c.kernel, c.kernel, c.stride ? c.stride : 1, c.padding};
       }

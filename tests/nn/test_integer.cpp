@@ -316,6 +316,39 @@ TEST(IntegerNetwork, GlobalAveragePoolingEqualsThePerElementReference) {
   EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 4);
 }
 
+TEST(IntegerNetwork, ProjectionShortcutEqualsThePerElementReference) {
+  // A ResNet block with a projection shortcut: the main path's strided convolution and the 1x1
+  // strided projection both read the block's input (layer 2's output, which no fusion may hide),
+  // and TFLite's ADD joins them.
+  std::string text = kNetwork;
+  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
+  text = text.substr(0, a) + R"(layers = [
+  { type = "conv2d", out = 4, kernel = 3, padding = 1 },
+  { type = "batchnorm" },
+  { type = "relu" },
+  { type = "conv2d", out = 6, kernel = 3, stride = 2, padding = 1 },
+  { type = "batchnorm" },
+  { type = "conv2d", out = 6, kernel = 1, stride = 2, input = 2 },
+  { type = "batchnorm" },
+  { type = "residual", from = 4 },
+  { type = "relu" },
+  { type = "flatten" },
+  { type = "linear", out = 10 },
+)" + text.substr(b);
+  Fixture f(text);
+  IntegerOptions opt;
+  opt.batches = 2;
+  IntegerNetwork q(f.x, f.net, f.train, opt);
+  // Stages: conv+bn+relu, conv+bn (main), conv+bn (projection, reading activation 3), add, clamp,
+  // flatten, linear.
+  ASSERT_EQ(q.stages().size(), 7u);
+  EXPECT_EQ(q.stages()[1].input, 3);
+  EXPECT_EQ(q.stages()[2].input, 3);
+  EXPECT_EQ(q.stages()[2].last, 6);
+  EXPECT_EQ(q.stages()[3].op, Op::Add);
+  EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 7);
+}
+
 TEST(IntegerNetwork, RecipeMatchesItsDefinitions) {
   Fixture f;
   IntegerOptions opt;

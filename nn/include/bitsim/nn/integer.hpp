@@ -109,10 +109,10 @@ struct IntegerError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// The inference engines (integer-only, popcount) run chains of layers with residual adds: throws
-// IntegerError naming the first layer that reads another branch (`input`) or is a grouped
-// convolution, for the engine called `engine`.
-void require_chain(const Experiment& x, const char* engine);
+// What the inference engines run: ungrouped convolutions, and (popcount) a chain of layers with
+// residual adds, or (integer-only, branches_ok) also layers that read an earlier output. Throws
+// IntegerError naming the first layer the engine called `engine` cannot run.
+void require_chain(const Experiment& x, const char* engine, bool branches_ok = false);
 
 class IntegerNetwork {
  public:
