@@ -146,20 +146,20 @@ std::int32_t code_value(std::uint8_t c, bool is_signed) { return is_signed ? std
 
 }  // namespace
 
-void require_chain(const Experiment& x, const char* engine, bool branches_ok) {
+void require_chain(const Experiment& x, const char* engine, bool branches_ok, bool groups_ok) {
   for (std::size_t i = 0; i < x.layers.size(); ++i) {
     const LayerSpec& s = x.layers[i];
     if (s.input >= 0 && !branches_ok)
       throw IntegerError(fmt::format("layer {} ({}) reads layer {}'s output; {} inference runs a chain of layers "
                                      "with residual adds, not branches", i, to_string(s.type), s.input, engine));
-    if (s.groups > 1)
+    if (s.groups > 1 && !groups_ok)
       throw IntegerError(fmt::format("layer {} (conv2d) has {} groups; {} inference runs ungrouped convolutions",
                                      i, s.groups, engine));
   }
 }
 
 IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset& calibration, const IntegerOptions& opt) {
-  require_chain(x, "integer-only", true);
+  require_chain(x, "integer-only", true, true);
   const std::vector<LayerSpec>& L = x.layers;
   const int nl = int(L.size());
   net.fold_batchnorm();
@@ -307,6 +307,7 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
         const Shape& is = shapes[std::size_t(s.input)];
         const LayerSpec& c = L[std::size_t(s.first)];
         s.conv = sim::ConvShape{is[0], is[1], is[2], is[3], s.n, c.kernel, c.kernel, c.stride ? c.stride : 1, c.padding};
+        s.groups = c.groups;
       }
       s.weights.resize(std::size_t(s.n * s.k));
       s.weights_signed = opt.per_channel;
@@ -353,8 +354,10 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
         p.constant[std::size_t(n)] =
             s.bias.back() - std::int64_t(in.zero_point) * col_sum + s.k * std::int64_t(in.zero_point) * s.weight_zero_point;
       }
-      p.packed.emplace(arith::best_int8_kernel(),
-                       arith::Int8Matrix{s.weights.data(), s.k, s.weights_signed, true}, s.k, s.n);
+      const std::int64_t ng = s.n / s.groups;
+      for (std::int64_t g = 0; g < s.groups; ++g)
+        p.packed.emplace_back(arith::best_int8_kernel(),
+                              arith::Int8Matrix{s.weights.data() + g * ng * s.k, s.k, s.weights_signed, true}, s.k, ng);
     }
     q[std::size_t(s.last + 1)] = s.out;
   }
@@ -433,23 +436,25 @@ void IntegerNetwork::run(std::size_t si, std::vector<GemmRecord>* gemms) {
     case Op::Gemm: break;
   }
 
-  // GEMM: A (M x K) is the input (Linear) or its im2col matrix with the zero point as padding.
+  // GEMM: A (M x K) is the input (Linear) or its im2col matrix with the zero point as padding; a
+  // grouped convolution has G of them, one per group of input channels, stored one after another.
   const Prepared& p = prepared_[si];
-  const std::int64_t n = s.n, k = s.k;
+  const std::int64_t n = s.n, k = s.k, groups = s.groups, ng = n / groups;
   const std::uint8_t* a = in.v.data();
   std::int64_t m = batch, hw = 1;
   if (s.conv) {
     const sim::ConvShape& c = *s.conv;
-    const std::int64_t ho = c.out_height(), wo = c.out_width();
+    const std::int64_t ho = c.out_height(), wo = c.out_width(), cg = c.in_channels / groups;
     hw = ho * wo, m = batch * hw;
-    col_.resize(std::size_t(m * k));
+    col_.resize(std::size_t(groups * m * k));
     const auto pad = std::uint8_t(in.q.zero_point);
-    parallel_for(batch, [&](std::int64_t bi) {
-      const std::uint8_t* img = in.v.data() + bi * c.in_channels * c.height * c.width;
+    parallel_for(batch * groups, [&](std::int64_t item) {
+      const std::int64_t bi = item / groups, g = item % groups;
+      const std::uint8_t* img = in.v.data() + (bi * c.in_channels + g * cg) * c.height * c.width;
       for (std::int64_t oy = 0; oy < ho; ++oy)
         for (std::int64_t ox = 0; ox < wo; ++ox) {
-          std::uint8_t* row = col_.data() + ((bi * ho + oy) * wo + ox) * k;
-          for (std::int64_t ch = 0; ch < c.in_channels; ++ch)
+          std::uint8_t* row = col_.data() + ((g * batch + bi) * hw + oy * wo + ox) * k;
+          for (std::int64_t ch = 0; ch < cg; ++ch)
             for (std::int64_t ky = 0; ky < c.kernel_h; ++ky)
               for (std::int64_t kx = 0; kx < c.kernel_w; ++kx) {
                 const std::int64_t iy = oy * c.stride + ky - c.padding, ix = ox * c.stride + kx - c.padding;
@@ -460,35 +465,43 @@ void IntegerNetwork::run(std::size_t si, std::vector<GemmRecord>* gemms) {
     });
     a = col_.data();
   }
-  acc_.resize(std::size_t(m * n));
+  acc_.resize(std::size_t(m * ng));
   constexpr std::int64_t kRows = 64;
   const bool row_sums = s.weight_zero_point != 0;
-  parallel_for((m + kRows - 1) / kRows, [&](std::int64_t blk) {
-    const std::int64_t r0 = blk * kRows, rows = std::min(kRows, m - r0);
-    std::int32_t* acc = acc_.data() + r0 * n;
-    arith::gemm_int8(arith::Int8Matrix{a + r0 * k, k, false, false}, rows, *p.packed, acc, n);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      // The raw sums wrap modulo 2^32; the zero-point terms are added modulo 2^32 as well, and the
-      // true sum, which the constructor proved fits int32, comes out exact.
-      std::uint32_t zw_rows = 0;
-      if (row_sums) {
-        std::uint32_t sum = 0;
-        for (std::int64_t kk = 0; kk < k; ++kk) sum += a[(r0 + r) * k + kk];
-        zw_rows = std::uint32_t(s.weight_zero_point) * sum;
+  const std::int64_t blocks = (m + kRows - 1) / kRows;
+  for (std::int64_t g = 0; g < groups; ++g) {
+    const std::uint8_t* ag = a + g * m * k;
+    parallel_for(blocks, [&](std::int64_t blk) {
+      const std::int64_t r0 = blk * kRows, rows = std::min(kRows, m - r0);
+      std::int32_t* acc = acc_.data() + r0 * ng;
+      arith::gemm_int8(arith::Int8Matrix{ag + r0 * k, k, false, false}, rows, p.packed[std::size_t(g)], acc, ng);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        // The raw sums wrap modulo 2^32; the zero-point terms are added modulo 2^32 as well, and the
+        // true sum, which the constructor proved fits int32, comes out exact.
+        std::uint32_t zw_rows = 0;
+        if (row_sums) {
+          std::uint32_t sum = 0;
+          for (std::int64_t kk = 0; kk < k; ++kk) sum += ag[(r0 + r) * k + kk];
+          zw_rows = std::uint32_t(s.weight_zero_point) * sum;
+        }
+        const std::int64_t row = r0 + r, bi = row / hw, pix = row % hw;
+        for (std::int64_t jj = 0; jj < ng; ++jj) {
+          const std::int64_t j = g * ng + jj;  // the output channel
+          const std::uint32_t total = std::uint32_t(acc[r * ng + jj]) - zw_rows + std::uint32_t(p.constant[std::size_t(j)]);
+          const std::int32_t y = s.requant[s.requant.size() == 1 ? 0 : std::size_t(j)](std::int32_t(total));
+          // Linear: row-major (batch x N); Conv2d: NCHW.
+          out.v[std::size_t(s.conv ? (bi * n + j) * hw + pix : row * n + j)] = std::uint8_t(y);
+        }
       }
-      const std::int64_t row = r0 + r, bi = row / hw, pix = row % hw;
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::uint32_t total = std::uint32_t(acc[r * n + j]) - zw_rows + std::uint32_t(p.constant[std::size_t(j)]);
-        const std::int32_t y = s.requant[s.requant.size() == 1 ? 0 : std::size_t(j)](std::int32_t(total));
-        // Linear: row-major (batch x N); Conv2d: NCHW.
-        out.v[std::size_t(s.conv ? (bi * n + j) * hw + pix : row * n + j)] = std::uint8_t(y);
-      }
-    }
-  });
+    });
+  }
   if (gemms) {
-    GemmRecord rec{s.first, Phase::Forward, m, n, k, arith::Format::fixed(8, 0, false),
-                   arith::Format::fixed(8, 0, s.weights_signed), GemmPath::ExactInt8, false, s.conv};
-    if (rec.conv) rec.conv->batch = batch;
+    // One group's GEMM and convolution, run once per group.
+    std::optional<sim::ConvShape> conv = s.conv;
+    if (conv) conv->batch = batch, conv->in_channels /= groups, conv->out_channels = ng;
+    GemmRecord rec{s.first, Phase::Forward, m, ng, k, arith::Format::fixed(8, 0, false),
+                   arith::Format::fixed(8, 0, s.weights_signed), GemmPath::ExactInt8, false, conv};
+    rec.groups = groups;
     rec.acc = arith::Format::fixed(32, 0);
     rec.after = GemmRecord::After::Requantizer;
     rec.out_bits = 8;  // uint8 codes leave the requantizer

@@ -176,17 +176,20 @@ QTensor reference_stage(const IntegerStage& s, const QTensor& in, const QTensor*
       }
       const auto& c = *s.conv;
       const auto ho = out_shape[2], wo = out_shape[3];
+      // Output channel n of a grouped convolution reads its group's cg input channels.
+      const std::int64_t cg = c.in_channels / s.groups, ng = s.n / s.groups;
       for (std::int64_t b = 0; b < out_shape[0]; ++b)
         for (std::int64_t n = 0; n < s.n; ++n)
           for (std::int64_t oy = 0; oy < ho; ++oy)
             for (std::int64_t ox = 0; ox < wo; ++ox) {
               std::int64_t acc = s.bias[std::size_t(n)];
-              for (std::int64_t ch = 0; ch < c.in_channels; ++ch)
+              for (std::int64_t ch = 0; ch < cg; ++ch)
                 for (std::int64_t ky = 0; ky < c.kernel_h; ++ky)
                   for (std::int64_t kx = 0; kx < c.kernel_w; ++kx) {
                     const std::int64_t iy = oy * c.stride + ky - c.padding, ix = ox * c.stride + kx - c.padding;
                     if (iy < 0 || iy >= c.height || ix < 0 || ix >= c.width) continue;  // padding: real 0
-                    const std::int64_t a = in.v[std::size_t(((b * c.in_channels + ch) * c.height + iy) * c.width + ix)] - za;
+                    const std::int64_t channel = n / ng * cg + ch;
+                    const std::int64_t a = in.v[std::size_t(((b * c.in_channels + channel) * c.height + iy) * c.width + ix)] - za;
                     acc += a * weight(s, n, (ch * c.kernel_h + ky) * c.kernel_w + kx);
                   }
               out.v[std::size_t(((b * s.n + n) * ho + oy) * wo + ox)] = output_code(acc, rq(n));
@@ -347,6 +350,49 @@ TEST(IntegerNetwork, ProjectionShortcutEqualsThePerElementReference) {
   EXPECT_EQ(q.stages()[2].last, 6);
   EXPECT_EQ(q.stages()[3].op, Op::Add);
   EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 7);
+}
+
+TEST(IntegerNetwork, GroupedAndDepthwiseConvolutionsEqualThePerElementReference) {
+  // MobileNet's blocks: a depthwise convolution (groups = channels) with BatchNorm and ReLU6, a
+  // pointwise one, and a grouped strided convolution (2 groups of 4 channels, 3 outputs each).
+  std::string text = kNetwork;
+  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
+  text = text.substr(0, a) + R"(layers = [
+  { type = "conv2d", out = 4, kernel = 3, padding = 1 },
+  { type = "relu6" },
+  { type = "conv2d", out = 4, kernel = 3, padding = 1, groups = 4 },
+  { type = "batchnorm" },
+  { type = "relu6" },
+  { type = "conv2d", out = 8, kernel = 1 },
+  { type = "relu6" },
+  { type = "conv2d", out = 6, kernel = 3, stride = 2, groups = 2 },
+  { type = "relu" },
+  { type = "globalavgpool" },
+  { type = "flatten" },
+  { type = "linear", out = 10 },
+)" + text.substr(b);
+  for (const bool per_channel : {true, false}) {
+    Fixture f(text);
+    IntegerOptions opt;
+    opt.batches = 2;
+    opt.per_channel = per_channel;
+    IntegerNetwork q(f.x, f.net, f.train, opt);
+    ASSERT_EQ(q.stages().size(), 7u);
+    EXPECT_EQ(q.stages()[1].groups, 4);
+    EXPECT_EQ(q.stages()[1].k, 9);
+    EXPECT_EQ(q.stages()[3].groups, 2);
+    EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 7) << per_channel;
+    // The cost sees one group's GEMM, run once per group.
+    std::vector<GemmRecord> recs;
+    q.forward(f.batch(4), &recs);
+    ASSERT_EQ(recs.size(), 5u);
+    EXPECT_EQ(recs[1].groups, 4);
+    EXPECT_EQ(recs[1].n, 1);
+    EXPECT_EQ(recs[1].conv->in_channels, 1);
+    EXPECT_EQ(recs[3].groups, 2);
+    EXPECT_EQ(recs[3].n, 3);
+    EXPECT_EQ(recs[3].k, 4 * 9);
+  }
 }
 
 TEST(IntegerNetwork, RecipeMatchesItsDefinitions) {

@@ -190,4 +190,10 @@ TEST(Popcount, NetworksThatAreNotBinarizedAreNamed) {
             "layer 2 (relu): not part of a binarized network's inference (popcount)");
   EXPECT_EQ(message(experiment(kMlp, "[[numerics.layer]]\nindex = 1\nactivations = \"dfx<8>\"\n[[numerics.layer]]\nindex = 4\nactivations = \"fixed<8,4>\"\n")),
             "layer 1 (linear): popcount inference folds this layer's output into bits, but layer 4 (linear) reads it as 'fixed<8,4> nearest-even saturate'");
+  // Branches and grouped convolutions are the executor's and integer-only inference's, not FINN's.
+  EXPECT_EQ(message(experiment(R"({ type = "flatten" }, { type = "linear", out = 16 }, { type = "sign" }, { type = "linear", out = 16 },
+    { type = "sign" }, { type = "linear", out = 16, input = 2 }, { type = "residual", from = 4 }, { type = "linear", out = 10 },)")),
+            "layer 5 (linear) reads layer 2's output; popcount inference runs a chain of layers with residual adds, not branches");
+  EXPECT_EQ(message(experiment(R"({ type = "conv2d", out = 4, kernel = 3, groups = 1 }, { type = "sign" }, { type = "conv2d", out = 4, kernel = 3, groups = 2 }, { type = "flatten" }, { type = "linear", out = 10 },)")),
+            "layer 2 (conv2d) has 2 groups; popcount inference runs ungrouped convolutions");
 }

@@ -86,7 +86,10 @@ struct IntegerStage {
   // y[m][n] = requant[n or 0](acc[m][n] + bias[n]), which multiplies by S_a S_w[n] / S_y with
   // gemmlowp's fixed-point multiplier and shift, adds out.zero_point and clamps.
   std::int64_t n = 0, k = 0;
-  std::optional<sim::ConvShape> conv;  // Conv2d: its geometry (batch as calibrated)
+  std::optional<sim::ConvShape> conv;  // Conv2d: its geometry (batch as calibrated; all channels)
+  // Conv2d: groups G; K is one group's inputs and output channel n reads group n / (N / G)'s
+  // channels only (G = channels: depthwise). One GEMM per group.
+  std::int64_t groups = 1;
   std::vector<std::uint8_t> weights;   // N x K codes: int8 two's complement, or uint8
   bool weights_signed = true;
   std::int32_t weight_zero_point = 0;
@@ -109,10 +112,11 @@ struct IntegerError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// What the inference engines run: ungrouped convolutions, and (popcount) a chain of layers with
-// residual adds, or (integer-only, branches_ok) also layers that read an earlier output. Throws
-// IntegerError naming the first layer the engine called `engine` cannot run.
-void require_chain(const Experiment& x, const char* engine, bool branches_ok = false);
+// What the inference engines run: a chain of layers with residual adds of ungrouped convolutions
+// (popcount), or (integer-only: branches_ok, groups_ok) also layers that read an earlier output and
+// grouped convolutions. Throws IntegerError naming the first layer the engine called `engine`
+// cannot run.
+void require_chain(const Experiment& x, const char* engine, bool branches_ok = false, bool groups_ok = false);
 
 class IntegerNetwork {
  public:
@@ -144,7 +148,7 @@ class IntegerNetwork {
   // per output channel the bias plus the zero points' constant share of the sum,
   // bias[n] - Za sum_k w[n][k] + K Za Zw.
   struct Prepared {
-    std::optional<arith::PackedInt8B> packed;
+    std::vector<arith::PackedInt8B> packed;  // one per group
     std::vector<std::int64_t> constant;
   };
 
