@@ -479,24 +479,29 @@ void load_onnx_weights(const OnnxModel& m, Network& net, const Shape& input) {
                                   m.layers[std::size_t(layer)].name, features, net.shapes()[std::size_t(layer) + 1][1]));
 }
 
-Topology onnx_topology(const OnnxModel& m) {
-  Shape input{1};
-  if (m.input.size() == 3) input.insert(input.end(), m.input.begin(), m.input.end());
-  else input = {1, 1, 1, m.input.at(0)};
-  Network net;
+OnnxNetwork build_onnx_network(const OnnxModel& m, std::int64_t batch) {
+  OnnxNetwork o;
+  o.input = {batch};
+  if (m.input.size() == 3) o.input.insert(o.input.end(), m.input.begin(), m.input.end());
+  else o.input = {batch, 1, 1, m.input.at(0)};
   for (const LayerSpec& s : m.layers) {
-    net.layers.push_back(make_layer(s));
-    net.layers.back()->reads = s.input;
+    o.net.layers.push_back(make_layer(s));
+    o.net.layers.back()->reads = s.input;
   }
   try {
-    net.init(input, 1);
+    o.net.init(o.input, 1);
   } catch (const LayerError& e) {
     throw OnnxError(fmt::format("{}: layer {} '{}': {}", m.path, e.layer, m.layers.at(std::size_t(e.layer)).name, e.what()));
   }
+  return o;
+}
+
+Topology onnx_topology(const OnnxModel& m) {
+  OnnxNetwork o = build_onnx_network(m, 1);
   // The GEMMs as the layers record them: one forward pass on zeros.
   std::vector<GemmRecord> records;
   Context ctx{false, 1, 0, nullptr, &records, nullptr};
-  net.forward(Tensor(input), ctx);
+  o.net.forward(Tensor(o.input), ctx);
   Topology t;
   t.source = m.path;
   t.kind = TopologyKind::Conv;

@@ -2,7 +2,7 @@
 // the graph to executor layers), and nn::load_onnx_weights on the network those layers build.
 // Rejection must be one line of OnnxError naming the file. An accepted model has layers whose
 // branches and residuals read earlier outputs, parameters of the sizes its layers take, and either
-// builds a network that takes its weights or fails in the network's own checks (LayerError).
+// builds a network that takes its weights or fails with one line naming the layer that does not fit.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -51,22 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::int64_t elements = 1;
   for (std::int64_t d : m.input) elements *= d;
   if (elements > 1 << 16) return 0;
-  Shape input{1};
-  if (m.input.size() == 3) input.insert(input.end(), m.input.begin(), m.input.end());
-  else input = {1, 1, 1, m.input[0]};
-  Network net;
-  for (const LayerSpec& s : m.layers) {
-    net.layers.push_back(make_layer(s));
-    net.layers.back()->reads = s.input;
-  }
   try {
-    net.init(input, 1);
-  } catch (const LayerError&) {
-    return 0;  // a model whose shapes do not fit: build_network reports it naming the layer
-  }
-  try {
-    load_onnx_weights(m, net, input);
-  } catch (const OnnxError& e) {
+    OnnxNetwork o = build_onnx_network(m, 1);
+    load_onnx_weights(m, o.net, o.input);
+  } catch (const OnnxError& e) {  // shapes that do not fit, named
     FUZZ_CHECK(std::string(e.what()).find('\n') == std::string::npos, "a multi-line error: %s", e.what());
   }
   return 0;

@@ -56,6 +56,14 @@ void check_onnx_input(const OnnxModel& model, const Shape& input);
 // shape `input` (batch first); throws OnnxError when the data's shape is not the model's.
 void load_onnx_weights(const OnnxModel& model, Network& net, const Shape& input);
 
+// The model's network for inputs of `batch` images (its initial weights: load_onnx_weights gives
+// it the model's), and that input shape. Throws OnnxError naming a layer whose shapes do not fit.
+struct OnnxNetwork {
+  Network net;
+  Shape input;
+};
+OnnxNetwork build_onnx_network(const OnnxModel& model, std::int64_t batch);
+
 // The model's GEMM layers as a topology (`bitsim cost network --onnx`): each convolution with its
 // padding and stride (a grouped one `repeat` = groups times, one group's convolution each; `line`
 // is the layer's index + 1), each linear layer as a GEMM of M = 1 per image, named as the nodes.
