@@ -246,7 +246,7 @@ const std::set<std::string>& layer_keys(LayerType t) {
   static const std::map<LayerType, std::set<std::string>> keys{
       {LayerType::Linear, {"out", "bias"}},
       {LayerType::Conv2d, {"out", "kernel", "stride", "padding", "bias", "groups"}},
-      {LayerType::MaxPool, {"kernel", "stride"}},
+      {LayerType::MaxPool, {"kernel", "stride", "padding"}},
       {LayerType::AvgPool, {"kernel", "stride"}},
       {LayerType::Relu, {}},
       {LayerType::HardTanh, {}},
@@ -297,6 +297,7 @@ LayerSpec read_layer(const toml::node& ln, const std::string& path, const std::s
   if (windowed && (s.kernel < 1 || s.kernel > kMaxWindow)) l.fail("kernel", fmt::format("an integer in [1, {}]", kMaxWindow));
   if (l.has("stride") && (s.stride < 1 || s.stride > kMaxWindow)) l.fail("stride", fmt::format("an integer in [1, {}]", kMaxWindow));
   if (s.padding < 0 || s.padding > kMaxWindow) l.fail("padding", fmt::format("an integer in [0, {}]", kMaxWindow));
+  if (s.type == LayerType::MaxPool && s.padding >= s.kernel) l.fail("padding", fmt::format("less than the kernel ({})", s.kernel));
   if (s.type == LayerType::Dropout && !(s.p >= 0 && s.p < 1)) l.fail("p", "a probability in [0, 1)");
   if (s.type == LayerType::Conv2d && (s.groups < 1 || s.groups > kMaxLayerWidth || s.out % s.groups != 0))
     l.fail("groups", fmt::format("a divisor of out ({}) in [1, {}]", s.out, kMaxLayerWidth));

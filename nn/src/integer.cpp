@@ -201,7 +201,7 @@ IntegerNetwork::IntegerNetwork(const Experiment& x, Network& net, const Dataset&
       case LayerType::MaxPool:
       case LayerType::AvgPool:
         s.op = spec.type == LayerType::MaxPool ? Op::MaxPool : Op::AvgPool;
-        s.kernel = spec.kernel, s.stride = spec.stride ? spec.stride : spec.kernel;
+        s.kernel = spec.kernel, s.stride = spec.stride ? spec.stride : spec.kernel, s.padding = spec.padding;
         break;
       case LayerType::Relu:
       case LayerType::Relu6:
@@ -403,9 +403,10 @@ void IntegerNetwork::run(std::size_t si, std::vector<GemmRecord>* gemms) {
         for (std::int64_t oy = 0; oy < ho; ++oy)
           for (std::int64_t ox = 0; ox < wo; ++ox) {
             std::int32_t best = 0, sum = 0;
-            for (std::int64_t ky = 0; ky < s.kernel; ++ky)
-              for (std::int64_t kx = 0; kx < s.kernel; ++kx) {
-                const std::int32_t v = xp[(oy * s.stride + ky) * w + ox * s.stride + kx];
+            const std::int64_t y0 = oy * s.stride - s.padding, x0 = ox * s.stride - s.padding;  // (max pooling pads)
+            for (std::int64_t iy = std::max<std::int64_t>(y0, 0); iy < std::min(y0 + s.kernel, h); ++iy)
+              for (std::int64_t ix = std::max<std::int64_t>(x0, 0); ix < std::min(x0 + s.kernel, w); ++ix) {
+                const std::int32_t v = xp[iy * w + ix];
                 best = std::max(best, v), sum += v;
               }
             const std::int32_t r = s.op == Op::MaxPool ? best : (sum + std::int32_t(count) / 2) / std::int32_t(count);

@@ -511,14 +511,16 @@ class Conv2d : public GemmLayer {
 
 class Pool : public Layer {
  public:
-  Pool(bool max, std::int64_t k, std::int64_t s) : max_(max), k_(k), s_(s ? s : k) {}
+  Pool(bool max, std::int64_t k, std::int64_t s, std::int64_t pad = 0) : max_(max), k_(k), s_(s ? s : k), pad_(pad) {}
   std::string type() const override { return max_ ? "maxpool" : "avgpool"; }
   Shape init(const Shape& in, std::mt19937_64&) override {
     if (in.size() != 4) throw std::invalid_argument(fmt::format("needs an NxCxHxW input, got {}", to_string(in)));
     // Checked before dividing, which truncates toward zero: (28 - 50) / 50 + 1 would be 1.
-    if (in[2] < k_ || in[3] < k_) throw std::invalid_argument(fmt::format("window {} larger than the input {}", k_, to_string(in)));
+    if (in[2] + 2 * pad_ < k_ || in[3] + 2 * pad_ < k_)
+      throw std::invalid_argument(fmt::format("window {} larger than the input {} padded by {}", k_, to_string(in), pad_));
+    if (pad_ >= k_) throw std::invalid_argument(fmt::format("padding {} leaves windows with no input (kernel {})", pad_, k_));
     in_ = in;
-    ho_ = (in[2] - k_) / s_ + 1, wo_ = (in[3] - k_) / s_ + 1;
+    ho_ = (in[2] + 2 * pad_ - k_) / s_ + 1, wo_ = (in[3] + 2 * pad_ - k_) / s_ + 1;
     return {in[0], in[1], ho_, wo_};
   }
   void forward(const Tensor& x, Tensor& y, Context&) override {
@@ -527,7 +529,8 @@ class Pool : public Layer {
     y.resize({x.dim(0), x.dim(1), ho_, wo_});
     if (max_) arg_.resize(y.v.size());  // for backward; every element is set below
     // Planes are independent, so any thread may take any plane. A window's maximum is its first
-    // element (even a NaN) unless a later one is greater: the first of equal maxima wins.
+    // element (even a NaN) unless a later one is greater: the first of equal maxima wins. Max
+    // pooling's padding is no input: a window takes the maximum of the elements inside the input.
     parallel_for(planes, [&](std::int64_t p) {
       const float* xp = x.data() + p * h * w;
       for (std::int64_t oy = 0; oy < ho_; ++oy)
@@ -535,11 +538,13 @@ class Pool : public Layer {
           const std::int64_t first = oy * s_ * w + ox * s_;
           const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
           if (max_) {
-            float best = xp[first];
-            std::int64_t at = first;
-            for (std::int64_t ky = 0; ky < k_; ++ky)
-              for (std::int64_t kx = 0; kx < k_; ++kx) {
-                const std::int64_t i = first + ky * w + kx;
+            const std::int64_t y0 = std::max<std::int64_t>(oy * s_ - pad_, 0), y1 = std::min(oy * s_ - pad_ + k_, h);
+            const std::int64_t x0 = std::max<std::int64_t>(ox * s_ - pad_, 0), x1 = std::min(ox * s_ - pad_ + k_, w);
+            std::int64_t at = y0 * w + x0;
+            float best = xp[at];
+            for (std::int64_t iy = y0; iy < y1; ++iy)
+              for (std::int64_t ix = x0; ix < x1; ++ix) {
+                const std::int64_t i = iy * w + ix;
                 if (xp[i] > best) best = xp[i], at = i;
               }
             y.v[o] = best;
@@ -572,7 +577,7 @@ class Pool : public Layer {
 
  private:
   bool max_;
-  std::int64_t k_, s_, ho_ = 0, wo_ = 0;
+  std::int64_t k_, s_, pad_, ho_ = 0, wo_ = 0;
   Shape in_;
   std::vector<std::int64_t> arg_;
 };
@@ -839,7 +844,9 @@ std::unique_ptr<Layer> make_conv2d(std::int64_t out, std::int64_t kernel, std::i
                                    std::int64_t groups) {
   return std::make_unique<Conv2d>(out, kernel, stride, padding, bias, groups);
 }
-std::unique_ptr<Layer> make_maxpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(true, k, s); }
+std::unique_ptr<Layer> make_maxpool(std::int64_t k, std::int64_t s, std::int64_t padding) {
+  return std::make_unique<Pool>(true, k, s, padding);
+}
 std::unique_ptr<Layer> make_avgpool(std::int64_t k, std::int64_t s) { return std::make_unique<Pool>(false, k, s); }
 std::unique_ptr<Layer> make_globalavgpool() { return std::make_unique<GlobalAvgPool>(); }
 std::unique_ptr<Layer> make_relu() { return std::make_unique<Elementwise>(Elementwise::Kind::Relu); }

@@ -380,9 +380,11 @@ class Converter {
     only_first_output(n);
     if (attr_int(n, "storage_order", 0) != 0) fail(n, "storage_order 1 is not supported");
     const Window win = window(n, {});
-    if (win.pad != 0) fail(n, "padded pooling windows are not supported");
-    LayerSpec s = spec(n, n.op_type() == "MaxPool" ? LayerType::MaxPool : LayerType::AvgPool);
-    s.kernel = win.kernel, s.stride = win.stride;
+    const bool max = n.op_type() == "MaxPool";
+    if (win.pad != 0 && !max) fail(n, "padded average pooling is not supported (max pooling may pad)");
+    if (win.pad >= win.kernel) fail(n, "pads as large as the kernel leave windows with no input");
+    LayerSpec s = spec(n, max ? LayerType::MaxPool : LayerType::AvgPool);
+    s.kernel = win.kernel, s.stride = win.stride, s.padding = win.pad;
     act_[n.output(0)] = emit(s, a, 4);
   }
 

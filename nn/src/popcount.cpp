@@ -105,7 +105,7 @@ PopcountNetwork::PopcountNetwork(const Experiment& x, Network& net) : x_(&x), ne
       case LayerType::MaxPool:
         if (!bits_flow) throw IntegerError(fmt::format("{}: popcount inference pools bits only", where(i)));
         s.op = Op::MaxPool;
-        s.kernel = spec.kernel, s.stride = spec.stride ? spec.stride : spec.kernel;
+        s.kernel = spec.kernel, s.stride = spec.stride ? spec.stride : spec.kernel, s.padding = spec.padding;
         break;
       case LayerType::Flatten:
       case LayerType::Dropout: s.op = Op::Identity; break;
@@ -190,8 +190,10 @@ const Tensor& PopcountNetwork::forward(const Tensor& x, std::vector<GemmRecord>*
         for (std::int64_t oy = 0; oy < ho; ++oy)
           for (std::int64_t ox = 0; ox < wo; ++ox) {
             std::uint8_t any = 0;
-            for (std::int64_t ky = 0; ky < s.kernel; ++ky)
-              for (std::int64_t kx = 0; kx < s.kernel; ++kx) any |= cur[std::size_t((p * h + oy * s.stride + ky) * w + ox * s.stride + kx)];
+            const std::int64_t y0 = oy * s.stride - s.padding, x0 = ox * s.stride - s.padding;
+            for (std::int64_t iy = std::max<std::int64_t>(y0, 0); iy < std::min(y0 + s.kernel, h); ++iy)
+              for (std::int64_t ix = std::max<std::int64_t>(x0, 0); ix < std::min(x0 + s.kernel, w); ++ix)
+                any |= cur[std::size_t((p * h + iy) * w + ix)];
             out[std::size_t((p * ho + oy) * wo + ox)] = any;
           }
     } else {

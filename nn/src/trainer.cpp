@@ -121,7 +121,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s) {
   switch (s.type) {
     case LayerType::Linear: return make_linear(s.out, s.bias);
     case LayerType::Conv2d: return make_conv2d(s.out, s.kernel, s.stride ? s.stride : 1, s.padding, s.bias, s.groups);
-    case LayerType::MaxPool: return make_maxpool(s.kernel, s.stride);
+    case LayerType::MaxPool: return make_maxpool(s.kernel, s.stride, s.padding);
     case LayerType::AvgPool: return make_avgpool(s.kernel, s.stride);
     case LayerType::Relu: return make_relu();
     case LayerType::HardTanh: return make_hardtanh();

@@ -105,6 +105,8 @@ expect_error "cost network of a refused model" "(Sigmoid): operator not supporte
 # Models and experiments bitsim refuses: one line, exit 2, before any work.
 experiment sigmoid sigmoid.onnx
 expect_error "unsupported operator" "node 0 'squash' (Sigmoid): operator not supported" "$bitsim" infer "$tmp/sigmoid.toml"
+experiment avgpad avgpad.onnx
+expect_error "padded average pooling" "node 0 'smooth' (AveragePool): padded average pooling is not supported" "$bitsim" infer "$tmp/avgpad.toml"
 experiment opset9 opset9.onnx
 expect_error "old opset" "opset 9: bitsim reads opsets 11 to 17" "$bitsim" infer "$tmp/opset9.toml"
 experiment rgb rgb.onnx

@@ -55,7 +55,9 @@ def conv(a, w, b, stride, pad, groups):
     return y
 
 
-def pool(a, k, s, op):
+def pool(a, k, s, op, pad=0):
+    if pad:  # max pooling's padding is no input: -inf never wins
+        a = np.pad(a, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
     n, c, h, w = a.shape
     ho, wo = (h - k) // s + 1, (w - k) // s + 1
     y = np.zeros((n, c, ho, wo))
@@ -91,7 +93,7 @@ def save(model, name, logits):
 # c1 (conv 1->8, bias) -> bn1 -> relu ----------------------------+
 #   -> dw (depthwise 8, stride 2) -> clip 0..6 -> pw (conv 8->16) |
 #   proj (conv 8->16, 1x1, stride 2, reads relu's output) <-------+
-# add(pw, proj) -> relu -> maxpool 2 -> grouped conv (16->16, 4 groups) -> hardtanh clip -> avgpool 2
+# add(pw, proj) -> relu -> maxpool 3 stride 2 pad 1 -> grouped conv (16->16, 4 groups) -> hardtanh clip -> avgpool 2
 # stride 1 -> flatten -> gemm (transB) -> relu -> matmul + add (bias) -> softmax
 inits = []
 w1, t = init("w1", (8, 1, 3, 3)); inits.append(t)
@@ -122,7 +124,7 @@ nodes = [
     helper.make_node("Conv", ["r1", "wpr", "bpr"], ["proj"], name="proj", strides=[2, 2]),
     helper.make_node("Add", ["pw", "proj"], ["sum"], name="add"),
     helper.make_node("Relu", ["sum"], ["r2"], name="r2"),
-    helper.make_node("MaxPool", ["r2"], ["mp"], name="mp", kernel_shape=[2, 2], strides=[2, 2]),
+    helper.make_node("MaxPool", ["r2"], ["mp"], name="mp", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
     helper.make_node("Conv", ["mp", "wg"], ["gc"], name="grouped", group=4, pads=[1, 1, 1, 1]),
     helper.make_node("Clip", ["gc", "minus_one", "one"], ["ht"], name="hardtanh"),
     helper.make_node("AveragePool", ["ht"], ["ap"], name="ap", kernel_shape=[2, 2], strides=[1, 1]),
@@ -139,7 +141,7 @@ model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], pr
 a = x.astype(np.float64)
 r1 = relu(batchnorm(conv(a, w1, b1, 1, 1, 1), gamma, beta, mean, var, 1e-3))
 pw = conv(np.clip(conv(r1, wdw, None, 2, 1, 8), 0, 6), wpw, bpw, 1, 0, 1)
-mp = pool(relu(pw + conv(r1, wpr, bpr, 2, 0, 1)), 2, 2, np.max)
+mp = pool(relu(pw + conv(r1, wpr, bpr, 2, 0, 1)), 3, 2, np.max, pad=1)
 ap = pool(np.clip(conv(mp, wg, None, 1, 1, 4), -1, 1), 2, 1, np.mean)
 fc = relu(ap.reshape(n_test, -1) @ wfc.T.astype(np.float64) + bfc)
 save(model, "every_op", fc @ wout + bout)  # the logits: bitsim's outputs stop before the softmax
@@ -173,6 +175,10 @@ onnx.save(old, f"{out}/opset9.onnx")
 wide = helper.make_graph(nodes, "gap3", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])],
                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
 onnx.save(helper.make_model(wide, opset_imports=[helper.make_opsetid("", 17)]), f"{out}/rgb.onnx")
+avg = helper.make_graph([helper.make_node("AveragePool", ["x"], ["y"], name="smooth", kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+                        "avgpad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, side, side])],
+                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, side, side])])
+onnx.save(helper.make_model(avg, opset_imports=[helper.make_opsetid("", 13)]), f"{out}/avgpad.onnx")
 with open(f"{out}/garbage.onnx", "wb") as f:
     f.write(b"\x0a\xff\xff\xff\xff\x0f not a protobuf")
 
@@ -185,7 +191,7 @@ torch.manual_seed(3)
 net = torch.nn.Sequential(
     torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU6(),
     torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-    torch.nn.Conv2d(8, 16, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Conv2d(8, 16, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, stride=2, padding=1),
     torch.nn.Flatten(), torch.nn.Linear(16 * 4 * 4, 10))
 with torch.no_grad():  # BatchNorm statistics that are not the identity
     for m in net:

@@ -130,10 +130,12 @@ QTensor reference_stage(const IntegerStage& s, const QTensor& in, const QTensor*
       for (std::int64_t p = 0; p < out_shape[0] * out_shape[1]; ++p)
         for (std::int64_t oy = 0; oy < ho; ++oy)
           for (std::int64_t ox = 0; ox < wo; ++ox) {
-            std::vector<int> window;
+            std::vector<int> window;  // the elements inside the input (max pooling may pad)
             for (std::int64_t ky = 0; ky < s.kernel; ++ky)
-              for (std::int64_t kx = 0; kx < s.kernel; ++kx)
-                window.push_back(in.v[std::size_t((p * h + oy * s.stride + ky) * w + ox * s.stride + kx)]);
+              for (std::int64_t kx = 0; kx < s.kernel; ++kx) {
+                const std::int64_t iy = oy * s.stride + ky - s.padding, ix = ox * s.stride + kx - s.padding;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w) window.push_back(in.v[std::size_t((p * h + iy) * w + ix)]);
+              }
             int r = 0;
             if (s.op == Op::MaxPool) {
               r = *std::max_element(window.begin(), window.end());
@@ -319,21 +321,22 @@ TEST(IntegerNetwork, GlobalAveragePoolingEqualsThePerElementReference) {
   EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 4);
 }
 
-TEST(IntegerNetwork, ProjectionShortcutEqualsThePerElementReference) {
-  // A ResNet block with a projection shortcut: the main path's strided convolution and the 1x1
-  // strided projection both read the block's input (layer 2's output, which no fusion may hide),
-  // and TFLite's ADD joins them.
+TEST(IntegerNetwork, PaddedPoolingAndProjectionShortcutEqualThePerElementReference) {
+  // A ResNet stem and block: a padded 3x3 stride-2 max pool (PyTorch's ResNet stem), then the main
+  // path's strided convolution and the 1x1 strided projection both read the block's input (layer
+  // 3's output, which no fusion may hide), and TFLite's ADD joins them.
   std::string text = kNetwork;
   const auto a = text.find("layers = ["), b = text.find("]\n[train]");
   text = text.substr(0, a) + R"(layers = [
   { type = "conv2d", out = 4, kernel = 3, padding = 1 },
   { type = "batchnorm" },
   { type = "relu" },
+  { type = "maxpool", kernel = 3, stride = 2, padding = 1 },
   { type = "conv2d", out = 6, kernel = 3, stride = 2, padding = 1 },
   { type = "batchnorm" },
-  { type = "conv2d", out = 6, kernel = 1, stride = 2, input = 2 },
+  { type = "conv2d", out = 6, kernel = 1, stride = 2, input = 3 },
   { type = "batchnorm" },
-  { type = "residual", from = 4 },
+  { type = "residual", from = 5 },
   { type = "relu" },
   { type = "flatten" },
   { type = "linear", out = 10 },
@@ -342,14 +345,15 @@ TEST(IntegerNetwork, ProjectionShortcutEqualsThePerElementReference) {
   IntegerOptions opt;
   opt.batches = 2;
   IntegerNetwork q(f.x, f.net, f.train, opt);
-  // Stages: conv+bn+relu, conv+bn (main), conv+bn (projection, reading activation 3), add, clamp,
-  // flatten, linear.
-  ASSERT_EQ(q.stages().size(), 7u);
-  EXPECT_EQ(q.stages()[1].input, 3);
-  EXPECT_EQ(q.stages()[2].input, 3);
-  EXPECT_EQ(q.stages()[2].last, 6);
-  EXPECT_EQ(q.stages()[3].op, Op::Add);
-  EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 7);
+  // Stages: conv+bn+relu, maxpool, conv+bn (main), conv+bn (projection, reading activation 4),
+  // add, clamp, flatten, linear.
+  ASSERT_EQ(q.stages().size(), 8u);
+  EXPECT_EQ(q.stages()[1].padding, 1);
+  EXPECT_EQ(q.stages()[2].input, 4);
+  EXPECT_EQ(q.stages()[3].input, 4);
+  EXPECT_EQ(q.stages()[3].last, 7);
+  EXPECT_EQ(q.stages()[4].op, Op::Add);
+  EXPECT_EQ(check_against_reference(q, f.net, f.batch(16)), 8);
 }
 
 TEST(IntegerNetwork, GroupedAndDepthwiseConvolutionsEqualThePerElementReference) {

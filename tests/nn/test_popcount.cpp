@@ -59,7 +59,7 @@ const char* kCnn = R"(
   { type = "conv2d", out = 8, kernel = 3, padding = 1, stride = 2 },
   { type = "batchnorm" },
   { type = "hardtanh" },
-  { type = "maxpool", kernel = 2 },
+  { type = "maxpool", kernel = 3, stride = 2, padding = 1 },
   { type = "flatten" },
   { type = "linear", out = 10 },
   { type = "batchnorm" },

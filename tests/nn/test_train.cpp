@@ -362,6 +362,41 @@ TEST(NnLayers, PiecewiseLayersRouteGradientsAsDefined) {
   EXPECT_EQ(rdx.v, (std::vector<float>{0, 0, 1, 0, 0, 1}));
 }
 
+// Max pooling's padding is no input: each window's maximum is over its elements inside the input
+// (PyTorch's and ONNX's MaxPool), and the gradient goes to that element.
+TEST(NnLayers, PaddedMaxPoolTakesTheMaximumInsideTheInput) {
+  std::mt19937_64 rng(6);
+  Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+  for (const auto& [k, s, p] : {std::tuple{3, 2, 1}, std::tuple{2, 2, 1}, std::tuple{3, 1, 2}}) {
+    auto pool = make_maxpool(k, s, p);
+    const Shape in{2, 3, 5, 6};
+    const Shape out = pool->init(in, rng);
+    ASSERT_EQ(out, (Shape{2, 3, (5 + 2 * p - k) / s + 1, (6 + 2 * p - k) / s + 1}));
+    std::normal_distribution<float> d(0, 1);
+    Tensor x(in), y, dy(out), dx;
+    for (auto& v : x.v) v = -10 + d(rng);  // all negative: a padding read as 0 would win
+    for (auto& v : dy.v) v = d(rng);
+    pool->forward(x, y, ctx);
+    pool->backward(dy, dx, true, ctx);
+    std::vector<float> want_dx(x.v.size(), 0.0f);
+    for (std::int64_t pl = 0; pl < 6; ++pl)
+      for (std::int64_t oy = 0; oy < out[2]; ++oy)
+        for (std::int64_t ox = 0; ox < out[3]; ++ox) {
+          float best = -std::numeric_limits<float>::infinity();
+          std::size_t at = 0;
+          for (std::int64_t iy = oy * s - p; iy < oy * s - p + k; ++iy)
+            for (std::int64_t ix = ox * s - p; ix < ox * s - p + k; ++ix)
+              if (iy >= 0 && iy < 5 && ix >= 0 && ix < 6 && x.v[std::size_t((pl * 5 + iy) * 6 + ix)] > best)
+                best = x.v[std::size_t((pl * 5 + iy) * 6 + ix)], at = std::size_t((pl * 5 + iy) * 6 + ix);
+          const std::size_t o = std::size_t((pl * out[2] + oy) * out[3] + ox);
+          ASSERT_EQ(y.v[o], best) << k << "," << s << "," << p;
+          want_dx[at] += dy.v[o];
+        }
+    EXPECT_EQ(dx.v, want_dx);
+  }
+  EXPECT_THROW(make_maxpool(2, 2, 2)->init({1, 1, 4, 4}, rng), std::invalid_argument);  // padding >= kernel
+}
+
 // A max-pool window's first element wins ties and stays when it is NaN; a later NaN never wins.
 // The gradient follows the same choice, in every plane.
 TEST(NnLayers, MaxPoolTakesTheFirstOfEqualMaxima) {
@@ -505,6 +540,9 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
             std::string::npos);
   EXPECT_NE(error_of(good, {"model.layers[0].input=0"}).find("input: expected an earlier layer (there is none)"), std::string::npos);
   EXPECT_EQ(error_of(good, {"model.layers[2].input=1"}), "no error");  // what it reads by default, said
+  EXPECT_NE(error_of(good, {"model.layers[3].padding=2"}).find("model.layers[3].padding: expected less than the kernel (2)"),
+            std::string::npos);
+  EXPECT_EQ(error_of(good, {"model.layers[3].padding=1"}), "no error");
 }
 
 // A checkpoint of another network is refused with a message naming the file.

@@ -99,6 +99,7 @@ struct IntegerStage {
 
   // MaxPool, AvgPool: the window.
   std::int64_t kernel = 0, stride = 0;
+  std::int64_t padding = 0;  // MaxPool: the maximum code of the window's elements inside the input
 
   // Add (TFLite reference_ops::Add, uint8): each input's (q - zero point) shifted left by
   // left_shift bits and multiplied by in1 / in2 (S_i / (2 max(S_1, S_2)), shift <= -1), summed,

@@ -158,7 +158,9 @@ std::unique_ptr<Layer> make_linear(std::int64_t out, bool bias = true);
 // kernel x kernel, as PyTorch and ONNX lay them out; one GEMM per group.
 std::unique_ptr<Layer> make_conv2d(std::int64_t out_channels, std::int64_t kernel, std::int64_t stride = 1,
                                    std::int64_t padding = 0, bool bias = true, std::int64_t groups = 1);
-std::unique_ptr<Layer> make_maxpool(std::int64_t kernel, std::int64_t stride = 0);  // stride 0: = kernel
+// stride 0: = kernel. padding: windows may reach that far outside the input, whose maximum is over
+// the elements inside it (PyTorch's and ONNX's MaxPool); less than the kernel.
+std::unique_ptr<Layer> make_maxpool(std::int64_t kernel, std::int64_t stride = 0, std::int64_t padding = 0);
 std::unique_ptr<Layer> make_avgpool(std::int64_t kernel, std::int64_t stride = 0);
 // N x C x H x W -> N x C x 1 x 1: each plane's mean (ONNX GlobalAveragePool), summed in fp32 in
 // index order and divided by H W; backward spreads dy / (H W) over the plane.

@@ -6,7 +6,8 @@
 // Operators: Conv (groups, depthwise; square kernels, equal strides and symmetric pads, no
 // dilation), Gemm (alpha = beta = 1, no transA), MatMul with a constant right operand (and an Add of
 // a constant vector after it: the bias), Add of two tensors (a residual add), Relu, Clip (0..6:
-// ReLU6; -1..1: HardTanh), MaxPool and AveragePool (square, no padding, floor), GlobalAveragePool,
+// ReLU6; -1..1: HardTanh), MaxPool (square, may pad) and AveragePool (square, unpadded; both
+// floor), GlobalAveragePool,
 // BatchNormalization (inference), Flatten (axis 1), Reshape to (batch, features), Softmax and
 // LogSoftmax as the graph's output (the network's outputs are the logits before them), Dropout and
 // Identity (no-ops at inference), Constant (as an initializer).

@@ -40,7 +40,7 @@ struct PopcountStage {
   // input the thresholds depend on the grid: code_thresholds[f][n] compares the integer sum.
   std::vector<arith::BinaryThreshold> thresholds;
   std::map<int, std::vector<arith::BinaryThreshold>> code_thresholds;
-  std::int64_t kernel = 0, stride = 0;  // MaxPool
+  std::int64_t kernel = 0, stride = 0, padding = 0;  // MaxPool (an OR of the window's bits inside the input)
 };
 
 class PopcountNetwork {
