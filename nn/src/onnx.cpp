@@ -272,6 +272,9 @@ class Converter {
       const std::int64_t axis = attr_int(n, "axis", -1);
       if (axis != 1 && axis != -1) fail(n, "axis must be the class axis (1 or -1)");
       alias(n, a);
+    } else if (op == "Identity" && n.input_size() == 1 && constant(n.input(0))) {
+      // The exporter's way of sharing one initializer between nodes (PyTorch's deduplication).
+      consts_[n.output(0)] = constant(n.input(0));
     } else if (op == "Dropout" || op == "Identity") {
       only_first_output(n);
       alias(n, activation(n, 0));

@@ -146,7 +146,7 @@ ap = pool(np.clip(conv(mp, wg, None, 1, 1, 4), -1, 1), 2, 1, np.mean)
 fc = relu(ap.reshape(n_test, -1) @ wfc.T.astype(np.float64) + bfc)
 save(model, "every_op", fc @ wout + bout)  # the logits: bitsim's outputs stop before the softmax
 
-# --- model 2: opset 17, global average pooling, a reshape, Gemm with B as K x N ------------------
+# --- model 2: opset 17, global average pooling, a reshape, Gemm with B as K x N (through an Identity)
 inits = []
 w1, t = init("w1", (6, 1, 5, 5), 0.3); inits.append(t)
 w2, t = init("w2", (6, 10), 0.5); inits.append(t)
@@ -157,7 +157,8 @@ nodes = [
     helper.make_node("Relu", ["c"], ["r"], name="relu"),
     helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
     helper.make_node("Reshape", ["g", "shape"], ["f"], name="reshape"),
-    helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], name="fc"),
+    helper.make_node("Identity", ["w2"], ["w2_shared"], name="share"),  # how PyTorch shares initializers
+    helper.make_node("Gemm", ["f", "w2_shared", "b2"], ["y"], name="fc"),
 ]
 graph = helper.make_graph(nodes, "gap", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, side, side])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
