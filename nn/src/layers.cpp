@@ -465,9 +465,11 @@ class Conv2d : public GemmLayer {
               std::fill(dst, dst + kh_, 0.0f);
               continue;
             }
-            const float* src = x + (c * h_ + iy) * w_in_ + (ix0 + kx0);
             std::fill(dst, dst + kx0, 0.0f);
-            std::copy(src, src + (kx1 - kx0), dst + kx0);
+            if (kx1 > kx0) {  // (a window wholly in the padding reads nothing)
+              const float* src = x + (c * h_ + iy) * w_in_ + (ix0 + kx0);
+              std::copy(src, src + (kx1 - kx0), dst + kx0);
+            }
             std::fill(dst + kx1, dst + kh_, 0.0f);
           }
       }
@@ -485,19 +487,23 @@ class Conv2d : public GemmLayer {
           }
     }
   }
+  // The adjoint of im2col: each element's column entries are added to it in the order (oy, ox, c,
+  // ky, kx), the kernel columns inside the image, [kx0, kx1), as one run of the input row.
   void col2im(const float* col, float* dx) const {
     std::fill(dx, dx + cg_ * h_ * w_in_, 0.0f);
     for (std::int64_t oy = 0; oy < ho_; ++oy)
       for (std::int64_t ox = 0; ox < wo_; ++ox) {
         const float* row = col + (oy * wo_ + ox) * k_;
+        const std::int64_t ix0 = ox * stride_ - pad_;
+        const std::int64_t kx0 = std::clamp<std::int64_t>(-ix0, 0, kh_), kx1 = std::clamp<std::int64_t>(w_in_ - ix0, kx0, kh_);
+        if (kx1 == kx0) continue;  // a window wholly in the padding
         for (std::int64_t c = 0; c < cg_; ++c)
           for (std::int64_t ky = 0; ky < kh_; ++ky) {
             const std::int64_t iy = oy * stride_ + ky - pad_;
             if (iy < 0 || iy >= h_) continue;
-            for (std::int64_t kx = 0; kx < kh_; ++kx) {
-              const std::int64_t ix = ox * stride_ + kx - pad_;
-              if (ix >= 0 && ix < w_in_) dx[(c * h_ + iy) * w_in_ + ix] += row[(c * kh_ + ky) * kh_ + kx];
-            }
+            float* dst = dx + (c * h_ + iy) * w_in_ + (ix0 + kx0);
+            const float* src = row + (c * kh_ + ky) * kh_ + kx0;
+            for (std::int64_t j = 0; j < kx1 - kx0; ++j) dst[j] += src[j];
           }
       }
   }
