@@ -416,7 +416,7 @@ void add_roofline_command(CLI::App* cost) {
   auto a = std::make_shared<RooflineArgs>();
   auto* c = cost->add_subcommand("roofline", "Peak, arithmetic intensity and attainable performance per GEMM layer");
   c->add_option("--array", a->array, "MAC array ROWSxCOLS (costed as the tiled array: buffers, dataflow)");
-  c->add_option("--dataflow", a->dataflow, "With --array: ws or os")->capture_default_str();
+  c->add_option("--dataflow", a->dataflow, "With --array: ws, os or is")->capture_default_str();
   c->add_option("--buffer-kib", a->buffer_kib, "With --array: each on-chip buffer (A, W, output) in KiB")->capture_default_str();
   c->add_option("--mapping", a->mapping, "With --array: what the mapper minimises: energy, cycles, dram, edp, or fixed")
       ->capture_default_str();
@@ -690,7 +690,7 @@ void add_network_command(CLI::App* cost) {
   c->add_option("--onnx", a->onnx, "ONNX model (docs/nn.md, ONNX models): its convolutions and linear layers")->excludes(topology);
   c->add_option("--experiment", a->experiment, "Experiment file (TOML) whose [hardware] and [numerics] to use");
   c->add_option("--array", a->array, "MAC array ROWSxCOLS (default 16x16, or the experiment's)");
-  c->add_option("--dataflow", a->dataflow, "ws or os (default ws, or the experiment's)");
+  c->add_option("--dataflow", a->dataflow, "ws, os or is (default ws, or the experiment's)");
   c->add_option("--buffer-kib", a->buffer_kib, "Each on-chip buffer (A, W, output) in KiB (default 256)");
   c->add_option("--bandwidth", a->bandwidth, "DRAM bandwidth in GB/s (default unlimited, or the experiment's)");
   c->add_option("--clock", a->clock, "Clock in GHz (default 1)");

@@ -308,7 +308,7 @@ void add_hw_commands(CLI::App& app) {
   // Options every array run takes: the array, the numerics, buffers and bandwidth, output.
   auto common = [](CLI::App* c, GemmArgs& g) {
     c->add_option("--array", g.array, "PE rows x columns, RxC")->capture_default_str();
-    c->add_option("--dataflow", g.dataflow, "ws (weight-stationary) or os (output-stationary)")->capture_default_str();
+    c->add_option("--dataflow", g.dataflow, "ws (weight-stationary), os (output-stationary) or is (input-stationary)")->capture_default_str();
     c->add_option("--a-format", g.a_format, "Activation format")->capture_default_str();
     c->add_option("--w-format", g.w_format, "Weight format")->capture_default_str();
     c->add_option("--acc-format", g.acc_format, "Accumulator format (and of C)")->capture_default_str();

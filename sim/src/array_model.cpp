@@ -16,13 +16,54 @@
 
 namespace bitsim::sim {
 
-std::string_view to_string(Dataflow d) { return d == Dataflow::WeightStationary ? "ws" : "os"; }
+std::string_view to_string(Dataflow d) {
+  switch (d) {
+    case Dataflow::WeightStationary: return "ws";
+    case Dataflow::OutputStationary: return "os";
+    case Dataflow::InputStationary: return "is";
+  }
+  return "?";
+}
 
 Dataflow parse_dataflow(std::string_view s) {
   if (s == "ws") return Dataflow::WeightStationary;
   if (s == "os") return Dataflow::OutputStationary;
-  throw std::invalid_argument(fmt::format("bad dataflow {}: expected ws or os", arith::quoted(s)));
+  if (s == "is") return Dataflow::InputStationary;
+  throw std::invalid_argument(fmt::format("bad dataflow {}: expected ws, os or is", arith::quoted(s)));
 }
+
+namespace detail {
+
+// Input-stationary as the weight-stationary schedule of C^T = W^T A^T: M and N trade places, and
+// so do the A and W operands with their widths and buffers.
+ArraySpec transposed(const ArraySpec& s) {
+  ArraySpec t = s;
+  t.dataflow = Dataflow::WeightStationary;
+  std::swap(t.buffer_a_bytes, t.buffer_w_bytes);
+  return t;
+}
+OperandBits transposed(const OperandBits& b) {
+  OperandBits t = b;
+  std::swap(t.a, t.w);
+  return t;
+}
+GemmShape transposed(const GemmShape& s) { return {s.n, s.k, s.m}; }
+Mapping transposed(const Mapping& m) {
+  std::string o(to_string(m.order));
+  for (char& c : o) c = c == 'm' ? 'n' : c == 'n' ? 'm' : c;
+  Mapping t = m;
+  for (const LoopOrder l : {LoopOrder::Fixed, LoopOrder::MNK, LoopOrder::MKN, LoopOrder::NMK, LoopOrder::NKM, LoopOrder::KMN, LoopOrder::KNM})
+    if (to_string(l) == o) t.order = l;
+  return t;
+}
+ArrayStats transposed(ArrayStats s) {
+  std::swap(s.buf_a, s.buf_w);
+  std::swap(s.dram.read_a, s.dram.read_w);
+  std::swap(s.toggles.mul_a, s.toggles.mul_w);
+  return s;
+}
+
+}  // namespace detail
 
 ArrayDims parse_array_dims(std::string_view s, std::string_view what) {
   const auto bad = [&] {
@@ -336,8 +377,10 @@ void raise_to_channel(ArrayStats& k, double bytes_per_cycle) {
 // its final value. Exact but for the operand fetches of a block (or input row) fetched before,
 // which depend on what the LRU buffers hold, and for the stalls between the first fetch and the
 // last write. mp: resolved.
+// conv_stationary: the convolution's im2col operand is W (an input-stationary problem transposed),
+// its rows fetched for the stationary tiles; otherwise a convolution's is A.
 ArrayStats known_counts(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mp,
-                        const ConvShape* conv) {
+                        const ConvShape* conv, bool conv_stationary = false) {
   const bool ws = spec.dataflow == Dataflow::WeightStationary;
   std::optional<PartialSums> psums;
   if (ws) psums.emplace(spec, s, mp, bits.acc);
@@ -354,9 +397,18 @@ ArrayStats known_counts(const ArraySpec& spec, const OperandBits& bits, const Ge
   // (those the whole im2col block reads: as many in every image). The first tile's operands are
   // all fetched: its W block, and its A block or (at least) the rows its first image reads.
   const std::int64_t r0 = std::min(pk, s.k), c0 = std::min<std::int64_t>(spec.cols, s.n);
-  std::int64_t first_fetch = packed_bytes(r0 * c0, bits.w);
-  k.buf_w.writes = s.k * s.n, k.dram.read_w = block_bytes(s.k, pk, s.n, spec.cols, bits.w);
-  if (conv) {
+  std::int64_t first_fetch = 0;
+  if (conv && conv_stationary) {
+    detail::ConvRows conv_rows(*conv);
+    const std::int64_t image = conv->out_height() * conv->out_width(), row_bytes = packed_bytes(conv->width, bits.w);
+    const std::int64_t rows = conv->batch * std::int64_t(conv_rows(0, image, 0, s.k).size());
+    k.buf_w.writes = rows * conv->width, k.dram.read_w = rows * row_bytes;
+    first_fetch += std::int64_t(conv_rows(0, std::min({c0, image}), 0, r0).size()) * row_bytes;
+  } else {
+    first_fetch += packed_bytes(r0 * c0, bits.w);
+    k.buf_w.writes = s.k * s.n, k.dram.read_w = block_bytes(s.k, pk, s.n, spec.cols, bits.w);
+  }
+  if (conv && !conv_stationary) {
     detail::ConvRows conv_rows(*conv);
     const std::int64_t image = conv->out_height() * conv->out_width(), row_bytes = packed_bytes(conv->width, bits.a);
     const std::int64_t rows = conv->batch * std::int64_t(conv_rows(0, image, 0, s.k).size());
@@ -397,17 +449,20 @@ constexpr std::int64_t kAccessesPerTest = 512;
 // The GEMM model, with A read either as blocks of the M x K matrix (conv == nullptr) or as input
 // rows. Nothing when give_up holds for a lower bound of the counts: tested before the walk, every
 // kAccessesPerTest buffer accesses and after the last tile.
-std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s,
-                                const Mapping& mapping, const ConvShape* conv, const detail::GiveUp& give_up) {
+std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping,
+                                   const ConvShape* conv, bool conv_stationary, const detail::GiveUp& give_up) {
   spec.validate();
   bits.validate();
   check_shape(s);
   const Mapping mp = resolve(mapping, spec.dataflow, s);
   const int ab = bits.a, wb = bits.w, cb = bits.acc, ob = bits.out_bits();
   const bool ws = spec.dataflow == Dataflow::WeightStationary;
+  // The convolution's operand: A (streamed, or os) or, transposed input-stationary, W (stationary).
+  const ConvShape* conv_a = conv_stationary ? nullptr : conv;
+  const ConvShape* conv_w = conv_stationary ? conv : nullptr;
   std::optional<ArrayStats> known;
   if (give_up) {
-    known = known_counts(spec, bits, s, mp, conv);
+    known = known_counts(spec, bits, s, mp, conv, conv_stationary);
     if (give_up(*known)) return std::nullopt;
   }
   std::optional<PartialSums> psums;
@@ -427,12 +482,14 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
     dram += packed_bytes(elements, bits_per);
     return packed_bytes(elements, bits_per);
   };
-  // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold); os blocks span K.
-  const std::int64_t ids_a = conv ? conv->batch * conv->in_channels * conv->height : ws ? fm * fk : fm;
-  const std::int64_t ids_w = ws ? fk * fn : fn;
+  // Block ids: A (m-block, k-fold) or input row, W (k-fold, n-fold) or input row; os blocks span K.
+  const std::int64_t conv_ids = conv ? conv->batch * conv->in_channels * conv->height : 0;
+  const std::int64_t ids_a = conv_a ? conv_ids : ws ? fm * fk : fm;
+  const std::int64_t ids_w = conv_w ? conv_ids : ws ? fk * fn : fn;
   LruBuffer buf_a(spec.buffer_a_bytes, ids_a,
-                  conv ? packed_bytes(conv->width, ab) : packed_bytes((ws ? mp.tile_m : spec.rows) * (ws ? spec.rows : s.k), ab));
-  LruBuffer buf_w(spec.buffer_w_bytes, ids_w, packed_bytes((ws ? spec.rows : s.k) * spec.cols, wb));
+                  conv_a ? packed_bytes(conv->width, ab) : packed_bytes((ws ? mp.tile_m : spec.rows) * (ws ? spec.rows : s.k), ab));
+  LruBuffer buf_w(spec.buffer_w_bytes, ids_w,
+                  conv_w ? packed_bytes(conv->width, wb) : packed_bytes((ws ? spec.rows : s.k) * spec.cols, wb));
   // known has one fetch of every block and row; with the fetches of those fetched before added,
   // it stays a lower bound of the final counts as the walk goes.
   std::vector<bool> fetched_a(std::size_t(known ? ids_a : 0)), fetched_w(std::size_t(known ? ids_w : 0));
@@ -450,7 +507,7 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
   // A: a block of the A matrix, or (convolution) every input row the block reads, through the A
   // buffer; the DRAM bytes fetched.
   auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
-    if (!conv) {
+    if (!conv_a) {
       ++accesses;
       return buf_a.access(id, packed_bytes(mt * kt_len, ab)) ? 0 : miss_a(id, mt * kt_len);
     }
@@ -462,11 +519,24 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
       if (!buf_a.access(row, row_bytes)) b += miss_a(row, conv->width);
     return b;
   };
-  auto fetch_w = [&](std::int64_t id, std::int64_t elements) -> std::int64_t {
-    ++accesses;
-    if (buf_w.access(id, packed_bytes(elements, wb))) return 0;
+  auto miss_w = [&](std::int64_t id, std::int64_t elements) {
     if (known && fetched_before(fetched_w, id)) fetch(known->buf_w, known->dram.read_w, elements, wb);
     return fetch(st.buf_w, st.dram.read_w, elements, wb);
+  };
+  auto fetch_w = [&](std::int64_t id, std::int64_t elements) -> std::int64_t {
+    ++accesses;
+    return buf_w.access(id, packed_bytes(elements, wb)) ? 0 : miss_w(id, elements);
+  };
+  // Transposed input-stationary convolution: the stationary tile (reductions [k0, k0 + r) of output
+  // pixels [n0, n0 + c)) as every input row it reads, through the W buffer.
+  auto fetch_w_rows = [&](std::int64_t n0, std::int64_t c, std::int64_t k0, std::int64_t r) {
+    const std::vector<std::int64_t>& rows = (*conv_rows)(n0, n0 + c, k0, k0 + r);
+    accesses += std::int64_t(rows.size());
+    const std::int64_t row_bytes = packed_bytes(conv->width, wb);
+    std::int64_t b = 0;
+    for (const std::int64_t row : rows)
+      if (!buf_w.access(row, row_bytes)) b += miss_w(row, conv->width);
+    return b;
   };
   for (const Span& t : spans) {
     if (known && accesses >= next_test) {
@@ -478,7 +548,7 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
     if (ws) {
       const bool kept = psums->kept(t.mb, t.nt), last_k = t.kt == fk - 1;
       tc.compute = t.r + t.mt + t.r + t.c - 1;
-      tc.fetch += fetch_w(t.kt * fn + t.nt, t.r * t.c);
+      tc.fetch += conv_w ? fetch_w_rows(t.n0, t.c, t.k0, t.r) : fetch_w(t.kt * fn + t.nt, t.r * t.c);
       tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
       if (t.kt > 0 && !kept) tc.fetch += fetch(st.buf_o, st.dram.read_psum, t.mt * t.c, cb);
       if (last_k || !kept) {
@@ -528,6 +598,30 @@ std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, 
   return st;
 }
 
+bool input_stationary(const ArraySpec& spec) { return spec.dataflow == Dataflow::InputStationary; }
+
+// The model of any dataflow: an input-stationary problem as its transposed weight-stationary one
+// (a convolution's rows then feed the stationary tiles), counted back in A and W terms.
+std::optional<ArrayStats> model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mapping,
+                                const ConvShape* conv, const detail::GiveUp& give_up) {
+  if (!input_stationary(spec)) return model_of(spec, bits, s, mapping, conv, false, give_up);
+  using detail::transposed;
+  detail::GiveUp back;
+  if (give_up) back = [&](const ArrayStats& k) { return give_up(transposed(k)); };
+  std::optional<ArrayStats> r =
+      model_of(transposed(spec), transposed(bits), transposed(s), transposed(mapping), conv, conv != nullptr, back);
+  if (r) *r = transposed(*r);
+  return r;
+}
+
+// known_counts of a mapping resolved for `spec`'s dataflow, any dataflow.
+ArrayStats known_of(const ArraySpec& spec, const OperandBits& bits, const GemmShape& s, const Mapping& mp,
+                    const ConvShape* conv) {
+  if (!input_stationary(spec)) return known_counts(spec, bits, s, mp, conv);
+  using detail::transposed;
+  return transposed(known_counts(transposed(spec), transposed(bits), transposed(s), transposed(mp), conv, conv != nullptr));
+}
+
 }  // namespace
 
 std::string_view to_string(LoopOrder o) {
@@ -551,6 +645,8 @@ std::string Mapping::to_string() const {
 
 Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& s) {
   if (m.tile_m < 0) throw std::invalid_argument(fmt::format("bad mapping: M tile {} is negative", m.tile_m));
+  if (d == Dataflow::InputStationary)
+    return detail::transposed(resolve(detail::transposed(m), Dataflow::WeightStationary, detail::transposed(s)));
   Mapping r = m;
   if (d == Dataflow::WeightStationary) {
     if (r.order == LoopOrder::Fixed) r.order = LoopOrder::NMK;
@@ -566,6 +662,8 @@ Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& s) {
 }
 
 std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
+  if (input_stationary(spec))
+    return compute_cycles(detail::transposed(spec), detail::transposed(s), detail::transposed(mapping));
   if (spec.dataflow == Dataflow::WeightStationary) {
     const Mapping mp = resolve(mapping, spec.dataflow, s);
     const std::int64_t fm = ceil_div(s.m, mp.tile_m), fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);
@@ -589,6 +687,11 @@ ArrayStats conv_model(const ArraySpec& spec, const OperandBits& bits, const Conv
 namespace detail {
 
 std::string tile_order(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
+  if (input_stationary(spec)) {  // the transposed problem's loops, named in this one's letters
+    std::string o = tile_order(transposed(spec), transposed(s), transposed(mapping));
+    for (char& c : o) c = c == 'm' ? 'n' : c == 'n' ? 'm' : c;
+    return o;
+  }
   spec.validate();
   check_shape(s);
   const Mapping mp = resolve(mapping, spec.dataflow, s);
@@ -608,7 +711,7 @@ ArrayStats MappingCounts::known(const Mapping& mapping) const {
   spec_.validate();
   bits_.validate();
   check_shape(shape_);
-  return known_counts(spec_, bits_, shape_, resolve(mapping, spec_.dataflow, shape_), conv_);
+  return known_of(spec_, bits_, shape_, resolve(mapping, spec_.dataflow, shape_), conv_);
 }
 
 const ArrayStats* MappingCounts::operator()(const Mapping& mapping, const GiveUp& give_up) {

@@ -14,6 +14,16 @@
 
 namespace bitsim::sim::detail {
 
+// Input-stationary as the weight-stationary schedule of C^T = W^T A^T: the spec with the W and A
+// buffers swapped (and dataflow ws), the operand widths swapped, M and N swapped, a mapping's loop
+// letters m and n swapped; and counts of the transposed problem named back (A and W buffers, DRAM
+// reads and multiplier toggles swapped).
+ArraySpec transposed(const ArraySpec& s);
+OperandBits transposed(const OperandBits& b);
+GemmShape transposed(const GemmShape& s);
+Mapping transposed(const Mapping& m);
+ArrayStats transposed(ArrayStats s);
+
 // An LRU buffer of whole blocks with ids in [0, ids) (the same policy as the SystemC array's A and
 // W buffers): a hit moves the block to the front; a miss keeps the block, evicting from the back,
 // unless it is larger than the buffer, in which case it streams through. The ids of a tiled GEMM

@@ -17,6 +17,12 @@ std::vector<Mapping> candidate_mappings(const ArraySpec& spec, const OperandBits
                                         const ConvShape* conv) {
   spec.validate();
   bits.validate();
+  if (spec.dataflow == Dataflow::InputStationary) {  // the transposed weight-stationary problem's, renamed
+    std::vector<Mapping> out;
+    for (const Mapping& m : candidate_mappings(detail::transposed(spec), detail::transposed(bits), detail::transposed(s), nullptr))
+      out.push_back(detail::transposed(m));
+    return out;
+  }
   std::vector<Mapping> out{Mapping{}};
   std::set<std::pair<LoopOrder, std::int64_t>> seen;
   const Mapping fixed = resolve(Mapping{}, spec.dataflow, s);

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "array_model_internal.hpp"
 #include "bitsim/arith/stochastic.hpp"
 
 namespace bitsim::sim {
@@ -39,9 +40,10 @@ bool SystolicArray::BlockBuffer::access(std::int64_t id, std::int64_t size) {
 SystolicArray::SystolicArray(sc_core::sc_module_name name, const ArrayConfig& cfg)
     : sc_core::sc_module(name),
       cfg_((cfg.validate(), cfg)),
+      is_(cfg.dataflow == Dataflow::InputStationary),
       dp_(cfg.a, cfg.w, cfg.acc, cfg.acc_spec),
-      ab_(cfg.a.width()),
-      wb_(cfg.w.width()),
+      ab_(is_ ? cfg.w.width() : cfg.a.width()),
+      wb_(is_ ? cfg.a.width() : cfg.w.width()),
       cb_(cfg.acc.width()),
       ob_(cfg.bits().out_bits()),
       out_sig_("out", std::size_t(cfg.cols)) {
@@ -58,6 +60,14 @@ void SystolicArray::load(GemmOperands ops, const Mapping& mapping) {
   if (ops.a.size() != std::size_t(s.m * s.k) || ops.w.size() != std::size_t(s.k * s.n))
     throw std::invalid_argument("GEMM operands do not match the shape");
   resolve(mapping, cfg_.dataflow, s);  // throws on a mapping this array cannot run
+  if (is_) {  // W^T (N x K) streams, A^T (K x M) stays
+    GemmOperands t{{s.n, s.k, s.m}, std::vector<u128>(ops.w.size()), std::vector<u128>(ops.a.size())};
+    for (std::int64_t k = 0; k < s.k; ++k)
+      for (std::int64_t n = 0; n < s.n; ++n) t.a[std::size_t(n * s.k + k)] = ops.w[std::size_t(k * s.n + n)];
+    for (std::int64_t m = 0; m < s.m; ++m)
+      for (std::int64_t k = 0; k < s.k; ++k) t.w[std::size_t(k * s.m + m)] = ops.a[std::size_t(m * s.k + k)];
+    ops = std::move(t);
+  }
   ops_ = std::move(ops);
   mapping_ = mapping;
   conv_mode_ = false, loaded_ = true;
@@ -71,17 +81,23 @@ void SystolicArray::load(ConvOperands ops, const Mapping& mapping) {
   if (ops.ifmap.size() != std::size_t(cv.batch * cv.in_channels * cv.height * cv.width) ||
       ops.filter.size() != std::size_t(g.k * g.n))
     throw std::invalid_argument("convolution operands do not match the shape");
-  ops_ = GemmOperands{g, {}, std::move(ops.filter)};
+  if (is_) {  // the filter transposed streams; the im2col operand stays, formed from ifmap_
+    std::vector<u128> t(ops.filter.size());
+    for (std::int64_t k = 0; k < g.k; ++k)
+      for (std::int64_t n = 0; n < g.n; ++n) t[std::size_t(n * g.k + k)] = ops.filter[std::size_t(k * g.n + n)];
+    ops_ = GemmOperands{{g.n, g.k, g.m}, std::move(t), {}};
+  } else {
+    ops_ = GemmOperands{g, {}, std::move(ops.filter)};
+  }
   conv_ = cv;
   mapping_ = mapping;
   ifmap_ = std::move(ops.ifmap);
   conv_mode_ = true, loaded_ = true;
 }
 
-// The im2col unit between the A buffer and the array: element (m, k) of the operand matrix, read
-// from the input row that holds it, or zero in the padding.
-u128 SystolicArray::a_at(std::int64_t m, std::int64_t k) const {
-  if (!conv_mode_) return ops_.a[std::size_t(m * ops_.shape.k + k)];
+// The im2col unit between the input-row buffer and the array: element (m, k) of the operand
+// matrix, read from the input row that holds it, or zero in the padding.
+u128 SystolicArray::im2col_at(std::int64_t m, std::int64_t k) const {
   const ConvShape& cv = conv_;
   const std::int64_t OH = cv.out_height(), OW = cv.out_width();
   const std::int64_t b = m / (OH * OW), oy = (m / OW) % OH, ox = m % OW;
@@ -91,15 +107,21 @@ u128 SystolicArray::a_at(std::int64_t m, std::int64_t k) const {
   return ifmap_[std::size_t(((b * cv.in_channels + c) * cv.height + y) * cv.width + x)];
 }
 
-// The input rows (id (b C + c) H + y) holding the elements a tile's operand rows read, ascending:
-// found by walking the tile's im2col addresses, as the DMA's address generator would.
-std::vector<std::int64_t> SystolicArray::conv_tile_rows(const Tile& T) const {
+u128 SystolicArray::a_at(std::int64_t m, std::int64_t k) const {
+  return conv_mode_ && !is_ ? im2col_at(m, k) : ops_.a[std::size_t(m * ops_.shape.k + k)];
+}
+
+// Input-stationary: element (k, n) of A^T is the im2col operand's (n, k).
+u128 SystolicArray::w_at(std::int64_t k, std::int64_t n) const {
+  return conv_mode_ && is_ ? im2col_at(n, k) : ops_.w[std::size_t(k * ops_.shape.n + n)];
+}
+
+// The input rows (id (b C + c) H + y) holding the elements of the im2col block of pixels [m0, m1)
+// and reductions [k0, k1), ascending: found by walking its addresses, as the DMA's address
+// generator would.
+std::vector<std::int64_t> SystolicArray::conv_tile_rows(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) const {
   const ConvShape& cv = conv_;
-  const GemmShape& s = ops_.shape;
   const std::int64_t OH = cv.out_height(), OW = cv.out_width();
-  const bool ws = cfg_.dataflow == Dataflow::WeightStationary;
-  const std::int64_t m0 = T.m0, m1 = T.m0 + T.mt;
-  const std::int64_t k0 = ws ? T.k0 : 0, k1 = ws ? T.k0 + T.r : s.k;
   std::vector<std::int64_t> rows;
   for (std::int64_t m = m0; m < m1; ++m)
     for (std::int64_t k = k0; k < k1; ++k) {
@@ -179,10 +201,10 @@ void SystolicArray::build_schedule() {
   result_.c.assign(std::size_t(s.m * s.n), 0);
   result_.status.assign(result_.c.size(), 0);
   result_.stats.pes = R * C;
-  buf_a_.reset(cfg_.buffer_a_bytes);
-  buf_w_.reset(cfg_.buffer_w_bytes);
-  const bool ws = cfg_.dataflow == Dataflow::WeightStationary;
-  const Mapping mp = resolve(mapping_, cfg_.dataflow, s);
+  buf_a_.reset(is_ ? cfg_.buffer_w_bytes : cfg_.buffer_a_bytes);  // the streamed operand's
+  buf_w_.reset(is_ ? cfg_.buffer_a_bytes : cfg_.buffer_w_bytes);  // the stationary one's
+  const bool ws = cfg_.dataflow != Dataflow::OutputStationary;
+  const Mapping mp = is_ ? resolve(detail::transposed(mapping_), Dataflow::WeightStationary, s) : resolve(mapping_, cfg_.dataflow, s);
   // Block sizes along m, k, n and the loop nest, outermost first, as the order's letters say.
   const std::int64_t size[3] = {ws ? mp.tile_m : R, ws ? R : s.k, C};
   const std::int64_t total[3] = {s.m, s.k, s.n};
@@ -239,20 +261,22 @@ void SystolicArray::issue_fetch(std::size_t t) {
     dram += packed_bytes(elements, bits);
     b += packed_bytes(elements, bits);
   };
-  // A convolution's A side: every input row the tile reads that the A buffer does not hold.
-  auto fetch_rows = [&](const Tile& tile) {
-    for (const std::int64_t row : conv_tile_rows(tile))
-      if (!buf_a_.access(row, packed_bytes(conv_.width, ab_))) fill(st.buf_a, st.dram.read_a, conv_.width, ab_);
+  // A convolution's im2col operand: every input row of the block that the buffer does not hold.
+  auto fetch_rows = [&](BlockBuffer& buf, BufferCounts& counts, std::int64_t& dram, int bits, std::int64_t m0,
+                        std::int64_t m1, std::int64_t k0, std::int64_t k1) {
+    for (const std::int64_t row : conv_tile_rows(m0, m1, k0, k1))
+      if (!buf.access(row, packed_bytes(conv_.width, bits))) fill(counts, dram, conv_.width, bits);
   };
-  if (cfg_.dataflow == Dataflow::WeightStationary) {
+  if (cfg_.dataflow != Dataflow::OutputStationary) {
     const std::int64_t fk = (s.k + cfg_.rows - 1) / cfg_.rows, fn = (s.n + cfg_.cols - 1) / cfg_.cols;
-    if (!buf_w_.access(T.kt * fn + T.nt, packed_bytes(std::int64_t(T.r) * T.c, wb_)))
+    if (conv_mode_ && is_) fetch_rows(buf_w_, st.buf_w, st.dram.read_w, wb_, T.n0, T.n0 + T.c, T.k0, T.k0 + T.r);
+    else if (!buf_w_.access(T.kt * fn + T.nt, packed_bytes(std::int64_t(T.r) * T.c, wb_)))
       fill(st.buf_w, st.dram.read_w, std::int64_t(T.r) * T.c, wb_);
-    if (conv_mode_) fetch_rows(T);
+    if (conv_mode_ && !is_) fetch_rows(buf_a_, st.buf_a, st.dram.read_a, ab_, T.m0, T.m0 + T.mt, T.k0, T.k0 + T.r);
     else if (!buf_a_.access(T.mb * fk + T.kt, packed_bytes(T.mt * T.r, ab_))) fill(st.buf_a, st.dram.read_a, T.mt * T.r, ab_);
     if (T.kt > 0 && !T.keep_psum) fill(st.buf_o, st.dram.read_psum, T.mt * T.c, cb_);
   } else {
-    if (conv_mode_) fetch_rows(T);
+    if (conv_mode_) fetch_rows(buf_a_, st.buf_a, st.dram.read_a, ab_, T.m0, T.m0 + T.mt, 0, s.k);
     else if (!buf_a_.access(T.mb, packed_bytes(T.r * s.k, ab_))) fill(st.buf_a, st.dram.read_a, T.r * s.k, ab_);
     if (!buf_w_.access(T.nt, packed_bytes(s.k * T.c, wb_))) fill(st.buf_w, st.dram.read_w, s.k * T.c, wb_);
   }
@@ -282,7 +306,7 @@ bool SystolicArray::start_tile_if_ready() {
   const Request& f = dram_[fetch_req_[tile_]];
   if (f.ready < 0 || f.ready > now_) return false;
   if (tile_ + 1 < tiles_.size()) issue_fetch(tile_ + 1);  // prefetch while this tile computes
-  phase_ = cfg_.dataflow == Dataflow::WeightStationary ? Phase::Load : Phase::Stream;
+  phase_ = cfg_.dataflow != Dataflow::OutputStationary ? Phase::Load : Phase::Stream;
   phase_cycle_ = 0;
   collected_ = 0;
   tile_macs_ = 0;
@@ -296,12 +320,13 @@ void SystolicArray::cycle() {
   if (phase_ == Phase::WaitFetch && !start_tile_if_ready()) return;
   switch (phase_) {
     case Phase::Load: ws_load_cycle(); break;
-    case Phase::Stream: cfg_.dataflow == Dataflow::WeightStationary ? ws_stream_cycle() : os_stream_cycle(); break;
+    case Phase::Stream: cfg_.dataflow != Dataflow::OutputStationary ? ws_stream_cycle() : os_stream_cycle(); break;
     case Phase::Drain: os_drain_cycle(); break;
     case Phase::WaitWrite:
       if (dram_[last_write_req_].ready >= 0 && dram_[last_write_req_].ready <= now_) {
         result_.stats.cycles = now_;
         result_.stats.stall_cycles = now_ - result_.stats.compute_cycles;
+        if (is_) untranspose();
         phase_ = Phase::Done;
       }
       return;
@@ -318,9 +343,12 @@ void SystolicArray::count_toggles(u128& reg, u128 value, std::uint64_t& counter)
 void SystolicArray::mac(Pe& p, u128 psum_in, unsigned status_in, u128 a, u128 w, std::int64_t m, std::int64_t k,
                         std::int64_t n) {
   std::uint32_t r = 0;
-  if (dp_.stochastic())
-    r = arith::SrStream{cfg_.seed, cfg_.stream_base + std::uint64_t(m * ops_.shape.n + n)}.bits(std::uint64_t(k), cfg_.acc_spec.sr_bits);
+  // Output (m, n) draws from stream base + m N + n; input-stationary's (m, n) is output (n, m).
+  const std::int64_t stream = is_ ? n * ops_.shape.m + m : m * ops_.shape.n + n;
+  if (dp_.stochastic()) r = arith::SrStream{cfg_.seed, cfg_.stream_base + std::uint64_t(stream)}.bits(std::uint64_t(k), cfg_.acc_spec.sr_bits);
   Toggles& t = result_.stats.toggles;
+  // The datapath multiplies an A code by a W code: input-stationary streams W and holds A.
+  if (is_) std::swap(a, w);
   count_toggles(p.prod, dp_.product(a, w), t.product);
   const arith::Quantized q = dp_(psum_in, a, w, r);
   count_toggles(p.p, q.code, t.acc);
@@ -338,7 +366,7 @@ void SystolicArray::ws_load_cycle() {
   const std::int64_t k = T.k0 + (T.r - 1 - phase_cycle_);
   for (int j = 0; j < T.c; ++j) {
     for (int i = T.r - 1; i > 0; --i) count_toggles(pe(i, j).w, pe(i - 1, j).w, tg.mul_w);
-    count_toggles(pe(0, j).w, ops_.w[std::size_t(k * ops_.shape.n + T.n0 + j)], tg.mul_w);
+    count_toggles(pe(0, j).w, w_at(k, T.n0 + j), tg.mul_w);
   }
   result_.stats.buf_w.reads += T.c;
   if (++phase_cycle_ == T.r) phase_ = Phase::Stream, phase_cycle_ = 0;
@@ -479,7 +507,7 @@ void SystolicArray::end_tile() {
   ArrayStats& st = result_.stats;
   std::int64_t out = 0;
   int bits = ob_;  // finished results; spilled partial sums at the accumulator's width
-  if (cfg_.dataflow == Dataflow::WeightStationary) {
+  if (cfg_.dataflow != Dataflow::OutputStationary) {
     const bool last_fold = (T.k0 + T.r == s.k);
     if (last_fold || !T.keep_psum) out = T.mt * T.c;
     if (!last_fold) bits = cb_;
@@ -490,6 +518,21 @@ void SystolicArray::end_tile() {
   st.dram.write_c += packed_bytes(out, bits);
   last_write_req_ = dram_issue(now_ + 1, packed_bytes(out, bits));
   phase_ = ++tile_ < tiles_.size() ? Phase::WaitFetch : Phase::WaitWrite;
+}
+
+// Input-stationary: C^T (N x M) back to C (M x N), and the counts named in A and W terms.
+void SystolicArray::untranspose() {
+  const std::int64_t n = ops_.shape.m, m = ops_.shape.n;  // C^T is N x M
+  std::vector<u128> c(result_.c.size());
+  std::vector<unsigned> status(result_.status.size());
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < m; ++j) {
+      c[std::size_t(j * n + i)] = result_.c[std::size_t(i * m + j)];
+      status[std::size_t(j * n + i)] = result_.status[std::size_t(i * m + j)];
+    }
+  result_.c = std::move(c);
+  result_.status = std::move(status);
+  result_.stats = detail::transposed(result_.stats);
 }
 
 }  // namespace bitsim::sim

@@ -12,6 +12,11 @@ source "$(dirname "$0")/expect.sh"
 expect_ok "ws cycles" '"cycles": 76' "$bitsim" hw gemm --array 4x4 --m 8 --k 8 --n 8 --json
 # os, same GEMM: 2 m-folds x 2 n-folds, each 8 + 4 + 4 - 2 (stream) + 4 (drain) = 18 cycles.
 expect_ok "os cycles" '"cycles": 72' "$bitsim" hw gemm --array 4x4 --dataflow os --m 8 --k 8 --n 8 --json
+# is, M=8 K=8 N=5 on 4x4: the A tile held (2 k-folds x 2 m-folds), the 5 filters streamed: each
+# 4 (load) + 5 + 4 + 4 - 1 = 16 cycles, 64 in all; outputs bit for bit, a stochastic sum too.
+expect_ok "is cycles" '"cycles": 64' "$bitsim" hw gemm --array 4x4 --dataflow is --m 8 --k 8 --n 5 --json
+expect_ok "is bit exact" "outputs matching arith bit for bit: 35 of 35" \
+  "$bitsim" hw gemm --array 3x2 --dataflow is --m 7 --k 9 --n 5 --a-format bf16 --w-format bf16 --acc-format bf16 --rounding stochastic
 # K = 1, one PE row used: 1 + 5 + 1 + 3 - 1 = 9 cycles; 15 MACs on 12 PEs in 9 cycles.
 expect_ok "k=1 cycles" '"cycles": 9' "$bitsim" hw gemm --array 4x3 --m 5 --k 1 --n 3 --json
 expect_ok "bit exact" "outputs matching arith bit for bit: 64 of 64" "$bitsim" hw gemm --array 4x4 --m 8 --k 8 --n 8
@@ -77,7 +82,7 @@ fi
 
 expect_error "zero size" "bad --m '0'" "$bitsim" hw gemm --m 0
 expect_error "bad array" "bad --array '4y4'" "$bitsim" hw gemm --array 4y4
-expect_error "bad dataflow" "bad dataflow 'is'" "$bitsim" hw gemm --dataflow is
+expect_error "bad dataflow" "bad dataflow 'rs': expected ws, os or is" "$bitsim" hw gemm --dataflow rs
 expect_error "mixed operand kinds" "two fixed-point or two float formats" "$bitsim" hw gemm --a-format fp8e4m3
 expect_error "overflow for float accumulator" "overflow 'wrap' does not apply" \
   "$bitsim" hw gemm --a-format bf16 --w-format bf16 --acc-format fp32 --overflow wrap

@@ -96,7 +96,7 @@ expect_error "node 0" "hardware.node_nm: bad node 0 nm" "$bitsim" train "$x" --s
 expect_error "negative bandwidth" "hardware.dram_bytes_per_cycle: expected a non-negative" \
   "$bitsim" train "$x" --set hardware.dram_bytes_per_cycle=-1
 expect_error "missing cost table" "hardware.table: cannot read '$tmp/none.json'" "$bitsim" train "$x" --set "hardware.table=\"$tmp/none.json\""
-expect_error "bad dataflow" "hardware.dataflow: bad dataflow 'xs': expected ws or os" "$bitsim" train "$x" --set hardware.dataflow=xs
+expect_error "bad dataflow" "hardware.dataflow: bad dataflow 'xs': expected ws, os or is" "$bitsim" train "$x" --set hardware.dataflow=xs
 expect_error "array with junk" "bad hardware.array '16x16junk'" "$bitsim" train "$x" --set hardware.array=16x16junk
 [ ! -e "$tmp/never" ] || { echo "FAIL: a refused run left its directory"; fails=$((fails + 1)); }
 # A run directory that cannot be made (its parent is a file: no permission bit stops root) and, for

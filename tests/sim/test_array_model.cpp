@@ -179,6 +179,9 @@ TEST(SimArrayModel, TileOrderLeavesOutLoopsOfOneFold) {
   EXPECT_EQ(detail::tile_order(spec, g, {LoopOrder::KMN, 8}), "kmn");
   EXPECT_EQ(detail::tile_order(spec, {40, 4, 4}, {LoopOrder::KMN, 8}), "m");
   EXPECT_EQ(detail::tile_order(spec, {1, 1, 1}, {LoopOrder::KMN, 8}), "");
+  spec.dataflow = Dataflow::InputStationary;  // the loops of C^T = W^T A^T, named in C's letters
+  EXPECT_EQ(detail::tile_order(spec, g, {}), "mk");  // all of N streamed: 10 m-folds, 8 k-folds
+  EXPECT_EQ(detail::tile_order(spec, g, {LoopOrder::KNM, 8}), "knm");
   spec.dataflow = Dataflow::OutputStationary;
   EXPECT_EQ(detail::tile_order(spec, g, {LoopOrder::NMK, 0}), "nm");  // os tiles span K
   EXPECT_THROW(detail::tile_order(spec, {0, 1, 1}, {}), std::invalid_argument);
@@ -194,7 +197,9 @@ TEST(SimArrayModel, SharedCountsEqualTheClosedFormPerMapping) {
   for (int trial = 0; trial < 300; ++trial) {
     ArraySpec spec;
     spec.rows = int(uni(1, 6)), spec.cols = int(uni(1, 6));
-    spec.dataflow = trial % 3 == 0 ? Dataflow::OutputStationary : Dataflow::WeightStationary;
+    spec.dataflow = trial % 3 == 0   ? Dataflow::OutputStationary
+                    : trial % 3 == 1 ? Dataflow::WeightStationary
+                                     : Dataflow::InputStationary;
     spec.buffer_a_bytes = uni(0, 600), spec.buffer_w_bytes = uni(0, 600), spec.buffer_o_bytes = uni(0, 600);
     spec.dram_bytes_per_cycle = trial % 2 ? 0.0 : 0.7 * double(uni(1, 5));
     const OperandBits bits{int(uni(1, 16)), int(uni(1, 16)), int(uni(8, 32)), trial % 4 == 1 ? int(uni(1, 8)) : 0};
@@ -203,11 +208,13 @@ TEST(SimArrayModel, SharedCountsEqualTheClosedFormPerMapping) {
     const GemmShape g = conv ? cv.gemm() : GemmShape{uni(1, 40), uni(1, 40), uni(1, 40)};
     detail::MappingCounts counts(spec, bits, g, conv ? &cv : nullptr);
     std::vector<Mapping> mappings = candidate_mappings(spec, bits, g, conv ? &cv : nullptr);
-    if (spec.dataflow == Dataflow::WeightStationary)
+    if (spec.dataflow != Dataflow::OutputStationary) {
+      const std::int64_t streamed = spec.dataflow == Dataflow::WeightStationary ? g.m : g.n;  // the tile's dimension
       for (const LoopOrder o : {LoopOrder::Fixed, LoopOrder::MNK, LoopOrder::MKN, LoopOrder::NMK, LoopOrder::NKM,
                                 LoopOrder::KMN, LoopOrder::KNM})
-        for (const std::int64_t t : {std::int64_t(0), std::int64_t(1), uni(1, g.m), g.m})
+        for (const std::int64_t t : {std::int64_t(0), std::int64_t(1), uni(1, streamed), streamed})
           mappings.push_back({o, t});
+    }
     for (const Mapping& m : mappings) {
       const ArrayStats want = conv ? conv_model(spec, bits, cv, m) : array_model(spec, bits, g, m);
       ASSERT_EQ(differences(*counts(m), want), "") << "trial " << trial << " " << m.to_string();
@@ -233,7 +240,9 @@ Case random_case(std::mt19937_64& rng, int trial, std::int64_t max_size) {
   auto uni = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
   Case c;
   c.spec.rows = int(uni(1, 6)), c.spec.cols = int(uni(1, 6));
-  c.spec.dataflow = trial % 5 == 0 ? Dataflow::OutputStationary : Dataflow::WeightStationary;
+  c.spec.dataflow = trial % 5 == 0   ? Dataflow::OutputStationary
+                    : trial % 5 == 1 ? Dataflow::InputStationary
+                                     : Dataflow::WeightStationary;
   const std::int64_t most = trial % 4 == 0 ? std::int64_t(1) << 20 : 600;
   c.spec.buffer_a_bytes = uni(0, most), c.spec.buffer_w_bytes = uni(0, most), c.spec.buffer_o_bytes = uni(0, most);
   c.spec.dram_bytes_per_cycle = trial % 2 ? 0.0 : 0.7 * double(uni(1, 5));

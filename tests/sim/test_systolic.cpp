@@ -176,11 +176,13 @@ ArrayConfig config(Dataflow d, int rows, int cols, const char* a, const char* w,
   return c;
 }
 
-std::vector<ArrayConfig> both(const ArrayConfig& c) {
-  ArrayConfig ws = c, os = c;
+// The configuration on every dataflow: weight-, output- and input-stationary.
+std::vector<ArrayConfig> every_dataflow(const ArrayConfig& c) {
+  ArrayConfig ws = c, os = c, is = c;
   ws.dataflow = Dataflow::WeightStationary;
   os.dataflow = Dataflow::OutputStationary;
-  return {ws, os};
+  is.dataflow = Dataflow::InputStationary;
+  return {ws, os, is};
 }
 
 std::vector<ArrayConfig> cat(std::vector<ArrayConfig> a, const std::vector<ArrayConfig>& b) {
@@ -191,8 +193,8 @@ std::vector<ArrayConfig> cat(std::vector<ArrayConfig> a, const std::vector<Array
 // int8 x int8 into a saturating int16 accumulator (overflows often) and a wrapping one, on a
 // square and a non-square array.
 TEST(SimSystolic, IntegerGemmMatchesArithAndTheClosedForm) {
-  const auto cfgs = cat(both(config(Dataflow::WeightStationary, 4, 4, "int<8>", "int<8>", "int<16>")),
-                        both(config(Dataflow::WeightStationary, 3, 5, "int<8>", "int<8>", "int<16>", Rounding::NearestEven,
+  const auto cfgs = cat(every_dataflow(config(Dataflow::WeightStationary, 4, 4, "int<8>", "int<8>", "int<16>")),
+                        every_dataflow(config(Dataflow::WeightStationary, 3, 5, "int<8>", "int<8>", "int<16>", Rounding::NearestEven,
                                     Overflow::Wrap)));
   EXPECT_SIM_PASSES(run_all(cfgs, kShapes));
 }
@@ -200,9 +202,9 @@ TEST(SimSystolic, IntegerGemmMatchesArithAndTheClosedForm) {
 // Fixed point whose product has more fraction bits than the accumulator keeps (a rounding on every
 // add, here stochastic and nearest-away), with symmetric saturation.
 TEST(SimSystolic, RoundingFixedPointAccumulatorMatchesArith) {
-  const auto cfgs = cat(both(config(Dataflow::WeightStationary, 4, 3, "fixed<8,4>", "fixed<6,5>", "fixed<12,6>",
+  const auto cfgs = cat(every_dataflow(config(Dataflow::WeightStationary, 4, 3, "fixed<8,4>", "fixed<6,5>", "fixed<12,6>",
                                     Rounding::Stochastic, Overflow::SaturateSymmetric)),
-                        both(config(Dataflow::WeightStationary, 2, 2, "fixed<8,4>", "ufixed<6,5>", "fixed<10,5>",
+                        every_dataflow(config(Dataflow::WeightStationary, 2, 2, "fixed<8,4>", "ufixed<6,5>", "fixed<10,5>",
                                     Rounding::NearestAway, Overflow::Saturate)));
   EXPECT_SIM_PASSES(run_all(cfgs, kShapes));
 }
@@ -210,11 +212,11 @@ TEST(SimSystolic, RoundingFixedPointAccumulatorMatchesArith) {
 // Float MACs: fp8 products into fp16 (overflow to inf, inf - inf = nan, subnormals), bf16 into
 // fp32, and bf16 with stochastic rounding on every add.
 TEST(SimSystolic, FloatGemmMatchesArith) {
-  const auto cfgs = cat(cat(both(config(Dataflow::WeightStationary, 4, 4, "fp8e4m3", "fp8e5m2", "fp16", Rounding::NearestEven,
+  const auto cfgs = cat(cat(every_dataflow(config(Dataflow::WeightStationary, 4, 4, "fp8e4m3", "fp8e5m2", "fp16", Rounding::NearestEven,
                                         Overflow::Ieee)),
-                            both(config(Dataflow::WeightStationary, 3, 2, "bf16", "bf16", "fp32", Rounding::NearestEven,
+                            every_dataflow(config(Dataflow::WeightStationary, 3, 2, "bf16", "bf16", "fp32", Rounding::NearestEven,
                                         Overflow::Ieee))),
-                        both(config(Dataflow::WeightStationary, 2, 3, "bf16", "bf16", "bf16", Rounding::Stochastic,
+                        every_dataflow(config(Dataflow::WeightStationary, 2, 3, "bf16", "bf16", "bf16", Rounding::Stochastic,
                                     Overflow::Ieee)));
   EXPECT_SIM_PASSES(run_all(cfgs, kShapes));
 }
@@ -225,7 +227,7 @@ TEST(SimSystolic, SmallBuffersAndShortBandwidthMatchTheClosedForm) {
   std::vector<ArrayConfig> cfgs;
   for (double bw : {0.7, 3.0, 64.0})
     for (std::int64_t buf : {std::int64_t(24), std::int64_t(100), std::int64_t(1) << 20}) {
-      for (ArrayConfig c : both(config(Dataflow::WeightStationary, 4, 3, "int<8>", "int<4>", "int<20>"))) {
+      for (ArrayConfig c : every_dataflow(config(Dataflow::WeightStationary, 4, 3, "int<8>", "int<4>", "int<20>"))) {
         c.dram_bytes_per_cycle = bw;
         c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
         cfgs.push_back(c);
@@ -362,8 +364,8 @@ int run_convs(const std::vector<ArrayConfig>& cfgs, const std::vector<ConvShape>
 }
 
 TEST(SimSystolicConv, ConvolutionMatchesArithAndTheClosedForm) {
-  const auto cfgs = cat(both(config(Dataflow::WeightStationary, 4, 3, "int<8>", "int<8>", "int<16>")),
-                        both(config(Dataflow::WeightStationary, 3, 4, "bf16", "bf16", "bf16", Rounding::Stochastic,
+  const auto cfgs = cat(every_dataflow(config(Dataflow::WeightStationary, 4, 3, "int<8>", "int<8>", "int<16>")),
+                        every_dataflow(config(Dataflow::WeightStationary, 3, 4, "bf16", "bf16", "bf16", Rounding::Stochastic,
                                     Overflow::Ieee)));
   EXPECT_SIM_PASSES(run_convs(cfgs, kConvShapes));
 }
@@ -374,7 +376,7 @@ TEST(SimSystolicConv, SmallBuffersAndShortBandwidthMatchTheClosedForm) {
   std::vector<ArrayConfig> cfgs;
   for (double bw : {0.7, 4.0})
     for (std::int64_t buf : {std::int64_t(20), std::int64_t(60)})
-      for (ArrayConfig c : both(config(Dataflow::WeightStationary, 3, 2, "int<8>", "int<4>", "int<20>"))) {
+      for (ArrayConfig c : every_dataflow(config(Dataflow::WeightStationary, 3, 2, "int<8>", "int<4>", "int<20>"))) {
         c.dram_bytes_per_cycle = bw;
         c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
         cfgs.push_back(c);
@@ -502,8 +504,8 @@ int run_mappings(const std::vector<ArrayConfig>& cfgs, const std::vector<GemmSha
 TEST(SimSystolicMapping, EveryCandidateMappingMatchesArithAndTheClosedForm) {
   std::vector<ArrayConfig> cfgs;
   for (std::int64_t buf : {std::int64_t(48), std::int64_t(400)})
-    for (ArrayConfig c : cat(both(config(Dataflow::WeightStationary, 3, 2, "int<8>", "int<8>", "int<16>")),
-                             both(config(Dataflow::WeightStationary, 2, 3, "bf16", "bf16", "bf16", Rounding::Stochastic,
+    for (ArrayConfig c : cat(every_dataflow(config(Dataflow::WeightStationary, 3, 2, "int<8>", "int<8>", "int<16>")),
+                             every_dataflow(config(Dataflow::WeightStationary, 2, 3, "bf16", "bf16", "bf16", Rounding::Stochastic,
                                          Overflow::Ieee)))) {
       c.buffer_a_bytes = c.buffer_w_bytes = c.buffer_o_bytes = buf;
       c.dram_bytes_per_cycle = 2.5;

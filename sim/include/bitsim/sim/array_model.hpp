@@ -15,8 +15,12 @@ namespace bitsim::sim {
 enum class Dataflow : std::uint8_t {
   WeightStationary,  // W tile held in the PEs; A streams right, partial sums flow down
   OutputStationary,  // C tile held in the PEs; A streams right, W streams down
+  // A tile (K x M, as SCALE-Sim's input-stationary) held in the PEs; the rows of W^T stream right
+  // and partial sums flow down: the weight-stationary schedule of C^T = W^T A^T. Mappings name
+  // their loops in this GEMM's m, k and n; the M tile (tile_m) is a tile of N, the streamed rows.
+  InputStationary,
 };
-std::string_view to_string(Dataflow d);       // "ws" / "os"
+std::string_view to_string(Dataflow d);       // "ws" / "os" / "is"
 Dataflow parse_dataflow(std::string_view s);  // throws std::invalid_argument naming the token
 
 // Array dimensions written "RxC" (e.g. "16x16"): both positive decimal integers up to kMaxArrayDim,

@@ -86,8 +86,10 @@ class SystolicArray : public sc_core::sc_module {
     std::int64_t w_tag = -1;  // os: the passing weight's k
   };
 
-  std::vector<std::int64_t> conv_tile_rows(const Tile& t) const;
-  arith::u128 a_at(std::int64_t m, std::int64_t k) const;
+  std::vector<std::int64_t> conv_tile_rows(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) const;
+  arith::u128 im2col_at(std::int64_t m, std::int64_t k) const;
+  arith::u128 a_at(std::int64_t m, std::int64_t k) const;  // the streamed operand
+  arith::u128 w_at(std::int64_t k, std::int64_t n) const;  // the stationary (ws, is) or passing (os) one
   void tick();
   void reset_state();
   void build_schedule();
@@ -106,11 +108,16 @@ class SystolicArray : public sc_core::sc_module {
   void count_toggles(arith::u128& reg, arith::u128 value, std::uint64_t& counter);
   Pe& pe(int i, int j) { return pes_[std::size_t(i) * std::size_t(cfg_.cols) + std::size_t(j)]; }
   void publish();
+  void untranspose();
 
   ArrayConfig cfg_;
+  // Input-stationary runs the weight-stationary schedule of C^T = W^T A^T: ops_ holds W^T as the
+  // streamed operand and A^T as the stationary one (or its convolution, from ifmap_), the results
+  // and counts are turned back when the run ends.
+  bool is_;
   arith::MacDatapath dp_;
-  int ab_, wb_, cb_, ob_;  // operand, accumulator and finished-result widths in bits
-  GemmOperands ops_;        // a convolution leaves ops_.a empty: A comes from ifmap_
+  int ab_, wb_, cb_, ob_;  // streamed and stationary operand, accumulator and finished-result widths in bits
+  GemmOperands ops_;        // a convolution leaves its im2col operand empty: it comes from ifmap_
   bool conv_mode_ = false, loaded_ = false;
   Mapping mapping_;         // as given to load(); resolved when the schedule is built
   ConvShape conv_;
