@@ -506,18 +506,22 @@ std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bit
   if (conv) conv_rows.emplace(*conv);
   // A: a block of the A matrix, or (convolution) every input row the block reads, through the A
   // buffer; the DRAM bytes fetched.
-  auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
-    if (!conv_a) {
-      ++accesses;
-      return buf_a.access(id, packed_bytes(mt * kt_len, ab)) ? 0 : miss_a(id, mt * kt_len);
-    }
-    const std::vector<std::int64_t>& rows = (*conv_rows)(m0, m0 + mt, k0, k0 + kt_len);
+  // Every input row of the convolution's im2col block of pixels [m0, m1) and reductions [k0, k1)
+  // through `buf` (widths `bits`); `miss` counts a row fetched. The DRAM bytes fetched.
+  auto fetch_rows = [&](LruBuffer& buf, int bits, const auto& miss, std::int64_t m0, std::int64_t m1, std::int64_t k0,
+                        std::int64_t k1) {
+    const std::vector<std::int64_t>& rows = (*conv_rows)(m0, m1, k0, k1);
     accesses += std::int64_t(rows.size());
-    const std::int64_t row_bytes = packed_bytes(conv->width, ab);
+    const std::int64_t row_bytes = packed_bytes(conv->width, bits);
     std::int64_t b = 0;
     for (const std::int64_t row : rows)
-      if (!buf_a.access(row, row_bytes)) b += miss_a(row, conv->width);
+      if (!buf.access(row, row_bytes)) b += miss(row, conv->width);
     return b;
+  };
+  auto fetch_a = [&](std::int64_t id, std::int64_t m0, std::int64_t mt, std::int64_t k0, std::int64_t kt_len) {
+    if (conv_a) return fetch_rows(buf_a, ab, miss_a, m0, m0 + mt, k0, k0 + kt_len);
+    ++accesses;
+    return buf_a.access(id, packed_bytes(mt * kt_len, ab)) ? 0 : miss_a(id, mt * kt_len);
   };
   auto miss_w = [&](std::int64_t id, std::int64_t elements) {
     if (known && fetched_before(fetched_w, id)) fetch(known->buf_w, known->dram.read_w, elements, wb);
@@ -526,17 +530,6 @@ std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bit
   auto fetch_w = [&](std::int64_t id, std::int64_t elements) -> std::int64_t {
     ++accesses;
     return buf_w.access(id, packed_bytes(elements, wb)) ? 0 : miss_w(id, elements);
-  };
-  // Transposed input-stationary convolution: the stationary tile (reductions [k0, k0 + r) of output
-  // pixels [n0, n0 + c)) as every input row it reads, through the W buffer.
-  auto fetch_w_rows = [&](std::int64_t n0, std::int64_t c, std::int64_t k0, std::int64_t r) {
-    const std::vector<std::int64_t>& rows = (*conv_rows)(n0, n0 + c, k0, k0 + r);
-    accesses += std::int64_t(rows.size());
-    const std::int64_t row_bytes = packed_bytes(conv->width, wb);
-    std::int64_t b = 0;
-    for (const std::int64_t row : rows)
-      if (!buf_w.access(row, row_bytes)) b += miss_w(row, conv->width);
-    return b;
   };
   for (const Span& t : spans) {
     if (known && accesses >= next_test) {
@@ -548,7 +541,9 @@ std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bit
     if (ws) {
       const bool kept = psums->kept(t.mb, t.nt), last_k = t.kt == fk - 1;
       tc.compute = t.r + t.mt + t.r + t.c - 1;
-      tc.fetch += conv_w ? fetch_w_rows(t.n0, t.c, t.k0, t.r) : fetch_w(t.kt * fn + t.nt, t.r * t.c);
+      // Transposed input-stationary convolution: the stationary tile (pixels [n0, n0 + c), reductions
+      // [k0, k0 + r)) as the input rows it reads, through the W buffer.
+      tc.fetch += conv_w ? fetch_rows(buf_w, wb, miss_w, t.n0, t.n0 + t.c, t.k0, t.k0 + t.r) : fetch_w(t.kt * fn + t.nt, t.r * t.c);
       tc.fetch += fetch_a(t.mb * fk + t.kt, t.m0, t.mt, t.k0, t.r);
       if (t.kt > 0 && !kept) tc.fetch += fetch(st.buf_o, st.dram.read_psum, t.mt * t.c, cb);
       if (last_k || !kept) {
