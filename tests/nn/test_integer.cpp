@@ -59,6 +59,13 @@ layers = [
 batch = 32
 )";
 
+// kNetwork with its layers replaced by `layers` (the entries between "layers = [" and "]").
+std::string with_layers(const std::string& layers) {
+  const std::string text = kNetwork;
+  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
+  return text.substr(0, a) + "layers = [" + layers + text.substr(b);
+}
+
 struct Fixture {
   test::TempDir dir;
   Experiment x;
@@ -303,15 +310,13 @@ TEST(IntegerNetwork, EveryStageEqualsThePerElementReference) {
 
 TEST(IntegerNetwork, GlobalAveragePoolingEqualsThePerElementReference) {
   // A MobileNet-style tail: convolution, ReLU6, the mean of each 28 x 28 plane, a classifier.
-  std::string text = kNetwork;
-  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
-  text = text.substr(0, a) + R"(layers = [
+  const std::string text = with_layers(R"(
   { type = "conv2d", out = 5, kernel = 3, padding = 1 },
   { type = "relu6" },
   { type = "globalavgpool" },
   { type = "flatten" },
   { type = "linear", out = 10 },
-)" + text.substr(b);
+)");
   Fixture f(text);
   IntegerOptions opt;
   opt.batches = 2;
@@ -325,9 +330,7 @@ TEST(IntegerNetwork, PaddedPoolingAndProjectionShortcutEqualThePerElementReferen
   // A ResNet stem and block: a padded 3x3 stride-2 max pool (PyTorch's ResNet stem), then the main
   // path's strided convolution and the 1x1 strided projection both read the block's input (layer
   // 3's output, which no fusion may hide), and TFLite's ADD joins them.
-  std::string text = kNetwork;
-  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
-  text = text.substr(0, a) + R"(layers = [
+  const std::string text = with_layers(R"(
   { type = "conv2d", out = 4, kernel = 3, padding = 1 },
   { type = "batchnorm" },
   { type = "relu" },
@@ -340,7 +343,7 @@ TEST(IntegerNetwork, PaddedPoolingAndProjectionShortcutEqualThePerElementReferen
   { type = "relu" },
   { type = "flatten" },
   { type = "linear", out = 10 },
-)" + text.substr(b);
+)");
   Fixture f(text);
   IntegerOptions opt;
   opt.batches = 2;
@@ -359,9 +362,7 @@ TEST(IntegerNetwork, PaddedPoolingAndProjectionShortcutEqualThePerElementReferen
 TEST(IntegerNetwork, GroupedAndDepthwiseConvolutionsEqualThePerElementReference) {
   // MobileNet's blocks: a depthwise convolution (groups = channels) with BatchNorm and ReLU6, a
   // pointwise one, and a grouped strided convolution (2 groups of 4 channels, 3 outputs each).
-  std::string text = kNetwork;
-  const auto a = text.find("layers = ["), b = text.find("]\n[train]");
-  text = text.substr(0, a) + R"(layers = [
+  const std::string text = with_layers(R"(
   { type = "conv2d", out = 4, kernel = 3, padding = 1 },
   { type = "relu6" },
   { type = "conv2d", out = 4, kernel = 3, padding = 1, groups = 4 },
@@ -374,7 +375,7 @@ TEST(IntegerNetwork, GroupedAndDepthwiseConvolutionsEqualThePerElementReference)
   { type = "globalavgpool" },
   { type = "flatten" },
   { type = "linear", out = 10 },
-)" + text.substr(b);
+)");
   for (const bool per_channel : {true, false}) {
     Fixture f(text);
     IntegerOptions opt;
@@ -460,10 +461,7 @@ TEST(IntegerNetwork, SameCodesForAnyThreadCount) {
 
 TEST(IntegerNetwork, LayersThatCannotRunInIntegersAreNamed) {
   auto message = [](const std::string& layers) {
-    std::string text = kNetwork;
-    const auto a = text.find("layers = ["), b = text.find("]\n[train]");
-    text = text.substr(0, a) + "layers = [" + layers + "]\n[train]" + text.substr(b + 9);
-    Fixture f(text);
+    Fixture f(with_layers(layers));
     try {
       IntegerNetwork q(f.x, f.net, f.train, IntegerOptions{});
     } catch (const IntegerError& e) {
