@@ -7,7 +7,9 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <optional>
+#include <queue>
 #include <stdexcept>
 #include <vector>
 
@@ -248,9 +250,11 @@ void check_shape(const GemmShape& s) {
 // Extent of fold i of a dimension of size n cut into pieces of p.
 std::int64_t extent(std::int64_t n, std::int64_t p, std::int64_t i) { return std::min(p, n - i * p); }
 
-// What one tile needs from and gives to DRAM, and how long it computes.
+// What one tile needs from and gives to DRAM (bytes), and its extents as the timeline sees them.
 struct TileCost {
-  std::int64_t compute = 0, fetch = 0, write = 0;  // cycles; bytes; bytes
+  std::int64_t r = 0, c = 0, mt = 0;  // PE rows and columns, rows streamed (os: r)
+  std::int64_t block = 0, kt = 0;     // ws: the (m-block, n-fold) it adds to, and its k-fold
+  std::int64_t fetch = 0, write = 0;
 };
 
 // Cycles a request of b bytes holds the DRAM channel: ceil(b / bandwidth), 0 when unlimited.
@@ -316,6 +320,76 @@ std::vector<Span> schedule(const ArraySpec& spec, const GemmShape& s, const Mapp
   return out;
 }
 
+// The tile's extents and partial-sum block; no traffic.
+TileCost extents(const Span& t, bool ws, std::int64_t fn) {
+  TileCost tc;
+  tc.r = ws ? t.r : t.mt, tc.c = t.c, tc.mt = t.mt;
+  tc.block = t.mb * fn + t.nt, tc.kt = t.kt;
+  return tc;
+}
+
+struct Timing {
+  std::int64_t cycles = 0, compute = 0;  // compute: the cycles in which some tile loads, streams or drains
+};
+
+// When each tile loads (L), streams (S: its first operand enters PE(0, 0)) and ends (E: its last
+// result reaches the output buffer), and when the DRAM channel serves each request. Tile t + 1's
+// operands are requested when tile t starts (at L), tile t's results in the cycle after E; requests
+// issued in one cycle, fetch before write, and writes in E order (then tile order).
+//   serialized:  L = max(F, E' + 1) (F: the tile's operands on chip; ' the previous tile)
+//   overlapped ws:  L = max(F, S' + min(c', c) - 1)  (the shadow weights are free once every PE
+//                       the load reaches has taken the previous tile's)
+//                   S = max(L + r, S' + Mt' + max(0, r' - r), Sq + rq)  (the rows' input ports;
+//                       the columns' output ports; q: the block's previous k-fold, whose partial
+//                       sums the top row reads)
+//   overlapped os:  L = S = max(F, S' + max(K, 2 r' - 1))  (the input ports; the output registers
+//                       drained)
+//   ws S = L + r (serialized), E = S + Mt + r + c - 2;  os E = S + K + 2 r + c - 3.
+// docs/sim.md derives the rules.
+Timing timeline(const ArraySpec& spec, std::int64_t K, const std::vector<TileCost>& tiles, std::int64_t blocks) {
+  const bool ws = spec.dataflow != Dataflow::OutputStationary;
+  Channel dram(spec.dram_bytes_per_cycle);
+  struct Write {
+    std::int64_t end, tile, bytes;
+    bool operator>(const Write& o) const { return end != o.end ? end > o.end : tile > o.tile; }
+  };
+  std::priority_queue<Write, std::vector<Write>, std::greater<>> writes;
+  std::int64_t served = 0;  // when the last request issued is served
+  auto write_before = [&](std::int64_t cycle) {  // the writes of tiles that ended before this cycle
+    while (!writes.empty() && writes.top().end < cycle) {
+      served = dram.issue(writes.top().end + 1, writes.top().bytes);
+      writes.pop();
+    }
+  };
+  std::vector<std::pair<std::int64_t, std::int64_t>> fold(std::size_t(spec.overlap && ws ? blocks : 0));  // block: S, r of its last k-fold
+  Timing tm;
+  std::int64_t ready = dram.issue(0, tiles[0].fetch), covered = -1;  // covered: the last cycle some tile was active
+  std::int64_t S = 0, E = 0;
+  for (std::size_t t = 0; t < tiles.size(); ++t) {
+    const TileCost& T = tiles[t];
+    const TileCost* P = t > 0 ? &tiles[t - 1] : nullptr;
+    std::int64_t L = ready;
+    if (P && !spec.overlap) L = std::max(L, E + 1);
+    if (P && spec.overlap) L = std::max(L, ws ? S + std::min(P->c, T.c) - 1 : S + std::max(K, 2 * P->r - 1));
+    std::int64_t next_s = ws ? L + T.r : L;
+    if (P && spec.overlap && ws) {
+      next_s = std::max(next_s, S + P->mt + std::max<std::int64_t>(0, P->r - T.r));
+      if (T.kt > 0) next_s = std::max(next_s, fold[std::size_t(T.block)].first + fold[std::size_t(T.block)].second);
+    }
+    S = next_s;
+    if (!fold.empty()) fold[std::size_t(T.block)] = {S, T.r};
+    E = ws ? S + T.mt + T.r + T.c - 2 : S + K + 2 * T.r + T.c - 3;
+    write_before(L);
+    if (t + 1 < tiles.size()) ready = dram.issue(L, tiles[t + 1].fetch);
+    writes.push({E, std::int64_t(t), T.write});
+    tm.compute += std::max<std::int64_t>(0, E - std::max(L, covered + 1) + 1);
+    covered = std::max(covered, E);
+  }
+  write_before(std::numeric_limits<std::int64_t>::max());
+  tm.cycles = std::max(covered + 1, served);
+  return tm;
+}
+
 // The folds a dimension of n cuts into with folds of p come in at most two sizes: {how many,
 // extent} of the full ones, then of the remainder (none when p divides n).
 using Folds = std::array<std::pair<std::int64_t, std::int64_t>, 2>;
@@ -364,13 +438,16 @@ class PartialSums {
 
 // Raises k.cycles to the cycles the channel needs for k's DRAM bytes: a request of b bytes takes
 // ceil(b / bandwidth) cycles and requests take turns, so all take at least total / bandwidth
-// (1e-9 less, for the rounding of doubles).
-void raise_to_channel(ArrayStats& k, double bytes_per_cycle) {
+// (1e-9 less, for the rounding of doubles). The stalls are at least the cycles less the compute
+// cycles where those are exact; overlapped tiles that stall overlap less, so there k's compute
+// cycles are only a lower bound, and so are no stalls.
+void raise_to_channel(ArrayStats& k, const ArraySpec& spec) {
+  const double bytes_per_cycle = spec.dram_bytes_per_cycle;
   if (bytes_per_cycle > 0) {
     const double busy = std::floor(double(k.dram.total()) / bytes_per_cycle * (1 - 1e-9));
     k.cycles = std::max(k.cycles, std::int64_t(std::min(busy, 0x1p62)));
   }
-  k.stall_cycles = k.cycles - k.compute_cycles;
+  k.stall_cycles = spec.overlap && bytes_per_cycle > 0 ? 0 : k.cycles - k.compute_cycles;
 }
 
 // The mapping's final counts as far as they are known before its tiles are walked, each at most
@@ -434,10 +511,12 @@ ArrayStats known_counts(const ArraySpec& spec, const OperandBits& bits, const Ge
   // Cycles at least: the first tile waits for its operands, the tiles compute one after another,
   // and the last one's results (its k-fold is the last) leave after it; or what the channel needs.
   const double bw = spec.dram_bytes_per_cycle;
-  const std::int64_t last_write = packed_bytes(extent(s.m, pm, fm - 1) * extent(s.n, spec.cols, fn - 1), bits.out_bits());
+  // Overlapped, the tile that ends last need not be the last one started: no write is known to come last.
+  const std::int64_t last_write =
+      spec.overlap ? 0 : packed_bytes(extent(s.m, pm, fm - 1) * extent(s.n, spec.cols, fn - 1), bits.out_bits());
   const double path = transfer_cycles(bw, first_fetch) + double(k.compute_cycles) + transfer_cycles(bw, last_write);
   k.cycles = std::int64_t(std::min(path, 0x1p62));
-  raise_to_channel(k, bw);
+  raise_to_channel(k, spec);
   return k;
 }
 
@@ -533,14 +612,13 @@ std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bit
   };
   for (const Span& t : spans) {
     if (known && accesses >= next_test) {
-      raise_to_channel(*known, spec.dram_bytes_per_cycle);
+      raise_to_channel(*known, spec);
       if (give_up(*known)) return std::nullopt;
       next_test = accesses + kAccessesPerTest;
     }
-    TileCost tc;
+    TileCost tc = extents(t, ws, fn);
     if (ws) {
       const bool kept = psums->kept(t.mb, t.nt), last_k = t.kt == fk - 1;
-      tc.compute = t.r + t.mt + t.r + t.c - 1;
       // Transposed input-stationary convolution: the stationary tile (pixels [n0, n0 + c), reductions
       // [k0, k0 + r)) as the input rows it reads, through the W buffer.
       tc.fetch += conv_w ? fetch_rows(buf_w, wb, miss_w, t.n0, t.n0 + t.c, t.k0, t.k0 + t.r) : fetch_w(t.kt * fn + t.nt, t.r * t.c);
@@ -557,7 +635,6 @@ std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bit
       st.buf_o.writes += t.mt * t.c;               // sums out of the bottom row
     } else {
       const std::int64_t r = t.mt;  // an os tile's PE rows are its output rows
-      tc.compute = s.k + r + t.c - 2 + r;
       tc.fetch += fetch_a(t.mb, t.m0, r, 0, s.k);
       tc.fetch += fetch_w(t.nt, s.k * t.c);
       tc.write = packed_bytes(r * t.c, ob);
@@ -570,26 +647,15 @@ std::optional<ArrayStats> model_of(const ArraySpec& spec, const OperandBits& bit
     tiles.push_back(tc);
   }
   if (known) {
-    raise_to_channel(*known, spec.dram_bytes_per_cycle);
+    raise_to_channel(*known, spec);
     if (give_up(*known)) return std::nullopt;
   }
 
-  // Tile t+1's operands are fetched while tile t computes; tile t's results are written when it
-  // ends. Channel order: fetch 0, fetch 1, write 0, fetch 2, write 1, ..., write T-1.
-  Channel dram(spec.dram_bytes_per_cycle);
-  const std::size_t n = tiles.size();
-  std::int64_t ready = dram.issue(0, tiles[0].fetch);  // next tile's operands usable from here
-  std::int64_t end = 0;
-  for (std::size_t t = 0; t < n; ++t) {
-    const std::int64_t start = std::max(end, ready);
-    if (t > 0) dram.issue(end, tiles[t - 1].write);
-    if (t + 1 < n) ready = dram.issue(start, tiles[t + 1].fetch);
-    end = start + tiles[t].compute;
-    st.compute_cycles += tiles[t].compute;
-  }
-  st.cycles = std::max(end, dram.issue(end, tiles[n - 1].write));
+  const Timing tm = timeline(spec, s.k, tiles, fm * fn);
+  st.cycles = tm.cycles;
+  st.compute_cycles = tm.compute;
   st.stall_cycles = st.cycles - st.compute_cycles;
-  st.tiles = std::int64_t(n);
+  st.tiles = std::int64_t(tiles.size());
   return st;
 }
 
@@ -659,6 +725,18 @@ Mapping resolve(const Mapping& m, Dataflow d, const GemmShape& s) {
 std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& s, const Mapping& mapping) {
   if (input_stationary(spec))
     return compute_cycles(detail::transposed(spec), detail::transposed(s), detail::transposed(mapping));
+  if (spec.overlap) {  // no closed sum: the tiles' timeline without traffic
+    spec.validate();
+    check_shape(s);
+    const Mapping mp = resolve(mapping, spec.dataflow, s);
+    const bool ws = spec.dataflow == Dataflow::WeightStationary;
+    const std::int64_t fm = ceil_div(s.m, ws ? mp.tile_m : spec.rows), fn = ceil_div(s.n, spec.cols);
+    ArraySpec unlimited = spec;
+    unlimited.dram_bytes_per_cycle = 0;
+    std::vector<TileCost> tiles;
+    for (const Span& t : schedule(spec, s, mp)) tiles.push_back(extents(t, ws, fn));
+    return timeline(unlimited, s.k, tiles, fm * fn).compute;
+  }
   if (spec.dataflow == Dataflow::WeightStationary) {
     const Mapping mp = resolve(mapping, spec.dataflow, s);
     const std::int64_t fm = ceil_div(s.m, mp.tile_m), fk = ceil_div(s.k, spec.rows), fn = ceil_div(s.n, spec.cols);

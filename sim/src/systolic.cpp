@@ -9,6 +9,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "array_model_internal.hpp"
 #include "bitsim/arith/stochastic.hpp"
@@ -164,6 +165,10 @@ void SystolicArray::reset_state() {
   collected_ = 0;
   tile_macs_ = 0;
   active_pes_ = 0;
+  times_.clear();
+  next_load_ = next_stream_ = open_ = 0;
+  fold_ready_.clear();
+  folds_.clear();
 }
 
 void SystolicArray::tick() {
@@ -247,6 +252,13 @@ void SystolicArray::build_schedule() {
   fetch_req_.assign(tiles_.size(), 0);
   issue_fetch(0);
   phase_ = Phase::WaitFetch;
+  if (cfg_.overlap) {
+    times_.assign(tiles_.size(), Times{});
+    fold_ready_.assign(std::size_t(tiles_.back().mb + 1) * std::size_t((s.n + C - 1) / C), 0);
+    folds_.assign(result_.c.size(), 0);
+    port_.assign(std::size_t(C), -1);
+    phase_ = Phase::Overlapped;
+  }
 }
 
 // The operands tile t needs that are not on chip, as one DRAM read; blocks are looked up in the
@@ -317,6 +329,15 @@ bool SystolicArray::start_tile_if_ready() {
 void SystolicArray::cycle() {
   dram_step();
   active_pes_ = 0;
+  if (phase_ == Phase::Overlapped) {
+    overlap_control();
+    const bool active = open_ < next_load_;  // some tile has started and not ended
+    cfg_.dataflow != Dataflow::OutputStationary ? ws_overlap_cycle() : os_overlap_cycle();
+    if (active) ++result_.stats.compute_cycles;
+    tile_ = open_;
+    if (open_ == tiles_.size()) phase_ = Phase::WaitWrite;
+    return;
+  }
   if (phase_ == Phase::WaitFetch && !start_tile_if_ready()) return;
   switch (phase_) {
     case Phase::Load: ws_load_cycle(); break;
@@ -500,9 +521,13 @@ void SystolicArray::os_drain_cycle() {
   if (++phase_cycle_ == T.r) end_tile();
 }
 
-// The tile's results (or spilled partial sums) go to DRAM from the cycle after its last one.
 void SystolicArray::end_tile() {
-  const Tile& T = tiles_[tile_];
+  write_back(tiles_[tile_]);
+  phase_ = ++tile_ < tiles_.size() ? Phase::WaitFetch : Phase::WaitWrite;
+}
+
+// The tile's results (or spilled partial sums) go to DRAM from the cycle after its last one.
+void SystolicArray::write_back(const Tile& T) {
   const GemmShape& s = ops_.shape;
   ArrayStats& st = result_.stats;
   std::int64_t out = 0;
@@ -517,7 +542,263 @@ void SystolicArray::end_tile() {
   st.buf_o.reads += out;
   st.dram.write_c += packed_bytes(out, bits);
   last_write_req_ = dram_issue(now_ + 1, packed_bytes(out, bits));
-  phase_ = ++tile_ < tiles_.size() ? Phase::WaitFetch : Phase::WaitWrite;
+}
+
+// ---- Overlapped tiles ----
+
+// Starts tiles by the rules of docs/sim.md ("Overlapped tiles"), streams before loads (a load may
+// start in the cycle the previous tile starts streaming). ws: a tile streams once its weights are
+// in the shadow registers, the previous tile's last row has entered (the rows' input ports), its
+// last result leaves before this tile's first (the columns' output ports) and the block's previous
+// k-fold's partial sums have left the array; it loads once its operands are on chip and every PE
+// the load reaches has taken the previous tile's weight. os: a tile streams once its operands are
+// on chip, the previous tile's last operands have entered and its sums will have drained from the
+// output registers before this tile's reach them. The next tile's operands are requested when a
+// tile starts.
+void SystolicArray::overlap_control() {
+  const std::size_t n = tiles_.size();
+  auto fetched = [&](std::size_t t) {
+    const Request& f = dram_[fetch_req_[t]];
+    return f.ready >= 0 && f.ready <= now_;
+  };
+  auto begin = [&](std::size_t t) {
+    times_[t].load = now_;
+    next_load_ = t + 1;
+    ++result_.stats.tiles;
+    if (t + 1 < n) issue_fetch(t + 1);
+  };
+  const std::size_t u = next_stream_;
+  if (cfg_.dataflow == Dataflow::OutputStationary) {
+    if (u < n && fetched(u) &&
+        (u == 0 || now_ >= times_[u - 1].stream + std::max<std::int64_t>(ops_.shape.k, 2 * std::int64_t(tiles_[u - 1].r) - 1))) {
+      times_[u].stream = now_;
+      next_stream_ = u + 1;
+      begin(u);
+    }
+    return;
+  }
+  const std::int64_t fn = (ops_.shape.n + cfg_.cols - 1) / cfg_.cols;
+  if (u < next_load_) {
+    const Tile& T = tiles_[u];
+    std::int64_t& ready = fold_ready_[std::size_t(T.mb * fn + T.nt)];
+    bool go = now_ >= times_[u].load + T.r && (T.kt == 0 || now_ >= ready);
+    if (u > 0) go = go && now_ >= times_[u - 1].stream + tiles_[u - 1].mt + std::max(0, tiles_[u - 1].r - T.r);
+    if (go) times_[u].stream = now_, ready = now_ + T.r, next_stream_ = u + 1;
+  }
+  const std::size_t l = next_load_;
+  if (l < n && fetched(l) &&
+      (l == 0 || (times_[l - 1].stream >= 0 && now_ >= times_[l - 1].stream + std::min(tiles_[l - 1].c, tiles_[l].c) - 1)))
+    begin(l);
+}
+
+// A result leaving the array at column j's output port: one per port and cycle.
+void SystolicArray::take_result(int j, std::int64_t m, std::int64_t n0, u128 code, unsigned status, std::size_t u) {
+  if (port_[std::size_t(j)] == now_)
+    throw std::logic_error("systolic array: two results at the output port of column " + std::to_string(j) + " in one cycle");
+  port_[std::size_t(j)] = now_;
+  const std::size_t o = std::size_t(m * ops_.shape.n + n0 + j);
+  result_.c[o] = code;
+  result_.status[o] = status;
+  ++result_.stats.buf_o.writes;
+  Times& tm = times_[u];
+  const Tile& T = tiles_[u];
+  if (++tm.collected == T.mt * T.c) write_back(T);
+}
+
+// Moves open_ past the tiles whose results have all left.
+void SystolicArray::close_tiles() {
+  while (open_ < tiles_.size() && times_[open_].collected == tiles_[open_].mt * tiles_[open_].c) ++open_;
+}
+
+// Weight-stationary, overlapped: the tile-tagged form of ws_load_cycle and ws_stream_cycle over the
+// whole array, where tiles of different extents may be in flight together.
+void SystolicArray::ws_overlap_cycle() {
+  const GemmShape& s = ops_.shape;
+  ArrayStats& st = result_.stats;
+  // Results leave the bottom row of their own tile, in the cycle after its MAC.
+  for (std::size_t u = open_; u < next_stream_; ++u) {
+    const Tile& T = tiles_[u];
+    for (int j = 0; j < T.c && times_[u].collected < T.mt * T.c; ++j) {
+      const Pe& b = pe(T.r - 1, j);
+      if (b.p_tag < 0 || b.p_tile != std::int64_t(u)) continue;
+      std::int64_t& folds = folds_[std::size_t(b.p_tag * s.n + T.n0 + j)];
+      if (folds != T.kt) throw std::logic_error("systolic array: partial sums of an output left out of k-fold order");
+      ++folds;
+      take_result(j, b.p_tag, T.n0, b.p, b.status, u);
+    }
+  }
+  close_tiles();
+  // The tile whose rows enter row i's input port this cycle.
+  auto feeding = [&](int i) -> std::int64_t {
+    for (std::size_t u = open_; u < next_stream_; ++u) {
+      const std::int64_t t = now_ - times_[u].stream - i;
+      if (i < tiles_[u].r && t >= 0 && t < tiles_[u].mt) return std::int64_t(u);
+    }
+    return -1;
+  };
+  for (int i = cfg_.rows - 1; i >= 0; --i)
+    for (int j = cfg_.cols - 1; j >= 0; --j) {
+      Pe& p = pe(i, j);
+      std::int64_t m = -1, u = -1;
+      u128 a = 0;
+      if (j == 0) {
+        u = feeding(i);
+        if (u >= 0) {
+          const Tile& T = tiles_[std::size_t(u)];
+          m = T.m0 + now_ - times_[std::size_t(u)].stream - i;
+          a = a_at(m, T.k0 + i);
+          ++st.buf_a.reads;
+        }
+      } else if (const Pe& left = pe(i, j - 1); left.a_tag >= 0 && j < tiles_[std::size_t(left.a_tile)].c) {
+        m = left.a_tag, u = left.a_tile, a = left.a;
+      }
+      if (m < 0) {
+        p.a_tag = p.p_tag = p.a_tile = p.p_tile = -1;  // valid bits drop; data registers hold
+        continue;
+      }
+      const Tile& T = tiles_[std::size_t(u)];
+      if (p.w_tile != u) {  // the first activation of a new tile: the weight moves up from the shadow
+        if (p.sw_tile != u)
+          throw std::logic_error("systolic array: PE (" + std::to_string(i) + ", " + std::to_string(j) + ") has no weight of tile " +
+                                 std::to_string(u));
+        count_toggles(p.w, p.sw, st.toggles.mul_w);
+        p.w_tile = u, p.sw_tile = -1;
+      }
+      u128 psum = 0;
+      unsigned status = 0;
+      if (i == 0) {
+        if (T.kt > 0) {
+          const std::size_t o = std::size_t(m * s.n + T.n0 + j);
+          if (folds_[o] != T.kt) throw std::logic_error("systolic array: a partial sum read before the previous k-fold wrote it");
+          psum = result_.c[o];
+          status = result_.status[o];
+          ++st.buf_o.reads;
+        }
+      } else {
+        const Pe& up = pe(i - 1, j);
+        if (up.p_tag != m || up.p_tile != u) throw std::logic_error("systolic array: partial sum and activation out of step");
+        psum = up.p;
+        status = up.status;
+      }
+      mac(p, psum, status, a, p.w, m, T.k0 + i, T.n0 + j);
+      p.p_tag = m, p.p_tile = u;
+      count_toggles(p.a, a, st.toggles.mul_a);
+      p.a_tag = m, p.a_tile = u;
+    }
+  // The tile loading: rows of its weights enter the shadow registers at the top, one per cycle,
+  // bottom row first, each moving down behind the one before (a shadow register takes the one
+  // above only once it holds this tile's weight). Only the latest tile can be loading.
+  if (next_load_ == 0) return;
+  const std::size_t l = next_load_ - 1;
+  const Tile& T = tiles_[l];
+  const std::int64_t q = now_ - times_[l].load;
+  if (q >= T.r) return;
+  auto shadow = [&](Pe& d, u128 w) {
+    if (d.sw_tile >= 0 && d.sw_tile != std::int64_t(l))
+      throw std::logic_error("systolic array: the weight of tile " + std::to_string(d.sw_tile) +
+                             " overwritten before its PE took it");
+    d.sw = w, d.sw_tile = std::int64_t(l);
+  };
+  for (int j = 0; j < T.c; ++j) {
+    for (int i = T.r - 1; i > 0; --i)
+      if (pe(i - 1, j).sw_tile == std::int64_t(l)) shadow(pe(i, j), pe(i - 1, j).sw);
+    shadow(pe(0, j), w_at(T.k0 + (T.r - 1 - q), T.n0 + j));
+  }
+  st.buf_w.reads += T.c;
+}
+
+// Output-stationary, overlapped. Each PE has an output register beside its accumulator: in the
+// cycle after its last MAC of a tile it hands the sum over and is free for the next tile's. Column j
+// of a tile drains in cycles D .. D + r - 1, D = S + K + r - 1 + j: first the bottom row's sum
+// straight from its accumulator, then the output registers, shifted down one row per cycle
+// (zeros entering at the top).
+void SystolicArray::os_overlap_cycle() {
+  const GemmShape& s = ops_.shape;
+  const std::int64_t K = s.k;
+  ArrayStats& st = result_.stats;
+  auto where = [](int i, int j) { return "PE (" + std::to_string(i) + ", " + std::to_string(j) + ")"; };
+  for (std::size_t u = open_; u < next_stream_; ++u) {
+    const Tile& T = tiles_[u];
+    for (int j = 0; j < T.c; ++j) {
+      const std::int64_t q = now_ - (times_[u].stream + K + T.r - 1 + j);
+      if (q < 0 || q >= T.r) continue;
+      Pe& b = pe(T.r - 1, j);
+      u128 code;
+      unsigned status;
+      if (q == 0) {
+        if (b.p_tile != std::int64_t(u) || b.p_tag != K - 1) throw std::logic_error("systolic array: " + where(T.r - 1, j) + " has not finished its sum");
+        if (T.r > 1 && b.o_tile >= 0) throw std::logic_error("systolic array: the output register of " + where(T.r - 1, j) + " overwritten before it drained");
+        code = b.p, status = b.status;
+        b.p_tag = b.p_tile = -1;
+      } else {
+        if (b.o_tile != std::int64_t(u)) throw std::logic_error("systolic array: output registers out of step in column " + std::to_string(j));
+        code = b.o, status = b.o_status;
+      }
+      for (int i = T.r - 1; i > 0; --i) {
+        Pe& d = pe(i, j);
+        const Pe& up = pe(i - 1, j);
+        count_toggles(d.o, up.o, st.toggles.acc);
+        d.o_status = up.o_status, d.o_tile = up.o_tile;
+      }
+      count_toggles(pe(0, j).o, 0, st.toggles.acc);
+      pe(0, j).o_status = 0, pe(0, j).o_tile = -1;
+      take_result(j, T.m0 + T.r - 1 - q, T.n0, code, status, u);
+    }
+  }
+  // Sums finished in the previous cycle move to the output registers (the bottom row's leave straight).
+  for (int i = 0; i < cfg_.rows; ++i)
+    for (int j = 0; j < cfg_.cols; ++j) {
+      Pe& p = pe(i, j);
+      if (p.p_tag != K - 1 || p.p_tile < 0 || i == tiles_[std::size_t(p.p_tile)].r - 1) continue;
+      if (p.o_tile >= 0) throw std::logic_error("systolic array: the output register of " + where(i, j) + " overwritten before it drained");
+      count_toggles(p.o, p.p, st.toggles.acc);
+      p.o_status = p.status, p.o_tile = p.p_tile;
+      p.p_tag = p.p_tile = -1;
+    }
+  close_tiles();
+  // The tile whose operands enter row i's (column j's) input port this cycle, and their k.
+  auto feeding = [&](int index, bool row) -> std::pair<std::int64_t, std::int64_t> {
+    for (std::size_t u = open_; u < next_stream_; ++u) {
+      const std::int64_t k = now_ - times_[u].stream - index;
+      if (index < (row ? tiles_[u].r : tiles_[u].c) && k >= 0 && k < K) return {std::int64_t(u), k};
+    }
+    return {-1, -1};
+  };
+  for (int i = cfg_.rows - 1; i >= 0; --i)
+    for (int j = cfg_.cols - 1; j >= 0; --j) {
+      Pe& p = pe(i, j);
+      std::int64_t ka = -1, kw = -1, ua = -1, uw = -1;
+      u128 a = 0, w = 0;
+      if (j == 0) {
+        std::tie(ua, ka) = feeding(i, true);
+        if (ua >= 0) a = a_at(tiles_[std::size_t(ua)].m0 + i, ka), ++st.buf_a.reads;
+      } else if (const Pe& left = pe(i, j - 1); left.a_tag >= 0 && j < tiles_[std::size_t(left.a_tile)].c) {
+        ka = left.a_tag, ua = left.a_tile, a = left.a;
+      }
+      if (i == 0) {
+        std::tie(uw, kw) = feeding(j, false);
+        if (uw >= 0) w = ops_.w[std::size_t(kw * s.n + tiles_[std::size_t(uw)].n0 + j)], ++st.buf_w.reads;
+      } else if (const Pe& up = pe(i - 1, j); up.w_tag >= 0 && i < tiles_[std::size_t(up.w_tile)].r) {
+        kw = up.w_tag, uw = up.w_tile, w = up.w;
+      }
+      if (ka != kw || ua != uw) throw std::logic_error("systolic array: activation and weight out of step");
+      p.a_tag = p.w_tag = ka;
+      p.a_tile = p.w_tile = ua;
+      if (ka < 0) continue;
+      const Tile& T = tiles_[std::size_t(ua)];
+      u128 psum = 0;
+      unsigned status = 0;
+      if (ka == 0) {
+        if (p.p_tag >= 0) throw std::logic_error("systolic array: the accumulator of " + where(i, j) + " still holds a sum");
+      } else {
+        if (p.p_tile != ua || p.p_tag != ka - 1) throw std::logic_error("systolic array: accumulator out of step at " + where(i, j));
+        psum = p.p, status = p.status;
+      }
+      mac(p, psum, status, a, w, T.m0 + i, ka, T.n0 + j);
+      p.p_tag = ka, p.p_tile = ua;
+      count_toggles(p.a, a, st.toggles.mul_a);
+      count_toggles(p.w, w, st.toggles.mul_w);
+    }
 }
 
 // Input-stationary: C^T (N x M) back to C (M x N), and the counts named in A and W terms.

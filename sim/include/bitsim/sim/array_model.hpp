@@ -58,6 +58,11 @@ struct ArraySpec {
   std::int64_t buffer_w_bytes = 256 << 10;
   std::int64_t buffer_o_bytes = 256 << 10;
   double dram_bytes_per_cycle = 0;  // 0: unlimited (fetches take no cycles)
+  // Tiles run one after another (false), or overlapped (true): the PEs hold a second weight register
+  // (ws, is) that loads the next tile's weights while the current tile streams, or a second
+  // accumulator register per PE (os) that drains a tile's sums while the next tile computes, and the
+  // next tile's operands enter the array as soon as the hazards of docs/sim.md allow.
+  bool overlap = false;
   static constexpr std::int64_t kMaxBufferBytes = std::int64_t(1) << 40;
   static constexpr double kMinDramBytesPerCycle = 1e-6;
 
@@ -168,8 +173,9 @@ struct ArrayStats {
 //   ws, tile (m-block, k-fold, n-fold) of r x c PEs:  r (weight load) + Mt + r + c - 1 (skewed
 //       stream of the block's Mt rows, drain)
 //   os, tile (m-fold, n-fold) of r x c PEs:  K + r + c - 2 (skewed stream) + r (drain)
-// Tiles run one after another; with limited bandwidth each tile's operands are prefetched while
-// the previous tile computes (one DRAM channel, requests in order). docs/sim.md derives it.
+// Tiles run one after another, or overlapped (ArraySpec::overlap) as the hazard rules of
+// docs/sim.md allow; with limited bandwidth each tile's operands are prefetched while the previous
+// tile computes (one DRAM channel, requests in order). docs/sim.md derives it.
 ArrayStats array_model(const ArraySpec& spec, const OperandBits& bits, const GemmShape& shape, const Mapping& mapping = {});
 inline ArrayStats array_model(const ArrayConfig& cfg, const GemmShape& shape, const Mapping& mapping = {}) {
   cfg.validate();
@@ -187,8 +193,10 @@ inline ArrayStats conv_model(const ArrayConfig& cfg, const ConvShape& shape, con
   return conv_model(cfg.spec(), cfg.bits(), shape, mapping);
 }
 
-// Just the compute cycles, summed over tiles in closed form (no loop): what array_model returns as
-// compute_cycles, and its cycles when bandwidth is unlimited.
+// Just the compute cycles (the cycles in which some tile loads, streams or drains) with no DRAM
+// traffic: what array_model returns as compute_cycles and cycles when bandwidth is unlimited. A
+// sum over tiles in closed form (no loop) for serialized tiles; overlapped tiles are walked (no
+// buffers).
 std::int64_t compute_cycles(const ArraySpec& spec, const GemmShape& shape, const Mapping& mapping = {});
 
 }  // namespace bitsim::sim

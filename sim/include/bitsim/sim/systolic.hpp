@@ -29,6 +29,15 @@ namespace bitsim::sim {
 // Registers hold their value while no valid data arrives (clock gating), so toggles count only
 // real data movement. Start: raise `start` for one edge while idle; `done` rises with the edge
 // after the last DRAM write of C and stays high until reset.
+//
+// With ArraySpec::overlap the tiles overlap: every register's data carries the tile it belongs to,
+// and the PEs act on those tags (a weight-stationary PE takes its shadow weight when the first
+// activation of a new tile reaches it; an output-stationary PE hands its sum to its output register
+// and starts the next). The controller starts each tile's load and stream by the rules of
+// docs/sim.md; the datapath checks every hazard those rules must prevent (a shadow weight
+// overwritten before use, an output port taking two results in a cycle, a partial sum read before
+// the previous k-fold wrote it, an output register overwritten before it drained) and throws
+// std::logic_error if one occurs.
 class SystolicArray : public sc_core::sc_module {
  public:
   sc_core::sc_in<bool> SC_NAMED(clk);
@@ -52,7 +61,8 @@ class SystolicArray : public sc_core::sc_module {
   void trace(sc_core::sc_trace_file* tf) const;
 
  private:
-  enum class Phase : int { Idle = 0, WaitFetch = 1, Load = 2, Stream = 3, Drain = 4, WaitWrite = 5, Done = 6 };
+  // Overlapped tiles run in phase Overlapped from the first load to the last result.
+  enum class Phase : int { Idle = 0, WaitFetch = 1, Load = 2, Stream = 3, Drain = 4, WaitWrite = 5, Done = 6, Overlapped = 7 };
 
   // One tile of the schedule: its block indices and extents.
   struct Tile {
@@ -84,6 +94,18 @@ class SystolicArray : public sc_core::sc_module {
     std::int64_t a_tag = -1;  // a's row m (ws) or k (os); -1: no valid data
     std::int64_t p_tag = -1;  // ws: the partial sum's row m; -1: none
     std::int64_t w_tag = -1;  // os: the passing weight's k
+    // Overlapped tiles: the tile of the activation, the partial sum or accumulator, and the weight
+    // (ws: the active one; os: the passing one); -1 none. os: p_tag is the k last added to p.
+    std::int64_t a_tile = -1, p_tile = -1, w_tile = -1;
+    arith::u128 sw = 0;        // ws: the shadow weight, loaded while another tile streams
+    std::int64_t sw_tile = -1;  //   its tile; -1 once taken
+    arith::u128 o = 0;         // os: the output register a finished sum waits in to drain
+    unsigned o_status = 0;
+    std::int64_t o_tile = -1;
+  };
+  // Overlapped tiles: when each loads (ws) and streams, and how many results have left it.
+  struct Times {
+    std::int64_t load = -1, stream = -1, collected = 0;
   };
 
   std::vector<std::int64_t> conv_tile_rows(std::int64_t m0, std::int64_t m1, std::int64_t k0, std::int64_t k1) const;
@@ -100,6 +122,12 @@ class SystolicArray : public sc_core::sc_module {
   void os_stream_cycle();
   void os_drain_cycle();
   void end_tile();
+  void overlap_control();
+  void ws_overlap_cycle();
+  void os_overlap_cycle();
+  void write_back(const Tile& T);
+  void take_result(int j, std::int64_t m, std::int64_t n0, arith::u128 code, unsigned status, std::size_t u);
+  void close_tiles();
   void issue_fetch(std::size_t t);
   std::size_t dram_issue(std::int64_t at, std::int64_t bytes);
   void dram_step();
@@ -140,6 +168,13 @@ class SystolicArray : public sc_core::sc_module {
   std::int64_t tile_macs_ = 0;    // MACs done in this tile
   int active_pes_ = 0;
   bool tracing_ = false;
+  // Overlapped tiles.
+  std::vector<Times> times_;
+  std::size_t next_load_ = 0, next_stream_ = 0;  // the next tile to start loading (ws) and streaming
+  std::size_t open_ = 0;                          // the first tile whose results have not all left
+  std::vector<std::int64_t> fold_ready_;          // ws, per (m-block, n-fold): when its next k-fold may stream
+  std::vector<std::int64_t> folds_;               // ws, per output: k-folds whose partial sums left the array
+  std::vector<std::int64_t> port_;                // per column: the last cycle its output port took a result
 
   sc_core::sc_signal<int> SC_NAMED(tile_sig_);
   sc_core::sc_signal<int> SC_NAMED(phase_sig_);
