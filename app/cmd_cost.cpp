@@ -216,7 +216,7 @@ struct RooflineArgs {
   std::vector<std::string> gemms;
   std::string plot, energy_plot;
   ModelArgs model;
-  bool json = false;
+  bool overlap = false, json = false;
 };
 
 GemmLayer parse_gemm(const std::string& s, std::size_t index) {
@@ -256,6 +256,7 @@ void run_array_roofline(const RooflineArgs& a, const CostModel& model, const For
   const sim::ArrayDims dims = sim::parse_array_dims(a.array, "--array");
   hw.array.rows = dims.rows, hw.array.cols = dims.cols;
   hw.array.dataflow = sim::parse_dataflow(a.dataflow);
+  hw.array.overlap = a.overlap;
   const std::int64_t buffer_bytes = parse_buffer_kib(a.buffer_kib, false);
   hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = buffer_bytes;
   hw.array.dram_bytes_per_cycle = bw_gb_per_s / clock_ghz;
@@ -300,8 +301,8 @@ void run_array_roofline(const RooflineArgs& a, const CostModel& model, const For
     fmt::print("{}\n", j.dump());
     return;
   }
-  fmt::print("{}x{} {} MAC array, {} KiB buffers: peak {:.6g} GOPS, bandwidth {} GB/s, ridge {:.6g} ops/byte\n", dims.rows,
-             dims.cols, a.dataflow, double(buffer_bytes) / 1024, c.peak_ops_per_s / 1e9, bw_gb_per_s,
+  fmt::print("{}x{} {}{} MAC array, {} KiB buffers: peak {:.6g} GOPS, bandwidth {} GB/s, ridge {:.6g} ops/byte\n", dims.rows,
+             dims.cols, a.dataflow, a.overlap ? " overlapped" : "", double(buffer_bytes) / 1024, c.peak_ops_per_s / 1e9, bw_gb_per_s,
              ridge_intensity_ops_per_byte(c.peak_ops_per_s, bw_gb_per_s));
   fmt::print("operands {} x {} -> acc {} (outputs written at the accumulator's width); {}\n", act.spec(), weight.spec(),
              acc.spec(), c.technology);
@@ -417,6 +418,7 @@ void add_roofline_command(CLI::App* cost) {
   auto* c = cost->add_subcommand("roofline", "Peak, arithmetic intensity and attainable performance per GEMM layer");
   c->add_option("--array", a->array, "MAC array ROWSxCOLS (costed as the tiled array: buffers, dataflow)");
   c->add_option("--dataflow", a->dataflow, "With --array: ws, os or is")->capture_default_str();
+  c->add_flag("--overlap", a->overlap, "With --array: overlap each tile's drain with the next one's fill (docs/sim.md)");
   c->add_option("--buffer-kib", a->buffer_kib, "With --array: each on-chip buffer (A, W, output) in KiB")->capture_default_str();
   c->add_option("--mapping", a->mapping, "With --array: what the mapper minimises: energy, cycles, dram, edp, or fixed")
       ->capture_default_str();
@@ -444,7 +446,7 @@ struct NetworkArgs {
   std::int64_t batch = 1;
   int threads = 0;
   ModelArgs model;
-  bool json = false;
+  bool overlap = false, json = false;
 };
 
 // The experiment a topology is costed under: --experiment's hardware and numerics (or bitsim's
@@ -484,6 +486,7 @@ nn::Experiment network_experiment(const NetworkArgs& a) {
     hw.array.rows = dims.rows, hw.array.cols = dims.cols;
   }
   if (!a.dataflow.empty()) hw.array.dataflow = sim::parse_dataflow(a.dataflow);
+  if (a.overlap) hw.array.overlap = true;
   if (!a.buffer_kib.empty())
     hw.array.buffer_a_bytes = hw.array.buffer_w_bytes = hw.array.buffer_o_bytes = parse_buffer_kib(a.buffer_kib, false);
   if (!a.clock.empty()) {
@@ -604,7 +607,8 @@ void run_network(const NetworkArgs& a) {
       {"numerics", {{"activations", x.numerics.activations.format}, {"weights", x.numerics.weights.format},
                     {"accumulator", x.numerics.accumulator.format}}},
       {"hardware", {{"array", fmt::format("{}x{}", hw.array.rows, hw.array.cols)},
-                    {"dataflow", std::string(sim::to_string(hw.array.dataflow))}, {"clock_ghz", hw.clock_ghz},
+                    {"dataflow", std::string(sim::to_string(hw.array.dataflow))}, {"overlap", hw.array.overlap},
+                    {"clock_ghz", hw.clock_ghz},
                     {"buffer_bytes", hw.array.buffer_a_bytes}, {"dram_gb_per_s", hw.dram_gb_per_s()},
                     {"node_nm", hw.node_nm}, {"mapping", std::string(costmodel::to_string(hw.mapping))},
                     {"technology", c.technology}}},
@@ -691,6 +695,7 @@ void add_network_command(CLI::App* cost) {
   c->add_option("--experiment", a->experiment, "Experiment file (TOML) whose [hardware] and [numerics] to use");
   c->add_option("--array", a->array, "MAC array ROWSxCOLS (default 16x16, or the experiment's)");
   c->add_option("--dataflow", a->dataflow, "ws, os or is (default ws, or the experiment's)");
+  c->add_flag("--overlap", a->overlap, "Overlap each tile's drain with the next one's fill (docs/sim.md; default off, or the experiment's)");
   c->add_option("--buffer-kib", a->buffer_kib, "Each on-chip buffer (A, W, output) in KiB (default 256)");
   c->add_option("--bandwidth", a->bandwidth, "DRAM bandwidth in GB/s (default unlimited, or the experiment's)");
   c->add_option("--clock", a->clock, "Clock in GHz (default 1)");

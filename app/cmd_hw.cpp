@@ -46,7 +46,7 @@ struct GemmArgs {
   std::string buffer_kib = "256", bandwidth = "0";
   std::string vcd;
   std::string mapper = "fixed";
-  bool json = false;
+  bool overlap = false, json = false;
 };
 
 // GEMM sizes and array dimensions: positive, and small enough that products of them fit 64 bits.
@@ -77,6 +77,7 @@ sim::ArrayConfig make_config(const GemmArgs& g) {
   const sim::ArrayDims dims = sim::parse_array_dims(g.array, "--array");
   c.rows = dims.rows, c.cols = dims.cols;
   c.dataflow = sim::parse_dataflow(g.dataflow);
+  c.overlap = g.overlap;
   c.a = Format::parse(g.a_format);
   c.w = Format::parse(g.w_format);
   c.acc = Format::parse(g.acc_format);
@@ -187,7 +188,8 @@ void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const s
 
   if (g.json) {
     nlohmann::json j = {
-        {"array", {{"rows", cfg.rows}, {"cols", cfg.cols}, {"dataflow", std::string(sim::to_string(cfg.dataflow))}}},
+        {"array", {{"rows", cfg.rows}, {"cols", cfg.cols}, {"dataflow", std::string(sim::to_string(cfg.dataflow))},
+                   {"overlap", cfg.overlap}}},
         {"gemm", {{"m", shape.m}, {"k", shape.k}, {"n", shape.n}}},
         {"mapping", mapping.to_string()},
         {"formats", {{"a", cfg.a.spec()}, {"w", cfg.w.spec()}, {"acc", cfg.acc.spec()},
@@ -206,7 +208,8 @@ void simulate_and_report(const GemmArgs& g, const sim::ArrayConfig& cfg, const s
     for (const auto& [key, value] : workload.items()) j[key] = value;
     fmt::print("{}\n", j.dump(2));
   } else {
-    fmt::print("{}x{} {} array, {}: {} x {} -> {} ({}, {})\n", cfg.rows, cfg.cols, sim::to_string(cfg.dataflow), title,
+    fmt::print("{}x{} {}{} array, {}: {} x {} -> {} ({}, {})\n", cfg.rows, cfg.cols, sim::to_string(cfg.dataflow),
+               cfg.overlap ? " overlapped" : "", title,
                cfg.a.spec(), cfg.w.spec(), cfg.acc.spec(), arith::to_string(cfg.acc_spec.rounding),
                arith::to_string(cfg.acc_spec.overflow));
     fmt::print("  mapping: {}\n", mapping.to_string());
@@ -309,6 +312,7 @@ void add_hw_commands(CLI::App& app) {
   auto common = [](CLI::App* c, GemmArgs& g) {
     c->add_option("--array", g.array, "PE rows x columns, RxC")->capture_default_str();
     c->add_option("--dataflow", g.dataflow, "ws (weight-stationary), os (output-stationary) or is (input-stationary)")->capture_default_str();
+    c->add_flag("--overlap", g.overlap, "Overlap each tile's drain with the next one's fill: double-buffered PE registers (docs/sim.md)");
     c->add_option("--a-format", g.a_format, "Activation format")->capture_default_str();
     c->add_option("--w-format", g.w_format, "Weight format")->capture_default_str();
     c->add_option("--acc-format", g.acc_format, "Accumulator format (and of C)")->capture_default_str();

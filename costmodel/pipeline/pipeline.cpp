@@ -199,7 +199,8 @@ RunCost evaluate(const Hardware& hw, const Workload& w, int threads) {
   r.clock_ghz = hw.clock_ghz;
   r.peak_ops_per_s = peak_ops_per_s(MacArray{std::uint64_t(hw.array.rows), std::uint64_t(hw.array.cols), hw.clock_ghz});
   r.dram_gb_per_s = hw.dram_gb_per_s();
-  r.array = fmt::format("{}x{} {}", hw.array.rows, hw.array.cols, sim::to_string(hw.array.dataflow));
+  r.array = fmt::format("{}x{} {}{}", hw.array.rows, hw.array.cols, sim::to_string(hw.array.dataflow),
+                        hw.array.overlap ? " overlapped" : "");
   r.mapping = std::string(to_string(hw.mapping));
   for (const Phase p : {Phase::Forward, Phase::BackwardData, Phase::BackwardWeight, Phase::Update, Phase::Inference})
     r.by_phase.emplace_back(p, CostLine{});

@@ -319,6 +319,7 @@ void read_hardware(Reader& h, Experiment& x) {
   h.get("clock_ghz", x.hardware.clock_ghz);
   h.get("buffer_kib", buffer_kib);
   h.get("dram_bytes_per_cycle", x.hardware.array.dram_bytes_per_cycle);
+  h.get("overlap", x.hardware.array.overlap);
   h.get("node_nm", x.hardware.node_nm);
   h.get("table", x.hardware.table);
   std::string mapping(costmodel::to_string(x.hardware.mapping));
@@ -617,7 +618,7 @@ nlohmann::json Experiment::to_json() const {
           {"test_weights", test_with_master_weights ? "master" : "quantized"},
           {"layer_numerics", overrides},
           {"hardware", {{"array", fmt::format("{}x{}", a.rows, a.cols)}, {"dataflow", std::string(sim::to_string(a.dataflow))},
-                        {"clock_ghz", hardware.clock_ghz}, {"buffer_bytes", a.buffer_a_bytes},
+                        {"overlap", a.overlap}, {"clock_ghz", hardware.clock_ghz}, {"buffer_bytes", a.buffer_a_bytes},
                         {"dram_bytes_per_cycle", a.dram_bytes_per_cycle}, {"node_nm", hardware.node_nm}, {"table", hardware.table},
                         {"mapping", std::string(costmodel::to_string(hardware.mapping))}}}};
 }

@@ -17,6 +17,17 @@ expect_ok "os cycles" '"cycles": 72' "$bitsim" hw gemm --array 4x4 --dataflow os
 expect_ok "is cycles" '"cycles": 64' "$bitsim" hw gemm --array 4x4 --dataflow is --m 8 --k 8 --n 5 --json
 expect_ok "is bit exact" "outputs matching arith bit for bit: 35 of 35" \
   "$bitsim" hw gemm --array 3x2 --dataflow is --m 7 --k 9 --n 5 --a-format bf16 --w-format bf16 --acc-format bf16 --rounding stochastic
+# Overlapped tiles, the same GEMMs (docs/sim.md, "Overlapped tiles"). ws: the first tile loads its
+# weights in 4 cycles, then the tiles' 8 rows stream back to back (each next tile's weights load
+# behind, 3 cycles after the previous one starts: S = 4, 12, 20, 28), and the last tile's last
+# result reaches the output buffer Mt + r + c - 2 = 14 cycles after it starts: 28 + 14 = 42, 43
+# cycles (76 serialized). os: a tile every max(K, 2 r - 1) = 8 cycles (S = 0, 8, 16, 24), the last ends
+# K + 2 r + c - 3 = 17 cycles after it starts: 24 + 17 = 41, 42 cycles (72 serialized).
+expect_ok "ws overlapped cycles" '"cycles": 43' "$bitsim" hw gemm --array 4x4 --m 8 --k 8 --n 8 --overlap --json
+expect_ok "os overlapped cycles" '"cycles": 42' "$bitsim" hw gemm --array 4x4 --dataflow os --m 8 --k 8 --n 8 --overlap --json
+expect_ok "is overlapped bit exact" "outputs matching arith bit for bit: 35 of 35" \
+  "$bitsim" hw gemm --array 3x2 --dataflow is --m 7 --k 9 --n 5 --a-format bf16 --w-format bf16 --acc-format bf16 \
+  --rounding stochastic --overlap
 # K = 1, one PE row used: 1 + 5 + 1 + 3 - 1 = 9 cycles; 15 MACs on 12 PEs in 9 cycles.
 expect_ok "k=1 cycles" '"cycles": 9' "$bitsim" hw gemm --array 4x3 --m 5 --k 1 --n 3 --json
 expect_ok "bit exact" "outputs matching arith bit for bit: 64 of 64" "$bitsim" hw gemm --array 4x4 --m 8 --k 8 --n 8

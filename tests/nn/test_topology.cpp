@@ -228,7 +228,8 @@ dram_bytes_per_cycle = 4
 }
 
 // A depthwise convolution in the executor (groups = channels) is costed as SCALE-Sim reads a "DP"
-// row: one single-channel convolution per channel, each its own GEMM on the array.
+// row: one single-channel convolution per channel, each its own GEMM on the array (here on an
+// output-stationary array with overlapped tiles).
 TEST(Topology, DepthwiseLayerCostsWhatTheExecutorsDepthwiseConvolutionCosts) {
   test::TempDir dir;
   const Experiment x = Experiment::load(dir.write("x.toml", R"(name = "dw"
@@ -253,9 +254,11 @@ accumulator = "int<32>"
 [hardware]
 array = "8x8"
 dataflow = "os"
+overlap = true
 buffer_kib = 2
 dram_bytes_per_cycle = 4
 )"));
+  ASSERT_TRUE(x.hardware.array.overlap);
   std::vector<GemmRecord> forward;
   for (const GemmRecord& g : record_training_step(x, load_split(x, true)))
     if (g.phase == Phase::Forward) forward.push_back(g);

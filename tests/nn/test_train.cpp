@@ -508,6 +508,8 @@ TEST(NnExperiment, ErrorsNameTheFileAndTheKey) {
   EXPECT_NE(error_of("name = \n").find("bad.toml:1"), std::string::npos);
   EXPECT_NE(error_of(good, {"model.layers=[{type=\"conv3d\"}]"}).find("type 'conv3d'"), std::string::npos);
   EXPECT_NE(error_of(good, {"hardware.array=\"16\""}).find("hardware.array '16'"), std::string::npos);
+  EXPECT_NE(error_of(good, {"hardware.overlap=\"yes\""}).find("hardware.overlap: expected true or false"), std::string::npos);
+  EXPECT_EQ(error_of(good, {"hardware.overlap=true"}), "no error");
   EXPECT_NE(error_of(good, {"numerics.errors=\"fp16\""}).find("errors is 'fp16'"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.master=\"binary\""}).find("master"), std::string::npos);
   EXPECT_NE(error_of(good, {"numerics.errors=\"binary-scaled\""}).find("errors: 'binary-scaled' scales each row"), std::string::npos);
