@@ -38,6 +38,16 @@ python3 -c "import sys; sys.exit(0 if int(float(sys.argv[1])) == int(sys.argv[2]
 # He et al. 2016, table 1: 1.8 x 10^9 multiply-adds.
 [ "$want" = 1814073344 ] || { echo "FAIL: resnet18.csv has $want MACs, not ResNet-18's"; fails=$((fails + 1)); }
 check "layer MACs add up" "sum(l['macs'] for l in d['layers']) == d['totals']['macs']" "$tmp/r18.json"
+# Overlapped tiles (docs/sim.md): one 128x64x64 GEMM on a 32x32 ws array, fixed mapping, 2 n-folds
+# x 2 k-folds. Serialized each tile is 2 r + M + c - 1 = 223 cycles: 892. Overlapped, the first tile
+# loads for 32 cycles, the four stream their 128 rows back to back, and the last one's last result
+# leaves M + r + c - 2 = 190 cycles after it starts: 32 + 3 x 128 + 190 = 606, 607 cycles.
+printf 'Layer,M,N,K,\nfc,128,64,64,\n' > "$tmp/fc128.csv"
+"$bitsim" cost network --topology "$tmp/fc128.csv" --array 32x32 --mapping fixed --json > "$tmp/serial.json" &&
+  "$bitsim" cost network --topology "$tmp/fc128.csv" --array 32x32 --mapping fixed --overlap --json > "$tmp/overlap.json" ||
+  { echo "FAIL: cost network --overlap"; fails=$((fails + 1)); }
+check "serialized cycles" "d['totals']['cycles'] == 892 and d['hardware']['overlap'] is False" "$tmp/serial.json"
+check "overlapped cycles" "d['totals']['cycles'] == 607 and d['hardware']['overlap'] is True" "$tmp/overlap.json"
 check "energy adds up" "abs(sum(l['energy_pj']['total'] for l in d['layers']) - d['totals']['energy_pj']['total']) <= 1e-9 * d['totals']['energy_pj']['total']" "$tmp/r18.json"
 check "utilization in (0, 1]" "all(0 < l['utilization'] <= 1 for l in d['layers'])" "$tmp/r18.json"
 check "attained at most peak" "all(l['roofline']['achieved_ops_per_s'] <= l['roofline']['attainable_ops_per_s'] * (1 + 1e-12) for l in d['layers'])" "$tmp/r18.json"
