@@ -36,15 +36,35 @@ const Format kFp32 = Format::fp32();
 // thread count.
 constexpr std::int64_t kRowsPerItem = 32;
 
+// The largest |x_i|, NaNs skipped. Eight running maxima, so the compares do not wait on each
+// other (v > m ? v : m is one vector max); |x| and the maxima are exact, so the order is free.
 double max_abs(const float* x, std::int64_t n) {
-  double m = 0;
-  for (std::int64_t i = 0; i < n; ++i) m = std::max(m, double(std::abs(x[i])));
-  return m;
+  float m[8] = {};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float v = std::abs(x[i + l]);
+      m[l] = v > m[l] ? v : m[l];
+    }
+  float r = 0;
+  for (; i < n; ++i) r = std::abs(x[i]) > r ? std::abs(x[i]) : r;
+  for (const float v : m) r = v > r ? v : r;
+  return double(r);
 }
 
+// Whether no x_i is an infinity or a NaN (exponent bits all ones), tested a block at a time
+// without a branch per element.
 bool all_finite(const float* x, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return false;
+  constexpr std::int64_t kBlock = 1024;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    std::uint32_t special = 0;
+    for (std::int64_t i = i0; i < std::min(n, i0 + kBlock); ++i) {
+      std::uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      special |= std::uint32_t((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (special) return false;
+  }
   return true;
 }
 
