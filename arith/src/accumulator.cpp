@@ -143,7 +143,7 @@ bool in_range(std::int64_t v, const Format& f, Overflow o) {
 // decision by round_up_magnitude (two's complement stochastic rounding). frac in [0, 1), exact.
 std::int64_t round_sum(std::int64_t i, double frac, const RoundSpec& spec, std::uint32_t random) {
   if (frac == 0) return i;
-  const double scaled = std::ldexp(frac, 64);  // exact: a power-of-two scale
+  const double scaled = scale_pow2(frac, 64);  // exact: a power-of-two scale
   const auto frac64 = std::uint64_t(scaled);   // < 2^64
   const bool sticky = double(frac64) != scaled;
   bool neg;

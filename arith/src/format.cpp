@@ -184,16 +184,6 @@ int Format::emax() const {
   return (reserved ? all_ones - 1 : all_ones) - bias();
 }
 
-i128 Format::min_int() const {
-  if (!is_signed) return 0;
-  return i128(u128(0) - (u128(1) << (wl - 1)));  // modular conversion, defined since C++20
-}
-
-u128 Format::max_magnitude() const {
-  if (is_signed) return (u128(1) << (wl - 1)) - 1;
-  return wl >= 128 ? ~u128(0) : (u128(1) << wl) - 1;
-}
-
 // ---- mode names ----
 
 namespace {

@@ -176,34 +176,6 @@ void Optimizer::wage_step(const std::vector<Param*>& params, double lr, std::uin
   }
 }
 
-// Adam on one parameter tensor without the lazy update: step()'s Adam branch with the settings
-// read once, so that the loop has no branch the compiler cannot lift out (-ffp-contract=off keeps
-// every multiply and add as written; nothing is reassociated).
-void Optimizer::adam_step(Param& p, std::vector<float>& m, std::vector<float>& v, double lr_p, double bc1, double bc2,
-                          double grad_scale, std::int64_t block) const {
-  const double b1 = cfg_.beta1, b2 = cfg_.beta2, c1 = 1 - cfg_.beta1, c2 = 1 - cfg_.beta2, eps = cfg_.eps;
-  const double decay = p.is_weight ? cfg_.weight_decay : 0;
-  const bool clip = cfg_.clip > 0 && p.is_weight;
-  const float lo = float(-cfg_.clip), hi = float(cfg_.clip);
-  const std::int64_t size = std::int64_t(p.value.v.size());
-  float* value = p.value.v.data();
-  const float* grad = p.grad.v.data();
-  float* mm = m.data();
-  float* vv = v.data();
-  parallel_for((size + block - 1) / block, [&](std::int64_t b) {
-    const std::int64_t i0 = b * block, i1 = std::min(size, (b + 1) * block);
-    for (std::int64_t i = i0; i < i1; ++i) {
-      double g = double(grad[i]) / grad_scale;
-      if (decay != 0) g += decay * value[i];
-      mm[i] = float(b1 * mm[i] + c1 * g);
-      vv[i] = float(b2 * vv[i] + c2 * g * g);
-      const double u = lr_p * (mm[i] / bc1) / (std::sqrt(vv[i] / bc2) + eps);
-      const float w = float(value[i] - u);
-      value[i] = clip ? std::clamp(w, lo, hi) : w;
-    }
-  });
-}
-
 void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step,
                      double grad_scale) {
   auto stream = [&](std::size_t pi) {
@@ -245,54 +217,72 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
     // Element-wise and independent: blocks of a fixed size run on any thread with the same result.
     constexpr std::int64_t kBlock = 4096;
     const std::int64_t size = std::int64_t(p.value.v.size());
-    if (adam && !lazy_param) {  // the common case as one loop the compiler vectorises: the same operations, in the same order
-      adam_step(p, m, v, lr_p, bc1, bc2, grad_scale, kBlock);
-      if (p.is_weight && !master_.is_fp32()) quantize_master(p, matrix(p), sr, step);
-      continue;
-    }
+    // Adam's moments and steps, the block in one loop without branches the compiler cannot lift
+    // (it vectorises it; -ffp-contract=off keeps every multiply and add as written).
+    const double b1 = cfg_.beta1, b2 = cfg_.beta2, c1 = 1 - cfg_.beta1, c2 = 1 - cfg_.beta2, eps = cfg_.eps;
+    const double decay = p.is_weight ? cfg_.weight_decay : 0;
+    const float* grad = p.grad.v.data();
+    float* value = p.value.v.data();
+    auto adam_updates = [&](std::int64_t i0, std::int64_t i1, double* u) {
+      float* mm = m.data();
+      float* vv = v.data();
+      for (std::int64_t i = i0; i < i1; ++i) {
+        double g = double(grad[i]) / grad_scale;
+        if (decay != 0) g += decay * value[i];
+        mm[i] = float(b1 * mm[i] + c1 * g);
+        vv[i] = float(b2 * vv[i] + c2 * g * g);
+        u[i - i0] = lr_p * (mm[i] / bc1) / (std::sqrt(vv[i] / bc2) + eps);
+      }
+    };
+    // The other optimizers' step for element i.
+    auto update = [&](std::size_t i) {
+      double g = double(grad[i]) / grad_scale;
+      if (decay != 0) g += decay * value[i];
+      if (adamax) {
+        // Kingma and Ba's AdaMax: u = lr / (1 - beta1^t) m / max(beta2 v, |g|); BNN's shift-based
+        // AdaMax (Algorithm 4) divides by AP2(v), a shift, and steps by AP2(lr / (1 - beta1^t)).
+        m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
+        v[i] = float(std::max(cfg_.beta2 * v[i], std::abs(g)));
+        return v[i] == 0 ? 0.0 : ax_step * m[i] / (shift ? ap2(v[i]) : double(v[i]));
+      }
+      if (momentum) {
+        m[i] = float(cfg_.momentum * m[i] + g);
+        return lr_p * m[i];
+      }
+      return lr_p * g;
+    };
+    const bool clip = cfg_.clip > 0 && p.is_weight;
+    const float lo = float(-cfg_.clip), hi = float(cfg_.clip);
     parallel_for((size + kBlock - 1) / kBlock, [&](std::int64_t b) {
-      for (std::int64_t ii = b * kBlock; ii < std::min(size, (b + 1) * kBlock); ++ii) {
+      const std::int64_t i0 = b * kBlock, i1 = std::min(size, (b + 1) * kBlock);
+      double u[kBlock];
+      if (adam) adam_updates(i0, i1, u);
+      else
+        for (std::int64_t i = i0; i < i1; ++i) u[i - i0] = update(std::size_t(i));
+      if (!lazy_param) {
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const float w = float(value[i] - u[i - i0]);
+          value[i] = clip ? std::clamp(w, lo, hi) : w;
+        }
+        return;
+      }
+      // Park et al. 2018, Algorithm 1 on codes: acc += -u; theta += acc (rounded to the master
+      // grid); acc -= what theta absorbed.
+      // The code of a value of f (x is on f's grid: the optimizer keeps it there).
+      const auto code = [](const arith::Format& f, float x) -> arith::u128 {
+        if (!f.is_float()) return arith::u128(arith::i128(std::int64_t(arith::scale_pow2(double(x), f.fl)))) & f.code_mask();
+        return arith::quantize(f, arith::Exact::from_float(x), {arith::Rounding::NearestEven, arith::default_overflow(f)}).code;
+      };
+      const bool sr_acc = lazy_.stochastic(), sr_w = master_.stochastic();
+      const int k = lazy_.spec.sr_bits;
+      for (std::int64_t ii = i0; ii < i1; ++ii) {
         const std::size_t i = std::size_t(ii);
-        double g = double(p.grad.v[i]) / grad_scale;
-        if (cfg_.weight_decay != 0 && p.is_weight) g += cfg_.weight_decay * p.value.v[i];
-        double u;
-        if (adam) {
-          m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
-          v[i] = float(cfg_.beta2 * v[i] + (1 - cfg_.beta2) * g * g);
-          u = lr_p * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + cfg_.eps);
-        } else if (adamax) {
-          // Kingma and Ba's AdaMax: u = lr / (1 - beta1^t) m / max(beta2 v, |g|); BNN's shift-based
-          // AdaMax (Algorithm 4) divides by AP2(v), a shift, and steps by AP2(lr / (1 - beta1^t)).
-          m[i] = float(cfg_.beta1 * m[i] + (1 - cfg_.beta1) * g);
-          v[i] = float(std::max(cfg_.beta2 * v[i], std::abs(g)));
-          u = v[i] == 0 ? 0.0 : ax_step * m[i] / (shift ? ap2(v[i]) : double(v[i]));
-        } else if (momentum) {
-          m[i] = float(cfg_.momentum * m[i] + g);
-          u = lr_p * m[i];
-        } else {
-          u = lr_p * g;
-        }
-        if (lazy_param) {
-          // Park et al. 2018, Algorithm 1 on codes: acc += -u; theta += acc (rounded to the master
-          // grid); acc -= what theta absorbed.
-          // The code of a value of f (x is on f's grid: the optimizer keeps it there).
-          const auto code = [](const arith::Format& f, float x) -> arith::u128 {
-            if (!f.is_float()) return arith::u128(arith::i128(std::int64_t(arith::scale_pow2(double(x), f.fl)))) & f.code_mask();
-            return arith::quantize(f, arith::Exact::from_float(x), {arith::Rounding::NearestEven, arith::default_overflow(f)}).code;
-          };
-          const bool sr_acc = lazy_.stochastic(), sr_w = master_.stochastic();
-          const int k = lazy_.spec.sr_bits;
-          const arith::LazyUpdateResult r = kahan.step(
-              code(master_.format, p.value.v[i]), code(lazy_.format, acc_[pi][i]), -u,
-              sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
-              sr_acc ? sr.bits(3 * i + 2, k) : 0);
-          p.value.v[i] = to_float(master_.format, r.theta);
-          acc_[pi][i] = to_float(lazy_.format, r.acc);
-          continue;
-        }
-        float w = float(p.value.v[i] - u);
-        if (cfg_.clip > 0 && p.is_weight) w = std::clamp(w, float(-cfg_.clip), float(cfg_.clip));
-        p.value.v[i] = w;
+        const arith::LazyUpdateResult r = kahan.step(
+            code(master_.format, value[i]), code(lazy_.format, acc_[pi][i]), -u[ii - i0],
+            sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
+            sr_acc ? sr.bits(3 * i + 2, k) : 0);
+        value[i] = to_float(master_.format, r.theta);
+        acc_[pi][i] = to_float(lazy_.format, r.acc);
       }
     });
     if (p.is_weight && !master_.is_fp32() && !lazy_param) quantize_master(p, matrix(p), sr, step);

@@ -79,8 +79,14 @@ struct Format {
 
   // Fixed helpers: the most negative code as a signed integer (0 when unsigned) and the largest
   // code's magnitude (2^(wl-1) - 1 signed, 2^wl - 1 unsigned; fits u128 for every wl <= 128).
-  i128 min_int() const;
-  u128 max_magnitude() const;
+  i128 min_int() const {
+    if (!is_signed) return 0;
+    return i128(u128(0) - (u128(1) << (wl - 1)));  // modular conversion, defined since C++20
+  }
+  u128 max_magnitude() const {
+    if (is_signed) return (u128(1) << (wl - 1)) - 1;
+    return wl >= 128 ? ~u128(0) : (u128(1) << wl) - 1;
+  }
 
   bool operator==(const Format&) const = default;
 };

@@ -95,8 +95,6 @@ class Optimizer {
 
  private:
   void wage_step(const std::vector<Param*>& params, double lr, std::uint64_t seed, std::uint64_t step, double grad_scale);
-  void adam_step(Param& p, std::vector<float>& m, std::vector<float>& v, double lr_p, double bc1, double bc2, double grad_scale,
-                 std::int64_t block) const;
   // Rounds a weight parameter onto the master format (with its overflow-rate state, if it has one).
   void quantize_master(Param& p, arith::MatrixShape shape, const arith::SrStream& sr, std::uint64_t step) const;
   OptimizerConfig cfg_;
