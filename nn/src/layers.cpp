@@ -537,37 +537,16 @@ class Pool : public Layer {
     // Planes are independent, so any thread may take any plane. A window's maximum is its first
     // element (even a NaN) unless a later one is greater: the first of equal maxima wins. Max
     // pooling's padding is no input: a window takes the maximum of the elements inside the input.
-    parallel_for(planes, [&](std::int64_t p) {
-      const float* xp = x.data() + p * h * w;
-      for (std::int64_t oy = 0; oy < ho_; ++oy)
-        for (std::int64_t ox = 0; ox < wo_; ++ox) {
-          const std::int64_t first = oy * s_ * w + ox * s_;
-          const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
-          if (max_) {
-            const std::int64_t y0 = std::max<std::int64_t>(oy * s_ - pad_, 0), y1 = std::min(oy * s_ - pad_ + k_, h);
-            const std::int64_t x0 = std::max<std::int64_t>(ox * s_ - pad_, 0), x1 = std::min(ox * s_ - pad_ + k_, w);
-            std::int64_t at = y0 * w + x0;
-            float best = xp[at];
-            for (std::int64_t iy = y0; iy < y1; ++iy)
-              for (std::int64_t ix = x0; ix < x1; ++ix) {
-                const std::int64_t i = iy * w + ix;
-                if (xp[i] > best) best = xp[i], at = i;
-              }
-            y.v[o] = best;
-            arg_[o] = p * h * w + at;
-          } else {
-            float sum = 0.0f;
-            for (std::int64_t ky = 0; ky < k_; ++ky)
-              for (std::int64_t kx = 0; kx < k_; ++kx) sum += xp[first + ky * w + kx];
-            y.v[o] = sum / float(k_ * k_);
-          }
-        }
-    });
+    // The usual 2x2 and 3x3 windows with their extent known to the compiler (short loops unrolled).
+    if (k_ == 2) return pool_planes<2>(x, y, planes, h, w);
+    if (k_ == 3) return pool_planes<3>(x, y, planes, h, w);
+    pool_planes<0>(x, y, planes, h, w);
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(in_);
     const std::int64_t planes = in_[0] * in_[1], h = in_[2], w = in_[3];
-    for (std::int64_t p = 0; p < planes; ++p)
+    // A window's gradient goes to its own plane: planes on any thread, each in window order.
+    parallel_for(planes, [&](std::int64_t p) {
       for (std::int64_t oy = 0; oy < ho_; ++oy)
         for (std::int64_t ox = 0; ox < wo_; ++ox) {
           const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
@@ -579,9 +558,53 @@ class Pool : public Layer {
             for (std::int64_t kx = 0; kx < k_; ++kx)
               dx.v[std::size_t((p * h + oy * s_ + ky) * w + ox * s_ + kx)] += dy.v[o] / float(k_ * k_);
         }
+    });
   }
 
  private:
+  // Pools every plane; K > 0 is the window's extent k_ as a constant, 0 reads it from k_.
+  template <int K>
+  void pool_planes(const Tensor& x, Tensor& y, std::int64_t planes, std::int64_t h, std::int64_t w) {
+    const std::int64_t k = K > 0 ? K : k_;
+    parallel_for(planes, [&](std::int64_t p) {
+      const float* xp = x.data() + p * h * w;
+      for (std::int64_t oy = 0; oy < ho_; ++oy) {
+        const std::int64_t y0 = std::max<std::int64_t>(oy * s_ - pad_, 0), y1 = std::min(oy * s_ - pad_ + k, h);
+        for (std::int64_t ox = 0; ox < wo_; ++ox) {
+          const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
+          if (max_) {
+            const std::int64_t x0 = std::max<std::int64_t>(ox * s_ - pad_, 0), x1 = std::min(ox * s_ - pad_ + k, w);
+            std::int64_t at = y0 * w + x0;
+            float best = xp[at];
+            if (y1 - y0 == k && x1 - x0 == k) {  // a window inside the input: a fixed extent
+              for (std::int64_t ky = 0; ky < k; ++ky)
+                for (std::int64_t kx = 0; kx < k; ++kx) {  // selects, not branches: the data decide
+                  const std::int64_t i = (y0 + ky) * w + x0 + kx;
+                  const bool greater = xp[i] > best;
+                  best = greater ? xp[i] : best;
+                  at = greater ? i : at;
+                }
+            } else {
+              for (std::int64_t iy = y0; iy < y1; ++iy)
+                for (std::int64_t ix = x0; ix < x1; ++ix) {
+                  const std::int64_t i = iy * w + ix;
+                  if (xp[i] > best) best = xp[i], at = i;
+                }
+            }
+            y.v[o] = best;
+            arg_[o] = p * h * w + at;
+          } else {
+            const std::int64_t first = oy * s_ * w + ox * s_;
+            float sum = 0.0f;
+            for (std::int64_t ky = 0; ky < k; ++ky)
+              for (std::int64_t kx = 0; kx < k; ++kx) sum += xp[first + ky * w + kx];
+            y.v[o] = sum / float(k * k);
+          }
+        }
+      }
+    });
+  }
+
   bool max_;
   std::int64_t k_, s_, pad_, ho_ = 0, wo_ = 0;
   Shape in_;
