@@ -126,67 +126,13 @@ LazyUpdateResult LazyUpdate::step(u128 theta, u128 acc_code, const Exact& update
   return out;
 }
 
-namespace {
-
-std::int64_t signed_value(u128 code, const Format& f) {
-  const int up = 128 - f.wl;
-  return f.is_signed ? std::int64_t(i128(code << up) >> up) : std::int64_t(code);
-}
-
-bool in_range(std::int64_t v, const Format& f, Overflow o) {
-  const std::int64_t hi = std::int64_t(f.max_magnitude());
-  const std::int64_t lo = !f.is_signed ? 0 : o == Overflow::SaturateSymmetric ? -hi : std::int64_t(f.min_int());
-  return v >= lo && v <= hi;
-}
-
-// round(i + frac) to an integer as quantize() rounds a fixed-point value: sign and magnitude, the
-// decision by round_up_magnitude (two's complement stochastic rounding). frac in [0, 1), exact.
-std::int64_t round_sum(std::int64_t i, double frac, const RoundSpec& spec, std::uint32_t random) {
-  if (frac == 0) return i;
-  const double scaled = scale_pow2(frac, 64);  // exact: a power-of-two scale
-  const auto frac64 = std::uint64_t(scaled);   // < 2^64
-  const bool sticky = double(frac64) != scaled;
-  bool neg;
-  std::int64_t mag;
-  LostBits lost;
-  if (i >= 0) {
-    neg = false, mag = i, lost = {frac64, sticky};
-  } else {  // i + frac in (i, i + 1) is negative: magnitude (-i - 1) + (1 - frac)
-    neg = true, mag = -i - 1, lost = {std::uint64_t(0) - frac64 - (sticky ? 1 : 0), sticky};
-  }
-  if (round_up_magnitude(spec.rounding, neg, mag & 1, lost, random, spec.sr_bits, true)) ++mag;
-  return neg ? -mag : mag;
-}
-
-}  // namespace
-
 LazyUpdateResult LazyUpdate::step(u128 theta, u128 acc_code, double update, std::uint32_t r_acc1, std::uint32_t r_theta,
                                   std::uint32_t r_acc2) const {
-  const Format& w = weight;
-  const Format& a = acc;
-  const int shift = a.fl - w.fl;
-  const bool integer_path = !w.is_float() && !a.is_float() && shift >= 0 && shift <= 40 && w.wl <= 48 && a.wl <= 48 &&
-                            std::isfinite(update);
-  if (integer_path) {
-    const double u = scale_pow2(update, a.fl);  // the update in accumulator LSBs, exact
-    if (std::abs(u) < 0x1p52) {
-      const double ui = std::floor(u);
-      // acc1 = round(acc + update)
-      const std::int64_t acc1 = round_sum(signed_value(acc_code, a) + std::int64_t(ui), u - ui, acc_spec, r_acc1);
-      if (in_range(acc1, a, acc_spec.overflow)) {
-        // theta1 = round(theta + acc1) on the weight grid: the sum is exact in accumulator LSBs.
-        const std::int64_t th = signed_value(theta, w);
-        const std::int64_t sum = th * (std::int64_t(1) << shift) + acc1;
-        const std::int64_t floor_q = sum >> shift;  // arithmetic shift: floor
-        const double frac = scale_pow2(double(sum - floor_q * (std::int64_t(1) << shift)), -shift);
-        const std::int64_t th1 = round_sum(floor_q, frac, weight_spec, r_theta);
-        // acc2 = acc1 - (theta1 - theta): exact, so only its range matters.
-        const std::int64_t acc2 = acc1 - (th1 - th) * (std::int64_t(1) << shift);
-        if (in_range(th1, w, weight_spec.overflow) && in_range(acc2, a, acc_spec.overflow))
-          return {u128(i128(th1)) & w.code_mask(), u128(i128(acc2)) & a.code_mask(), 0};
-      }
-    }
-  }
+  const LazyUpdateFixed fixed(*this);
+  std::int64_t theta1 = 0, acc2 = 0;
+  if (fixed.applies() && fixed.step(fixed_code_value(weight, theta), fixed_code_value(acc, acc_code), update, r_acc1, r_theta,
+                                    theta1, acc2))
+    return {u128(i128(theta1)) & weight.code_mask(), u128(i128(acc2)) & acc.code_mask(), 0};
   LazyUpdateResult r = step(theta, acc_code, Exact::from_double(update), r_acc1, r_theta, r_acc2);
   r.status = 0;
   return r;

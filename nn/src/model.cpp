@@ -199,6 +199,7 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
   const bool shift = cfg_.kind == OptimizerKind::ShiftAdamax;
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_)), bc2 = 1 - std::pow(cfg_.beta2, double(t_));
   const arith::LazyUpdate kahan{master_.format, master_.spec, lazy_.format, lazy_.spec};
+  const arith::LazyUpdateFixed fixed(kahan);
   if (cfg_.kind == OptimizerKind::Wage) {
     wage_step(params, lr, seed, step, grad_scale);
     return;
@@ -275,8 +276,20 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
       };
       const bool sr_acc = lazy_.stochastic(), sr_w = master_.stochastic();
       const int k = lazy_.spec.sr_bits;
+      const arith::Format& fw = master_.format;
+      const arith::Format& fa = lazy_.format;
       for (std::int64_t ii = i0; ii < i1; ++ii) {
         const std::size_t i = std::size_t(ii);
+        // Fixed-point formats: step() on the codes' values, inline (what kahan.step runs for them).
+        std::int64_t theta1, acc2;
+        if (fixed.applies() &&
+            fixed.step(arith::fixed_code_value(fw, code(fw, value[i])), arith::fixed_code_value(fa, code(fa, acc_[pi][i])),
+                       -u[ii - i0], sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
+                       theta1, acc2)) {
+          value[i] = float(arith::scale_pow2(double(theta1), -fw.fl));  // to_float() of their codes
+          acc_[pi][i] = float(arith::scale_pow2(double(acc2), -fa.fl));
+          continue;
+        }
         const arith::LazyUpdateResult r = kahan.step(
             code(master_.format, value[i]), code(lazy_.format, acc_[pi][i]), -u[ii - i0],
             sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,

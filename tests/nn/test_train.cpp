@@ -14,12 +14,14 @@
 #include <set>
 #include <sstream>
 
+#include "bitsim/arith/accumulator.hpp"
 #include "bitsim/nn/cost.hpp"
 #include "bitsim/nn/experiment.hpp"
 #include "bitsim/nn/trainer.hpp"
 #include "temp_dir.hpp"
 
 using namespace bitsim::nn;
+namespace arith = bitsim::arith;
 namespace fs = std::filesystem;
 
 namespace {
@@ -583,6 +585,52 @@ TEST(NnOptimizer, LazyUpdateDeliversUpdatesBelowTheMasterLsb) {
   // LSB (8/1024): so exactly six LSBs of 1/64 (96/1024) are delivered and 4/1024 waits.
   EXPECT_EQ(p.value.v[0], 0.5f + 6.0f / 64);
   EXPECT_EQ(lazy.lazy_state()[0][0], 4.0f / 1024);
+}
+
+// The optimizer's lazy update runs fixed-point formats through arith::LazyUpdateFixed on the codes'
+// values; every weight and accumulator must be what arith's general step on codes (exact values,
+// Exact) gives, with the random bits of the update stream, for nearest and stochastic rounding,
+// updates from far below an accumulator LSB to ones that saturate, over several steps.
+TEST(NnOptimizer, LazyUpdateEqualsArithsStepOnCodes) {
+  for (const arith::Rounding rd : {arith::Rounding::NearestEven, arith::Rounding::Stochastic}) {
+    OptimizerConfig cfg;
+    cfg.kind = OptimizerKind::Sgd;
+    Numerics master = Numerics::parse("fixed<8,6>"), lazy = Numerics::parse("fixed<12,10>");
+    master.spec.rounding = lazy.spec.rounding = rd;
+    Optimizer opt(cfg, master, lazy);
+    const std::size_t n = 3000;
+    std::mt19937_64 rng(31);
+    Param p{"weight", Tensor({1, std::int64_t(n)}), Tensor({1, std::int64_t(n)}), true};
+    for (float& w : p.value.v) w = float(std::int64_t(rng() % 256) - 128) / 64;  // on fixed<8,6>'s grid
+    const arith::LazyUpdate oracle{master.format, master.spec, lazy.format, lazy.spec};
+    std::vector<Param*> ps{&p};
+    std::vector<float> acc(n, 0.0f);
+    std::int64_t delivered = 0;
+    for (std::uint64_t step = 0; step < 4; ++step) {
+      for (float& g : p.grad.v) g = std::ldexp(float(std::int64_t(rng() % 2001) - 1000) / 1000, -int(rng() % 14));
+      const double lr = 0.37;
+      std::vector<float> theta = p.value.v;
+      opt.step(ps, lr, 5, step);
+      const arith::SrStream sr = StreamId{step, 0, TensorClass::Update, 0}.stream(5, n);
+      const int k = lazy.spec.sr_bits;
+      const bool st = rd == arith::Rounding::Stochastic;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto code = [](const arith::Format& f, float x) {
+          return arith::quantize(f, arith::Exact::from_float(x), {arith::Rounding::NearestEven, arith::default_overflow(f)}).code;
+        };
+        const double u = lr * double(p.grad.v[i]);
+        const arith::LazyUpdateResult want =
+            oracle.step(code(master.format, theta[i]), code(lazy.format, acc[i]), arith::Exact::from_double(-u),
+                        st ? sr.bits(3 * i, k) : 0, st ? sr.bits(3 * i + 1, master.spec.sr_bits) : 0, st ? sr.bits(3 * i + 2, k) : 0);
+        const float w = arith::to_f32(arith::decode(master.format, want.theta)), a = arith::to_f32(arith::decode(lazy.format, want.acc));
+        ASSERT_EQ(p.value.v[i], w) << arith::to_string(rd) << " step " << step << " element " << i;
+        ASSERT_EQ(opt.lazy_state()[0][i], a) << arith::to_string(rd) << " step " << step << " element " << i;
+        delivered += w != theta[i];
+        acc[i] = a;
+      }
+    }
+    EXPECT_GT(delivered, 1000);
+  }
 }
 
 // BNN's AP2(x) = sign(x) 2^round(log2 |x|), against libm's log2 and exp2.

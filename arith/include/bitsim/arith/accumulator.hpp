@@ -2,9 +2,11 @@
 // the Kahan-compensated "lazy update" of Park et al. 2018 (Algorithm 1), both on codes.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "bitsim/arith/ops.hpp"
+#include "bitsim/arith/pow2.hpp"
 #include "bitsim/arith/stochastic.hpp"
 
 namespace bitsim::arith {
@@ -142,6 +144,89 @@ struct LazyUpdate {
   // computed (0). Everything else goes through step().
   LazyUpdateResult step(u128 theta, u128 acc, double update, std::uint32_t r_acc1 = 0, std::uint32_t r_theta = 0,
                         std::uint32_t r_acc2 = 0) const;
+};
+
+namespace detail {
+
+// round(i + frac) to an integer as quantize() rounds a fixed-point value: sign and magnitude, the
+// decision by round_up_magnitude (two's complement stochastic rounding). frac in [0, 1), exact.
+inline std::int64_t round_integer(std::int64_t i, double frac, const RoundSpec& spec, std::uint32_t random) {
+  if (frac == 0) return i;
+  const double scaled = scale_pow2(frac, 64);  // exact: a power-of-two scale
+  const auto frac64 = std::uint64_t(scaled);   // < 2^64
+  const bool sticky = double(frac64) != scaled;
+  bool neg;
+  std::int64_t mag;
+  LostBits lost;
+  if (i >= 0) {
+    neg = false, mag = i, lost = {frac64, sticky};
+  } else {  // i + frac in (i, i + 1) is negative: magnitude (-i - 1) + (1 - frac)
+    neg = true, mag = -i - 1, lost = {std::uint64_t(0) - frac64 - (sticky ? 1 : 0), sticky};
+  }
+  if (round_up_magnitude(spec.rounding, neg, mag & 1, lost, random, spec.sr_bits, true)) ++mag;
+  return neg ? -mag : mag;
+}
+
+}  // namespace detail
+
+// The value of a fixed-point code of at most 64 bits: the low wl bits, sign-extended when signed.
+inline std::int64_t fixed_code_value(const Format& f, u128 code) {
+  const int up = 128 - f.wl;
+  return f.is_signed ? std::int64_t(i128(code << up) >> up) : std::int64_t(code);
+}
+
+// The integer path of LazyUpdate::step(double), its formats' ranges worked out once: what an
+// optimizer runs for every weight of a tensor. It applies when both formats are fixed point with
+// the accumulator at least as fine as the weights and both at most 48 bits wide (the case of Park
+// et al.); step() is then exact on 64-bit integers, and returns false for an element that leaves
+// the path (an update too large or not finite, a result out of range), which
+// LazyUpdate::step(double) then takes through step(Exact).
+class LazyUpdateFixed {
+ public:
+  explicit LazyUpdateFixed(const LazyUpdate& u)
+      : weight_(u.weight), acc_(u.acc), weight_spec_(u.weight_spec), acc_spec_(u.acc_spec), shift_(u.acc.fl - u.weight.fl),
+        applies_(!u.weight.is_float() && !u.acc.is_float() && shift_ >= 0 && shift_ <= 40 && u.weight.wl <= 48 &&
+                 u.acc.wl <= 48) {
+    if (!applies_) return;
+    range(weight_, weight_spec_.overflow, weight_lo_, weight_hi_);
+    range(acc_, acc_spec_.overflow, acc_lo_, acc_hi_);
+  }
+  bool applies() const { return applies_; }
+
+  // theta and acc: the values of the weight's and the accumulator's codes (fixed_code_value).
+  // theta1 and acc2: the values of step()'s codes.
+  bool step(std::int64_t theta, std::int64_t acc, double update, std::uint32_t r_acc1, std::uint32_t r_theta,
+            std::int64_t& theta1, std::int64_t& acc2) const {
+    if (!applies_ || !std::isfinite(update)) return false;
+    const double u = scale_pow2(update, acc_.fl);  // the update in accumulator LSBs, exact
+    if (!(std::abs(u) < 0x1p52)) return false;
+    const double ui = std::floor(u);
+    // acc1 = round(acc + update)
+    const std::int64_t acc1 = detail::round_integer(acc + std::int64_t(ui), u - ui, acc_spec_, r_acc1);
+    if (acc1 < acc_lo_ || acc1 > acc_hi_) return false;
+    // theta1 = round(theta + acc1) on the weight grid: the sum is exact in accumulator LSBs.
+    const std::int64_t one = std::int64_t(1) << shift_;
+    const std::int64_t sum = theta * one + acc1;
+    const std::int64_t floor_q = sum >> shift_;  // arithmetic shift: floor
+    const double frac = scale_pow2(double(sum - floor_q * one), -shift_);
+    const std::int64_t th1 = detail::round_integer(floor_q, frac, weight_spec_, r_theta);
+    // acc2 = acc1 - (theta1 - theta): exact, so only its range matters.
+    const std::int64_t a2 = acc1 - (th1 - theta) * one;
+    if (th1 < weight_lo_ || th1 > weight_hi_ || a2 < acc_lo_ || a2 > acc_hi_) return false;
+    theta1 = th1, acc2 = a2;
+    return true;
+  }
+
+ private:
+  static void range(const Format& f, Overflow o, std::int64_t& lo, std::int64_t& hi) {
+    hi = std::int64_t(f.max_magnitude());
+    lo = !f.is_signed ? 0 : o == Overflow::SaturateSymmetric ? -hi : std::int64_t(f.min_int());
+  }
+  Format weight_, acc_;
+  RoundSpec weight_spec_, acc_spec_;
+  int shift_;
+  bool applies_;
+  std::int64_t weight_lo_ = 0, weight_hi_ = 0, acc_lo_ = 0, acc_hi_ = 0;
 };
 
 }  // namespace bitsim::arith
