@@ -151,6 +151,9 @@ namespace detail {
 // round(i + frac) to an integer as quantize() rounds a fixed-point value: sign and magnitude, the
 // decision by round_up_magnitude (two's complement stochastic rounding). frac in [0, 1), exact.
 inline std::int64_t round_integer(std::int64_t i, double frac, const RoundSpec& spec, std::uint32_t random) {
+  // Nearest-even rounds i + frac to the nearest integer, ties to even, whatever the sign: decided
+  // on frac itself (exact), without a branch on the data.
+  if (spec.rounding == Rounding::NearestEven) return i + std::int64_t(frac > 0.5 || (frac == 0.5 && (i & 1)));
   if (frac == 0) return i;
   const double scaled = scale_pow2(frac, 64);  // exact: a power-of-two scale
   const auto frac64 = std::uint64_t(scaled);   // < 2^64
