@@ -576,21 +576,17 @@ class Pool : public Layer {
             const std::int64_t x0 = std::max<std::int64_t>(ox * s_ - pad_, 0), x1 = std::min(ox * s_ - pad_ + k, w);
             std::int64_t at = y0 * w + x0;
             float best = xp[at];
-            if (y1 - y0 == k && x1 - x0 == k) {  // a window inside the input: a fixed extent
-              for (std::int64_t ky = 0; ky < k; ++ky)
-                for (std::int64_t kx = 0; kx < k; ++kx) {  // selects, not branches: the data decide
-                  const std::int64_t i = (y0 + ky) * w + x0 + kx;
-                  const bool greater = xp[i] > best;
-                  best = greater ? xp[i] : best;
-                  at = greater ? i : at;
-                }
-            } else {
-              for (std::int64_t iy = y0; iy < y1; ++iy)
-                for (std::int64_t ix = x0; ix < x1; ++ix) {
-                  const std::int64_t i = iy * w + ix;
-                  if (xp[i] > best) best = xp[i], at = i;
-                }
-            }
+            // The window's rows and columns inside the input; a window wholly inside has the
+            // constant extent k (short loops the compiler unrolls).
+            const bool inside = y1 - y0 == k && x1 - x0 == k;
+            const std::int64_t rows = inside ? k : y1 - y0, cols = inside ? k : x1 - x0;
+            for (std::int64_t ky = 0; ky < rows; ++ky)
+              for (std::int64_t kx = 0; kx < cols; ++kx) {  // selects, not branches: the data decide
+                const std::int64_t i = (y0 + ky) * w + x0 + kx;
+                const bool greater = xp[i] > best;
+                best = greater ? xp[i] : best;
+                at = greater ? i : at;
+              }
             y.v[o] = best;
             arg_[o] = p * h * w + at;
           } else {
