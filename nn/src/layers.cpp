@@ -368,11 +368,11 @@ class Linear : public GemmLayer {
     return {in[0], out_};
   }
   void forward(const Tensor& x, Tensor& y, Context& ctx) override {
-    y.resize({x.dim(0), out_});
+    y.resize_for_overwrite({x.dim(0), out_});
     gemm_forward(x.data(), x.dim(0), y.data(), ctx);
   }
   void backward(const Tensor& dy, Tensor& dx, bool need_dx, Context& ctx) override {
-    if (need_dx) dx.resize({dy.dim(0), k_});
+    if (need_dx) dx.resize_for_overwrite({dy.dim(0), k_});
     gemm_backward(dy.data(), need_dx ? dx.data() : nullptr, need_dx, ctx);
   }
 
@@ -415,7 +415,7 @@ class Conv2d : public GemmLayer {
     });
     ymat_.resize(std::size_t(m * n_));  // gemm() sets every element
     gemm_forward_input(m, ymat_.data(), ctx);
-    y.resize({b, out_, ho_, wo_});
+    y.resize_for_overwrite({b, out_, ho_, wo_});
     // (pixel, channel) rows of each group's block to NCHW planes, an image per work item.
     parallel_for(b, [&](std::int64_t bi) {
       float* dst = y.data() + bi * out_ * hw;
@@ -440,7 +440,7 @@ class Conv2d : public GemmLayer {
     col_.resize(std::size_t(groups_ * m * k_));  // gemm() sets every element
     gemm_backward(ymat_.data(), col_.data(), need_dx, ctx);
     if (!need_dx) return;
-    dx.resize({b, c_, h_, w_in_});
+    dx.resize_for_overwrite({b, c_, h_, w_in_});
     parallel_for(b * groups_, [&](std::int64_t item) {
       const std::int64_t bi = item / groups_, g = item % groups_;
       col2im(col_.data() + (g * m + bi * hw) * k_, dx.data() + (bi * c_ + g * cg_) * h_ * w_in_);
@@ -449,30 +449,37 @@ class Conv2d : public GemmLayer {
 
  private:
   // One image's group: rows (oy, ox), columns (c, ky, kx) over its cg_ channels; every element is
-  // written. The kernel columns
-  // inside the image, [kx0, kx1), are one run of the input row; padding around it is zero.
+  // written, the padding as zeros. Usual kernels (3x3, 5x5) have their extent known to the
+  // compiler, so a window's row is a few inline moves.
   void im2col(const float* x, float* col) const {
+    if (kh_ == 3) return im2col_kernel<3>(x, col);
+    if (kh_ == 5) return im2col_kernel<5>(x, col);
+    im2col_kernel<0>(x, col);
+  }
+  // K > 0 is the kernel's extent kh_ as a constant, 0 reads it from kh_.
+  template <int K>
+  void im2col_kernel(const float* x, float* col) const {
+    const std::int64_t kh = K > 0 ? K : kh_;
     for (std::int64_t oy = 0; oy < ho_; ++oy)
-      for (std::int64_t ox = 0; ox < wo_; ++ox) {
-        float* row = col + (oy * wo_ + ox) * k_;
-        const std::int64_t ix0 = ox * stride_ - pad_;
-        const std::int64_t kx0 = std::clamp<std::int64_t>(-ix0, 0, kh_), kx1 = std::clamp<std::int64_t>(w_in_ - ix0, kx0, kh_);
-        for (std::int64_t c = 0; c < cg_; ++c)
-          for (std::int64_t ky = 0; ky < kh_; ++ky) {
-            const std::int64_t iy = oy * stride_ + ky - pad_;
-            float* dst = row + (c * kh_ + ky) * kh_;
-            if (iy < 0 || iy >= h_) {
-              std::fill(dst, dst + kh_, 0.0f);
+      for (std::int64_t c = 0; c < cg_; ++c)
+        for (std::int64_t ky = 0; ky < kh; ++ky) {
+          // Kernel row (c, ky) of every window of output row oy: input row iy, from column ix0 on.
+          float* dst = col + oy * wo_ * k_ + (c * kh + ky) * kh;
+          const std::int64_t iy = oy * stride_ + ky - pad_;
+          const float* src = x + (c * h_ + iy) * w_in_;
+          const bool row_inside = iy >= 0 && iy < h_;
+          for (std::int64_t ox = 0; ox < wo_; ++ox, dst += k_) {
+            const std::int64_t ix0 = ox * stride_ - pad_;
+            if (row_inside && ix0 >= 0 && ix0 + kh <= w_in_) {
+              for (std::int64_t kx = 0; kx < kh; ++kx) dst[kx] = src[ix0 + kx];
               continue;
             }
-            std::fill(dst, dst + kx0, 0.0f);
-            if (kx1 > kx0) {  // (a window wholly in the padding reads nothing)
-              const float* src = x + (c * h_ + iy) * w_in_ + (ix0 + kx0);
-              std::copy(src, src + (kx1 - kx0), dst + kx0);
+            for (std::int64_t kx = 0; kx < kh; ++kx) {
+              const std::int64_t ix = ix0 + kx;
+              dst[kx] = row_inside && ix >= 0 && ix < w_in_ ? src[ix] : 0.0f;
             }
-            std::fill(dst + kx1, dst + kh_, 0.0f);
           }
-      }
+        }
   }
   void clear_padding(float* codes, std::int64_t m) const override {
     if (pad_ == 0) return;
@@ -488,24 +495,34 @@ class Conv2d : public GemmLayer {
     }
   }
   // The adjoint of im2col: each element's column entries are added to it in the order (oy, ox, c,
-  // ky, kx), the kernel columns inside the image, [kx0, kx1), as one run of the input row.
+  // ky, kx). The loops run (oy, c, ky, ox, kx): an element of input row iy is reached from one
+  // kernel row ky per output row oy, and from one kx per window ox, so its adds keep that order.
   void col2im(const float* col, float* dx) const {
+    if (kh_ == 3) return col2im_kernel<3>(col, dx);
+    if (kh_ == 5) return col2im_kernel<5>(col, dx);
+    col2im_kernel<0>(col, dx);
+  }
+  template <int K>
+  void col2im_kernel(const float* col, float* dx) const {
+    const std::int64_t kh = K > 0 ? K : kh_;
     std::fill(dx, dx + cg_ * h_ * w_in_, 0.0f);
     for (std::int64_t oy = 0; oy < ho_; ++oy)
-      for (std::int64_t ox = 0; ox < wo_; ++ox) {
-        const float* row = col + (oy * wo_ + ox) * k_;
-        const std::int64_t ix0 = ox * stride_ - pad_;
-        const std::int64_t kx0 = std::clamp<std::int64_t>(-ix0, 0, kh_), kx1 = std::clamp<std::int64_t>(w_in_ - ix0, kx0, kh_);
-        if (kx1 == kx0) continue;  // a window wholly in the padding
-        for (std::int64_t c = 0; c < cg_; ++c)
-          for (std::int64_t ky = 0; ky < kh_; ++ky) {
-            const std::int64_t iy = oy * stride_ + ky - pad_;
-            if (iy < 0 || iy >= h_) continue;
-            float* dst = dx + (c * h_ + iy) * w_in_ + (ix0 + kx0);
-            const float* src = row + (c * kh_ + ky) * kh_ + kx0;
-            for (std::int64_t j = 0; j < kx1 - kx0; ++j) dst[j] += src[j];
+      for (std::int64_t c = 0; c < cg_; ++c)
+        for (std::int64_t ky = 0; ky < kh; ++ky) {
+          const std::int64_t iy = oy * stride_ + ky - pad_;
+          if (iy < 0 || iy >= h_) continue;
+          const float* src = col + oy * wo_ * k_ + (c * kh + ky) * kh;
+          float* dst = dx + (c * h_ + iy) * w_in_;
+          for (std::int64_t ox = 0; ox < wo_; ++ox, src += k_) {
+            const std::int64_t ix0 = ox * stride_ - pad_;
+            if (ix0 >= 0 && ix0 + kh <= w_in_) {
+              for (std::int64_t kx = 0; kx < kh; ++kx) dst[ix0 + kx] += src[kx];
+              continue;
+            }
+            const std::int64_t kx0 = std::clamp<std::int64_t>(-ix0, 0, kh), kx1 = std::clamp<std::int64_t>(w_in_ - ix0, kx0, kh);
+            for (std::int64_t kx = kx0; kx < kx1; ++kx) dst[ix0 + kx] += src[kx];
           }
-      }
+        }
   }
 
   std::int64_t out_, kh_, stride_, pad_;
@@ -532,7 +549,7 @@ class Pool : public Layer {
   void forward(const Tensor& x, Tensor& y, Context&) override {
     const std::int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     in_ = x.shape;
-    y.resize({x.dim(0), x.dim(1), ho_, wo_});
+    y.resize_for_overwrite({x.dim(0), x.dim(1), ho_, wo_});
     if (max_) arg_.resize(y.v.size());  // for backward; every element is set below
     // Planes are independent, so any thread may take any plane. A window's maximum is its first
     // element (even a NaN) unless a later one is greater: the first of equal maxima wins. Max
@@ -617,7 +634,7 @@ class GlobalAvgPool : public Layer {
   void forward(const Tensor& x, Tensor& y, Context&) override {
     in_ = x.shape;
     const std::int64_t planes = x.dim(0) * x.dim(1), hw = x.dim(2) * x.dim(3);
-    y.resize({x.dim(0), x.dim(1), 1, 1});
+    y.resize_for_overwrite({x.dim(0), x.dim(1), 1, 1});
     parallel_for(planes, [&](std::int64_t p) {
       float sum = 0.0f;
       for (std::int64_t i = 0; i < hw; ++i) sum += x.v[std::size_t(p * hw + i)];
@@ -625,7 +642,7 @@ class GlobalAvgPool : public Layer {
     });
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
-    dx.resize(in_);
+    dx.resize_for_overwrite(in_);
     const std::int64_t hw = in_[2] * in_[3];
     for (std::int64_t p = 0; p < in_[0] * in_[1]; ++p)
       std::fill_n(dx.v.begin() + p * hw, hw, dy.v[std::size_t(p)] / float(hw));
@@ -651,7 +668,7 @@ class Elementwise : public Layer {
   }
   Shape init(const Shape& in, std::mt19937_64&) override { return in; }
   void forward(const Tensor& x, Tensor& y, Context&) override {
-    y.resize(x.shape);
+    y.resize_for_overwrite(x.shape);
     pass_.resize(x.v.size());
     const float* in = x.data();
     float* out = y.data();
@@ -672,7 +689,7 @@ class Elementwise : public Layer {
     }
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
-    dx.resize(dy.shape);
+    dx.resize_for_overwrite(dy.shape);
     for (std::size_t i = 0; i < dy.v.size(); ++i) dx.v[i] = pass_[i] ? dy.v[i] : 0.0f;
   }
 
@@ -807,7 +824,7 @@ class Dropout : public Layer {
     }
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
-    dx.resize(dy.shape);
+    dx.resize_for_overwrite(dy.shape);
     for (std::size_t i = 0; i < dy.v.size(); ++i) dx.v[i] = dy.v[i] * mask_[i];
   }
 

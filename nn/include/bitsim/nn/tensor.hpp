@@ -30,6 +30,12 @@ struct Tensor {
     shape = s;
     v.assign(std::size_t(numel(s)), 0.0f);
   }
+  // The shape s for a caller about to write every element: the buffer is kept as it is (a layer's
+  // output reuses the last step's memory without a fill), its contents unspecified until written.
+  void resize_for_overwrite(const Shape& s) {
+    shape = s;
+    v.resize(std::size_t(numel(s)));
+  }
 };
 
 }  // namespace bitsim::nn
