@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -471,7 +472,7 @@ class Conv2d : public GemmLayer {
           for (std::int64_t ox = 0; ox < wo_; ++ox, dst += k_) {
             const std::int64_t ix0 = ox * stride_ - pad_;
             if (row_inside && ix0 >= 0 && ix0 + kh <= w_in_) {
-              for (std::int64_t kx = 0; kx < kh; ++kx) dst[kx] = src[ix0 + kx];
+              std::memcpy(dst, src + ix0, std::size_t(kh) * sizeof(float));  // a constant size: inline moves
               continue;
             }
             for (std::int64_t kx = 0; kx < kh; ++kx) {
