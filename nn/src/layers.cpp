@@ -46,6 +46,30 @@ arith::SrStream StreamId::stream(std::uint64_t seed, std::uint64_t elements) con
 
 namespace {
 
+// out[j] = the sum of column j of the rows x cols matrix x (row-major), added in row order from 0.
+// Sixteen columns at a time in a vector register: rows are read sixteen floats wide while the
+// matrix holds that many from the row's column j0 on (lanes past the columns are dropped), the
+// last rows one element at a time.
+void column_sums(const float* x, std::int64_t rows, std::int64_t cols, float* out) {
+  constexpr std::int64_t kWidth = 16;
+  using Lanes = float __attribute__((vector_size(kWidth * sizeof(float))));
+  for (std::int64_t j0 = 0; j0 < cols; j0 += kWidth) {
+    const std::int64_t width = std::min(kWidth, cols - j0), room = rows * cols - j0 - kWidth;
+    const std::int64_t wide_rows = room < 0 ? 0 : std::min(rows, room / cols + 1);
+    Lanes sum = {};
+    for (std::int64_t r = 0; r < wide_rows; ++r) {
+      Lanes v;
+      std::memcpy(&v, x + r * cols + j0, sizeof v);
+      sum += v;
+    }
+    float lanes[kWidth];
+    std::memcpy(lanes, &sum, sizeof sum);
+    for (std::int64_t r = wide_rows; r < rows; ++r)
+      for (std::int64_t j = 0; j < width; ++j) lanes[j] += x[r * cols + j0 + j];
+    std::copy(lanes, lanes + width, out + j0);
+  }
+}
+
 // The GEMM part shared by Linear and Conv2d: y (M x N) = Q_A(x) (M x K) Q_W(w)^T (w: N x K), and
 // its two backward GEMMs on Q_E(dy). Operand copies are kept for backward. A grouped convolution
 // has G groups: K is one group's inputs, w's rows split into G blocks of N / G, and the input,
@@ -180,10 +204,8 @@ class GemmLayer : public Layer {
     }
     if (has_bias_) {
       // Rows are independent: blocks of them on the thread pool, the same sums for any count.
-      constexpr std::int64_t kRows = 256;
-      const std::int64_t rows = groups_ * m;
-      parallel_for((rows + kRows - 1) / kRows, [&](std::int64_t blk) {
-        for (std::int64_t r = blk * kRows; r < std::min(rows, (blk + 1) * kRows); ++r) {
+      parallel_blocks(groups_ * m, 256, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
           const float* bias = b_.value.v.data() + r / m * ng_;
           for (std::int64_t j = 0; j < ng_; ++j) y[r * ng_ + j] += bias[j];
         }
@@ -230,11 +252,8 @@ class GemmLayer : public Layer {
     if (numerics.weights.kind == Numerics::Kind::Scaled && numerics.weights.scheme == Numerics::Scheme::DorefaW)
       dorefa_w_backward(w_.value.v, w_.grad.v);
     if (syq()) syq_backward(w_.value.v, wq_, sw_, std::size_t(n_), w_.grad.v, syq_scale().grad.v);
-    if (has_bias_) {
-      std::fill(b_.grad.v.begin(), b_.grad.v.end(), 0.0f);
-      for (std::int64_t r = 0; r < groups_ * m_; ++r)
-        for (std::int64_t j = 0; j < ng_; ++j) b_.grad.v[std::size_t(r / m_ * ng_ + j)] += eq_[std::size_t(r * ng_ + j)];
-    }
+    if (has_bias_)
+      for (std::int64_t g = 0; g < groups_; ++g) column_sums(eq_.data() + g * m_ * ng_, m_, ng_, b_.grad.data() + g * ng_);
     if (!need_dx) return;
     // dX_g (M x K) = E_g (M x N / G) . W_g (N / G x K)
     auto backward_data = [&](const arith::Format& fe_, const float* e) {
@@ -671,13 +690,15 @@ class Elementwise : public Layer {
   void forward(const Tensor& x, Tensor& y, Context&) override {
     y.resize_for_overwrite(x.shape);
     pass_.resize(x.v.size());
-    const float* in = x.data();
-    float* out = y.data();
-    std::uint8_t* pass = pass_.data();
-    const std::size_t n = x.v.size();
-    // One loop per kind (so each vectorises): the output, and where backward passes the error.
+    // One loop per kind (so each vectorises): the output, and where backward passes the error. The
+    // pointers are the block's own locals: a byte store could alias the caller's.
     auto run = [&](auto f, auto passes) {
-      for (std::size_t i = 0; i < n; ++i) out[i] = f(in[i]), pass[i] = passes(in[i]);
+      parallel_blocks(x.size(), kBlock, [&](std::int64_t i0, std::int64_t i1) {
+        const float* in = x.data();
+        float* out = y.data();
+        std::uint8_t* pass = pass_.data();
+        for (std::int64_t i = i0; i < i1; ++i) out[i] = f(in[i]), pass[i] = passes(in[i]);
+      });
     };
     const auto clipped = [](float v) { return std::abs(v) <= 1.0f; };  // sign: clipped straight-through
     switch (kind_) {
@@ -691,10 +712,16 @@ class Elementwise : public Layer {
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize_for_overwrite(dy.shape);
-    for (std::size_t i = 0; i < dy.v.size(); ++i) dx.v[i] = pass_[i] ? dy.v[i] : 0.0f;
+    parallel_blocks(dy.size(), kBlock, [&](std::int64_t i0, std::int64_t i1) {
+      const float* in = dy.data();
+      float* out = dx.data();
+      const std::uint8_t* pass = pass_.data();
+      for (std::int64_t i = i0; i < i1; ++i) out[i] = pass[i] ? in[i] : 0.0f;
+    });
   }
 
  private:
+  static constexpr std::int64_t kBlock = 16384;  // elements per work item
   Kind kind_;
   std::vector<std::uint8_t> pass_;  // forward's input passes the error (a byte per element, not a copy of it)
 };

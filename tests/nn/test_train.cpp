@@ -190,6 +190,30 @@ TEST(NnLayers, Conv2dEqualsDirectConvolution) {
   }
 }
 
+// The bias gradient is each output column's error summed over the rows in row order. Errors of
+// mixed magnitude make the fp32 sum depend on that order; widths around the sixteen-column blocks
+// and rows below and above sixteen reach both the vector and the element-wise rows of the sum.
+TEST(NnLayers, BiasGradientSumsEachColumnInRowOrder) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::uniform_int_distribution<int> exponent(-20, 20);
+  for (const std::int64_t out : {1, 6, 15, 16, 17, 33})
+    for (const std::int64_t rows : {1, 3, 17, 64}) {
+      auto l = make_linear(out);
+      l->init({rows, 5}, rng);
+      Tensor x({rows, 5}), y, dy({rows, out}), dx;
+      for (auto& v : x.v) v = u(rng);
+      for (auto& v : dy.v) v = std::ldexp(u(rng), exponent(rng));
+      Context ctx{true, 1, 0, nullptr, nullptr, nullptr};
+      l->forward(x, y, ctx);
+      l->backward(dy, dx, true, ctx);
+      std::vector<float> want(std::size_t(out), 0.0f);
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t j = 0; j < out; ++j) want[std::size_t(j)] += dy.v[std::size_t(r * out + j)];
+      EXPECT_EQ(l->params()[1]->grad.v, want) << out << " outputs, " << rows << " rows";
+    }
+}
+
 // A grouped convolution against its definition, written here directly: output channel o of group
 // g = o / (out / G) sums over input channels g C/G .. (g + 1) C/G - 1 only, and backward sends
 // each error back through those channels alone. Small integers keep every fp32 sum exact, so

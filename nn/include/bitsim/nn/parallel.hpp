@@ -4,6 +4,7 @@
 // costs a wake-up rather than thread creation; a parallel_for inside another runs serially.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -46,6 +47,13 @@ void parallel_for(std::int64_t items, Fn&& fn) {
   };
   detail::run_on_pool(t - 1, work);
   if (error) std::rethrow_exception(error);
+}
+
+// fn(begin, end) over [0, n) in fixed blocks of `block` elements, a block per work item: for
+// element-wise loops, each element computed the same way whichever thread takes its block.
+template <class Fn>
+void parallel_blocks(std::int64_t n, std::int64_t block, Fn&& fn) {
+  parallel_for((n + block - 1) / block, [&](std::int64_t b) { fn(b * block, std::min(n, (b + 1) * block)); });
 }
 
 }  // namespace bitsim::nn
