@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -176,9 +177,17 @@ std::string Accumulation::describe() const {
   return fmt::format("{} {} {}", format.spec(), arith::to_string(spec.rounding), arith::to_string(spec.overflow));
 }
 
-GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool trans_a, bool trans_b, std::int64_t m,
-              std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, const arith::SrStream& sr,
-              bool check_operands) {
+namespace {
+
+// A GEMM's work items (blocks of kRowsPerItem rows of C), and what runs them: parallel_for for one
+// GEMM, or gemm_together's job for several.
+using Item = std::function<void(std::int64_t)>;
+using RunItems = std::function<void(std::int64_t items, const Item& item)>;
+
+// gemm(), with its work items handed to `run` once the operands are prepared (packed, converted);
+// the buffers they read live until run returns.
+GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
+  const auto& [acc, fa, fb, trans_a, trans_b, m, n, k, a, b, c, sr, check_operands] = call;
   openblas_set_num_threads(1);  // parallelism is ours, over fixed row blocks
   const std::int64_t items = (m + kRowsPerItem - 1) / kRowsPerItem;
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
@@ -187,7 +196,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   auto a_rows = [&](std::int64_t r0) { return trans_a ? a + r0 : a + r0 * k; };
 
   if (acc.fp32) {
-    parallel_for(items, [&](std::int64_t it) {
+    run(items, [&](std::int64_t it) {
       const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
       cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
                   c + r0 * n, int(n));
@@ -229,7 +238,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     if (fits && to_codes(a, m * k, fa, ac.data()) && to_codes(b, k * n, fb, bc.data())) {
       const arith::PackedInt8B packed(kernel, {bc.data(), ldb, fb.is_signed, trans_b}, k, n);
       const float scale = std::ldexp(1.0f, -product_fl);
-      parallel_for(items, [&](std::int64_t it) {
+      run(items, [&](std::int64_t it) {
         const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
         std::vector<std::int32_t> sums(std::size_t(rows * n));
         arith::gemm_int8({trans_a ? ac.data() + r0 : ac.data() + r0 * k, lda, fa.is_signed, trans_a}, rows, packed,
@@ -247,7 +256,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     const double bound = bound_from_data();
     const bool fits_acc = bound < std::ldexp(1.0, fc.wl - 1);
     if (allowed(GemmPath::ExactFp32) && fits_acc && bound < 0x1p24 && product_fl <= 100 && product_fl >= -100) {
-      parallel_for(items, [&](std::int64_t it) {
+      run(items, [&](std::int64_t it) {
         const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
         cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
                     c + r0 * n, int(n));
@@ -258,7 +267,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
       std::vector<double> ad(std::size_t(m * k)), bd(std::size_t(k * n));
       std::copy(a, a + m * k, ad.begin());
       std::copy(b, b + k * n, bd.begin());
-      parallel_for(items, [&](std::int64_t it) {
+      run(items, [&](std::int64_t it) {
         const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
         std::vector<double> cd(std::size_t(rows * n));
         cblas_dgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0, trans_a ? ad.data() + r0 : ad.data() + r0 * k,
@@ -282,7 +291,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
     std::vector<float> bp(std::size_t(k * np), 0.0f);
     for (std::int64_t kk = 0; kk < k; ++kk)
       for (std::int64_t j = 0; j < n; ++j) bp[std::size_t(kk * np + j)] = at(b, trans_b, k, n, kk, j);
-    parallel_for(items, [&](std::int64_t it) {
+    run(items, [&](std::int64_t it) {
       const std::int64_t r0 = it * kRowsPerItem, r1 = std::min(m, r0 + kRowsPerItem);
       std::vector<float> ap(std::size_t(kRows * k));
       for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
@@ -310,7 +319,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   if (allowed(GemmPath::OrderFaithfulSimd) && arith::FloatMac::supports(fc, acc.spec) && arith::FloatMac::available()) {
     const arith::FloatMac mac(fc, acc.spec);
     const arith::FloatMac::PackedB packed(b, ldb, trans_b, k, n);
-    parallel_for(items, [&](std::int64_t it) {
+    run(items, [&](std::int64_t it) {
       const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
       mac.gemm(a_rows(r0), lda, trans_a, rows, packed, c + r0 * n, n,
                arith::SrStream{sr.seed, sr.stream + std::uint64_t(r0 * n)}, std::uint64_t(n));
@@ -338,7 +347,7 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
   for (std::int64_t j = 0; j < n; ++j)
     for (std::int64_t kk = 0; kk < k; ++kk) b_nk[std::size_t(j * k + kk)] = at(b, trans_b, k, n, kk, j);
   const std::vector<u128> ac = codes(a_mk.data(), m * k, fa), bc = codes(b_nk.data(), n * k, fb);
-  parallel_for(items, [&](std::int64_t it) {
+  run(items, [&](std::int64_t it) {
     const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
     for (std::int64_t i = r0; i < r0 + rows; ++i)
       for (std::int64_t j = 0; j < n; ++j) {
@@ -352,6 +361,44 @@ GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool 
       }
   });
   return GemmPath::OrderFaithful;
+}
+
+}  // namespace
+
+GemmPath gemm(const Accumulation& acc, const Format& fa, const Format& fb, bool trans_a, bool trans_b, std::int64_t m,
+              std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, const arith::SrStream& sr,
+              bool check_operands) {
+  return gemm_on({acc, fa, fb, trans_a, trans_b, m, n, k, a, b, c, sr, check_operands},
+                 [](std::int64_t items, const Item& item) { parallel_for(items, item); });
+}
+
+std::vector<GemmPath> gemm_together(std::span<const GemmCall> calls) {
+  // Each call prepares its operands inside gemm_on and, at its items, prepares the next one from
+  // there, so every call's buffers are alive when the last one runs all the items in one job. A
+  // bounded number of calls at a time bounds that nesting.
+  constexpr std::size_t kAtOnce = 32;
+  std::vector<GemmPath> paths(calls.size());
+  for (std::size_t first = 0; first < calls.size(); first += kAtOnce) {
+    const std::size_t last = std::min(calls.size(), first + kAtOnce);
+    std::vector<std::int64_t> starts{0};  // call first + j's items are [starts[j], starts[j + 1])
+    std::vector<const Item*> items;
+    std::function<void(std::size_t)> prepare = [&](std::size_t i) {
+      if (i == last) {
+        parallel_for(starts.back(), [&](std::int64_t it) {
+          const std::size_t j = std::size_t(std::upper_bound(starts.begin(), starts.end(), it) - starts.begin()) - 1;
+          (*items[j])(it - starts[j]);
+        });
+        return;
+      }
+      paths[i] = gemm_on(calls[i], [&](std::int64_t count, const Item& item) {
+        starts.push_back(starts.back() + count);
+        items.push_back(&item);
+        prepare(i + 1);
+      });
+    };
+    prepare(first);
+  }
+  return paths;
 }
 
 void gemm_reference(const Accumulation& acc, const Format& fa, const Format& fb, bool trans_a, bool trans_b,

@@ -188,9 +188,11 @@ class GemmLayer : public Layer {
     fw_ = quantize(TensorClass::Weights, nm.weights, wq_, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Weights, std::uint64_t(n_ * k_)), ctx, &sw_);
     if (syq()) sw_ = syq_scale().value.v;  // SYQ: the learned scales
     if (wage_w()) sw_[0] = float(sw_[0] / wage_alpha());  // WAGE: sigma / alpha, a power of two
+    std::vector<PhaseGemm> forward;
     for (std::int64_t g = 0; g < groups_; ++g)
-      run(Phase::Forward, g, fa_, fw_, false, true, m, ng_, k_, xq_.data() + g * m * k_, wq_.data() + g * ng_ * k_,
-          y + g * m * ng_, ctx);
+      forward.push_back(phase_gemm(Phase::Forward, g, fa_, fw_, false, true, m, ng_, k_, xq_.data() + g * m * k_,
+                                   wq_.data() + g * ng_ * k_, y + g * m * ng_, ctx));
+    run(forward, ctx);
     // Output (g, i, j) of the G blocks of M x N / G is channel g N / G + j of row i.
     if (!sa_.empty() || !sw_.empty()) {
       for (std::int64_t g = 0; g < groups_; ++g)
@@ -224,28 +226,44 @@ class GemmLayer : public Layer {
     eq_.assign(dy, dy + m_ * n_);
     const arith::MatrixShape e_shape{std::size_t(groups_ * m_), std::size_t(ng_)};
     const arith::Format fe = quantize(TensorClass::Errors, numerics.errors, eq_, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_)), ctx);
-    // dW_g (N / G x K) = E_g^T (N / G x M) . X_g (M x K)
-    auto backward_weight = [&](const arith::Format& fe_, const float* e) {
-      for (std::int64_t g = 0; g < groups_; ++g)
-        run(Phase::BackwardWeight, g, fe_, fa_, true, false, ng_, k_, m_, e + g * m_ * ng_, xq_.data() + g * m_ * k_,
-            w_.grad.data() + g * ng_ * k_, ctx);
-    };
-    if (sa_.size() > 1) {  // per-row activation scales: one group (numerics_set refuses more)
-      std::vector<float> ek(dy, dy + m_ * n_);
+    // The error each GEMM reads: the quantized one, or with per-row activation scales (one group:
+    // numerics_set refuses more) E K for the weight GEMM, with weight scales E S for the data GEMM.
+    arith::Format fe_weight = fe, fe_data = fe;
+    const float *e_weight = eq_.data(), *e_data = eq_.data();
+    std::vector<float> ek, es;
+    if (sa_.size() > 1) {
+      ek.assign(dy, dy + m_ * n_);
       for (std::int64_t i = 0; i < m_; ++i)
         for (std::int64_t j = 0; j < n_; ++j) ek[std::size_t(i * n_ + j)] *= act_scale(i);
-      const arith::Format fek = quantize(TensorClass::Errors, numerics.errors, ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2), ctx);
-      backward_weight(fek, ek.data());
-    } else {
-      backward_weight(fe, eq_.data());
+      fe_weight = quantize(TensorClass::Errors, numerics.errors, ek, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 2), ctx);
+      e_weight = ek.data();
     }
+    if (need_dx && !sw_.empty()) {
+      es.assign(dy, dy + m_ * n_);
+      for (std::int64_t r = 0; r < groups_ * m_; ++r)
+        for (std::int64_t j = 0; j < ng_; ++j) es[std::size_t(r * ng_ + j)] *= weight_scale(r / m_ * ng_ + j);
+      fe_data = quantize(TensorClass::Errors, numerics.errors, es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1), ctx);
+      e_data = es.data();
+    }
+    // dW_g (N / G x K) = E_g^T (N / G x M) . X_g (M x K) and dX_g (M x K) = E_g (M x N / G) . W_g
+    // (N / G x K): independent, so one job; recorded weight GEMMs first.
+    std::vector<PhaseGemm> gemms;
+    for (std::int64_t g = 0; g < groups_; ++g)
+      gemms.push_back(phase_gemm(Phase::BackwardWeight, g, fe_weight, fa_, true, false, ng_, k_, m_, e_weight + g * m_ * ng_,
+                                 xq_.data() + g * m_ * k_, w_.grad.data() + g * ng_ * k_, ctx));
+    if (need_dx)
+      for (std::int64_t g = 0; g < groups_; ++g)
+        gemms.push_back(phase_gemm(Phase::BackwardData, g, fe_data, fw_, false, false, m_, k_, ng_, e_data + g * m_ * ng_,
+                                   wq_.data() + g * ng_ * k_, dx + g * m_ * k_, ctx));
+    const std::vector<GemmPath> paths = compute(gemms);
+    const std::size_t first_capture = ctx.captures ? ctx.captures->size() : 0;
+    for (std::size_t i = 0; i < std::size_t(groups_); ++i) record(gemms[i], paths[i], ctx);
     if (sa_.size() == 1) {
       for (float& g : w_.grad.v) g *= act_scale();
       if (ctx.captures)
-        for (std::int64_t g = 0; g < groups_; ++g) {
-          GemmCapture& cap = (*ctx.captures)[ctx.captures->size() - std::size_t(groups_ - g)];
-          cap.effective.assign(w_.grad.v.begin() + g * ng_ * k_, w_.grad.v.begin() + (g + 1) * ng_ * k_);
-        }
+        for (std::int64_t g = 0; g < groups_; ++g)
+          (*ctx.captures)[first_capture + std::size_t(g)].effective.assign(w_.grad.v.begin() + g * ng_ * k_,
+                                                                            w_.grad.v.begin() + (g + 1) * ng_ * k_);
     }
     quantize(TensorClass::Gradients, numerics.gradients, w_.grad.v, {std::size_t(n_), std::size_t(k_)}, ctx.stream(index, TensorClass::Gradients, std::uint64_t(n_ * k_)), ctx);
     // DoReFa weights: through tanh and the max to the master weights (only quantize_k is straight-through).
@@ -255,21 +273,7 @@ class GemmLayer : public Layer {
     if (has_bias_)
       for (std::int64_t g = 0; g < groups_; ++g) column_sums(eq_.data() + g * m_ * ng_, m_, ng_, b_.grad.data() + g * ng_);
     if (!need_dx) return;
-    // dX_g (M x K) = E_g (M x N / G) . W_g (N / G x K)
-    auto backward_data = [&](const arith::Format& fe_, const float* e) {
-      for (std::int64_t g = 0; g < groups_; ++g)
-        run(Phase::BackwardData, g, fe_, fw_, false, false, m_, k_, ng_, e + g * m_ * ng_, wq_.data() + g * ng_ * k_,
-            dx + g * m_ * k_, ctx);
-    };
-    if (sw_.empty()) {
-      backward_data(fe, eq_.data());
-    } else {
-      std::vector<float> es(dy, dy + m_ * n_);
-      for (std::int64_t r = 0; r < groups_ * m_; ++r)
-        for (std::int64_t j = 0; j < ng_; ++j) es[std::size_t(r * ng_ + j)] *= weight_scale(r / m_ * ng_ + j);
-      const arith::Format fes = quantize(TensorClass::Errors, numerics.errors, es, e_shape, ctx.stream(index, TensorClass::Errors, std::uint64_t(m_ * n_), 1), ctx);
-      backward_data(fes, es.data());
-    }
+    for (std::size_t i = std::size_t(groups_); i < gemms.size(); ++i) record(gemms[i], paths[i], ctx);
     if (!pass_.empty()) {
       for (std::int64_t i = 0; i < groups_ * m_; ++i)
         for (std::int64_t c = 0; c < k_; ++c) {
@@ -288,13 +292,34 @@ class GemmLayer : public Layer {
 
  private:
   // Group g's GEMM of a phase.
-  void run(Phase phase, std::int64_t g, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb,
-           std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c, Context& ctx) {
+  struct PhaseGemm {
+    Phase phase;
+    std::int64_t g;
+    GemmCall call;
+  };
+  PhaseGemm phase_gemm(Phase phase, std::int64_t g, const arith::Format& fa, const arith::Format& fb, bool ta, bool tb,
+                       std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c,
+                       Context& ctx) const {
     // Output (i, j) of group g's GEMM adds with stream base + g m n + i n + j.
     arith::SrStream s = ctx.stream(index, TensorClass::Accumulator, std::uint64_t(groups_ * m * n), std::uint64_t(phase));
     s.stream += std::uint64_t(g * m * n);
     // Operands come from Numerics::apply, whose formats hold them by construction.
-    const GemmPath path = gemm(numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false);
+    return {phase, g, {numerics.acc, fa, fb, ta, tb, m, n, k, a, b, c, s, false}};
+  }
+  // Computes GEMMs as one job (they are independent); the paths they took.
+  static std::vector<GemmPath> compute(const std::vector<PhaseGemm>& gemms) {
+    std::vector<GemmCall> calls;
+    for (const PhaseGemm& p : gemms) calls.push_back(p.call);
+    return gemm_together(calls);
+  }
+  void run(const std::vector<PhaseGemm>& gemms, Context& ctx) {
+    const std::vector<GemmPath> paths = compute(gemms);
+    for (std::size_t i = 0; i < gemms.size(); ++i) record(gemms[i], paths[i], ctx);
+  }
+  // The GEMM's record for the cost model and, when captured, its operands and result.
+  void record(const PhaseGemm& p, GemmPath path, Context& ctx) const {
+    const auto& [phase, g, call] = p;
+    const auto& [acc, fa, fb, ta, tb, m, n, k, a, b, c, s, check] = call;
     // Binary operands on both sides: the forward GEMM of a layer with binary weights and activations.
     const bool binary = phase == Phase::Forward && numerics.weights.kind == Numerics::Kind::Binary &&
                         numerics.activations.kind == Numerics::Kind::Binary;

@@ -2,6 +2,7 @@
 // layers, for each path it chooses, both transposes, and any thread count.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -200,4 +201,54 @@ TEST(NnGemm, OperandOffItsFormatIsAnError) {
   const float a[] = {0.5f}, b[] = {1.0f};
   float c[1];
   EXPECT_THROW(gemm(Accumulation::parse("int<10>"), f, f, false, false, 1, 1, 1, a, b, c), std::invalid_argument);
+}
+
+// gemm_together runs independent GEMMs as one job: every call's output, and the path it takes,
+// must be gemm()'s for that call alone, for any thread count, across every path, shapes of one to
+// many row blocks (one of no rows), both transposes, the fp32 reference among them, and more calls
+// than it holds at once.
+TEST(NnGemm, TogetherEqualsEachGemmAlone) {
+  struct Operands {
+    std::vector<float> a, b, alone, together;
+  };
+  std::mt19937 rng(21);
+  std::vector<GemmCall> calls;
+  std::vector<Operands> data;
+  data.reserve(80);
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t ci = 0; ci <= std::size(kCases); ++ci) {
+      const bool fp32 = ci == std::size(kCases);  // the float reference
+      const Case& c = kCases[fp32 ? 0 : ci];
+      const Format fa = fp32 ? Format::fp32() : Format::parse(c.a), fb = fp32 ? Format::fp32() : Format::parse(c.b);
+      const std::int64_t m = std::array<std::int64_t, 4>{1, 0, 70, 33}[(ci + std::size_t(round)) % 4];
+      const std::int64_t n = 1 + std::int64_t(rng() % 20), k = 1 + std::int64_t(rng() % 60);
+      Operands& d = data.emplace_back();
+      d.a = random_values(fa, std::size_t(m * k), rng, fp32 ? 1.0f : c.scale_a);
+      d.b = random_values(fb, std::size_t(k * n), rng, fp32 ? 1.0f : c.scale_b);
+      d.alone.assign(std::size_t(m * n), 0.0f);
+      d.together.assign(std::size_t(m * n), -1.0f);
+      const Accumulation acc = fp32 ? Accumulation{} : Accumulation::parse(c.acc, c.rounding, c.overflow, 12);
+      calls.push_back({acc, fa, fb, (ci & 1) != 0, (ci & 2) != 0, m, n, k, d.a.data(), d.b.data(), d.together.data(),
+                       arith::SrStream{5, 100 * ci}, true});
+    }
+  ASSERT_GT(calls.size(), 32u);  // past the calls held at once
+  std::vector<GemmPath> alone;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const GemmCall& g = calls[i];
+    alone.push_back(gemm(g.acc, g.fa, g.fb, g.trans_a, g.trans_b, g.m, g.n, g.k, g.a, g.b, data[i].alone.data(), g.sr));
+  }
+  for (int t : {1, 2, 3}) {
+    set_threads(t);
+    for (Operands& d : data) std::fill(d.together.begin(), d.together.end(), -1.0f);
+    const std::vector<GemmPath> paths = gemm_together(calls);
+    ASSERT_EQ(paths.size(), calls.size());
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(paths[i], alone[i]) << "call " << i << " threads " << t;
+      for (std::size_t e = 0; e < data[i].alone.size(); ++e)
+        ASSERT_TRUE(same_bits(data[i].together[e], data[i].alone[e]))
+            << "call " << i << " (" << to_string(paths[i]) << ") output " << e << " threads " << t;
+    }
+  }
+  set_threads(0);
+  EXPECT_TRUE(gemm_together({}).empty());
 }

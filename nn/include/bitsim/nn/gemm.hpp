@@ -25,8 +25,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bitsim/arith/format.hpp"
 #include "bitsim/arith/rounding.hpp"
@@ -86,6 +88,24 @@ int threads();
 GemmPath gemm(const Accumulation& acc, const arith::Format& fa, const arith::Format& fb, bool trans_a, bool trans_b,
               std::int64_t m, std::int64_t n, std::int64_t k, const float* a, const float* b, float* c,
               const arith::SrStream& sr = {}, bool check_operands = true);
+
+// One GEMM of gemm_together(): gemm()'s arguments.
+struct GemmCall {
+  Accumulation acc;
+  arith::Format fa, fb;
+  bool trans_a = false, trans_b = false;
+  std::int64_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* c = nullptr;
+  arith::SrStream sr;
+  bool check_operands = true;
+};
+
+// Independent GEMMs (none reads another's output) as one job: their operands are prepared in turn,
+// then the work items of all of them share the thread pool, so one GEMM's few row blocks run beside
+// another's many. Each result, and the path it takes, is gemm()'s for its call alone.
+std::vector<GemmPath> gemm_together(std::span<const GemmCall> calls);
 
 // The scalar reference: arith::Accumulator per output, k ascending (or fp64 sums rounded to fp32
 // for the fp32 path). For tests.
