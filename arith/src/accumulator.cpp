@@ -126,6 +126,41 @@ LazyUpdateResult LazyUpdate::step(u128 theta, u128 acc_code, const Exact& update
   return out;
 }
 
+void LazyUpdateFixed::step_nearest(float* __restrict theta, float* __restrict acc, const double* __restrict update, std::size_t n,
+                                   std::uint8_t* __restrict taken) const {
+  // Every scale is by a power of two and exact: values of formats at most 48 bits wide to their
+  // integers and back, the update to accumulator LSBs (checked below 2^52 before use), a remainder
+  // below 2^40 to a fraction. Rounding to nearest even as detail::round_integer does it.
+  const double to_w = pow2(weight_.fl), to_a = pow2(acc_.fl), from_w = pow2(-weight_.fl), from_a = pow2(-acc_.fl);
+  const double to_frac = pow2(-shift_);
+  const std::int64_t one = std::int64_t(1) << shift_;
+  const double w_lo = double(weight_lo_), w_hi = double(weight_hi_), a_lo = double(acc_lo_), a_hi = double(acc_hi_);
+  // Conditions as 0/1 integers combined with &, and selects, not && and branches: every element
+  // runs the same instructions (the file is built without trapping math, so both sides of a select
+  // may be evaluated).
+  using I = std::int64_t;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double t = double(theta[i]) * to_w, a = double(acc[i]) * to_a, u = update[i] * to_a;
+    const I on_grid = I(t == std::trunc(t)) & I(a == std::trunc(a)) & I(t >= w_lo) & I(t <= w_hi) & I(a >= a_lo) & I(a <= a_hi);
+    const I small = I(std::abs(u) < 0x1p52);  // 0 for inf and nan
+    const double us = small ? u : 0.0;
+    const I ti = I(on_grid ? t : 0.0), ai = I(on_grid ? a : 0.0);
+    const double ui = std::floor(us), f1 = us - ui;
+    const I s1 = ai + I(ui);
+    const I acc1 = s1 + ((I(f1 > 0.5) | (I(f1 == 0.5) & s1)) & 1);  // up above a half, or at a half to even
+    const I sum = ti * one + acc1;
+    const I floor_q = sum >> shift_;
+    const double f2 = double(sum - floor_q * one) * to_frac;
+    const I th1 = floor_q + ((I(f2 > 0.5) | (I(f2 == 0.5) & floor_q)) & 1);
+    const I a2 = acc1 - (th1 - ti) * one;
+    const I ok = on_grid & small & I(acc1 >= acc_lo_) & I(acc1 <= acc_hi_) & I(th1 >= weight_lo_) & I(th1 <= weight_hi_) &
+                 I(a2 >= acc_lo_) & I(a2 <= acc_hi_);
+    taken[i] = std::uint8_t(ok);
+    theta[i] = ok ? float(double(th1) * from_w) : theta[i];
+    acc[i] = ok ? float(double(a2) * from_a) : acc[i];
+  }
+}
+
 LazyUpdateResult LazyUpdate::step(u128 theta, u128 acc_code, double update, std::uint32_t r_acc1, std::uint32_t r_theta,
                                   std::uint32_t r_acc2) const {
   const LazyUpdateFixed fixed(*this);

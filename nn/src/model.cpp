@@ -278,20 +278,27 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
       const int k = lazy_.spec.sr_bits;
       const arith::Format& fw = master_.format;
       const arith::Format& fa = lazy_.format;
+      // Nearest rounding on fixed-point formats: the block at once, vectorised; the elements it
+      // leaves (off their grids, out of range, an update too large) go on below.
+      double* add = u;  // from here on the updates the accumulators add: -u
+      for (std::int64_t i = 0; i < i1 - i0; ++i) add[i] = -add[i];
+      std::uint8_t taken[kBlock] = {};
+      if (fixed.nearest()) fixed.step_nearest(value + i0, acc_[pi].data() + i0, add, std::size_t(i1 - i0), taken);
       for (std::int64_t ii = i0; ii < i1; ++ii) {
+        if (taken[ii - i0]) continue;
         const std::size_t i = std::size_t(ii);
         // Fixed-point formats: step() on the codes' values, inline (what kahan.step runs for them).
         std::int64_t theta1, acc2;
         if (fixed.applies() &&
             fixed.step(arith::fixed_code_value(fw, code(fw, value[i])), arith::fixed_code_value(fa, code(fa, acc_[pi][i])),
-                       -u[ii - i0], sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
+                       add[ii - i0], sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
                        theta1, acc2)) {
           value[i] = float(arith::scale_pow2(double(theta1), -fw.fl));  // to_float() of their codes
           acc_[pi][i] = float(arith::scale_pow2(double(acc2), -fa.fl));
           continue;
         }
         const arith::LazyUpdateResult r = kahan.step(
-            code(master_.format, value[i]), code(lazy_.format, acc_[pi][i]), -u[ii - i0],
+            code(master_.format, value[i]), code(lazy_.format, acc_[pi][i]), add[ii - i0],
             sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
             sr_acc ? sr.bits(3 * i + 2, k) : 0);
         value[i] = to_float(master_.format, r.theta);

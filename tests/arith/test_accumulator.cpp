@@ -6,6 +6,7 @@
 #include <bit>
 #include <cfenv>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -254,6 +255,84 @@ TEST(LazyUpdate, DoubleUpdateEqualsTheExactStepOnEveryCode) {
             ASSERT_EQ(got.acc, want.acc) << to_string(rd) << " theta=" << int(th) << " acc=" << int(ac) << " u=" << u;
           }
     }
+  }
+}
+
+// LazyUpdateFixed's block step (nearest-even on both formats, vectorised) on every (theta, acc)
+// code of small formats as values, with updates that are ties, tiny, large, negative, infinite and
+// nan, under each overflow mode: an element it takes must hold the values of the general
+// step(Exact)'s codes, one it leaves must be unchanged, and it must leave only elements that step()
+// would not take on its integer path (there, the values of step(double)'s codes). Values off their
+// grids or out of range are left.
+TEST(LazyUpdate, NearestBlockEqualsTheExactStepOnEveryCode) {
+  const Format w = Format::parse("fixed<6,4>"), a = Format::parse("fixed<7,7>");
+  const double inf = std::numeric_limits<double>::infinity();
+  const double updates[] = {0.0, 1.0 / 256, -1.0 / 256, 1.0 / 512, -3.0 / 512, 0x1p-40, -0x1p-60, 0.3, -0.7, 5.0,
+                            1.0 / 128 + 0x1p-50, -1.0 / 32, 1e300, inf, -inf, std::nan("")};
+  for (Overflow ov : {Overflow::Saturate, Overflow::SaturateSymmetric, Overflow::Wrap}) {
+    const LazyUpdate lazy{w, {Rounding::NearestEven, ov}, a, {Rounding::NearestEven, ov}};
+    const LazyUpdateFixed fixed(lazy);
+    ASSERT_TRUE(fixed.nearest());
+    std::vector<float> theta, acc;
+    std::vector<double> update;
+    std::vector<std::pair<u128, u128>> codes;
+    for (u128 th = 0; th <= w.code_mask(); ++th)
+      for (u128 ac = 0; ac <= a.code_mask(); ++ac)
+        for (double u : updates) {
+          theta.push_back(to_f32(decode(w, th)));
+          acc.push_back(to_f32(decode(a, ac)));
+          update.push_back(u);
+          codes.emplace_back(th, ac);
+        }
+    const std::vector<float> theta0 = theta, acc0 = acc;
+    std::vector<std::uint8_t> taken(theta.size(), 2);
+    fixed.step_nearest(theta.data(), acc.data(), update.data(), theta.size(), taken.data());
+    std::size_t took = 0;
+    for (std::size_t i = 0; i < theta.size(); ++i) {
+      const auto [th, ac] = codes[i];
+      ASSERT_LE(taken[i], 1);
+      std::int64_t t1 = 0, a2 = 0;
+      const bool integer_path = fixed.step(fixed_code_value(w, th), fixed_code_value(a, ac), update[i], 0, 0, t1, a2);
+      if (!taken[i]) {
+        ASSERT_EQ(theta[i], theta0[i]) << i;
+        ASSERT_EQ(acc[i], acc0[i]) << i;
+        // Left: an element the integer path declines, or a code outside the symmetric range.
+        const bool symmetric_edge = ov == Overflow::SaturateSymmetric &&
+                                    (fixed_code_value(w, th) == std::int64_t(w.min_int()) || fixed_code_value(a, ac) == std::int64_t(a.min_int()));
+        ASSERT_TRUE(!integer_path || symmetric_edge) << "left an element step() takes: " << i;
+        continue;
+      }
+      ++took;
+      const LazyUpdateResult want = lazy.step(th, ac, Exact::from_double(update[i]));
+      ASSERT_EQ(theta[i], to_f32(decode(w, want.theta))) << to_string(ov) << " theta=" << int(th) << " acc=" << int(ac) << " u=" << update[i];
+      ASSERT_EQ(acc[i], to_f32(decode(a, want.acc))) << to_string(ov) << " theta=" << int(th) << " acc=" << int(ac) << " u=" << update[i];
+    }
+    EXPECT_GT(took, theta.size() / 2) << to_string(ov);
+  }
+  // Off the grids: left as they are.
+  const LazyUpdateFixed fixed(LazyUpdate{w, {}, a, {}});
+  float theta[] = {0.03f, 0.5f, 0.5f}, acc[] = {0.0f, 1.0f / 1024, 4.0f};
+  const double update[] = {0.0, 0.0, 0.0};
+  std::uint8_t taken[3];
+  fixed.step_nearest(theta, acc, update, 3, taken);
+  EXPECT_EQ(taken[0] + taken[1] + taken[2], 0);
+  EXPECT_EQ(theta[0], 0.03f);
+  EXPECT_EQ(acc[1], 1.0f / 1024);
+}
+
+// A weight of 48 bits in accumulator LSBs 2^40 finer needs 88 bits: the integer path must not
+// apply there (its products would overflow int64), and step(double) must still give step(Exact)'s codes.
+TEST(LazyUpdate, WideWeightsInFineAccumulatorsKeepTheExactStep) {
+  const Format w = Format::parse("fixed<48,0>"), a = Format::parse("fixed<48,40>");
+  const LazyUpdate lazy{w, {}, a, {}};
+  EXPECT_FALSE(LazyUpdateFixed(lazy).applies());
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 2000; ++i) {
+    const u128 th = u128(rng()) & w.code_mask(), ac = u128(rng()) & a.code_mask();
+    const double u = std::ldexp(double(std::int64_t(rng() % 2001) - 1000), -int(rng() % 60));
+    const LazyUpdateResult want = lazy.step(th, ac, Exact::from_double(u)), got = lazy.step(th, ac, u);
+    ASSERT_EQ(got.theta, want.theta) << i;
+    ASSERT_EQ(got.acc, want.acc) << i;
   }
 }
 
