@@ -106,19 +106,24 @@ double largest_code(const Format& f) { return std::max(-double(f.min_int()), dou
 
 // The codes x * 2^fl of n values of a fixed-point format of at most 8 bits, as bytes (two's
 // complement when signed); false when some value is not one (nan, off the grid, out of range),
-// which leaves it to the other paths. |fl| <= 200: the products are exact in fp64.
-bool to_codes(const float* x, std::int64_t n, const Format& f, std::uint8_t* out) {
-  const double scale = std::ldexp(1.0, f.fl), lo = double(f.min_int()), hi = double(f.max_magnitude());
+// which leaves it to the other paths. In T, where x 2^fl is exact: fp32 for 0 <= fl <= 100 (a scale
+// up: exact, or infinite), fp64 for |fl| <= 200.
+template <class T>
+bool to_codes_in(const float* x, std::int64_t n, const Format& f, std::uint8_t* out) {
+  const T scale = std::ldexp(T(1), f.fl), lo = T(f.min_int()), hi = T(f.max_magnitude());
   unsigned bad = 0;
   for (std::int64_t i = 0; i < n; ++i) {  // branch-free, so that it vectorises
-    const double v = double(x[i]) * scale;
-    double clamped = v > lo ? v : lo;  // nan becomes lo
+    const T v = T(x[i]) * scale;
+    T clamped = v > lo ? v : lo;  // nan becomes lo
     clamped = clamped < hi ? clamped : hi;
     const std::int32_t code = std::int32_t(clamped);
-    bad |= unsigned(double(code) != v);  // off the grid, out of range or nan
+    bad |= unsigned(T(code) != v);  // off the grid, out of range or nan
     out[i] = std::uint8_t(code);
   }
   return !bad;
+}
+bool to_codes(const float* x, std::int64_t n, const Format& f, std::uint8_t* out) {
+  return f.fl >= 0 && f.fl <= 100 ? to_codes_in<float>(x, n, f, out) : to_codes_in<double>(x, n, f, out);
 }
 
 // Element (i, j) of op(X) for row-major X.
