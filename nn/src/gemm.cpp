@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -234,20 +235,21 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
       kernel != arith::Int8Kernel::Scalar && product_fl >= -96 && product_fl <= 126 && std::abs(fa.fl) <= 200 &&
       std::abs(fb.fl) <= 200) {
     const double limit = std::min(0x1p31, std::ldexp(1.0, fc.wl - 1));
-    std::vector<std::uint8_t> ac, bc;
     const bool fits = double(k) * largest_code(fa) * largest_code(fb) < limit || bound_from_data() < limit;
+    // Every code and every sum is written before it is read: no fill.
+    std::unique_ptr<std::uint8_t[]> ac, bc;
     if (fits) {
-      ac.resize(std::size_t(m * k));
-      bc.resize(std::size_t(k * n));
+      ac = std::make_unique_for_overwrite<std::uint8_t[]>(std::size_t(m * k));
+      bc = std::make_unique_for_overwrite<std::uint8_t[]>(std::size_t(k * n));
     }
-    if (fits && to_codes(a, m * k, fa, ac.data()) && to_codes(b, k * n, fb, bc.data())) {
-      const arith::PackedInt8B packed(kernel, {bc.data(), ldb, fb.is_signed, trans_b}, k, n);
+    if (fits && to_codes(a, m * k, fa, ac.get()) && to_codes(b, k * n, fb, bc.get())) {
+      const arith::PackedInt8B packed(kernel, {bc.get(), ldb, fb.is_signed, trans_b}, k, n);
       const float scale = std::ldexp(1.0f, -product_fl);
       run(items, [&](std::int64_t it) {
         const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
-        std::vector<std::int32_t> sums(std::size_t(rows * n));
-        arith::gemm_int8({trans_a ? ac.data() + r0 : ac.data() + r0 * k, lda, fa.is_signed, trans_a}, rows, packed,
-                         sums.data(), n);
+        const auto sums = std::make_unique_for_overwrite<std::int32_t[]>(std::size_t(rows * n));
+        arith::gemm_int8({trans_a ? ac.get() + r0 : ac.get() + r0 * k, lda, fa.is_signed, trans_a}, rows, packed,
+                         sums.get(), n);
         for (std::int64_t i = 0; i < rows * n; ++i) c[r0 * n + i] = float(sums[std::size_t(i)]) * scale;
       });
       return GemmPath::ExactInt8;
