@@ -35,8 +35,10 @@ bool allowed(GemmPath p) { return (g_paths & path_bit(p)) != 0; }
 const Format kFp32 = Format::fp32();
 
 // Rows of C per work item: fixed, so the work split (and every BLAS call) is the same for any
-// thread count.
-constexpr std::int64_t kRowsPerItem = 32;
+// thread count. The fp32 reference keeps 32-row SGEMM calls: OpenBLAS's bits depend on a call's
+// shape (it has kernels for small matrices), so its results depend on the split. The exact paths
+// give the same bits for any split and take larger blocks (less packing and dispatch per row).
+constexpr std::int64_t kFp32Rows = 32, kExactRows = 128;
 
 // The largest |x_i|, NaNs skipped. Eight running maxima, so the compares do not wait on each
 // other (v > m ? v : m is one vector max); |x| and the maxima are exact, so the order is free.
@@ -185,7 +187,7 @@ std::string Accumulation::describe() const {
 
 namespace {
 
-// A GEMM's work items (blocks of kRowsPerItem rows of C), and what runs them: parallel_for for one
+// A GEMM's work items (blocks of rows of C), and what runs them: parallel_for for one
 // GEMM, or gemm_together's job for several.
 using Item = std::function<void(std::int64_t)>;
 using RunItems = std::function<void(std::int64_t items, const Item& item)>;
@@ -195,15 +197,20 @@ using RunItems = std::function<void(std::int64_t items, const Item& item)>;
 GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
   const auto& [acc, fa, fb, trans_a, trans_b, m, n, k, a, b, c, sr, check_operands] = call;
   openblas_set_num_threads(1);  // parallelism is ours, over fixed row blocks
-  const std::int64_t items = (m + kRowsPerItem - 1) / kRowsPerItem;
+  // body(r0, rows) for each block [r0, r0 + rows) of `block` rows of C, as one work item.
+  auto run_rows = [&](std::int64_t block, auto&& body) {
+    run((m + block - 1) / block, [&](std::int64_t it) {
+      const std::int64_t r0 = it * block;
+      body(r0, std::min(block, m - r0));
+    });
+  };
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
   const std::int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
   // Row block [r0, r0 + rows) of op(A) starts at this element of A.
   auto a_rows = [&](std::int64_t r0) { return trans_a ? a + r0 : a + r0 * k; };
 
   if (acc.fp32) {
-    run(items, [&](std::int64_t it) {
-      const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+    run_rows(kFp32Rows, [&](std::int64_t r0, std::int64_t rows) {
       cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
                   c + r0 * n, int(n));
     });
@@ -245,8 +252,7 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
     if (fits && to_codes(a, m * k, fa, ac.get()) && to_codes(b, k * n, fb, bc.get())) {
       const arith::PackedInt8B packed(kernel, {bc.get(), ldb, fb.is_signed, trans_b}, k, n);
       const float scale = std::ldexp(1.0f, -product_fl);
-      run(items, [&](std::int64_t it) {
-        const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+      run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
         const auto sums = std::make_unique_for_overwrite<std::int32_t[]>(std::size_t(rows * n));
         arith::gemm_int8({trans_a ? ac.get() + r0 : ac.get() + r0 * k, lda, fa.is_signed, trans_a}, rows, packed,
                          sums.get(), n);
@@ -263,8 +269,7 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
     const double bound = bound_from_data();
     const bool fits_acc = bound < std::ldexp(1.0, fc.wl - 1);
     if (allowed(GemmPath::ExactFp32) && fits_acc && bound < 0x1p24 && product_fl <= 100 && product_fl >= -100) {
-      run(items, [&](std::int64_t it) {
-        const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+      run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
         cblas_sgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0f, a_rows(r0), int(lda), b, int(ldb), 0.0f,
                     c + r0 * n, int(n));
       });
@@ -274,8 +279,7 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
       std::vector<double> ad(std::size_t(m * k)), bd(std::size_t(k * n));
       std::copy(a, a + m * k, ad.begin());
       std::copy(b, b + k * n, bd.begin());
-      run(items, [&](std::int64_t it) {
-        const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+      run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
         std::vector<double> cd(std::size_t(rows * n));
         cblas_dgemm(CblasRowMajor, ta, tb, int(rows), int(n), int(k), 1.0, trans_a ? ad.data() + r0 : ad.data() + r0 * k,
                     int(lda), bd.data(), int(ldb), 0.0, cd.data(), int(n));
@@ -298,8 +302,8 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
     std::vector<float> bp(std::size_t(k * np), 0.0f);
     for (std::int64_t kk = 0; kk < k; ++kk)
       for (std::int64_t j = 0; j < n; ++j) bp[std::size_t(kk * np + j)] = at(b, trans_b, k, n, kk, j);
-    run(items, [&](std::int64_t it) {
-      const std::int64_t r0 = it * kRowsPerItem, r1 = std::min(m, r0 + kRowsPerItem);
+    run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
+      const std::int64_t r1 = r0 + rows;
       std::vector<float> ap(std::size_t(kRows * k));
       for (std::int64_t i0 = r0; i0 < r1; i0 += kRows) {
         const std::int64_t nr = std::min(kRows, r1 - i0);
@@ -326,8 +330,7 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
   if (allowed(GemmPath::OrderFaithfulSimd) && arith::FloatMac::supports(fc, acc.spec) && arith::FloatMac::available()) {
     const arith::FloatMac mac(fc, acc.spec);
     const arith::FloatMac::PackedB packed(b, ldb, trans_b, k, n);
-    run(items, [&](std::int64_t it) {
-      const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+    run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
       mac.gemm(a_rows(r0), lda, trans_a, rows, packed, c + r0 * n, n,
                arith::SrStream{sr.seed, sr.stream + std::uint64_t(r0 * n)}, std::uint64_t(n));
     });
@@ -354,8 +357,7 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
   for (std::int64_t j = 0; j < n; ++j)
     for (std::int64_t kk = 0; kk < k; ++kk) b_nk[std::size_t(j * k + kk)] = at(b, trans_b, k, n, kk, j);
   const std::vector<u128> ac = codes(a_mk.data(), m * k, fa), bc = codes(b_nk.data(), n * k, fb);
-  run(items, [&](std::int64_t it) {
-    const std::int64_t r0 = it * kRowsPerItem, rows = std::min(kRowsPerItem, m - r0);
+  run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
     for (std::int64_t i = r0; i < r0 + rows; ++i)
       for (std::int64_t j = 0; j < n; ++j) {
         const arith::SrStream s{sr.seed, sr.stream + std::uint64_t(i * n + j)};

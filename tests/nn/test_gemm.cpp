@@ -1,5 +1,6 @@
 // nn::gemm against the scalar reference (arith::Accumulator per output, k ascending) on random
-// layers, for each path it chooses, both transposes, and any thread count.
+// layers, for each path it chooses, both transposes, one to several blocks of rows, and any
+// thread count.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -90,7 +91,7 @@ TEST(NnGemm, EveryPathEqualsTheScalarReference) {
   unsigned seed = 1;
   for (const Case& c : kCases) {
     bool took_path = false;
-    for (auto [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {7, 5, 33}, {40, 3, 100}, {65, 17, 9}})
+    for (auto [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {7, 5, 33}, {40, 3, 100}, {65, 17, 9}, {300, 6, 13}})
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           const GemmPath p = check(c, m, n, k, ta, tb, ++seed);
