@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -40,9 +41,13 @@ const Format kFp32 = Format::fp32();
 // give the same bits for any split and take larger blocks (less packing and dispatch per row).
 constexpr std::int64_t kFp32Rows = 32, kExactRows = 128;
 
+// Elements per work item of the operand scans below (a maximum and the codes: the same for any
+// split, so any block size, on any thread).
+constexpr std::int64_t kScanBlock = 1 << 16;
+
 // The largest |x_i|, NaNs skipped. Eight running maxima, so the compares do not wait on each
 // other (v > m ? v : m is one vector max); |x| and the maxima are exact, so the order is free.
-double max_abs(const float* x, std::int64_t n) {
+double max_abs_serial(const float* x, std::int64_t n) {
   float m[8] = {};
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -54,6 +59,13 @@ double max_abs(const float* x, std::int64_t n) {
   for (; i < n; ++i) r = std::abs(x[i]) > r ? std::abs(x[i]) : r;
   for (const float v : m) r = v > r ? v : r;
   return double(r);
+}
+double max_abs(const float* x, std::int64_t n) {
+  std::vector<double> block_max(std::size_t((n + kScanBlock - 1) / kScanBlock), 0.0);
+  parallel_blocks(n, kScanBlock, [&](std::int64_t i0, std::int64_t i1) {
+    block_max[std::size_t(i0 / kScanBlock)] = max_abs_serial(x + i0, i1 - i0);
+  });
+  return block_max.empty() ? 0.0 : *std::max_element(block_max.begin(), block_max.end());
 }
 
 // Whether no x_i is an infinity or a NaN (exponent bits all ones), tested a block at a time
@@ -126,7 +138,13 @@ bool to_codes_in(const float* x, std::int64_t n, const Format& f, std::uint8_t* 
   return !bad;
 }
 bool to_codes(const float* x, std::int64_t n, const Format& f, std::uint8_t* out) {
-  return f.fl >= 0 && f.fl <= 100 ? to_codes_in<float>(x, n, f, out) : to_codes_in<double>(x, n, f, out);
+  std::atomic<bool> all{true};
+  parallel_blocks(n, kScanBlock, [&](std::int64_t i0, std::int64_t i1) {
+    const bool ok = f.fl >= 0 && f.fl <= 100 ? to_codes_in<float>(x + i0, i1 - i0, f, out + i0)
+                                             : to_codes_in<double>(x + i0, i1 - i0, f, out + i0);
+    if (!ok) all = false;
+  });
+  return all;
 }
 
 // Element (i, j) of op(X) for row-major X.
