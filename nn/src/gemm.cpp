@@ -147,6 +147,42 @@ bool to_codes(const float* x, std::int64_t n, const Format& f, std::uint8_t* out
   return all;
 }
 
+// The codes of op(B) (K x N; stored N x K when trans_b) of a fixed-point format wider than 8 bits
+// whose columns each hold 8-bit codes at a scale of their own (per-channel weights, in the format
+// that covers every channel): column j's values are c 2^(shift_j - fl), c an 8-bit code and
+// shift_j >= 0 the smallest shift that fits it. Writes the codes, laid out as B, and the shifts;
+// false when some column has no such codes (a value off the grid, or bits a fitting shift would
+// drop). Codes of at most 53 bits (|fl| <= 200), exact in fp64.
+bool column_codes(const float* b, bool trans_b, std::int64_t k, std::int64_t n, const Format& f, std::uint8_t* out,
+                  std::vector<int>& shift) {
+  const double scale = std::ldexp(1.0, f.fl);
+  const std::int64_t lo8 = f.is_signed ? -128 : 0, hi8 = f.is_signed ? 127 : 255;
+  shift.assign(std::size_t(n), 0);
+  std::atomic<bool> all{true};
+  parallel_for(n, [&](std::int64_t j) {
+    auto at = [&](std::int64_t kk) { return trans_b ? j * k + kk : kk * n + j; };
+    std::int64_t lo = 0, hi = 0, bits = 0;
+    for (std::int64_t kk = 0; kk < k; ++kk) {
+      const double v = double(b[at(kk)]) * scale;
+      if (!(v == std::floor(v) && std::abs(v) < 0x1p53)) {
+        all = false;
+        return;
+      }
+      const auto code = std::int64_t(v);
+      lo = std::min(lo, code), hi = std::max(hi, code), bits |= code;  // a two's complement code's trailing zeros are its magnitude's
+    }
+    int s = 0;
+    while ((hi >> s) > hi8 || (lo >> s) < lo8) ++s;
+    if ((bits & ((std::int64_t(1) << s) - 1)) != 0) {
+      all = false;
+      return;
+    }
+    shift[std::size_t(j)] = s;
+    for (std::int64_t kk = 0; kk < k; ++kk) out[at(kk)] = std::uint8_t(std::int64_t(double(b[at(kk)]) * scale) >> s);
+  });
+  return all;
+}
+
 // Element (i, j) of op(X) for row-major X.
 inline float at(const float* x, bool trans, std::int64_t rows_op, std::int64_t cols_op, std::int64_t i, std::int64_t j) {
   return trans ? x[j * rows_op + i] : x[i * cols_op + j];
@@ -254,27 +290,39 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
   // Exact when the bound, from the formats or else the data, is below the accumulator's largest
   // magnitude and 2^31: no add can overflow, and int32 sums wrap modulo 2^32 in any order onto the
   // exact sum. c = float(sum) rounds once to nearest even; the scale 2^-(fl_a + fl_b) is then exact,
-  // as |sum| < 2^31 and -96 <= fl_a + fl_b <= 126 keep c a normal number.
+  // as |sum| < 2^31 and -96 <= fl_a + fl_b <= 126 keep c a normal number. A wider B whose columns
+  // hold 8-bit codes at scales of their own (column_codes: per-channel weights) takes it too, each
+  // column's sums 2^shift coarser: smaller than the bound in B's LSBs, and as exact.
   const arith::Int8Kernel kernel = arith::best_int8_kernel();
-  if (allowed(GemmPath::ExactInt8) && !fa.is_float() && !fb.is_float() && !fc.is_float() && fa.wl <= 8 && fb.wl <= 8 &&
-      kernel != arith::Int8Kernel::Scalar && product_fl >= -96 && product_fl <= 126 && std::abs(fa.fl) <= 200 &&
-      std::abs(fb.fl) <= 200) {
+  if (allowed(GemmPath::ExactInt8) && !fa.is_float() && !fb.is_float() && !fc.is_float() && fa.wl <= 8 && fb.wl <= 53 &&
+      kernel != arith::Int8Kernel::Scalar && std::abs(fa.fl) <= 200 && std::abs(fb.fl) <= 200) {
     const double limit = std::min(0x1p31, std::ldexp(1.0, fc.wl - 1));
     const bool fits = double(k) * largest_code(fa) * largest_code(fb) < limit || bound_from_data() < limit;
     // Every code and every sum is written before it is read: no fill.
     std::unique_ptr<std::uint8_t[]> ac, bc;
+    std::vector<int> shift(std::size_t(n), 0);  // column j's codes count 2^(shift_j - fl_b)
     if (fits) {
       ac = std::make_unique_for_overwrite<std::uint8_t[]>(std::size_t(m * k));
       bc = std::make_unique_for_overwrite<std::uint8_t[]>(std::size_t(k * n));
     }
-    if (fits && to_codes(a, m * k, fa, ac.get()) && to_codes(b, k * n, fb, bc.get())) {
+    const bool codes = fits && to_codes(a, m * k, fa, ac.get()) &&
+                       (fb.wl <= 8 ? to_codes(b, k * n, fb, bc.get()) : column_codes(b, trans_b, k, n, fb, bc.get(), shift));
+    std::vector<float> scale(static_cast<std::size_t>(n));  // column j's 2^-(fl_a + fl_b - shift_j)
+    bool normal = true;
+    for (std::int64_t j = 0; j < n; ++j) {
+      const int fl = product_fl - shift[std::size_t(j)];
+      normal &= fl >= -96 && fl <= 126;
+      scale[std::size_t(j)] = std::ldexp(1.0f, -fl);
+    }
+    if (codes && normal) {
       const arith::PackedInt8B packed(kernel, {bc.get(), ldb, fb.is_signed, trans_b}, k, n);
-      const float scale = std::ldexp(1.0f, -product_fl);
       run_rows(kExactRows, [&](std::int64_t r0, std::int64_t rows) {
         const auto sums = std::make_unique_for_overwrite<std::int32_t[]>(std::size_t(rows * n));
         arith::gemm_int8({trans_a ? ac.get() + r0 : ac.get() + r0 * k, lda, fa.is_signed, trans_a}, rows, packed,
                          sums.get(), n);
-        for (std::int64_t i = 0; i < rows * n; ++i) c[r0 * n + i] = float(sums[std::size_t(i)]) * scale;
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < n; ++j)
+            c[(r0 + i) * n + j] = float(sums[std::size_t(i * n + j)]) * scale[std::size_t(j)];
       });
       return GemmPath::ExactInt8;
     }

@@ -253,3 +253,36 @@ TEST(NnGemm, TogetherEqualsEachGemmAlone) {
   set_threads(0);
   EXPECT_TRUE(gemm_together({}).empty());
 }
+
+// Per-channel weights come in one fixed-point format wide enough for every channel's scale; each
+// column of op(B) still holds 8-bit codes at its own scale, and the int8 GEMM takes them, each
+// column's sums at its scale. Equal to the reference bit for bit, with B stored either way; a
+// column whose values need more than 8 bits at every scale leaves the int8 path, still exact.
+TEST(NnGemm, PerChannelWeightsTakeTheInt8PathColumnByColumn) {
+  if (kInt8 != GemmPath::ExactInt8) GTEST_SKIP() << "no SIMD int8 GEMM on this CPU";
+  const std::int64_t m = 70, n = 9, k = 40;
+  std::mt19937 rng(8);
+  const Format fa = Format::parse("fixed<8,5>");
+  const std::vector<float> a = random_values(fa, std::size_t(m * k), rng, 1.0f);
+  // Column j: codes in [-127, 127] at fl_j = 2 + 3 j % 11: the covering format is fixed<8 + 10, 12>.
+  const Format fb = Format::fixed(18, 12);
+  std::uniform_int_distribution<int> code(-127, 127);
+  for (const bool wide_column : {false, true})
+    for (const bool tb : {false, true}) {
+      std::vector<float> b(std::size_t(k * n));
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        for (std::int64_t j = 0; j < n; ++j) {
+          const int fl = 2 + int(3 * j % 11);
+          int c = code(rng);
+          if (wide_column && j == 4 && kk == 7) c = 255;  // 9 bits at fl_4, and odd: no coarser scale
+          b[std::size_t(tb ? j * k + kk : kk * n + j)] = std::ldexp(float(c), -fl);
+        }
+      const Accumulation acc = Accumulation::parse("int<32>");
+      std::vector<float> got(std::size_t(m * n)), want(got.size());
+      gemm_reference(acc, fa, fb, false, tb, m, n, k, a.data(), b.data(), want.data());
+      const GemmPath p = gemm(acc, fa, fb, false, tb, m, n, k, a.data(), b.data(), got.data());
+      EXPECT_EQ(p == GemmPath::ExactInt8, !wide_column) << "tb=" << tb << " took " << to_string(p);
+      for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_TRUE(same_bits(got[i], want[i])) << "tb=" << tb << " wide=" << wide_column << " output " << i;
+    }
+}

@@ -3,10 +3,11 @@
 // in k order (the order of sim's systolic array). Seven paths, chosen per call from the formats and
 // the data so that each is exact for the case it takes:
 //   Fp32          plain fp32 (OpenBLAS SGEMM): the float reference, no hardware claim;
-//   ExactInt8     fixed-point operands of at most 8 bits into an integer accumulator that provably
-//                 cannot overflow, with the bound below 2^31 product LSBs: arith's int8 GEMM on the
-//                 codes (AVX-512 VNNI or AVX2), whose int32 sums wrap modulo 2^32 in any order onto
-//                 the exact sum; taken first, as it is the fastest;
+//   ExactInt8     fixed-point operands of at most 8 bits (or a wider B whose columns each hold
+//                 8-bit codes at a scale of their own: per-channel weights) into an integer
+//                 accumulator that provably cannot overflow, with the bound below 2^31 product LSBs:
+//                 arith's int8 GEMM on the codes (AVX-512 VNNI or AVX2), whose int32 sums wrap
+//                 modulo 2^32 in any order onto the exact sum; taken first, as it is the fastest;
 //   ExactFp32     fixed-point operands into an integer accumulator that provably cannot overflow
 //   ExactFp64     (K max|a| max|b| below the accumulator's range): every partial sum is an integer
 //                 multiple of the product LSB below 2^24 (SGEMM) or 2^53 (DGEMM), so BLAS in any
