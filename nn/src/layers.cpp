@@ -599,10 +599,11 @@ class Pool : public Layer {
     // Planes are independent, so any thread may take any plane. A window's maximum is its first
     // element (even a NaN) unless a later one is greater: the first of equal maxima wins. Max
     // pooling's padding is no input: a window takes the maximum of the elements inside the input.
-    // The usual 2x2 and 3x3 windows with their extent known to the compiler (short loops unrolled).
-    if (k_ == 2) return pool_planes<2>(x, y, planes, h, w);
-    if (k_ == 3) return pool_planes<3>(x, y, planes, h, w);
-    pool_planes<0>(x, y, planes, h, w);
+    // The usual windows (2x2 and 3x3, stride 2) with extent and stride known to the compiler: the
+    // windows inside the input then run as one vector loop along the row.
+    if (k_ == 2 && s_ == 2) return pool_planes<2, 2>(x, y, planes, h, w);
+    if (k_ == 3 && s_ == 2) return pool_planes<3, 2>(x, y, planes, h, w);
+    pool_planes<0, 0>(x, y, planes, h, w);
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(in_);
@@ -624,41 +625,75 @@ class Pool : public Layer {
   }
 
  private:
-  // Pools every plane; K > 0 is the window's extent k_ as a constant, 0 reads it from k_.
-  template <int K>
+  // The K x K windows at stride S wholly inside the input along one output row (ox in [ox0, ox1),
+  // rows from y0, columns from ox S - pad), as the generic window does them: a loop with no
+  // pointer the stores could alias, which vectorises along the row.
+  template <int K, int S>
+  static void max_inside(const float* __restrict xp, std::int64_t w, std::int64_t y0, std::int64_t pad, std::int64_t ox0,
+                         std::int64_t ox1, float* __restrict out, std::int64_t* __restrict arg, std::int64_t base) {
+    for (std::int64_t ox = ox0; ox < ox1; ++ox) {
+      std::int64_t at = y0 * w + ox * S - pad;
+      float best = xp[at];
+      for (std::int64_t ky = 0; ky < K; ++ky)
+        for (std::int64_t kx = 0; kx < K; ++kx) {
+          const std::int64_t i = (y0 + ky) * w + ox * S - pad + kx;
+          const bool greater = xp[i] > best;
+          best = greater ? xp[i] : best;
+          at = greater ? i : at;
+        }
+      out[ox] = best;
+      arg[ox] = base + at;
+    }
+  }
+  // Pools every plane; K, S > 0 are the window's extent k_ and stride s_ as constants, 0 reads them.
+  template <int K, int S>
   void pool_planes(const Tensor& x, Tensor& y, std::int64_t planes, std::int64_t h, std::int64_t w) {
-    const std::int64_t k = K > 0 ? K : k_;
+    const std::int64_t k = K > 0 ? K : k_, s = S > 0 ? S : s_;
+    // Windows ox in [in0, in1) lie inside the input's columns: 0 <= ox s - pad and ox s - pad + k <= w.
+    const std::int64_t in0 = std::min(wo_, (pad_ + s - 1) / s), in1 = std::max(in0, std::min(wo_, (w - k + pad_) / s + 1));
     parallel_for(planes, [&](std::int64_t p) {
       const float* xp = x.data() + p * h * w;
       for (std::int64_t oy = 0; oy < ho_; ++oy) {
-        const std::int64_t y0 = std::max<std::int64_t>(oy * s_ - pad_, 0), y1 = std::min(oy * s_ - pad_ + k, h);
-        for (std::int64_t ox = 0; ox < wo_; ++ox) {
-          const std::size_t o = std::size_t((p * ho_ + oy) * wo_ + ox);
-          if (max_) {
-            const std::int64_t x0 = std::max<std::int64_t>(ox * s_ - pad_, 0), x1 = std::min(ox * s_ - pad_ + k, w);
-            std::int64_t at = y0 * w + x0;
-            float best = xp[at];
-            // The window's rows and columns inside the input; a window wholly inside has the
-            // constant extent k (short loops the compiler unrolls).
-            const bool inside = y1 - y0 == k && x1 - x0 == k;
-            const std::int64_t rows = inside ? k : y1 - y0, cols = inside ? k : x1 - x0;
-            for (std::int64_t ky = 0; ky < rows; ++ky)
-              for (std::int64_t kx = 0; kx < cols; ++kx) {  // selects, not branches: the data decide
-                const std::int64_t i = (y0 + ky) * w + x0 + kx;
-                const bool greater = xp[i] > best;
-                best = greater ? xp[i] : best;
-                at = greater ? i : at;
-              }
-            y.v[o] = best;
-            arg_[o] = p * h * w + at;
-          } else {
-            const std::int64_t first = oy * s_ * w + ox * s_;
+        const std::int64_t y0 = std::max<std::int64_t>(oy * s - pad_, 0), y1 = std::min(oy * s - pad_ + k, h);
+        float* out = y.data() + (p * ho_ + oy) * wo_;
+        if (!max_) {
+          for (std::int64_t ox = 0; ox < wo_; ++ox) {
+            const std::int64_t first = oy * s * w + ox * s;
             float sum = 0.0f;
             for (std::int64_t ky = 0; ky < k; ++ky)
               for (std::int64_t kx = 0; kx < k; ++kx) sum += xp[first + ky * w + kx];
-            y.v[o] = sum / float(k * k);
+            out[ox] = sum / float(k * k);
           }
+          continue;
         }
+        std::int64_t* arg = arg_.data() + (p * ho_ + oy) * wo_;
+        // One window: rows [y0, y1) and columns [x0, x1) of the input, in order, by selects (the
+        // data decide, not branches).
+        auto window = [&](std::int64_t ox, std::int64_t rows, std::int64_t x0, std::int64_t cols) {
+          std::int64_t at = y0 * w + x0;
+          float best = xp[at];
+          for (std::int64_t ky = 0; ky < rows; ++ky)
+            for (std::int64_t kx = 0; kx < cols; ++kx) {
+              const std::int64_t i = (y0 + ky) * w + x0 + kx;
+              const bool greater = xp[i] > best;
+              best = greater ? xp[i] : best;
+              at = greater ? i : at;
+            }
+          out[ox] = best;
+          arg[ox] = p * h * w + at;
+        };
+        auto edge = [&](std::int64_t ox) {
+          const std::int64_t x0 = std::max<std::int64_t>(ox * s - pad_, 0), x1 = std::min(ox * s - pad_ + k, w);
+          window(ox, y1 - y0, x0, x1 - x0);
+        };
+        const bool rows_inside = y1 - y0 == k;
+        for (std::int64_t ox = 0; ox < (rows_inside ? in0 : wo_); ++ox) edge(ox);
+        if (!rows_inside) continue;
+        // Windows wholly inside: the constant extent, one loop along the row.
+        if constexpr (K > 0 && S > 0) max_inside<K, S>(xp, w, y0, pad_, in0, in1, out, arg, p * h * w);
+        else
+          for (std::int64_t ox = in0; ox < in1; ++ox) window(ox, k, ox * s - pad_, k);
+        for (std::int64_t ox = in1; ox < wo_; ++ox) edge(ox);
       }
     });
   }
