@@ -156,31 +156,33 @@ bool to_codes(const float* x, std::int64_t n, const Format& f, std::uint8_t* out
 bool column_codes(const float* b, bool trans_b, std::int64_t k, std::int64_t n, const Format& f, std::uint8_t* out,
                   std::vector<int>& shift) {
   const double scale = std::ldexp(1.0, f.fl);
+  // B as stored: `rows` x `cols`, element (r, c) in column r (trans_b) or c of op(B). Two passes in
+  // storage order (branch-free, so they vectorise): each column's code range and set bits, then the codes.
+  const std::int64_t rows = trans_b ? n : k, cols = trans_b ? k : n;
+  std::vector<std::int64_t> lo(std::size_t(n), 0), hi(std::size_t(n), 0), bits(std::size_t(n), 0);
+  std::int64_t off_grid = 0;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const double v = double(b[r * cols + c]) * scale;
+      const bool code_like = (v == std::floor(v)) & (std::abs(v) < 0x1p53);  // false for nan and inf
+      off_grid |= std::int64_t(!code_like);
+      const std::int64_t code = std::int64_t(code_like ? v : 0.0);
+      const std::size_t j = std::size_t(trans_b ? r : c);
+      lo[j] = std::min(lo[j], code), hi[j] = std::max(hi[j], code);
+      bits[j] |= code;  // a two's complement code's trailing zeros are its magnitude's
+    }
+  if (off_grid) return false;
   const std::int64_t lo8 = f.is_signed ? -128 : 0, hi8 = f.is_signed ? 127 : 255;
   shift.assign(std::size_t(n), 0);
-  std::atomic<bool> all{true};
-  parallel_for(n, [&](std::int64_t j) {
-    auto at = [&](std::int64_t kk) { return trans_b ? j * k + kk : kk * n + j; };
-    std::int64_t lo = 0, hi = 0, bits = 0;
-    for (std::int64_t kk = 0; kk < k; ++kk) {
-      const double v = double(b[at(kk)]) * scale;
-      if (!(v == std::floor(v) && std::abs(v) < 0x1p53)) {
-        all = false;
-        return;
-      }
-      const auto code = std::int64_t(v);
-      lo = std::min(lo, code), hi = std::max(hi, code), bits |= code;  // a two's complement code's trailing zeros are its magnitude's
-    }
-    int s = 0;
-    while ((hi >> s) > hi8 || (lo >> s) < lo8) ++s;
-    if ((bits & ((std::int64_t(1) << s) - 1)) != 0) {
-      all = false;
-      return;
-    }
-    shift[std::size_t(j)] = s;
-    for (std::int64_t kk = 0; kk < k; ++kk) out[at(kk)] = std::uint8_t(std::int64_t(double(b[at(kk)]) * scale) >> s);
-  });
-  return all;
+  for (std::size_t j = 0; j < std::size_t(n); ++j) {
+    int& sj = shift[j];
+    while ((hi[j] >> sj) > hi8 || (lo[j] >> sj) < lo8) ++sj;
+    if ((bits[j] & ((std::int64_t(1) << sj) - 1)) != 0) return false;  // bits the shift would drop
+  }
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c)
+      out[r * cols + c] = std::uint8_t(std::int64_t(double(b[r * cols + c]) * scale) >> shift[std::size_t(trans_b ? r : c)]);
+  return true;
 }
 
 // Element (i, j) of op(X) for row-major X.
