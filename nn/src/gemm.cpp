@@ -40,6 +40,8 @@ const Format kFp32 = Format::fp32();
 // shape (it has kernels for small matrices), so its results depend on the split. The exact paths
 // give the same bits for any split and take larger blocks (less packing and dispatch per row).
 constexpr std::int64_t kFp32Rows = 32, kExactRows = 128;
+// K per work item of an exact GEMM with a single block of rows (its items split K instead).
+constexpr std::int64_t kDepthChunk = 4096;
 
 // Elements per work item of the operand scans below (a maximum and the codes: the same for any
 // split, so any block size, on any thread).
@@ -315,6 +317,25 @@ GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
       const int fl = product_fl - shift[std::size_t(j)];
       normal &= fl >= -96 && fl <= 126;
       scale[std::size_t(j)] = std::ldexp(1.0f, -fl);
+    }
+    if (codes && normal && m <= kExactRows && k >= 2 * kDepthChunk) {
+      // One block of rows over a long K (a weight gradient summed over a batch of pixels): the
+      // items are K's chunks instead, each packing its slice of B; their int32 sums wrap modulo
+      // 2^32 onto the exact sum in any order, so the chunks' sums add up to it.
+      const std::int64_t chunks = (k + kDepthChunk - 1) / kDepthChunk;
+      std::vector<std::int32_t> partial(std::size_t(chunks * m * n));
+      run(chunks, [&](std::int64_t q) {
+        const std::int64_t k0 = q * kDepthChunk, kc = std::min(kDepthChunk, k - k0);
+        const arith::PackedInt8B packed(kernel, {trans_b ? bc.get() + k0 : bc.get() + k0 * ldb, ldb, fb.is_signed, trans_b}, kc, n);
+        arith::gemm_int8({trans_a ? ac.get() + k0 * lda : ac.get() + k0, lda, fa.is_signed, trans_a}, m, packed,
+                         partial.data() + q * m * n, n);
+      });
+      for (std::int64_t i = 0; i < m * n; ++i) {
+        std::uint32_t sum = 0;  // unsigned: wraps as the hardware's adds do
+        for (std::int64_t q = 0; q < chunks; ++q) sum += std::uint32_t(partial[std::size_t(q * m * n + i)]);
+        c[i] = float(std::int32_t(sum)) * scale[std::size_t(i % n)];
+      }
+      return GemmPath::ExactInt8;
     }
     if (codes && normal) {
       const arith::PackedInt8B packed(kernel, {bc.get(), ldb, fb.is_signed, trans_b}, k, n);

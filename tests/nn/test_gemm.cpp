@@ -286,3 +286,13 @@ TEST(NnGemm, PerChannelWeightsTakeTheInt8PathColumnByColumn) {
         ASSERT_TRUE(same_bits(got[i], want[i])) << "tb=" << tb << " wide=" << wide_column << " output " << i;
     }
 }
+
+// A single block of rows over a long K (a convolution's weight gradient, summed over a batch of
+// pixels) splits K across the work items; the chunks' int32 sums must add up to the exact sums,
+// for any thread count, with A and B stored either way and K not a whole number of chunks.
+TEST(NnGemm, Int8SplitsALongKExactly) {
+  if (kInt8 != GemmPath::ExactInt8) GTEST_SKIP() << "no SIMD int8 GEMM on this CPU";
+  const Case c{"fixed<8,4>", "fixed<8,6>", "int<32>", "nearest-even", "saturate", 4.0f, 1.0f, GemmPath::ExactInt8};
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) EXPECT_EQ(check(c, 6, 25, 9000, ta, tb, 70 + 2 * ta + tb), GemmPath::ExactInt8);
+}
