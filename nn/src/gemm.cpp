@@ -177,6 +177,7 @@ bool column_codes(const float* b, bool trans_b, std::int64_t k, std::int64_t n, 
   const std::int64_t lo8 = f.is_signed ? -128 : 0, hi8 = f.is_signed ? 127 : 255;
   shift.assign(std::size_t(n), 0);
   for (std::size_t j = 0; j < std::size_t(n); ++j) {
+    if (lo[j] < lo8 && !f.is_signed) return false;  // a negative value of an unsigned format: no shift fits
     int& sj = shift[j];
     while ((hi[j] >> sj) > hi8 || (lo[j] >> sj) < lo8) ++sj;
     if ((bits[j] & ((std::int64_t(1) << sj) - 1)) != 0) return false;  // bits the shift would drop

@@ -285,6 +285,14 @@ TEST(NnGemm, PerChannelWeightsTakeTheInt8PathColumnByColumn) {
       for (std::size_t i = 0; i < got.size(); ++i)
         ASSERT_TRUE(same_bits(got[i], want[i])) << "tb=" << tb << " wide=" << wide_column << " output " << i;
     }
+  // A caller that vouches for operands which are not what it says (unchecked): a negative value in
+  // an unsigned wide B has no codes at any shift; another path takes the GEMM, and it ends.
+  const Format ub = Format::parse("ufixed<12,4>");
+  std::vector<float> b(std::size_t(k * n), 1.0f);
+  b[3] = -2.0f;
+  std::vector<float> got(std::size_t(m * n));
+  EXPECT_NE(gemm(Accumulation::parse("int<32>"), fa, ub, false, false, m, n, k, a.data(), b.data(), got.data(), {}, false),
+            GemmPath::ExactInt8);
 }
 
 // A single block of rows over a long K (a convolution's weight gradient, summed over a batch of
