@@ -254,7 +254,14 @@ using RunItems = std::function<void(std::int64_t items, const Item& item)>;
 // gemm(), with its work items handed to `run` once the operands are prepared (packed, converted);
 // the buffers they read live until run returns.
 GemmPath gemm_on(const GemmCall& call, const RunItems& run) {
-  const auto& [acc, fa, fb, trans_a, trans_b, m, n, k, a, b, c, sr, check_operands] = call;
+  // The arguments as names (plain references: lambdas below capture them).
+  const Accumulation& acc = call.acc;
+  const Format &fa = call.fa, &fb = call.fb;
+  const bool trans_a = call.trans_a, trans_b = call.trans_b, check_operands = call.check_operands;
+  const std::int64_t m = call.m, n = call.n, k = call.k;
+  const float *a = call.a, *b = call.b;
+  float* c = call.c;
+  const arith::SrStream& sr = call.sr;
   openblas_set_num_threads(1);  // parallelism is ours, over fixed row blocks
   // body(r0, rows) for each block [r0, r0 + rows) of `block` rows of C, as one work item.
   auto run_rows = [&](std::int64_t block, auto&& body) {

@@ -318,8 +318,12 @@ class GemmLayer : public Layer {
   }
   // The GEMM's record for the cost model and, when captured, its operands and result.
   void record(const PhaseGemm& p, GemmPath path, Context& ctx) const {
-    const auto& [phase, g, call] = p;
-    const auto& [acc, fa, fb, ta, tb, m, n, k, a, b, c, s, check] = call;
+    const Phase phase = p.phase;
+    const std::int64_t g = p.g, m = p.call.m, n = p.call.n, k = p.call.k;
+    const arith::Format &fa = p.call.fa, &fb = p.call.fb;
+    const bool ta = p.call.trans_a, tb = p.call.trans_b;
+    const float *a = p.call.a, *b = p.call.b, *c = p.call.c;
+    const arith::SrStream& s = p.call.sr;
     // Binary operands on both sides: the forward GEMM of a layer with binary weights and activations.
     const bool binary = phase == Phase::Forward && numerics.weights.kind == Numerics::Kind::Binary &&
                         numerics.activations.kind == Numerics::Kind::Binary;
