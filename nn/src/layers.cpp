@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "bitsim/nn/memory.hpp"
 #include "bitsim/nn/parallel.hpp"
@@ -45,6 +46,14 @@ arith::SrStream StreamId::stream(std::uint64_t seed, std::uint64_t elements) con
 }
 
 namespace {
+
+// f(std::integral_constant<int, K>{}) with K = extent when the extent is one of Ks, else K = 0:
+// a window's or kernel's usual extents as a constant the compiler unrolls loops on, 0 for the rest.
+template <int... Ks, class F>
+void with_extent(std::int64_t extent, F&& f) {
+  const bool constant = ((extent == Ks && (f(std::integral_constant<int, Ks>{}), true)) || ...);
+  if (!constant) f(std::integral_constant<int, 0>{});
+}
 
 // out[j] = the sum of column j of the rows x cols matrix x (row-major), added in row order from 0.
 // Sixteen columns at a time in a vector register: rows are read sixteen floats wide while the
@@ -501,9 +510,7 @@ class Conv2d : public GemmLayer {
   // written, the padding as zeros. Usual kernels (3x3, 5x5) have their extent known to the
   // compiler, so a window's row is a few inline moves.
   void im2col(const float* x, float* col) const {
-    if (kh_ == 3) return im2col_kernel<3>(x, col);
-    if (kh_ == 5) return im2col_kernel<5>(x, col);
-    im2col_kernel<0>(x, col);
+    with_extent<3, 5>(kh_, [&](auto k) { im2col_kernel<k>(x, col); });
   }
   // K > 0 is the kernel's extent kh_ as a constant, 0 reads it from kh_.
   template <int K>
@@ -547,9 +554,7 @@ class Conv2d : public GemmLayer {
   // ky, kx). The loops run (oy, c, ky, ox, kx): an element of input row iy is reached from one
   // kernel row ky per output row oy, and from one kx per window ox, so its adds keep that order.
   void col2im(const float* col, float* dx) const {
-    if (kh_ == 3) return col2im_kernel<3>(col, dx);
-    if (kh_ == 5) return col2im_kernel<5>(col, dx);
-    col2im_kernel<0>(col, dx);
+    with_extent<3, 5>(kh_, [&](auto k) { col2im_kernel<k>(col, dx); });
   }
   template <int K>
   void col2im_kernel(const float* col, float* dx) const {
@@ -605,9 +610,7 @@ class Pool : public Layer {
     // pooling's padding is no input: a window takes the maximum of the elements inside the input.
     // The usual windows (2x2 and 3x3, stride 2) with extent and stride known to the compiler: the
     // windows inside the input then run as one vector loop along the row.
-    if (k_ == 2 && s_ == 2) return pool_planes<2, 2>(x, y, planes, h, w);
-    if (k_ == 3 && s_ == 2) return pool_planes<3, 2>(x, y, planes, h, w);
-    pool_planes<0, 0>(x, y, planes, h, w);
+    with_extent<2, 3>(s_ == 2 ? k_ : 0, [&](auto k) { pool_planes<k, (k > 0 ? 2 : 0)>(x, y, planes, h, w); });
   }
   void backward(const Tensor& dy, Tensor& dx, bool, Context&) override {
     dx.resize(in_);
