@@ -297,8 +297,9 @@ void Optimizer::step(const std::vector<Param*>& params, double lr, std::uint64_t
           acc_[pi][i] = float(arith::scale_pow2(double(acc2), -fa.fl));
           continue;
         }
+        // The general step on exact values (the integer path above has declined or does not apply).
         const arith::LazyUpdateResult r = kahan.step(
-            code(master_.format, value[i]), code(lazy_.format, acc_[pi][i]), add[ii - i0],
+            code(master_.format, value[i]), code(lazy_.format, acc_[pi][i]), arith::Exact::from_double(add[ii - i0]),
             sr_acc ? sr.bits(3 * i, k) : 0, sr_w ? sr.bits(3 * i + 1, master_.spec.sr_bits) : 0,
             sr_acc ? sr.bits(3 * i + 2, k) : 0);
         value[i] = to_float(master_.format, r.theta);
